@@ -1,0 +1,463 @@
+//! One function per command. Secrets come from stdin when it is piped (one per line, in the order the
+//! command asks for them) and from a hidden prompt on a terminal.
+
+use std::io::IsTerminal;
+
+use clap::CommandFactory;
+use renkei_cli::Client;
+use renkei_cli::i18n::{Msg, profession_text};
+use renkei_cli::profile::{ConfigDir, Profile};
+use renkei_protocol::{CreateUserRequest, ErrorCode, PendingStep, Sensitive, User};
+
+use crate::args::{
+    AdminCommand, AdminUserCommand, Cli, Command, ConfigCommand, SessionsCommand, TotpCommand,
+};
+use crate::output::{CliError, Output};
+
+type Result<T> = std::result::Result<T, CliError>;
+
+pub async fn run(cli: Cli, out: &Output) -> Result<()> {
+    let ctx = Context::new(&cli)?;
+    match cli.command {
+        Command::Login { login, totp } => login_cmd(&ctx, out, login, totp).await,
+        Command::Logout => {
+            let mut client = ctx.client()?;
+            let result = client.logout().await;
+            // Forget the token either way: an expired session is as good as logged out.
+            ctx.dir.delete_token(&ctx.profile_name)?;
+            match result {
+                Ok(()) | Err(renkei_cli::ClientError::Api { .. }) => {
+                    out.say(Msg::LoggedOut);
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Whoami => {
+            let user = ctx.client()?.me().await?;
+            show_user(out, &user);
+            Ok(())
+        }
+        Command::Passwd => {
+            let client = ctx.client()?;
+            let current = read_secret(out.msg(Msg::CurrentPassword))?;
+            let new = read_new_password(out)?;
+            client.change_password(&current, &new).await?;
+            out.say(Msg::PasswordChanged);
+            Ok(())
+        }
+        Command::Setup { token } => {
+            let client = ctx.anonymous_client()?;
+            let token = match token {
+                Some(t) => Sensitive::new(t),
+                None => read_secret("Setup token: ")?,
+            };
+            let new = read_new_password(out)?;
+            client.setup_password(&token, &new).await?;
+            out.say(Msg::PasswordSet);
+            Ok(())
+        }
+        Command::Totp(cmd) => totp_cmd(&ctx, out, cmd).await,
+        Command::Sessions(cmd) => sessions_cmd(&ctx, out, cmd).await,
+        Command::Admin(AdminCommand::User(cmd)) => admin_user_cmd(&ctx, out, cmd).await,
+        Command::Config(ConfigCommand::Show) => {
+            let logged_in = ctx.dir.load_token(&ctx.profile_name)?.is_some();
+            let server = ctx.profile.server.clone().unwrap_or_default();
+            let ca = ctx
+                .profile
+                .ca_cert
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            if out.json {
+                out.json(&serde_json::json!({
+                    "config_dir": ctx.dir.path(), "profile": ctx.profile_name, "server": server,
+                    "ca_cert": ca, "logged_in": logged_in,
+                }));
+            } else {
+                out.record(&[
+                    ("config_dir", ctx.dir.path().display().to_string()),
+                    ("profile", ctx.profile_name.clone()),
+                    ("server", server),
+                    ("ca_cert", ca),
+                    ("logged_in", logged_in.to_string()),
+                ]);
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "renkei", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+/// The profile in effect: the saved one, overridden by `--server` and `--ca-cert`.
+struct Context {
+    dir: ConfigDir,
+    profile_name: String,
+    profile: Profile,
+}
+
+impl Context {
+    fn new(cli: &Cli) -> Result<Self> {
+        let dir = ConfigDir::locate()?;
+        let mut profile = dir
+            .load()?
+            .profiles
+            .remove(&cli.profile)
+            .unwrap_or_default();
+        if let Some(server) = &cli.server {
+            profile.server = Some(server.clone());
+        }
+        if let Some(ca) = &cli.ca_cert {
+            profile.ca_cert = Some(std::path::absolute(ca)?);
+        }
+        Ok(Self {
+            dir,
+            profile_name: cli.profile.clone(),
+            profile,
+        })
+    }
+
+    fn anonymous_client(&self) -> Result<Client> {
+        let server = self
+            .profile
+            .server
+            .as_deref()
+            .ok_or(CliError::Message(Msg::NoServer))?;
+        Ok(Client::new(server, self.profile.ca_cert.as_deref())?)
+    }
+
+    fn client(&self) -> Result<Client> {
+        let token = self
+            .dir
+            .load_token(&self.profile_name)?
+            .ok_or(CliError::Message(Msg::NotLoggedIn))?;
+        Ok(self.anonymous_client()?.with_token(token))
+    }
+
+    fn save_profile(&self) -> Result<()> {
+        let mut file = self.dir.load()?;
+        file.profiles
+            .insert(self.profile_name.clone(), self.profile.clone());
+        self.dir.save(&file)?;
+        Ok(())
+    }
+}
+
+/// One line from a terminal (hidden for secrets) or from piped stdin. Piped input is read line by line
+/// through stdin's shared buffer, so a command asking for several secrets takes one per line.
+fn read_line_or_prompt(prompt: &str, hidden: bool) -> Result<String> {
+    let terminal = std::io::stdin().is_terminal();
+    if terminal && hidden {
+        return Ok(rpassword::prompt_password(prompt)?);
+    }
+    if terminal {
+        eprint!("{prompt}");
+    }
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line)? == 0 {
+        return Err(CliError::Other(format!(
+            "{}: no input",
+            prompt.trim_end_matches([' ', ':'])
+        )));
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn read_secret(prompt: &str) -> Result<Sensitive> {
+    read_line_or_prompt(prompt, true).map(Sensitive::new)
+}
+
+/// A new password; on a terminal it is asked twice.
+fn read_new_password(out: &Output) -> Result<Sensitive> {
+    let first = read_secret(out.msg(Msg::NewPassword))?;
+    if std::io::stdin().is_terminal() {
+        let again = read_secret(out.msg(Msg::RepeatPassword))?;
+        if again != first {
+            return Err(CliError::Message(Msg::PasswordsDiffer));
+        }
+    }
+    Ok(first)
+}
+
+async fn login_cmd(
+    ctx: &Context,
+    out: &Output,
+    login: Option<String>,
+    totp: Option<String>,
+) -> Result<()> {
+    let mut client = ctx.anonymous_client()?;
+    let login = match login {
+        Some(l) => l,
+        None => read_line_or_prompt("Login: ", false)?,
+    };
+    let password = read_secret(out.msg(Msg::Password))?;
+    let response = match client.login(&login, &password, totp.as_deref()).await {
+        Err(e) if e.code() == Some(ErrorCode::TotpRequired) => {
+            let code = read_line_or_prompt(out.msg(Msg::TotpCode), false)?;
+            client.login(&login, &password, Some(code.trim())).await?
+        }
+        other => other?,
+    };
+    ctx.save_profile()?;
+    ctx.dir.save_token(&ctx.profile_name, &response.token)?;
+    if out.json {
+        // The token stays in the token file; it is never printed.
+        out.json(&serde_json::json!({
+            "user": response.user, "session_id": response.session_id,
+            "expires_at": response.expires_at, "pending": response.pending,
+        }));
+        return Ok(());
+    }
+    println!(
+        "{} — {} ({})",
+        out.msg(Msg::LoggedIn),
+        response.user.display_name,
+        response.user.login
+    );
+    match response.pending {
+        Some(PendingStep::ChangePassword) => println!("{}", out.msg(Msg::MustChangePassword)),
+        Some(PendingStep::EnrollTotp) => println!("{}", out.msg(Msg::MustEnrollTotp)),
+        None => {}
+    }
+    Ok(())
+}
+
+async fn totp_cmd(ctx: &Context, out: &Output, cmd: TotpCommand) -> Result<()> {
+    let client = ctx.client()?;
+    match cmd {
+        TotpCommand::Enroll { no_confirm } => {
+            let enrollment = client.totp_enroll().await?;
+            if out.json {
+                out.json(&serde_json::json!({
+                    "secret": enrollment.secret.expose(), "otpauth_uri": enrollment.otpauth_uri.expose(),
+                }));
+            } else {
+                println!("{}", out.msg(Msg::TotpScan));
+                if let Some(qr) = qr_text(enrollment.otpauth_uri.expose()) {
+                    println!("{qr}");
+                }
+                out.record(&[
+                    ("secret", enrollment.secret.expose().to_owned()),
+                    ("uri", enrollment.otpauth_uri.expose().to_owned()),
+                ]);
+            }
+            if no_confirm {
+                return Ok(());
+            }
+            let code = read_line_or_prompt(out.msg(Msg::TotpCode), false)?;
+            client.totp_confirm(code.trim()).await?;
+            out.say(Msg::TotpEnabled);
+            Ok(())
+        }
+        TotpCommand::Confirm { code } => {
+            let user = client.totp_confirm(&code).await?;
+            if out.json {
+                out.json(&user);
+            } else {
+                out.say(Msg::TotpEnabled);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The otpauth URI as a QR code drawn with half-block characters, small enough for a terminal.
+fn qr_text(uri: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::unicode::Dense1x2>()
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+async fn sessions_cmd(ctx: &Context, out: &Output, cmd: SessionsCommand) -> Result<()> {
+    let client = ctx.client()?;
+    match cmd {
+        SessionsCommand::List => {
+            let list = client.sessions().await?;
+            if out.json {
+                out.json(&list);
+                return Ok(());
+            }
+            let rows = list
+                .sessions
+                .iter()
+                .map(|s| {
+                    vec![
+                        format!("{}{}", if s.current { "* " } else { "  " }, s.id),
+                        out.time(s.created_at),
+                        out.time(s.last_seen_at),
+                        out.time(s.expires_at),
+                        s.client_addr.clone().unwrap_or_default(),
+                        s.user_agent.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            out.table(
+                &[
+                    "  id",
+                    "created",
+                    "last seen",
+                    "expires",
+                    "address",
+                    "client",
+                ],
+                rows,
+            );
+            Ok(())
+        }
+        SessionsCommand::Revoke { id } => {
+            client.revoke_session(id).await?;
+            out.say(Msg::SessionRevoked);
+            Ok(())
+        }
+    }
+}
+
+async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> Result<()> {
+    let client = ctx.client()?;
+    match cmd {
+        AdminUserCommand::Add {
+            login,
+            display_name,
+            profession,
+            organisation,
+            phone,
+            admin,
+            initial_password,
+        } => {
+            let initial_password = if initial_password {
+                Some(read_new_password(out)?)
+            } else {
+                None
+            };
+            let req = CreateUserRequest {
+                login,
+                display_name,
+                profession,
+                organisation,
+                phone,
+                role: if admin {
+                    renkei_protocol::Role::Admin
+                } else {
+                    renkei_protocol::Role::Member
+                },
+                initial_password,
+            };
+            let created = client.admin_create_user(&req).await?;
+            if out.json {
+                out.json(&serde_json::json!({
+                    "user": created.user,
+                    "setup_token": created.setup.as_ref().map(|s| s.token.expose()),
+                    "setup_token_expires_at": created.setup.as_ref().map(|s| s.expires_at),
+                }));
+                return Ok(());
+            }
+            out.say(Msg::UserCreated);
+            show_user(out, &created.user);
+            if let Some(setup) = created.setup {
+                println!("\n{}", out.msg(Msg::SetupTokenHandOver));
+                out.record(&[
+                    ("setup_token", setup.token.expose().to_owned()),
+                    ("expires", out.time(setup.expires_at)),
+                    (
+                        "command",
+                        format!("renkei --server {} setup", client.base_url()),
+                    ),
+                ]);
+            }
+            Ok(())
+        }
+        AdminUserCommand::List => {
+            let list = client.admin_list_users().await?;
+            if out.json {
+                out.json(&list);
+                return Ok(());
+            }
+            let rows = list
+                .users
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.login.clone(),
+                        u.display_name.clone(),
+                        profession_text(u.profession, out.lang).to_owned(),
+                        u.organisation.clone(),
+                        u.role.as_str().to_owned(),
+                        u.status.as_str().to_owned(),
+                        if u.totp_enabled { "totp" } else { "" }.to_owned(),
+                    ]
+                })
+                .collect();
+            out.table(
+                &[
+                    "login",
+                    "name",
+                    "profession",
+                    "organisation",
+                    "role",
+                    "status",
+                    "2fa",
+                ],
+                rows,
+            );
+            Ok(())
+        }
+        AdminUserCommand::Show { user } => {
+            let user = client.admin_show_user(&user).await?;
+            show_user(out, &user);
+            Ok(())
+        }
+        AdminUserCommand::Disable { user } => {
+            let user = client.admin_disable_user(&user).await?;
+            out.say(Msg::Disabled);
+            show_user(out, &user);
+            Ok(())
+        }
+        AdminUserCommand::Enable { user } => {
+            let user = client.admin_enable_user(&user).await?;
+            out.say(Msg::Enabled);
+            show_user(out, &user);
+            Ok(())
+        }
+        AdminUserCommand::SetupToken { user } => {
+            let setup = client.admin_new_setup_token(&user).await?;
+            if out.json {
+                out.json(&serde_json::json!({ "setup_token": setup.token.expose(), "expires_at": setup.expires_at }));
+                return Ok(());
+            }
+            println!("{}", out.msg(Msg::SetupTokenHandOver));
+            out.record(&[
+                ("setup_token", setup.token.expose().to_owned()),
+                ("expires", out.time(setup.expires_at)),
+            ]);
+            Ok(())
+        }
+    }
+}
+
+fn show_user(out: &Output, user: &User) {
+    if out.json {
+        out.json(user);
+        return;
+    }
+    out.record(&[
+        ("login", user.login.clone()),
+        ("name", user.display_name.clone()),
+        (
+            "profession",
+            profession_text(user.profession, out.lang).to_owned(),
+        ),
+        ("organisation", user.organisation.clone()),
+        ("phone", user.phone.clone().unwrap_or_default()),
+        ("role", user.role.as_str().to_owned()),
+        ("status", user.status.as_str().to_owned()),
+        ("totp", user.totp_enabled.to_string()),
+        ("id", user.id.to_string()),
+        ("created", out.time(user.created_at)),
+    ]);
+}

@@ -1,0 +1,208 @@
+//! The CLI's user-facing text, in Japanese when the locale is `ja*` and English otherwise. The server's
+//! stable error codes are mapped to text here, on the client side; the codes themselves never change.
+
+use renkei_protocol::{ErrorCode, Profession};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ja,
+    En,
+}
+
+impl Lang {
+    /// From `LC_ALL`, then `LC_MESSAGES`, then `LANG` — the first one set decides, as in POSIX.
+    pub fn detect() -> Self {
+        Self::from_env(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Self {
+        let locale = ["LC_ALL", "LC_MESSAGES", "LANG"]
+            .into_iter()
+            .find_map(|k| get(k).filter(|v| !v.is_empty()));
+        match locale {
+            Some(l) if l.to_ascii_lowercase().starts_with("ja") => Self::Ja,
+            _ => Self::En,
+        }
+    }
+
+    fn pick(self, ja: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Self::Ja => ja,
+            Self::En => en,
+        }
+    }
+}
+
+/// Messages the CLI prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Msg {
+    Password,
+    NewPassword,
+    RepeatPassword,
+    CurrentPassword,
+    PasswordsDiffer,
+    TotpCode,
+    LoggedIn,
+    LoggedOut,
+    PasswordChanged,
+    PasswordSet,
+    MustChangePassword,
+    MustEnrollTotp,
+    TotpScan,
+    TotpEnabled,
+    SessionRevoked,
+    NotLoggedIn,
+    NoServer,
+    UserCreated,
+    SetupTokenHandOver,
+    Disabled,
+    Enabled,
+}
+
+impl Msg {
+    pub fn text(self, lang: Lang) -> &'static str {
+        use Msg::*;
+        match self {
+            Password => lang.pick("パスワード: ", "Password: "),
+            NewPassword => lang.pick(
+                "新しいパスワード（13文字以上）: ",
+                "New password (at least 13 characters): ",
+            ),
+            RepeatPassword => lang.pick("もう一度入力: ", "Repeat: "),
+            CurrentPassword => lang.pick("現在のパスワード: ", "Current password: "),
+            PasswordsDiffer => lang.pick("2回の入力が一致しません", "the two passwords differ"),
+            TotpCode => lang.pick("確認コード（6桁）: ", "Authenticator code (6 digits): "),
+            LoggedIn => lang.pick("ログインしました", "Logged in"),
+            LoggedOut => lang.pick("ログアウトしました", "Logged out"),
+            PasswordChanged => lang.pick(
+                "パスワードを変更しました。他の端末のセッションは終了しました",
+                "Password changed; your other sessions were ended",
+            ),
+            PasswordSet => lang.pick(
+                "パスワードを設定しました。`renkei login` でログインできます",
+                "Password set; you can now `renkei login`",
+            ),
+            MustChangePassword => lang.pick(
+                "初期パスワードの変更が必要です: renkei passwd",
+                "You must change the initial password: renkei passwd",
+            ),
+            MustEnrollTotp => lang.pick(
+                "二要素認証の登録が必要です: renkei totp enroll",
+                "You must enrol a second factor: renkei totp enroll",
+            ),
+            TotpScan => lang.pick(
+                "認証アプリでQRコードを読み取るか、シークレットを入力してください",
+                "Scan the QR code with an authenticator app, or type the secret",
+            ),
+            TotpEnabled => lang.pick(
+                "二要素認証を有効にしました",
+                "Two-factor authentication enabled",
+            ),
+            SessionRevoked => lang.pick("セッションを終了しました", "Session ended"),
+            NotLoggedIn => lang.pick(
+                "ログインしていません: renkei login",
+                "Not logged in: renkei login",
+            ),
+            NoServer => lang.pick(
+                "サーバが未設定です: --server URL を指定してください",
+                "No server configured: pass --server URL",
+            ),
+            UserCreated => lang.pick("利用者を登録しました", "User created"),
+            SetupTokenHandOver => lang.pick(
+                "本人確認のうえ、次の設定用トークンを本人に渡してください（1回限り有効）",
+                "After checking their identity, hand this one-time setup token to the user",
+            ),
+            Disabled => lang.pick(
+                "アカウントを停止しました（全セッション終了）",
+                "Account disabled (all sessions ended)",
+            ),
+            Enabled => lang.pick("アカウントを再開しました", "Account enabled"),
+        }
+    }
+}
+
+/// The text for a server error code.
+pub fn error_text(code: ErrorCode, lang: Lang) -> &'static str {
+    use ErrorCode::*;
+    match code {
+        MalformedRequest => lang.pick("要求の形式が正しくありません", "The request is malformed"),
+        ValidationFailed => lang.pick("入力内容に誤りがあります", "Some fields are invalid"),
+        UnsupportedMediaType => lang.pick("要求の形式（Content-Type）が正しくありません", "Wrong content type"),
+        PayloadTooLarge => lang.pick("送信内容が大きすぎます", "The request is too large"),
+        Unauthenticated => lang.pick("ログインが必要です（セッションが切れた可能性があります）: renkei login", "Please log in (your session may have expired): renkei login"),
+        InvalidCredentials => lang.pick("ログイン名またはパスワードが違います", "Wrong login or password"),
+        TotpRequired => lang.pick("確認コードが必要です", "An authenticator code is required"),
+        TotpInvalid => lang.pick("確認コードが違うか、既に使われています", "The authenticator code is wrong or was already used"),
+        TotpEnrollmentRequired => lang.pick("二要素認証の登録が必要です: renkei totp enroll", "Enrol a second factor first: renkei totp enroll"),
+        PasswordChangeRequired => lang.pick("初期パスワードの変更が必要です: renkei passwd", "Change your initial password first: renkei passwd"),
+        PasswordTooWeak => lang.pick("パスワードが基準を満たしていません（13文字以上、二要素認証ありなら8文字以上）", "The password does not meet the policy (13+ characters, or 8+ with two-factor authentication)"),
+        SetupTokenInvalid => lang.pick("設定用トークンが無効、期限切れ、または使用済みです", "The setup token is invalid, expired or already used"),
+        AccountDisabled => lang.pick("このアカウントは停止されています。管理者に連絡してください", "This account is disabled; contact your administrator"),
+        TooManyAttempts => lang.pick("失敗が続いたため、しばらく待ってから再度お試しください", "Too many failed attempts; wait a little and try again"),
+        Forbidden => lang.pick("この操作の権限がありません", "You are not allowed to do this"),
+        NotFound => lang.pick("見つかりません", "Not found"),
+        MethodNotAllowed => lang.pick("この操作はできません", "Operation not supported"),
+        Conflict => lang.pick("既存の内容と重複しています", "This conflicts with existing data"),
+        Unavailable => lang.pick("サーバが一時的に利用できません。しばらくしてから再度お試しください", "The server is temporarily unavailable; try again shortly"),
+        Internal => lang.pick("サーバ内部でエラーが発生しました", "The server had an internal error"),
+    }
+}
+
+/// A profession's name for people.
+pub fn profession_text(p: Profession, lang: Lang) -> &'static str {
+    use Profession::*;
+    match p {
+        Physician => lang.pick("医師", "physician"),
+        Dentist => lang.pick("歯科医師", "dentist"),
+        Pharmacist => lang.pick("薬剤師", "pharmacist"),
+        Nurse => lang.pick("看護師", "nurse"),
+        Therapist => lang.pick("リハビリ職", "therapist"),
+        CareManager => lang.pick("ケアマネジャー", "care manager"),
+        CareWorker => lang.pick("介護職", "care worker"),
+        SupportCentre => lang.pick("地域包括支援センター", "support centre"),
+        Msw => lang.pick("MSW", "MSW"),
+        Government => lang.pick("行政", "government"),
+        Other => lang.pick("その他", "other"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn japanese_only_for_ja_locales_and_lc_all_wins() {
+        assert_eq!(Lang::from_env(env(&[("LANG", "ja_JP.UTF-8")])), Lang::Ja);
+        assert_eq!(Lang::from_env(env(&[("LANG", "en_US.UTF-8")])), Lang::En);
+        assert_eq!(
+            Lang::from_env(env(&[("LC_ALL", "C"), ("LANG", "ja_JP.UTF-8")])),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::from_env(env(&[("LC_ALL", ""), ("LANG", "ja_JP.UTF-8")])),
+            Lang::Ja
+        );
+        assert_eq!(Lang::from_env(env(&[])), Lang::En);
+    }
+
+    #[test]
+    fn error_codes_have_text_in_both_languages() {
+        assert_eq!(
+            error_text(ErrorCode::InvalidCredentials, Lang::Ja),
+            "ログイン名またはパスワードが違います"
+        );
+        assert_eq!(
+            error_text(ErrorCode::InvalidCredentials, Lang::En),
+            "Wrong login or password"
+        );
+    }
+}

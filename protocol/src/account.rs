@@ -1,0 +1,285 @@
+//! Accounts, sessions and TOTP: request and response bodies of `/api/v1/auth`, `/api/v1/me` and
+//! `/api/v1/admin/users`.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::Sensitive;
+
+/// A professional's profession, as registered by an administrator. Every post will carry it (rule 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Profession {
+    Physician,
+    Dentist,
+    Pharmacist,
+    Nurse,
+    Therapist,
+    CareManager,
+    CareWorker,
+    SupportCentre,
+    Msw,
+    Government,
+    Other,
+}
+
+impl Profession {
+    pub const ALL: [Profession; 11] = [
+        Self::Physician,
+        Self::Dentist,
+        Self::Pharmacist,
+        Self::Nurse,
+        Self::Therapist,
+        Self::CareManager,
+        Self::CareWorker,
+        Self::SupportCentre,
+        Self::Msw,
+        Self::Government,
+        Self::Other,
+    ];
+
+    /// The stable identifier, as on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Physician => "physician",
+            Self::Dentist => "dentist",
+            Self::Pharmacist => "pharmacist",
+            Self::Nurse => "nurse",
+            Self::Therapist => "therapist",
+            Self::CareManager => "care_manager",
+            Self::CareWorker => "care_worker",
+            Self::SupportCentre => "support_centre",
+            Self::Msw => "msw",
+            Self::Government => "government",
+            Self::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// What an account may do: members work in groups, administrators register and audit members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Member,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Member, Self::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    Disabled,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Active, Self::Disabled]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// An account as its owner and administrators see it. Never carries a password hash or TOTP secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    pub login: String,
+    pub display_name: String,
+    pub profession: Profession,
+    pub organisation: String,
+    pub phone: Option<String>,
+    pub role: Role,
+    pub status: AccountStatus,
+    /// True once the owner has confirmed a TOTP enrolment.
+    pub totp_enabled: bool,
+    /// True while the account still has the initial password an administrator set, or none at all.
+    pub must_change_password: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub login: String,
+    pub password: Sensitive,
+    /// The current TOTP code, when the account has TOTP enabled.
+    #[serde(default)]
+    pub totp_code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// The bearer token. Shown once; the server keeps only its hash.
+    pub token: Sensitive,
+    pub session_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub user: User,
+    /// What this session must do before anything else, if anything.
+    pub pending: Option<PendingStep>,
+}
+
+/// A step a session must complete before it may use the rest of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingStep {
+    /// Change the initial password (`POST /api/v1/me/password`).
+    ChangePassword,
+    /// Enrol a second factor (`POST /api/v1/me/totp/enroll`, then `/confirm`).
+    EnrollTotp,
+}
+
+/// Sets the first password of an account with the one-time setup token an administrator handed over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupPasswordRequest {
+    pub setup_token: Sensitive,
+    pub new_password: Sensitive,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: Sensitive,
+    pub new_password: Sensitive,
+}
+
+/// A new, not yet confirmed TOTP secret. It becomes active when a code from it is confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TotpEnrollment {
+    /// Base32 secret, for typing into an authenticator app by hand.
+    pub secret: Sensitive,
+    /// `otpauth://totp/...` URI, for a QR code.
+    pub otpauth_uri: Sensitive,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Session {
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    /// Absolute expiry; the session also ends after the idle timeout.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+    /// True for the session making this request.
+    pub current: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<Session>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub login: String,
+    pub display_name: String,
+    pub profession: Profession,
+    pub organisation: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default = "default_role")]
+    pub role: Role,
+    /// An initial password the user must change at first login. Without it the server issues a one-time
+    /// setup token instead, which is the better way: the administrator never knows the password.
+    #[serde(default)]
+    pub initial_password: Option<Sensitive>,
+}
+
+fn default_role() -> Role {
+    Role::Member
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedUser {
+    pub user: User,
+    pub setup: Option<SetupToken>,
+}
+
+/// A one-time token with which a new user sets their own password (`renkei setup`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SetupToken {
+    pub token: Sensitive,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<User>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profession_identifiers_round_trip() {
+        for p in Profession::ALL {
+            assert_eq!(Profession::parse(p.as_str()), Some(p));
+            assert_eq!(
+                serde_json::to_value(p).unwrap(),
+                serde_json::json!(p.as_str())
+            );
+        }
+        assert_eq!(Profession::parse("surgeon"), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err =
+            serde_json::from_str::<LoginRequest>(r#"{"login":"a","password":"b","admin":true}"#);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn create_user_defaults_to_member_without_initial_password() {
+        let req: CreateUserRequest = serde_json::from_str(
+            r#"{"login":"sato","display_name":"佐藤","profession":"nurse","organisation":"訪問看護ステーション"}"#,
+        )
+        .unwrap();
+        assert_eq!(req.role, Role::Member);
+        assert!(req.initial_password.is_none());
+        assert!(req.phone.is_none());
+    }
+}

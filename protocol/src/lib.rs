@@ -1,0 +1,15 @@
+//! renkei's wire contract: every type that crosses the network between `renkei-server` and its clients.
+//!
+//! This crate is the API boundary. The server and every client serialise only these types, so a change to
+//! the wire shows up here, in one place, and in the snapshot tests at the bottom of each module.
+
+pub mod account;
+pub mod error;
+pub mod sensitive;
+
+pub use account::*;
+pub use error::{ErrorBody, ErrorCode};
+pub use sensitive::Sensitive;
+
+/// Path prefix of the versioned HTTP API.
+pub const API_PREFIX: &str = "/api/v1";

@@ -1,0 +1,134 @@
+//! Request extractors for authenticated callers.
+//!
+//! - [`AnySession`]: any live session, even one that must still change its password or enrol TOTP.
+//! - [`Member`]: a session with nothing pending — what almost every endpoint takes.
+//! - [`Admin`]: a [`Member`] whose account is an administrator (decided by [`crate::policy`]).
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::request::Parts;
+use time::Duration;
+
+use crate::app::AppState;
+use crate::domain::{self, Account, SessionInfo};
+use crate::error::ApiError;
+use crate::policy;
+
+/// How long a session's idle clock may lag before a request moves it forward. Saves a write per request.
+const TOUCH_INTERVAL: Duration = Duration::seconds(60);
+
+/// Who is calling from where, for sessions and throttling. Never logged with a token.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub addr: String,
+    pub user_agent: Option<String>,
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ci| ci.0.ip().to_string());
+        // Behind a TLS-terminating proxy the peer is the proxy; the client is the last hop it appended.
+        let forwarded = state
+            .config
+            .behind_tls_proxy
+            .then(|| {
+                parts
+                    .headers
+                    .get("x-forwarded-for")?
+                    .to_str()
+                    .ok()?
+                    .rsplit(',')
+                    .next()
+                    .map(str::trim)
+            })
+            .flatten()
+            .filter(|s| !s.is_empty() && s.len() <= 64)
+            .map(str::to_owned);
+        let user_agent = parts
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(200).collect::<String>());
+        Ok(Self {
+            addr: forwarded.or(peer).unwrap_or_else(|| "unknown".into()),
+            user_agent,
+        })
+    }
+}
+
+/// An authenticated session, whatever it still has to do.
+#[derive(Debug, Clone)]
+pub struct AnySession {
+    pub account: Account,
+    pub session: SessionInfo,
+}
+
+impl FromRequestParts<AppState> for AnySession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 256)
+            .ok_or(ApiError::Unauthenticated)?;
+        let now = domain::now();
+        let idle_cutoff = now - Duration::minutes(i64::from(state.config.session_idle_minutes));
+        let (session, account) = state
+            .store
+            .authenticate(&crate::auth::token::hash(token), now, idle_cutoff)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        if now - session.last_seen_at > TOUCH_INTERVAL {
+            state.store.touch_session(session.id, now).await?;
+        }
+        Ok(Self { account, session })
+    }
+}
+
+impl AnySession {
+    /// What this session must do first, if anything.
+    pub fn pending(&self, state: &AppState) -> Option<renkei_protocol::PendingStep> {
+        policy::pending_step(&self.account, state.config.require_totp)
+    }
+}
+
+/// An authenticated session with nothing pending.
+#[derive(Debug, Clone)]
+pub struct Member(pub AnySession);
+
+impl FromRequestParts<AppState> for Member {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let session = AnySession::from_request_parts(parts, state).await?;
+        match session.pending(state) {
+            Some(step) => Err(ApiError::Pending(step)),
+            None => Ok(Self(session)),
+        }
+    }
+}
+
+/// An authenticated administrator with nothing pending.
+#[derive(Debug, Clone)]
+pub struct Admin(pub AnySession);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Member(session) = Member::from_request_parts(parts, state).await?;
+        policy::require_admin(&session.account)?;
+        Ok(Self(session))
+    }
+}

@@ -1,0 +1,291 @@
+//! Server configuration: built-in defaults, then an optional TOML file (`--config FILE`), then `RENKEI_*`
+//! environment variables. Unknown keys are an error in every layer, so a typo never silently falls back to a
+//! default.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variables that start with `RENKEI_` but belong to other renkei tools (the test harness, the
+/// CLI), so the server must not reject them as unknown settings.
+const FOREIGN_ENV_VARS: &[&str] = &[
+    "RENKEI_REQUIRE_POSTGRES",
+    "RENKEI_CONFIG_DIR",
+    "RENKEI_PROFILE",
+    "RENKEI_SERVER",
+];
+
+/// The effective configuration. Every field has a default, so an empty file is a valid configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://...`. When empty, SQLite in `data_dir/renkei.sqlite3`.
+    pub database_url: Option<String>,
+    /// Where the SQLite database lives when `database_url` is not set.
+    pub data_dir: PathBuf,
+    /// Maximum database connections in this node's pool.
+    pub database_max_connections: u32,
+    /// PEM certificate chain for TLS. With `tls_key`, the server speaks HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// A TLS-terminating proxy sits in front of this node: plain HTTP is then allowed on any address, and
+    /// the client address is taken from the last `X-Forwarded-For` hop.
+    pub behind_tls_proxy: bool,
+    /// `text` (for a terminal) or `json` (for a log collector).
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `renkei_server=debug,info`.
+    pub log_filter: String,
+    /// Who must have a second factor: `off`, `admins` or `everyone`.
+    pub require_totp: TotpPolicy,
+    /// A session ends this many hours after login, however active.
+    pub session_absolute_hours: u32,
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// How long a setup token handed to a new user stays valid.
+    pub setup_token_hours: u32,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Failed logins allowed per account within an hour (OWASP ASVS: at most 100).
+    pub login_account_failures_per_hour: u32,
+    /// Failed logins allowed per client address within an hour (higher: many users share a clinic's NAT).
+    pub login_address_failures_per_hour: u32,
+    /// Longest back-off after repeated failures, in seconds; keeps an attacker from locking a user out for long.
+    pub login_backoff_max_seconds: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TotpPolicy {
+    Off,
+    Admins,
+    Everyone,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            database_url: None,
+            data_dir: PathBuf::from("./renkei-data"),
+            database_max_connections: 16,
+            tls_cert: None,
+            tls_key: None,
+            behind_tls_proxy: false,
+            log_format: LogFormat::Text,
+            log_filter: "info".to_owned(),
+            require_totp: TotpPolicy::Off,
+            session_absolute_hours: 12,
+            session_idle_minutes: 60,
+            setup_token_hours: 72,
+            max_body_bytes: 64 * 1024,
+            login_account_failures_per_hour: 100,
+            login_address_failures_per_hour: 1000,
+            login_backoff_max_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment, so tests need not touch the process's own.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("RENKEI_") && !FOREIGN_ENV_VARS.contains(&k.as_str()))
+            .collect();
+        let mut builder =
+            config::Config::builder().add_source(config::Config::try_from(&Config::default())?);
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("RENKEI")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let config: Config = builder.build()?.try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key must be given together".into(),
+            ));
+        }
+        if self.tls_cert.is_none() && !self.listen.ip().is_loopback() && !self.behind_tls_proxy {
+            return Err(ConfigError::Invalid(format!(
+                "refusing plain HTTP on non-loopback address {}: set tls_cert and tls_key, or behind_tls_proxy = true \
+                 when a TLS-terminating proxy sits in front of this node",
+                self.listen
+            )));
+        }
+        if self.session_absolute_hours == 0
+            || self.session_idle_minutes == 0
+            || self.setup_token_hours == 0
+        {
+            return Err(ConfigError::Invalid(
+                "session and setup-token lifetimes must be positive".into(),
+            ));
+        }
+        if self.login_account_failures_per_hour == 0 || self.login_address_failures_per_hour == 0 {
+            return Err(ConfigError::Invalid(
+                "login failure limits must be positive".into(),
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one, or SQLite inside the data directory.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!(
+                "sqlite://{}",
+                self.data_dir.join("renkei.sqlite3").display()
+            ),
+        }
+    }
+
+    /// The configuration as TOML with secrets (a password inside the database URL) replaced by `***`.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = Some(redact_url_password(&self.effective_database_url()));
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; also hides a `password=` query parameter.
+fn redact_url_password(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if let Some((userinfo, host)) = authority.rsplit_once('@') {
+            if let Some((user, _password)) = userinfo.split_once(':') {
+                out = format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..]);
+            }
+        }
+    }
+    if let Some(start) = out.find("password=") {
+        let value_start = start + "password=".len();
+        let value_end = out[value_start..]
+            .find('&')
+            .map_or(out.len(), |i| value_start + i);
+        out.replace_range(value_start..value_end, "***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("renkei.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nsession_idle_minutes = 15\n",
+        )
+        .unwrap();
+        let config =
+            Config::load_from(Some(&file), env(&[("RENKEI_SESSION_IDLE_MINUTES", "5")])).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.session_idle_minutes, 5);
+        assert_eq!(config.session_absolute_hours, 12);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_in_file_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("renkei.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        assert!(Config::load_from(Some(&file), env(&[])).is_err());
+        assert!(Config::load_from(None, env(&[("RENKEI_LISTN", "127.0.0.1:1")])).is_err());
+        // Variables of the other renkei tools are not the server's business.
+        assert!(Config::load_from(None, env(&[("RENKEI_REQUIRE_POSTGRES", "1")])).is_ok());
+    }
+
+    #[test]
+    fn plain_http_is_refused_off_loopback_unless_behind_a_proxy() {
+        let err = Config::load_from(None, env(&[("RENKEI_LISTEN", "0.0.0.0:8443")])).unwrap_err();
+        assert!(err.to_string().contains("refusing plain HTTP"), "{err}");
+        let ok = Config::load_from(
+            None,
+            env(&[
+                ("RENKEI_LISTEN", "0.0.0.0:8443"),
+                ("RENKEI_BEHIND_TLS_PROXY", "true"),
+            ]),
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn printed_configuration_hides_the_database_password() {
+        let config = Config::load_from(
+            None,
+            env(&[(
+                "RENKEI_DATABASE_URL",
+                "postgres://renkei:s3cret@db.example:5432/renkei?password=other",
+            )]),
+        )
+        .unwrap();
+        let shown = config.to_redacted_toml();
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("other"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("postgres://renkei:***@db.example:5432/renkei"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! [`ApiError`]: every way a request can fail, mapped exhaustively to an HTTP status and a wire
+//! [`ErrorCode`]. Internal causes are logged here, once, and never sent to the client.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use renkei_protocol::{ErrorBody, ErrorCode, PendingStep};
+
+use crate::domain::FieldError;
+use crate::policy::Denied;
+use crate::store::{Conflict, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unauthenticated")]
+    Unauthenticated,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("TOTP code required")]
+    TotpRequired,
+    #[error("TOTP code invalid")]
+    TotpInvalid,
+    #[error("pending step: {0:?}")]
+    Pending(PendingStep),
+    #[error("password too weak")]
+    PasswordTooWeak(&'static str),
+    #[error("setup token invalid")]
+    SetupTokenInvalid,
+    #[error("account disabled")]
+    AccountDisabled,
+    #[error("too many attempts")]
+    TooManyAttempts(Duration),
+    #[error("forbidden: {0:?}")]
+    Forbidden(Denied),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error("database unavailable")]
+    Unavailable(#[source] StoreError),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn field(field: &'static str, problem: &'static str) -> Self {
+        Self::Validation(vec![FieldError::new(field, problem)])
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(e.into())
+    }
+
+    fn status_and_body(&self) -> (StatusCode, ErrorBody) {
+        use ErrorCode as C;
+        use StatusCode as S;
+        let (status, code, message) = match self {
+            Self::Malformed(why) => (
+                S::BAD_REQUEST,
+                C::MalformedRequest,
+                format!("malformed request: {why}"),
+            ),
+            Self::Validation(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                C::ValidationFailed,
+                "some fields are invalid".into(),
+            ),
+            Self::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                C::UnsupportedMediaType,
+                "expected Content-Type: application/json".into(),
+            ),
+            Self::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                C::PayloadTooLarge,
+                "request body too large".into(),
+            ),
+            Self::Unauthenticated => (
+                S::UNAUTHORIZED,
+                C::Unauthenticated,
+                "missing, invalid or expired session token".into(),
+            ),
+            Self::InvalidCredentials => (
+                S::UNAUTHORIZED,
+                C::InvalidCredentials,
+                "wrong login or password".into(),
+            ),
+            Self::TotpRequired => (
+                S::UNAUTHORIZED,
+                C::TotpRequired,
+                "a TOTP code is required".into(),
+            ),
+            Self::TotpInvalid => (
+                S::UNAUTHORIZED,
+                C::TotpInvalid,
+                "the TOTP code is wrong or was already used".into(),
+            ),
+            Self::Pending(PendingStep::ChangePassword) => (
+                S::FORBIDDEN,
+                C::PasswordChangeRequired,
+                "change the initial password first".into(),
+            ),
+            Self::Pending(PendingStep::EnrollTotp) => (
+                S::FORBIDDEN,
+                C::TotpEnrollmentRequired,
+                "enrol a second factor (TOTP) first".into(),
+            ),
+            Self::PasswordTooWeak(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                C::PasswordTooWeak,
+                "the new password does not meet the policy".into(),
+            ),
+            Self::SetupTokenInvalid => (
+                S::BAD_REQUEST,
+                C::SetupTokenInvalid,
+                "the setup token is unknown, expired or used".into(),
+            ),
+            Self::AccountDisabled => (
+                S::FORBIDDEN,
+                C::AccountDisabled,
+                "this account is disabled".into(),
+            ),
+            Self::TooManyAttempts(_) => (
+                S::TOO_MANY_REQUESTS,
+                C::TooManyAttempts,
+                "too many failed attempts".into(),
+            ),
+            Self::Forbidden(Denied::NotAnAdministrator) => (
+                S::FORBIDDEN,
+                C::Forbidden,
+                "only administrators may do this".into(),
+            ),
+            Self::NotFound => (S::NOT_FOUND, C::NotFound, "not found".into()),
+            Self::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                C::MethodNotAllowed,
+                "method not allowed".into(),
+            ),
+            Self::Conflict(Conflict::LoginTaken) => (
+                S::CONFLICT,
+                C::Conflict,
+                "this login is already taken".into(),
+            ),
+            Self::Conflict(Conflict::TotpAlreadyEnabled) => (
+                S::CONFLICT,
+                C::Conflict,
+                "TOTP is already enabled for this account".into(),
+            ),
+            Self::Unavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                C::Unavailable,
+                "database unavailable, retry".into(),
+            ),
+            Self::Internal(_) => (
+                S::INTERNAL_SERVER_ERROR,
+                C::Internal,
+                "internal error".into(),
+            ),
+        };
+        let mut body = ErrorBody::new(code, message);
+        match self {
+            Self::Validation(fields) => {
+                for f in fields {
+                    body = body.with_field(f.field, f.problem);
+                }
+            }
+            Self::PasswordTooWeak(problem) => body = body.with_field("new_password", *problem),
+            Self::TooManyAttempts(wait) => {
+                body = body.with_field("retry_after_seconds", wait.as_secs().max(1).to_string());
+            }
+            Self::Conflict(Conflict::LoginTaken) => body = body.with_field("login", "taken"),
+            _ => {}
+        }
+        (status, body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(c) => Self::Conflict(c),
+            StoreError::Unavailable(_) => Self::Unavailable(e),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::Validation(vec![e])
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> Self {
+        Self::Forbidden(d)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            Self::Unavailable(cause) => tracing::warn!(error = ?cause, "database unavailable"),
+            _ => {}
+        }
+        let (status, body) = self.status_and_body();
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::TooManyAttempts(wait) = &self {
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}

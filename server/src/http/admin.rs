@@ -1,0 +1,234 @@
+//! `/api/v1/admin/users`: administrators register professionals (closed network: no self sign-up),
+//! list them, disable and re-enable them, and hand out setup tokens.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use renkei_protocol::{
+    AccountStatus, CreateUserRequest, CreatedUser, ErrorBody, SetupToken, User, UserList,
+};
+use time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::ApiJson;
+use crate::app::AppState;
+use crate::auth::{Admin, password, token};
+use crate::domain::{self, Account, DisplayName, FieldError, Login, Organisation, Phone};
+use crate::error::ApiError;
+use crate::policy;
+use crate::store::NewUser;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(show_user))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
+        .routes(routes!(new_setup_token))
+}
+
+/// Registers a professional. Without `initial_password` the answer carries a one-time setup token to hand
+/// over; with one, the user must change it at first login.
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
+    request_body = CreateUserRequest,
+    responses((status = 201, body = CreatedUser), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn create_user(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, axum::Json<CreatedUser>), ApiError> {
+    let login = Login::parse(&req.login);
+    let display_name = DisplayName::parse(&req.display_name);
+    let organisation = Organisation::parse(&req.organisation);
+    let phone = req
+        .phone
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(Phone::parse)
+        .transpose();
+    let password_problem = req
+        .initial_password
+        .as_ref()
+        .and_then(|pw| policy::check_new_password(pw.expose(), false).err())
+        .map(|p| FieldError::new("initial_password", p));
+    // Report every invalid field at once, so the administrator fixes the form in one go.
+    let (Ok(login), Ok(display_name), Ok(organisation), Ok(phone), None) = (
+        &login,
+        &display_name,
+        &organisation,
+        &phone,
+        &password_problem,
+    ) else {
+        let problems = [
+            login.err(),
+            display_name.err(),
+            organisation.err(),
+            phone.err(),
+            password_problem,
+        ];
+        return Err(ApiError::Validation(
+            problems.into_iter().flatten().collect(),
+        ));
+    };
+    let (login, display_name, organisation, phone) = (
+        login.clone(),
+        display_name.clone(),
+        organisation.clone(),
+        phone.clone(),
+    );
+
+    let now = domain::now();
+    let password_hash = match &req.initial_password {
+        Some(pw) => Some(password::hash(pw).await.map_err(ApiError::internal)?),
+        None => None,
+    };
+    let setup = match password_hash {
+        Some(_) => None,
+        None => Some(new_setup(&state, now)?),
+    };
+    let account = state
+        .store
+        .create_user(
+            NewUser {
+                login,
+                display_name,
+                profession: req.profession,
+                organisation,
+                phone,
+                role: req.role,
+                password_hash,
+                must_change_password: true,
+                setup_token: setup.as_ref().map(|(t, hash)| (hash.clone(), t.expires_at)),
+            },
+            now,
+        )
+        .await?;
+    tracing::info!(admin = %caller.account.id(), user = %account.id(), "user created");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedUser {
+            user: account.user,
+            setup: setup.map(|(t, _)| t),
+        }),
+    ))
+}
+
+fn new_setup(
+    state: &AppState,
+    now: time::OffsetDateTime,
+) -> Result<(SetupToken, String), ApiError> {
+    let (token, hash) = token::generate(token::SETUP_PREFIX).map_err(ApiError::internal)?;
+    let expires_at = now + Duration::hours(i64::from(state.config.setup_token_hours));
+    Ok((SetupToken { token, expires_at }, hash))
+}
+
+/// Every account, by login.
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = UserList), (status = 403, body = ErrorBody)))]
+async fn list_users(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<axum::Json<UserList>, ApiError> {
+    let users = state
+        .store
+        .list_accounts()
+        .await?
+        .into_iter()
+        .map(|a| a.user)
+        .collect();
+    Ok(axum::Json(UserList { users }))
+}
+
+/// Finds an account by id or login.
+async fn find(state: &AppState, key: &str) -> Result<Account, ApiError> {
+    let found = match Uuid::parse_str(key) {
+        Ok(id) => state.store.account_by_id(id).await?,
+        Err(_) => match Login::parse(key) {
+            Ok(login) => state.store.account_by_login(login.as_str()).await?,
+            Err(_) => None,
+        },
+    };
+    found.ok_or(ApiError::NotFound)
+}
+
+/// One account, by id or login.
+#[utoipa::path(get, path = "/api/v1/admin/users/{user}", tag = "admin", security(("bearer" = [])),
+    params(("user" = String, Path, description = "user id or login")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+async fn show_user(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(key): Path<String>,
+) -> Result<axum::Json<User>, ApiError> {
+    Ok(axum::Json(find(&state, &key).await?.user))
+}
+
+async fn set_status(
+    state: &AppState,
+    caller: &Account,
+    key: &str,
+    status: AccountStatus,
+) -> Result<User, ApiError> {
+    let target = find(state, key).await?;
+    if target.id() == caller.id() && status == AccountStatus::Disabled {
+        return Err(ApiError::field("user", "cannot_disable_self"));
+    }
+    let account = state
+        .store
+        .set_account_status(target.id(), status, domain::now())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tracing::info!(admin = %caller.id(), user = %account.id(), status = status.as_str(), "account status changed");
+    Ok(account.user)
+}
+
+/// Disables an account and ends every one of its sessions at once.
+#[utoipa::path(post, path = "/api/v1/admin/users/{user}/disable", tag = "admin", security(("bearer" = [])),
+    params(("user" = String, Path, description = "user id or login")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn disable_user(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(key): Path<String>,
+) -> Result<axum::Json<User>, ApiError> {
+    set_status(&state, &caller.account, &key, AccountStatus::Disabled)
+        .await
+        .map(axum::Json)
+}
+
+/// Re-enables a disabled account.
+#[utoipa::path(post, path = "/api/v1/admin/users/{user}/enable", tag = "admin", security(("bearer" = [])),
+    params(("user" = String, Path, description = "user id or login")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+async fn enable_user(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(key): Path<String>,
+) -> Result<axum::Json<User>, ApiError> {
+    set_status(&state, &caller.account, &key, AccountStatus::Active)
+        .await
+        .map(axum::Json)
+}
+
+/// Issues a new one-time setup token (a lost token, a forgotten password). Earlier unused tokens stop
+/// working; the current password keeps working until the token is used.
+#[utoipa::path(post, path = "/api/v1/admin/users/{user}/setup-token", tag = "admin", security(("bearer" = [])),
+    params(("user" = String, Path, description = "user id or login")),
+    responses((status = 200, body = SetupToken), (status = 404, body = ErrorBody)))]
+async fn new_setup_token(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(key): Path<String>,
+) -> Result<axum::Json<SetupToken>, ApiError> {
+    let target = find(&state, &key).await?;
+    let now = domain::now();
+    let (setup, hash) = new_setup(&state, now)?;
+    state
+        .store
+        .replace_setup_token(target.id(), &hash, setup.expires_at, now)
+        .await?;
+    tracing::info!(admin = %caller.account.id(), user = %target.id(), "setup token issued");
+    Ok(axum::Json(setup))
+}

@@ -1,0 +1,184 @@
+//! `/api/v1/me`: the caller's own account, password, second factor and sessions.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use renkei_protocol::{
+    ChangePasswordRequest, ErrorBody, PendingStep, Session, SessionList, TotpCode, TotpEnrollment,
+    User,
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::ApiJson;
+use crate::app::AppState;
+use crate::auth::{AnySession, Member, password, totp};
+use crate::domain::{self, SessionInfo};
+use crate::error::ApiError;
+use crate::policy;
+use crate::store::Conflict;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(totp_enroll))
+        .routes(routes!(totp_confirm))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+}
+
+/// The caller's own account. Works even while a pending step (password change, TOTP enrolment) is due.
+#[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+async fn me(caller: AnySession) -> axum::Json<User> {
+    axum::Json(caller.account.user)
+}
+
+/// Changes the caller's password. Every other session of the caller ends.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "me", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 401, description = "invalid_credentials: current password wrong", body = ErrorBody),
+        (status = 422, description = "password_too_weak", body = ErrorBody)))]
+async fn change_password(
+    State(state): State<AppState>,
+    caller: AnySession,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    policy::check_new_password(req.new_password.expose(), caller.account.user.totp_enabled)
+        .map_err(ApiError::PasswordTooWeak)?;
+    let current_ok = password::verify(&req.current_password, caller.account.password_hash.clone())
+        .await
+        .map_err(ApiError::internal)?;
+    if !current_ok {
+        return Err(ApiError::InvalidCredentials);
+    }
+    if req.new_password == req.current_password {
+        return Err(ApiError::PasswordTooWeak("same_as_current"));
+    }
+    let hash = password::hash(&req.new_password)
+        .await
+        .map_err(ApiError::internal)?;
+    state
+        .store
+        .set_password(
+            caller.account.id(),
+            &hash,
+            Some(caller.session.id),
+            domain::now(),
+        )
+        .await?;
+    tracing::info!(user = %caller.account.id(), "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts TOTP enrolment: a new secret, active once a code from it is confirmed.
+#[utoipa::path(post, path = "/api/v1/me/totp/enroll", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = TotpEnrollment), (status = 409, description = "TOTP already enabled", body = ErrorBody)))]
+async fn totp_enroll(
+    State(state): State<AppState>,
+    caller: AnySession,
+) -> Result<axum::Json<TotpEnrollment>, ApiError> {
+    if caller.pending(&state) == Some(PendingStep::ChangePassword) {
+        return Err(ApiError::Pending(PendingStep::ChangePassword));
+    }
+    if caller.account.user.totp_enabled {
+        return Err(ApiError::Conflict(Conflict::TotpAlreadyEnabled));
+    }
+    let (secret, otpauth_uri) = totp::enroll(&caller.account.user.login)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("TOTP secret generation failed")))?;
+    state
+        .store
+        .set_totp_pending(caller.account.id(), secret.expose(), domain::now())
+        .await?;
+    Ok(axum::Json(TotpEnrollment {
+        secret,
+        otpauth_uri,
+    }))
+}
+
+/// Confirms TOTP enrolment with a current code; from now on login needs a code too.
+#[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "me", security(("bearer" = [])),
+    request_body = TotpCode,
+    responses((status = 200, body = User), (status = 401, description = "totp_invalid", body = ErrorBody)))]
+async fn totp_confirm(
+    State(state): State<AppState>,
+    caller: AnySession,
+    ApiJson(req): ApiJson<TotpCode>,
+) -> Result<axum::Json<User>, ApiError> {
+    let pending = caller
+        .account
+        .totp_pending_secret
+        .as_deref()
+        .ok_or(ApiError::NotFound)?;
+    let step = totp::matching_step(pending, &req.code).ok_or(ApiError::TotpInvalid)?;
+    let id = caller.account.id();
+    if !state
+        .store
+        .confirm_totp(id, pending, step, domain::now())
+        .await?
+    {
+        return Err(ApiError::TotpInvalid);
+    }
+    tracing::info!(user = %id, "TOTP enabled");
+    let account = state
+        .store
+        .account_by_id(id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok(axum::Json(account.user))
+}
+
+/// The caller's live sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    Member(caller): Member,
+) -> Result<axum::Json<SessionList>, ApiError> {
+    let now = domain::now();
+    let idle_cutoff = now - time::Duration::minutes(i64::from(state.config.session_idle_minutes));
+    let sessions = state
+        .store
+        .list_sessions(caller.account.id(), now, idle_cutoff)
+        .await?;
+    let current = caller.session.id;
+    let sessions = sessions
+        .into_iter()
+        .map(|s| session_view(s, current))
+        .collect();
+    Ok(axum::Json(SessionList { sessions }))
+}
+
+fn session_view(s: SessionInfo, current: Uuid) -> Session {
+    Session {
+        current: s.id == current,
+        id: s.id,
+        created_at: s.created_at,
+        last_seen_at: s.last_seen_at,
+        expires_at: s.expires_at,
+        client_addr: s.client_addr,
+        user_agent: s.user_agent,
+    }
+}
+
+/// Ends one of the caller's sessions (a lost phone, a shared PC).
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "me", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "session id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn revoke_session(
+    State(state): State<AppState>,
+    Member(caller): Member,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    if state
+        .store
+        .revoke_session(caller.account.id(), id, domain::now())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}

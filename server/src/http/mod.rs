@@ -1,0 +1,106 @@
+//! The HTTP API under `/api/v1`: one module per resource, each with its own `router()`, plus the
+//! operational endpoints. Every failure is an [`ApiError`] with the one `{code, message, fields}` body.
+
+mod admin;
+mod auth;
+mod me;
+mod ops;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::{Router, middleware};
+use renkei_protocol::API_PREFIX;
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// A JSON body whose every rejection (syntax, wrong types, unknown fields, invalid UTF-8, missing
+/// content type, too large) becomes a typed [`ApiError`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        JsonRejection::JsonDataError(e) => ApiError::Malformed(e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::Malformed(e.body_text()),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        other => ApiError::Malformed(other.body_text()),
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "renkei API", description = "Closed messaging for the home-care team around a patient."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Logging in and out, first password"),
+        (name = "me", description = "The caller's own account, sessions and second factor"),
+        (name = "admin", description = "Administrators: registering and disabling professionals"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The whole application router, with its OpenAPI document served at `/api/v1/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(me::router())
+        .merge(admin::router())
+        .split_for_parts();
+    let openapi = std::sync::Arc::new(openapi);
+    Router::new()
+        .merge(api)
+        .route(
+            &format!("{API_PREFIX}/openapi.json"),
+            axum::routing::get(move || {
+                let openapi = openapi.clone();
+                async move { axum::Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .merge(ops::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.max_body_bytes,
+        ))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                // Method and path only: query strings may carry credentials and are never logged.
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}

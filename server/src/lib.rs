@@ -1,0 +1,19 @@
+//! renkei-server: the HTTP API and (later) WebSocket of renkei, on SQLite or PostgreSQL.
+//!
+//! The binary in `main.rs` is a thin shell over this library, so tests start the very same server on
+//! port 0 with a throwaway database (`renkei-tests`).
+
+pub mod admin_cli;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod policy;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{AppState, Application};
+pub use config::Config;

@@ -1,0 +1,208 @@
+//! Account rules: who is an administrator, password strength, when TOTP is required, login throttling.
+
+use std::time::Duration;
+
+use renkei_protocol::{PendingStep, Role};
+use time::OffsetDateTime;
+
+use crate::config::{Config, TotpPolicy};
+use crate::domain::Account;
+use crate::store::LoginFailureStats;
+
+/// Why a caller may not do something. Mapped to `forbidden` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    NotAnAdministrator,
+}
+
+/// Administrator-only operations (registering professionals, disabling accounts) need the admin role.
+pub fn require_admin(account: &Account) -> Result<(), Denied> {
+    if account.is_admin() {
+        Ok(())
+    } else {
+        Err(Denied::NotAnAdministrator)
+    }
+}
+
+/// Minimum password length (MHLW guideline 6.0, 14.1): 13 characters, or 8 when a second factor is on.
+const MIN_PASSWORD_CHARS: usize = 13;
+const MIN_PASSWORD_CHARS_WITH_TOTP: usize = 8;
+/// Upper bound, so a megabyte "password" cannot tie up the hasher.
+const MAX_PASSWORD_CHARS: usize = 256;
+
+/// Checks a new password against the policy; the error is a stable problem code for `fields.new_password`.
+pub fn check_new_password(password: &str, totp_enabled: bool) -> Result<(), &'static str> {
+    let chars = password.chars().count();
+    let min = if totp_enabled {
+        MIN_PASSWORD_CHARS_WITH_TOTP
+    } else {
+        MIN_PASSWORD_CHARS
+    };
+    if chars < min {
+        return Err(if totp_enabled {
+            "shorter_than_8"
+        } else {
+            "shorter_than_13"
+        });
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return Err("too_long");
+    }
+    if password.chars().any(char::is_control) {
+        return Err("control_characters");
+    }
+    let distinct: std::collections::HashSet<char> = password.chars().collect();
+    if distinct.len() < 4 {
+        return Err("too_repetitive");
+    }
+    Ok(())
+}
+
+/// Whether the policy switch requires a second factor for this role.
+pub fn totp_required(role: Role, policy: TotpPolicy) -> bool {
+    match policy {
+        TotpPolicy::Off => false,
+        TotpPolicy::Admins => role == Role::Admin,
+        TotpPolicy::Everyone => true,
+    }
+}
+
+/// What a session of this account must do before it may use the rest of the API.
+pub fn pending_step(account: &Account, policy: TotpPolicy) -> Option<PendingStep> {
+    if account.user.must_change_password {
+        Some(PendingStep::ChangePassword)
+    } else if totp_required(account.user.role, policy) && !account.user.totp_enabled {
+        Some(PendingStep::EnrollTotp)
+    } else {
+        None
+    }
+}
+
+/// A login attempt refused before the password is even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginThrottle {
+    pub retry_after: Duration,
+}
+
+/// Failures of one account before back-off starts; a typo or two costs nothing.
+const ACCOUNT_FREE_FAILURES: u32 = 5;
+/// Failures from one address before back-off starts (higher: a clinic's staff share one address).
+const ADDRESS_FREE_FAILURES: u32 = 20;
+
+/// Login throttling (OWASP ASVS 2.2.1): exponential back-off after a few failures, capped at
+/// `login_backoff_max_seconds` so an attacker cannot lock a real user out for long, and a hard limit of
+/// failures per hour per account and per address. Refused attempts are not counted as failures, so
+/// hammering during a back-off does not extend it.
+pub fn login_throttle(
+    stats: &LoginFailureStats,
+    now: OffsetDateTime,
+    config: &Config,
+) -> Result<(), LoginThrottle> {
+    let cap = Duration::from_secs(u64::from(config.login_backoff_max_seconds));
+    let over_limit = stats.account_failures >= config.login_account_failures_per_hour
+        || stats.address_failures >= config.login_address_failures_per_hour;
+    if over_limit {
+        return Err(LoginThrottle {
+            retry_after: cap.max(Duration::from_secs(1)),
+        });
+    }
+    let wait = |failures: u32, free: u32, last: Option<OffsetDateTime>| -> Duration {
+        let Some(last) = last else {
+            return Duration::ZERO;
+        };
+        if failures < free {
+            return Duration::ZERO;
+        }
+        let exponent = (failures - free).min(20);
+        let backoff = Duration::from_secs(1u64 << exponent).min(cap);
+        let elapsed = Duration::try_from(now - last).unwrap_or(Duration::ZERO);
+        backoff.saturating_sub(elapsed)
+    };
+    let retry_after = wait(
+        stats.account_failures,
+        ACCOUNT_FREE_FAILURES,
+        stats.account_last,
+    )
+    .max(wait(
+        stats.address_failures,
+        ADDRESS_FREE_FAILURES,
+        stats.address_last,
+    ));
+    if retry_after.is_zero() {
+        Ok(())
+    } else {
+        Err(LoginThrottle { retry_after })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_need_13_characters_or_8_with_totp() {
+        assert_eq!(
+            check_new_password("short-pass1", false),
+            Err("shorter_than_13")
+        );
+        assert_eq!(check_new_password("long enough pass", false), Ok(()));
+        assert_eq!(check_new_password("eight ch", true), Ok(()));
+        assert_eq!(check_new_password("seven c", true), Err("shorter_than_8"));
+        assert_eq!(
+            check_new_password("aaaaaaaaaaaaaaaa", false),
+            Err("too_repetitive")
+        );
+        assert_eq!(
+            check_new_password(&"ab1-".repeat(70), false),
+            Err("too_long")
+        );
+        // Japanese passphrases count characters, not bytes.
+        assert_eq!(
+            check_new_password("あいうえおかきくけこさしす", false),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn totp_policy_switch() {
+        assert!(!totp_required(Role::Admin, TotpPolicy::Off));
+        assert!(totp_required(Role::Admin, TotpPolicy::Admins));
+        assert!(!totp_required(Role::Member, TotpPolicy::Admins));
+        assert!(totp_required(Role::Member, TotpPolicy::Everyone));
+    }
+
+    #[test]
+    fn back_off_grows_then_caps_and_the_hard_limit_holds() {
+        let config = Config::default();
+        let now = OffsetDateTime::now_utc();
+        let stats = |n: u32, ago: i64| LoginFailureStats {
+            account_failures: n,
+            account_last: Some(now - time::Duration::seconds(ago)),
+            ..Default::default()
+        };
+        assert!(login_throttle(&stats(4, 0), now, &config).is_ok());
+        assert_eq!(
+            login_throttle(&stats(5, 0), now, &config)
+                .unwrap_err()
+                .retry_after,
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            login_throttle(&stats(8, 0), now, &config)
+                .unwrap_err()
+                .retry_after,
+            Duration::from_secs(8)
+        );
+        assert!(login_throttle(&stats(8, 9), now, &config).is_ok());
+        // Capped: never more than the configured maximum, however many failures.
+        assert_eq!(
+            login_throttle(&stats(60, 0), now, &config)
+                .unwrap_err()
+                .retry_after,
+            Duration::from_secs(60)
+        );
+        assert!(login_throttle(&stats(60, 61), now, &config).is_ok());
+        // The hard limit per hour.
+        assert!(login_throttle(&stats(100, 3000), now, &config).is_err());
+    }
+}

@@ -1,0 +1,507 @@
+//! Accounts, setup tokens, sessions and failed-login records.
+
+use renkei_protocol::{AccountStatus, Profession, Role};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::rows::{
+    AuthRow, SessionRow, UserRow, auth_session_columns, session_columns, user_columns,
+};
+use super::{Conflict, Store, StoreError, is_unique_violation, with_pool};
+use crate::domain::{Account, DisplayName, Login, Organisation, Phone, SessionInfo, to_micros};
+
+/// A user to create. `password_hash` is set when an administrator gave an initial password.
+#[derive(Debug)]
+pub struct NewUser {
+    pub login: Login,
+    pub display_name: DisplayName,
+    pub profession: Profession,
+    pub organisation: Organisation,
+    pub phone: Option<Phone>,
+    pub role: Role,
+    pub password_hash: Option<String>,
+    /// True when the password (if any) was chosen by someone else and must be changed at first login.
+    pub must_change_password: bool,
+    /// Hash and expiry of a one-time setup token, created in the same transaction as the user.
+    pub setup_token: Option<(String, OffsetDateTime)>,
+}
+
+#[derive(Debug)]
+pub struct NewSession {
+    pub user_id: Uuid,
+    pub token_hash: String,
+    pub expires_at: OffsetDateTime,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Failed logins within the throttling window, for one account name and one client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginFailureStats {
+    pub account_failures: u32,
+    pub account_last: Option<OffsetDateTime>,
+    pub address_failures: u32,
+    pub address_last: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct FailureRow {
+    n: i64,
+    last: Option<i64>,
+}
+
+impl Store {
+    /// Creates a user (and its setup token, if any). A taken login is `Conflict::LoginTaken`.
+    pub async fn create_user(
+        &self,
+        new: NewUser,
+        now: OffsetDateTime,
+    ) -> Result<Account, StoreError> {
+        let id = Uuid::now_v7();
+        let now = to_micros(now);
+        let row: UserRow = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query_as::<_, UserRow>(concat!("INSERT INTO users (id, login, display_name, profession, organisation, phone, role, status, \
+                 password_hash, must_change_password, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $10) RETURNING ", user_columns!()))
+            .bind(id)
+            .bind(new.login.as_str())
+            .bind(new.display_name.as_str())
+            .bind(new.profession.as_str())
+            .bind(new.organisation.as_str())
+            .bind(new.phone.as_ref().map(Phone::as_str))
+            .bind(new.role.as_str())
+            .bind(new.password_hash.as_deref())
+            .bind(new.must_change_password)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await;
+            let row = match inserted {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::Conflict(Conflict::LoginTaken));
+                }
+                other => other?,
+            };
+            if let Some((hash, expires_at)) = &new.setup_token {
+                sqlx::query(
+                    "INSERT INTO setup_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(hash)
+                .bind(id)
+                .bind(now)
+                .bind(to_micros(*expires_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            row
+        });
+        row.try_into()
+    }
+
+    /// Issues a new setup token for a user, invalidating any earlier unused one.
+    pub async fn replace_setup_token(
+        &self,
+        user_id: Uuid,
+        token_hash: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let now = to_micros(now);
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE setup_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO setup_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(to_micros(expires_at))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Consumes a setup token and sets the password of its user, atomically: a token works once, and
+    /// only before it expires and while the account is active. Returns the user, or `None`.
+    pub async fn use_setup_token(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Account>, StoreError> {
+        let now = to_micros(now);
+        let row: Option<UserRow> = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let user_id: Option<Uuid> = sqlx::query_scalar(
+                "UPDATE setup_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                 AND user_id IN (SELECT id FROM users WHERE status = 'active') RETURNING user_id",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(user_id) = user_id else {
+                return Ok(None);
+            };
+            let row = sqlx::query_as::<_, UserRow>(concat!("UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 \
+                 WHERE id = $1 RETURNING ", user_columns!()))
+            .bind(user_id)
+            .bind(password_hash)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Some(row)
+        });
+        row.map(Account::try_from).transpose()
+    }
+
+    pub async fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE login = $1");
+        let row: Option<UserRow> = with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(login)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(Account::try_from).transpose()
+    }
+
+    pub async fn account_by_id(&self, id: Uuid) -> Result<Option<Account>, StoreError> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+        let row: Option<UserRow> = with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(Account::try_from).transpose()
+    }
+
+    /// Every account, ordered by login.
+    pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users ORDER BY login");
+        let rows: Vec<UserRow> =
+            with_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
+        rows.into_iter().map(Account::try_from).collect()
+    }
+
+    /// Sets an account's status. Disabling revokes every session of the account in the same transaction,
+    /// so a disabled user is locked out at once. Returns the updated account, or `None` if unknown.
+    pub async fn set_account_status(
+        &self,
+        id: Uuid,
+        status: AccountStatus,
+        now: OffsetDateTime,
+    ) -> Result<Option<Account>, StoreError> {
+        let now = to_micros(now);
+        let row: Option<UserRow> = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query_as::<_, UserRow>(concat!(
+                "UPDATE users SET status = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+                user_columns!()
+            ))
+            .bind(id)
+            .bind(status.as_str())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if row.is_some() && status == AccountStatus::Disabled {
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            row
+        });
+        row.map(Account::try_from).transpose()
+    }
+
+    /// Replaces the password hash. `keep_session` survives; every other session of the user is revoked,
+    /// so a password change locks out whoever else might hold a session.
+    pub async fn set_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep_session: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let now = to_micros(now);
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND revoked_at IS NULL \
+                 AND ($2 IS NULL OR id <> $2)",
+            )
+            .bind(id)
+            .bind(keep_session)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Stores a TOTP secret awaiting confirmation, replacing any earlier pending one.
+    pub async fn set_totp_pending(
+        &self,
+        id: Uuid,
+        secret: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE users SET totp_pending_secret = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(secret)
+                .bind(to_micros(now))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Makes the pending secret the active one, recording `step` as used. Fails (returns false) when the
+    /// pending secret changed in between or the step was already used.
+    pub async fn confirm_totp(
+        &self,
+        id: Uuid,
+        secret: &str,
+        step: i64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
+                 totp_last_step = $3, updated_at = $4 WHERE id = $1 AND totp_pending_secret = $2 \
+                 AND (totp_last_step IS NULL OR totp_last_step < $3)",
+            )
+            .bind(id)
+            .bind(secret)
+            .bind(step)
+            .bind(to_micros(now))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+
+    /// Records a TOTP time step as used, atomically across nodes: true only for the first use of a step
+    /// not older than the last accepted one (RFC 6238 §5.2: a code is accepted once).
+    pub async fn accept_totp_step(&self, id: Uuid, step: i64) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND totp_secret IS NOT NULL \
+                 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+            )
+            .bind(id)
+            .bind(step)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+
+    pub async fn create_session(
+        &self,
+        new: NewSession,
+        now: OffsetDateTime,
+    ) -> Result<SessionInfo, StoreError> {
+        let sql = concat!(
+            "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, client_addr, \
+             user_agent) VALUES ($1, $2, $3, $4, $4, $5, $6, $7) RETURNING ",
+            session_columns!()
+        );
+        let row: SessionRow = with_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(Uuid::now_v7())
+                .bind(new.user_id)
+                .bind(&new.token_hash)
+                .bind(to_micros(now))
+                .bind(to_micros(new.expires_at))
+                .bind(new.client_addr.as_deref())
+                .bind(new.user_agent.as_deref())
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(row.into())
+    }
+
+    /// The live session with this token hash and its active user: not revoked, not past its absolute
+    /// expiry, and used since `idle_cutoff`.
+    pub async fn authenticate(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+    ) -> Result<Option<(SessionInfo, Account)>, StoreError> {
+        let sql = concat!(
+            "SELECT u.*, ",
+            auth_session_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND s.last_seen_at > $3 \
+             AND u.status = 'active'"
+        );
+        let row: Option<AuthRow> = with_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(token_hash)
+                .bind(to_micros(now))
+                .bind(to_micros(idle_cutoff))
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(|row| Ok((row.session(), Account::try_from(row.user)?)))
+            .transpose()
+    }
+
+    /// Moves a session's idle clock forward.
+    pub async fn touch_session(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(to_micros(now))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Revokes one session of `user_id`. False when there is no such live session of that user.
+    pub async fn revoke_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query("UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
+                .bind(session_id)
+                .bind(user_id)
+                .bind(to_micros(now))
+                .execute(pool)
+                .await.map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+             AND expires_at > $2 AND last_seen_at > $3 ORDER BY created_at DESC"
+        );
+        let rows: Vec<SessionRow> = with_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(user_id)
+                .bind(to_micros(now))
+                .bind(to_micros(idle_cutoff))
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows.into_iter().map(SessionInfo::from).collect())
+    }
+
+    /// Records a failed login for the login name tried (whether or not it exists) and the client address,
+    /// and forgets records older than `forget_before`.
+    pub async fn record_login_failure(
+        &self,
+        login: &str,
+        client_addr: &str,
+        now: OffsetDateTime,
+        forget_before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "DELETE FROM login_failures WHERE at < $1 AND (login = $2 OR client_addr = $3)",
+            )
+            .bind(to_micros(forget_before))
+            .bind(login)
+            .bind(client_addr)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO login_failures (login, client_addr, at) VALUES ($1, $2, $3)")
+                .bind(login)
+                .bind(client_addr)
+                .bind(to_micros(now))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Forgets the failures of a login name after it logged in successfully, ending its back-off.
+    pub async fn clear_login_failures(&self, login: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM login_failures WHERE login = $1")
+                .bind(login)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    pub async fn login_failure_stats(
+        &self,
+        login: &str,
+        client_addr: &str,
+        since: OffsetDateTime,
+    ) -> Result<LoginFailureStats, StoreError> {
+        let since = to_micros(since);
+        let (account, address): (FailureRow, FailureRow) = with_pool!(self, |pool| {
+            let account = sqlx::query_as::<_, FailureRow>(
+                "SELECT COUNT(*) AS n, MAX(at) AS last FROM login_failures WHERE login = $1 AND at >= $2",
+            )
+            .bind(login)
+            .bind(since)
+            .fetch_one(pool)
+            .await?;
+            let address = sqlx::query_as::<_, FailureRow>(
+                "SELECT COUNT(*) AS n, MAX(at) AS last FROM login_failures WHERE client_addr = $1 AND at >= $2",
+            )
+            .bind(client_addr)
+            .bind(since)
+            .fetch_one(pool)
+            .await?;
+            (account, address)
+        });
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(LoginFailureStats {
+            account_failures: count(account.n),
+            account_last: account.last.map(crate::domain::from_micros),
+            address_failures: count(address.n),
+            address_last: address.last.map(crate::domain::from_micros),
+        })
+    }
+}

@@ -1,0 +1,146 @@
+//! Storage: the only place SQL runs. One [`Store`] with two real backends, SQLite and PostgreSQL.
+//!
+//! Every operation is written once, as SQL both dialects accept (`$1` placeholders, `RETURNING`,
+//! `ON CONFLICT`), and compiled against both drivers by [`with_pool!`]: the two backends cannot drift
+//! apart, and the contract tests run the same operations on both. Dialect-specific code (connecting,
+//! pragmas, migrations) lives in `sqlite.rs` and `postgres.rs`. A store method is one atomic domain
+//! operation; a transaction never crosses this module's boundary.
+
+mod accounts;
+mod postgres;
+mod rows;
+mod sqlite;
+
+use std::path::Path;
+
+use sqlx::{PgPool, SqlitePool};
+
+pub use accounts::{LoginFailureStats, NewSession, NewUser};
+
+/// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use. The body is
+/// type-checked once per backend, so one SQL text serves both.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The database seam. Cheap to clone: the pools are reference-counted.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+}
+
+/// What a caller may need to react to; everything else is an internal fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+}
+
+/// Uniqueness conflicts, translated by the store because constraint names differ between dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    LoginTaken,
+    TotpAlreadyEnabled,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => Self::Unavailable(e),
+            other => Self::Database(other),
+        }
+    }
+}
+
+/// True when `e` is a unique-constraint violation, whatever the dialect calls it.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://...`). Does not migrate.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let db = if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            Db::Sqlite(sqlite::connect(Path::new(path), max_connections).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Db::Postgres(postgres::connect(url, max_connections).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        Ok(Self { db })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies every pending migration of this backend's folder.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlite::MIGRATOR.run(pool).await?,
+            Db::Postgres(pool) => postgres::MIGRATOR.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The migration versions this binary carries for `backend`, in order.
+    pub fn migration_versions(backend: Backend) -> Vec<i64> {
+        let migrator = match backend {
+            Backend::Sqlite => &sqlite::MIGRATOR,
+            Backend::Postgres => &postgres::MIGRATOR,
+        };
+        migrator.iter().map(|m| m.version).collect()
+    }
+
+    /// Readiness: one round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await);
+    }
+}
