@@ -1,1 +1,232 @@
-//! stub
+//! End-to-end test harness: [`TestApp::spawn`] starts the real server on port 0 with a throwaway
+//! database — a temporary SQLite file, or a fresh database in a private PostgreSQL cluster — and hands
+//! out real clients that talk to it over real sockets.
+//!
+//! PostgreSQL comes from `TEST_DATABASE_URL` when set (a superuser URL; each test creates its own
+//! database), otherwise from a private cluster started once per test process from the system's binaries
+//! (`initdb` + `postgres`, as the `postgres` user when running as root). A watchdog shell stops that
+//! cluster and deletes its directory when the test process exits. Without binaries the PostgreSQL
+//! variants print a loud notice and return early — unless `RENKEI_REQUIRE_POSTGRES=1`, where they fail.
+
+mod postgres;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use renkei_cli::Client;
+use renkei_protocol::{CreateUserRequest, Profession, Role, Sensitive, User};
+use renkei_server::{Application, Config};
+use tokio::sync::oneshot;
+
+pub use postgres::postgres_admin_url;
+
+/// The password every test account gets: long enough for the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server with its own database. Stops the server when dropped.
+#[derive(Debug)]
+pub struct TestApp {
+    pub backend: Backend,
+    pub base_url: String,
+    pub database_url: String,
+    pub config: Config,
+    /// Holds the SQLite file (and anything else a test writes) until the app is dropped.
+    pub dir: tempfile::TempDir,
+    ca_cert: Option<PathBuf>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pg_database: Option<String>,
+}
+
+impl TestApp {
+    /// Starts a server on `backend` with the default test configuration. `None` when PostgreSQL is not
+    /// available and not required (a notice has been printed).
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], letting the test adjust the configuration first.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (database_url, pg_database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("renkei.sqlite3").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url()?;
+                let (url, name) = postgres::create_database(&admin_url).await;
+                (url, Some(name))
+            }
+        };
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            database_url: Some(database_url.clone()),
+            data_dir: dir.path().to_path_buf(),
+            database_max_connections: 8,
+            log_filter: std::env::var("RENKEI_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        renkei_server::telemetry::init(&config);
+        let ca_cert = config.tls_cert.clone();
+        let app = Application::build(config.clone())
+            .await
+            .expect("server starts");
+        let base_url = app.base_url();
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        Some(Self {
+            backend,
+            base_url,
+            database_url,
+            config,
+            dir,
+            ca_cert,
+            shutdown: Some(tx),
+            server: Some(server),
+            pg_database,
+        })
+    }
+
+    /// A client that trusts this server's certificate (when it has one), not logged in.
+    pub fn client(&self) -> Client {
+        Client::new(&self.base_url, self.ca_cert.as_deref()).expect("client")
+    }
+
+    /// Creates an administrator directly in the database, as `renkei-server create-admin` does, and
+    /// returns a client logged in as them.
+    pub async fn admin(&self) -> Client {
+        renkei_server::admin_cli::create_admin(
+            &self.config,
+            "admin",
+            "管理者",
+            "武蔵野市医師会",
+            &Sensitive::new(PASSWORD),
+        )
+        .await
+        .expect("create admin");
+        self.login("admin", PASSWORD).await
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Client {
+        let mut client = self.client();
+        client
+            .login(login, &Sensitive::new(password), None)
+            .await
+            .expect("login");
+        client
+    }
+
+    /// Registers a member through the admin API with an initial password, and changes it to
+    /// [`PASSWORD`] at first login, leaving a client ready to use.
+    pub async fn member(
+        &self,
+        admin: &Client,
+        login: &str,
+        profession: Profession,
+    ) -> (User, Client) {
+        let initial = format!("initial {login} password");
+        admin
+            .admin_create_user(&CreateUserRequest {
+                login: login.into(),
+                display_name: format!("{login} さん"),
+                profession,
+                organisation: "武蔵野訪問看護ステーション".into(),
+                phone: None,
+                role: Role::Member,
+                initial_password: Some(Sensitive::new(initial.clone())),
+            })
+            .await
+            .expect("create member");
+        let client = self.login(login, &initial).await;
+        client
+            .change_password(&Sensitive::new(initial), &Sensitive::new(PASSWORD))
+            .await
+            .expect("change password");
+        let user = client.me().await.expect("me");
+        (user, client)
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server ran cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        if let Some(name) = self.pg_database.take() {
+            postgres::drop_database_in_background(name);
+        }
+    }
+}
+
+/// rustls needs one process-wide crypto provider; install ring once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Runs `test` against a server on `backend`; on PostgreSQL without a cluster it reports and returns.
+pub async fn with_app<F, Fut>(backend: Backend, adjust: impl FnOnce(&mut Config), test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(app) = TestApp::spawn_with(backend, adjust).await {
+        test(app).await;
+    }
+}
+
+/// Declares one test per backend: `both_backends!(async fn name(app: TestApp) { ... })` becomes the
+/// module `name` with `sqlite` and `postgres` tests running the same body. An optional
+/// `config = |c| ...;` first adjusts the server's configuration.
+#[macro_export]
+macro_rules! both_backends {
+    ($(config = $cfg:expr;)? async fn $name:ident($app:ident : TestApp) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: $crate::TestApp) $body
+
+            #[allow(unused_variables)]
+            fn adjust(config: &mut renkei_server::Config) {
+                $( ($cfg)(config); )?
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::with_app($crate::Backend::Sqlite, adjust, run).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::with_app($crate::Backend::Postgres, adjust, run).await;
+            }
+        }
+    };
+}

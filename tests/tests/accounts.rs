@@ -1,0 +1,424 @@
+//! Accounts, sessions, TOTP and throttling, end to end through the real client, on SQLite and PostgreSQL.
+
+use renkei_cli::ClientError;
+use renkei_protocol::{
+    AccountStatus, CreateUserRequest, ErrorCode, PendingStep, Profession, Role, Sensitive,
+};
+use renkei_tests::{PASSWORD, TestApp, both_backends};
+
+fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
+    match r {
+        Err(e) => e
+            .code()
+            .unwrap_or_else(|| panic!("expected a typed error, got {e:?}")),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+fn nurse(login: &str) -> CreateUserRequest {
+    CreateUserRequest {
+        login: login.into(),
+        display_name: "佐藤 花子".into(),
+        profession: Profession::Nurse,
+        organisation: "むさしの訪問看護ステーション".into(),
+        phone: Some("０４２２－５１－１１１１".into()),
+        role: Role::Member,
+        initial_password: None,
+    }
+}
+
+/// The code an authenticator app shows for a base32 TOTP secret, `ahead` time steps (30 s) from now.
+fn totp_code_ahead(secret: &str, ahead: u64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret).expect("base32");
+    let totp = totp_rs::Builder::new()
+        .with_secret(secret)
+        .build()
+        .expect("totp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    totp.generate(now + 30 * ahead).to_string()
+}
+
+fn totp_code(secret: &str) -> String {
+    totp_code_ahead(secret, 0)
+}
+
+both_backends!(
+    async fn a_new_user_sets_a_password_with_the_setup_token_and_logs_in(app: TestApp) {
+        let admin = app.admin().await;
+        let created = admin.admin_create_user(&nurse("sato")).await.unwrap();
+        assert_eq!(created.user.login, "sato");
+        assert_eq!(created.user.phone.as_deref(), Some("0422-51-1111"));
+        assert!(created.user.must_change_password);
+        let setup = created
+            .setup
+            .expect("a setup token when no initial password is given");
+
+        // No password exists yet, so nothing logs in.
+        let anon = app.client();
+        assert_eq!(
+            code_of(app.client().login("sato", &Sensitive::new(""), None).await),
+            ErrorCode::InvalidCredentials
+        );
+        // A weak password is refused and the token stays usable.
+        let weak = anon
+            .setup_password(&setup.token, &Sensitive::new("too short"))
+            .await;
+        assert_eq!(code_of(weak), ErrorCode::PasswordTooWeak);
+        anon.setup_password(&setup.token, &Sensitive::new(PASSWORD))
+            .await
+            .unwrap();
+        // The token works once only.
+        let again = anon
+            .setup_password(&setup.token, &Sensitive::new("another long password"))
+            .await;
+        assert_eq!(code_of(again), ErrorCode::SetupTokenInvalid);
+
+        let sato = app.login("sato", PASSWORD).await;
+        let me = sato.me().await.unwrap();
+        assert_eq!(me.display_name, "佐藤 花子");
+        assert_eq!(me.profession, Profession::Nurse);
+        assert!(!me.must_change_password);
+    }
+);
+
+both_backends!(
+    async fn an_initial_password_must_be_changed_before_anything_else(app: TestApp) {
+        let admin = app.admin().await;
+        let mut req = nurse("suzuki");
+        req.initial_password = Some(Sensitive::new("initial password 123"));
+        let created = admin.admin_create_user(&req).await.unwrap();
+        assert!(created.setup.is_none());
+
+        let mut client = app.client();
+        let login = client
+            .login("suzuki", &Sensitive::new("initial password 123"), None)
+            .await
+            .unwrap();
+        assert_eq!(login.pending, Some(PendingStep::ChangePassword));
+        assert_eq!(
+            code_of(client.sessions().await),
+            ErrorCode::PasswordChangeRequired
+        );
+        // The account itself stays readable, so a client can say what to do.
+        assert!(client.me().await.unwrap().must_change_password);
+        let same = client
+            .change_password(
+                &Sensitive::new("initial password 123"),
+                &Sensitive::new("initial password 123"),
+            )
+            .await;
+        assert_eq!(code_of(same), ErrorCode::PasswordTooWeak);
+        let wrong = client
+            .change_password(
+                &Sensitive::new("not the password"),
+                &Sensitive::new(PASSWORD),
+            )
+            .await;
+        assert_eq!(code_of(wrong), ErrorCode::InvalidCredentials);
+        client
+            .change_password(
+                &Sensitive::new("initial password 123"),
+                &Sensitive::new(PASSWORD),
+            )
+            .await
+            .unwrap();
+        assert_eq!(client.sessions().await.unwrap().sessions.len(), 1);
+        // The old password no longer works; the new one does.
+        let old = app
+            .client()
+            .login("suzuki", &Sensitive::new("initial password 123"), None)
+            .await;
+        assert_eq!(code_of(old), ErrorCode::InvalidCredentials);
+        app.login("suzuki", PASSWORD).await;
+    }
+);
+
+both_backends!(
+    async fn wrong_passwords_and_unknown_logins_get_the_same_answer(app: TestApp) {
+        let _admin = app.admin().await;
+        let wrong = app
+            .client()
+            .login("admin", &Sensitive::new("wrong password here"), None)
+            .await;
+        let unknown = app
+            .client()
+            .login("nobody", &Sensitive::new("wrong password here"), None)
+            .await;
+        let (
+            Err(ClientError::Api {
+                status: s1,
+                body: b1,
+            }),
+            Err(ClientError::Api {
+                status: s2,
+                body: b2,
+            }),
+        ) = (wrong, unknown)
+        else {
+            panic!("both must fail with a typed error");
+        };
+        assert_eq!((s1, &b1), (s2, &b2));
+        assert_eq!(b1.code, ErrorCode::InvalidCredentials);
+    }
+);
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| {
+        c.login_account_failures_per_hour = 8;
+        c.login_backoff_max_seconds = 2;
+    };
+    async fn repeated_failures_back_off_briefly_then_hit_the_hourly_limit(app: TestApp) {
+        let _admin = app.admin().await;
+        let attempt = || async { app.client().login("admin", &Sensitive::new("wrong password here"), None).await };
+        for _ in 0..5 {
+            assert_eq!(code_of(attempt().await), ErrorCode::InvalidCredentials);
+        }
+        // Back-off: refused without checking the password, even the right one.
+        let throttled = app.client().login("admin", &Sensitive::new(PASSWORD), None).await;
+        let Err(ClientError::Api { status, body }) = throttled else { panic!("expected throttling") };
+        assert_eq!((status, body.code), (429, ErrorCode::TooManyAttempts));
+        assert!(body.fields.contains_key("retry_after_seconds"));
+        // The back-off is short (capped at 2 s here): the real user gets in after waiting.
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        app.login("admin", PASSWORD).await;
+        // A success forgets the failures; eight more reach the hourly limit, which holds.
+        for _ in 0..8 {
+            tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+            let _ = attempt().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let limited = app.client().login("admin", &Sensitive::new(PASSWORD), None).await;
+        assert_eq!(code_of(limited), ErrorCode::TooManyAttempts);
+    }
+);
+
+both_backends!(
+    async fn totp_enrolment_makes_login_need_a_code_that_works_once(app: TestApp) {
+        let admin = app.admin().await;
+        let enrollment = admin.totp_enroll().await.unwrap();
+        assert!(
+            enrollment
+                .otpauth_uri
+                .expose()
+                .starts_with("otpauth://totp/renkei:admin?")
+        );
+        assert_eq!(
+            code_of(admin.totp_confirm("000000").await),
+            ErrorCode::TotpInvalid
+        );
+        let user = admin
+            .totp_confirm(&totp_code(enrollment.secret.expose()))
+            .await
+            .unwrap();
+        assert!(user.totp_enabled);
+        assert_eq!(code_of(admin.totp_enroll().await), ErrorCode::Conflict);
+
+        let mut client = app.client();
+        let no_code = client.login("admin", &Sensitive::new(PASSWORD), None).await;
+        assert_eq!(code_of(no_code), ErrorCode::TotpRequired);
+        let bad = client
+            .login("admin", &Sensitive::new(PASSWORD), Some("123456"))
+            .await;
+        assert_eq!(code_of(bad), ErrorCode::TotpInvalid);
+        // The code used to confirm the enrolment is spent, in login too.
+        let spent = client
+            .login(
+                "admin",
+                &Sensitive::new(PASSWORD),
+                Some(&totp_code(enrollment.secret.expose())),
+            )
+            .await;
+        assert_eq!(code_of(spent), ErrorCode::TotpInvalid);
+        // The next time step's code is within the one-step clock skew the server allows.
+        let code = totp_code_ahead(enrollment.secret.expose(), 1);
+        client
+            .login("admin", &Sensitive::new(PASSWORD), Some(&code))
+            .await
+            .unwrap();
+        client.me().await.unwrap();
+        // Replaying the same code is refused (RFC 6238 §5.2).
+        let replay = app
+            .client()
+            .login("admin", &Sensitive::new(PASSWORD), Some(&code))
+            .await;
+        assert_eq!(code_of(replay), ErrorCode::TotpInvalid);
+    }
+);
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| c.require_totp = renkei_server::config::TotpPolicy::Admins;
+    async fn a_totp_policy_for_admins_blocks_them_until_they_enrol(app: TestApp) {
+        let admin = app.admin().await;
+        assert_eq!(code_of(admin.admin_list_users().await), ErrorCode::TotpEnrollmentRequired);
+        // Members are not affected by an admins-only policy.
+        let mut req = nurse("tanaka");
+        req.initial_password = Some(Sensitive::new("initial password 123"));
+        let mut member = app.client();
+        assert_eq!(code_of(admin.admin_create_user(&req).await), ErrorCode::TotpEnrollmentRequired);
+        let enrollment = admin.totp_enroll().await.unwrap();
+        admin.totp_confirm(&totp_code(enrollment.secret.expose())).await.unwrap();
+        admin.admin_create_user(&req).await.unwrap();
+        let login = member.login("tanaka", &Sensitive::new("initial password 123"), None).await.unwrap();
+        assert_eq!(login.pending, Some(PendingStep::ChangePassword));
+    }
+);
+
+both_backends!(
+    async fn disabling_an_account_ends_its_sessions_at_once(app: TestApp) {
+        let admin = app.admin().await;
+        let (_, nurse_client) = app.member(&admin, "watanabe", Profession::Nurse).await;
+        let second = app.login("watanabe", PASSWORD).await;
+        assert_eq!(nurse_client.sessions().await.unwrap().sessions.len(), 2);
+
+        let disabled = admin.admin_disable_user("watanabe").await.unwrap();
+        assert_eq!(disabled.status, AccountStatus::Disabled);
+        assert_eq!(code_of(nurse_client.me().await), ErrorCode::Unauthenticated);
+        assert_eq!(code_of(second.me().await), ErrorCode::Unauthenticated);
+        let login = app
+            .client()
+            .login("watanabe", &Sensitive::new(PASSWORD), None)
+            .await;
+        assert_eq!(code_of(login), ErrorCode::AccountDisabled);
+        // A wrong password on a disabled account reveals nothing more than on any account.
+        let wrong = app
+            .client()
+            .login("watanabe", &Sensitive::new("wrong password here"), None)
+            .await;
+        assert_eq!(code_of(wrong), ErrorCode::InvalidCredentials);
+
+        admin.admin_enable_user("watanabe").await.unwrap();
+        app.login("watanabe", PASSWORD).await.me().await.unwrap();
+        // An administrator cannot lock themselves out.
+        assert_eq!(
+            code_of(admin.admin_disable_user("admin").await),
+            ErrorCode::ValidationFailed
+        );
+    }
+);
+
+both_backends!(
+    async fn sessions_can_be_listed_and_revoked_and_logout_ends_the_token(app: TestApp) {
+        let admin = app.admin().await;
+        let mut phone = app.login("admin", PASSWORD).await;
+        let list = admin.sessions().await.unwrap().sessions;
+        assert_eq!(list.len(), 2);
+        assert_eq!(list.iter().filter(|s| s.current).count(), 1);
+        let other = list.iter().find(|s| !s.current).unwrap().id;
+        admin.revoke_session(other).await.unwrap();
+        assert_eq!(code_of(phone.me().await), ErrorCode::Unauthenticated);
+        assert_eq!(
+            code_of(admin.revoke_session(other).await),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            code_of(admin.revoke_session(uuid::Uuid::new_v4()).await),
+            ErrorCode::NotFound
+        );
+
+        let token = admin.token().unwrap().clone();
+        let mut admin = admin;
+        admin.logout().await.unwrap();
+        let stale = app.client().with_token(token);
+        assert_eq!(code_of(stale.me().await), ErrorCode::Unauthenticated);
+        assert_eq!(code_of(phone.logout().await), ErrorCode::Unauthenticated);
+    }
+);
+
+both_backends!(
+    async fn only_administrators_manage_accounts_and_nobody_else_sees_them(app: TestApp) {
+        let admin = app.admin().await;
+        let (_, member) = app
+            .member(&admin, "kobayashi", Profession::CareManager)
+            .await;
+        assert_eq!(
+            code_of(member.admin_list_users().await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code_of(member.admin_create_user(&nurse("x-user")).await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code_of(member.admin_disable_user("admin").await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code_of(member.admin_show_user("admin").await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            admin.admin_show_user("admin").await.unwrap().status,
+            AccountStatus::Active
+        );
+
+        for client in [
+            app.client(),
+            app.client()
+                .with_token(Sensitive::new("rks_forged-token-value")),
+        ] {
+            assert_eq!(code_of(client.me().await), ErrorCode::Unauthenticated);
+            assert_eq!(
+                code_of(client.admin_list_users().await),
+                ErrorCode::Unauthenticated
+            );
+        }
+        let users = admin.admin_list_users().await.unwrap().users;
+        assert_eq!(
+            users.iter().map(|u| u.login.as_str()).collect::<Vec<_>>(),
+            ["admin", "kobayashi"]
+        );
+    }
+);
+
+both_backends!(
+    async fn invalid_accounts_are_refused_with_every_bad_field_named(app: TestApp) {
+        let admin = app.admin().await;
+        let mut req = nurse("ab");
+        req.display_name = " ".into();
+        req.organisation = "x".repeat(201);
+        req.phone = Some("call me".into());
+        req.initial_password = Some(Sensitive::new("short"));
+        let Err(ClientError::Api { status, body }) = admin.admin_create_user(&req).await else {
+            panic!()
+        };
+        assert_eq!((status, body.code), (422, ErrorCode::ValidationFailed));
+        let fields: Vec<_> = body.fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            [
+                "display_name",
+                "initial_password",
+                "login",
+                "organisation",
+                "phone"
+            ]
+        );
+
+        admin.admin_create_user(&nurse("sato")).await.unwrap();
+        let mut twice = nurse("SATO");
+        twice.display_name = "別人".into();
+        let Err(ClientError::Api { status, body }) = admin.admin_create_user(&twice).await else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                status,
+                body.code,
+                body.fields.get("login").map(String::as_str)
+            ),
+            (409, ErrorCode::Conflict, Some("taken"))
+        );
+        assert_eq!(admin.admin_list_users().await.unwrap().users.len(), 2);
+        assert_eq!(
+            code_of(admin.admin_show_user("nobody").await),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            code_of(admin.admin_show_user("../../etc").await),
+            ErrorCode::NotFound
+        );
+    }
+);
