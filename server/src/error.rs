@@ -217,10 +217,10 @@ impl IntoResponse for ApiError {
         }
         let (status, body) = self.status_and_body();
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyAttempts(wait) = &self {
-            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Self::TooManyAttempts(wait) = &self
+            && let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }

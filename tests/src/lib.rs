@@ -19,6 +19,8 @@ use renkei_server::{Application, Config};
 use tokio::sync::oneshot;
 
 pub use postgres::postgres_admin_url;
+/// Re-exported so [`both_backends!`] works in crates that do not depend on the server directly.
+pub use renkei_server;
 
 /// The password every test account gets: long enough for the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -214,7 +216,7 @@ macro_rules! both_backends {
             async fn run($app: $crate::TestApp) $body
 
             #[allow(unused_variables)]
-            fn adjust(config: &mut renkei_server::Config) {
+            fn adjust(config: &mut $crate::renkei_server::Config) {
                 $( ($cfg)(config); )?
             }
 

@@ -4,7 +4,7 @@ use renkei_cli::ClientError;
 use renkei_protocol::{
     AccountStatus, CreateUserRequest, ErrorCode, PendingStep, Profession, Role, Sensitive,
 };
-use renkei_tests::{PASSWORD, TestApp, both_backends};
+use renkei_tests::{PASSWORD, both_backends};
 
 fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
     match r {
