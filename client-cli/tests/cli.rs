@@ -10,7 +10,11 @@ use tokio::io::AsyncWriteExt;
 
 fn server_binary() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_renkei")).with_file_name("renkei-server");
-    assert!(path.is_file(), "{} is not built; run `cargo test --workspace`", path.display());
+    assert!(
+        path.is_file(),
+        "{} is not built; run `cargo test --workspace`",
+        path.display()
+    );
     path
 }
 
@@ -22,12 +26,20 @@ struct Output {
 
 impl Output {
     fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
 /// Runs `program` with `args`, feeding `stdin`, in a clean locale and a private config directory.
-async fn run(program: &Path, config_dir: &Path, lang: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+async fn run(
+    program: &Path,
+    config_dir: &Path,
+    lang: &str,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> Output {
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
@@ -42,7 +54,10 @@ async fn run(program: &Path, config_dir: &Path, lang: &str, args: &[&str], stdin
         .kill_on_drop(true);
     let mut child = command.spawn().expect("spawn");
     let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).await.expect("write stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("write stdin");
     drop(input);
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
         .await
@@ -68,54 +83,129 @@ impl Cli<'_> {
     async fn renkei_lang(&self, lang: &str, args: &[&str], stdin: &str) -> Output {
         let mut full = vec!["--server", self.app.base_url.as_str()];
         full.extend_from_slice(args);
-        run(Path::new(env!("CARGO_BIN_EXE_renkei")), &self.dir, lang, &full, stdin, &[]).await
+        run(
+            Path::new(env!("CARGO_BIN_EXE_renkei")),
+            &self.dir,
+            lang,
+            &full,
+            stdin,
+            &[],
+        )
+        .await
     }
 
     async fn server(&self, args: &[&str], stdin: &str) -> Output {
         let data_dir = self.app.dir.path().to_string_lossy().into_owned();
-        let env = [("RENKEI_DATABASE_URL", self.app.database_url.as_str()), ("RENKEI_DATA_DIR", data_dir.as_str())];
+        let env = [
+            ("RENKEI_DATABASE_URL", self.app.database_url.as_str()),
+            ("RENKEI_DATA_DIR", data_dir.as_str()),
+        ];
         run(&server_binary(), &self.dir, "C", args, stdin, &env).await
     }
 }
 
 fn totp_code(secret: &str, ahead: u64) -> String {
     let secret = totp_rs::Secret::try_from_base32(secret).expect("base32");
-    let totp = totp_rs::Builder::new().with_secret(secret).build().expect("totp");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let totp = totp_rs::Builder::new()
+        .with_secret(secret)
+        .build()
+        .expect("totp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     totp.generate(now + 30 * ahead).to_string()
 }
 
 both_backends!(
-    async fn an_administrator_and_a_care_manager_do_their_first_day_from_the_terminal(app: TestApp) {
+    async fn an_administrator_and_a_care_manager_do_their_first_day_from_the_terminal(
+        app: TestApp,
+    ) {
         let config = tempfile::tempdir().unwrap();
-        let cli = Cli { app: &app, dir: config.path().join("renkei") };
+        let cli = Cli {
+            app: &app,
+            dir: config.path().join("renkei"),
+        };
 
         // The operator bootstraps the first administrator; a weak password is refused.
-        let weak = cli.server(&["create-admin", "--login", "admin", "--display-name", "管理者"], "short\n").await;
+        let weak = cli
+            .server(
+                &[
+                    "create-admin",
+                    "--login",
+                    "admin",
+                    "--display-name",
+                    "管理者",
+                ],
+                "short\n",
+            )
+            .await;
         assert_eq!(weak.code, 1, "{}", weak.stderr);
-        let out = cli.server(&["create-admin", "--login", "admin", "--display-name", "管理者"], &format!("{PASSWORD}\n")).await;
+        let out = cli
+            .server(
+                &[
+                    "create-admin",
+                    "--login",
+                    "admin",
+                    "--display-name",
+                    "管理者",
+                ],
+                &format!("{PASSWORD}\n"),
+            )
+            .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        let again = cli.server(&["create-admin", "--login", "admin", "--display-name", "x"], &format!("{PASSWORD}\n")).await;
-        assert!(again.code != 0 && again.stderr.contains("already taken"), "{}", again.stderr);
+        let again = cli
+            .server(
+                &["create-admin", "--login", "admin", "--display-name", "x"],
+                &format!("{PASSWORD}\n"),
+            )
+            .await;
+        assert!(
+            again.code != 0 && again.stderr.contains("already taken"),
+            "{}",
+            again.stderr
+        );
 
         // Not logged in yet: exit 3.
         assert_eq!(cli.renkei(&["whoami"], "").await.code, 3);
-        let out = cli.renkei(&["login", "admin"], &format!("{PASSWORD}\n")).await;
+        let out = cli
+            .renkei(&["login", "admin"], &format!("{PASSWORD}\n"))
+            .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(!out.stdout.contains("rks_"), "the token is never printed");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(cli.dir.join("token-default")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(cli.dir.join("token-default"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert_eq!(cli.renkei(&["--json", "whoami"], "").await.json()["role"], "admin");
+        assert_eq!(
+            cli.renkei(&["--json", "whoami"], "").await.json()["role"],
+            "admin"
+        );
 
         // The administrator registers a care manager and gets a setup token to hand over.
         let out = cli
             .renkei(
-                &["--json", "admin", "user", "add", "--login", "kato", "--name", "加藤 ケア", "--profession",
-                  "care-manager", "--organisation", "むさしの居宅介護支援", "--phone", "0422-00-1234"],
+                &[
+                    "--json",
+                    "admin",
+                    "user",
+                    "add",
+                    "--login",
+                    "kato",
+                    "--name",
+                    "加藤 ケア",
+                    "--profession",
+                    "care-manager",
+                    "--organisation",
+                    "むさしの居宅介護支援",
+                    "--phone",
+                    "0422-00-1234",
+                ],
                 "",
             )
             .await;
@@ -124,51 +214,156 @@ both_backends!(
         assert_eq!(created["user"]["profession"], "care_manager");
         let setup = created["setup_token"].as_str().unwrap().to_owned();
         let table = cli.renkei(&["admin", "user", "list"], "").await;
-        assert!(table.stdout.contains("加藤 ケア") && table.stdout.contains("care manager"), "{}", table.stdout);
-        let table_ja = cli.renkei_lang("ja_JP.UTF-8", &["admin", "user", "list"], "").await;
-        assert!(table_ja.stdout.contains("ケアマネジャー"), "{}", table_ja.stdout);
+        assert!(
+            table.stdout.contains("加藤 ケア") && table.stdout.contains("care manager"),
+            "{}",
+            table.stdout
+        );
+        let table_ja = cli
+            .renkei_lang("ja_JP.UTF-8", &["admin", "user", "list"], "")
+            .await;
+        assert!(
+            table_ja.stdout.contains("ケアマネジャー"),
+            "{}",
+            table_ja.stdout
+        );
 
         // She sets her password on her own profile and logs in.
-        let out = cli.renkei(&["--profile", "kato", "setup", "--token", &setup], "a long passphrase for kato\n").await;
+        let out = cli
+            .renkei(
+                &["--profile", "kato", "setup", "--token", &setup],
+                "a long passphrase for kato\n",
+            )
+            .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        let out = cli.renkei(&["--profile", "kato", "login", "kato"], "a long passphrase for kato\n").await;
+        let out = cli
+            .renkei(
+                &["--profile", "kato", "login", "kato"],
+                "a long passphrase for kato\n",
+            )
+            .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
 
         // Refusals exit with their documented codes, explained in the user's language.
-        let forbidden = cli.renkei(&["--profile", "kato", "admin", "user", "list"], "").await;
+        let forbidden = cli
+            .renkei(&["--profile", "kato", "admin", "user", "list"], "")
+            .await;
         assert_eq!(forbidden.code, 5, "{}", forbidden.stderr);
-        let missing = cli.renkei_lang("ja_JP.UTF-8", &["admin", "user", "show", "nobody"], "").await;
+        let missing = cli
+            .renkei_lang("ja_JP.UTF-8", &["admin", "user", "show", "nobody"], "")
+            .await;
         assert_eq!(missing.code, 4);
-        assert!(missing.stderr.contains("見つかりません") && missing.stderr.contains("not_found"), "{}", missing.stderr);
-        let wrong = cli.renkei_lang("ja_JP.UTF-8", &["--profile", "x", "login", "kato"], "wrong password here\n").await;
+        assert!(
+            missing.stderr.contains("見つかりません") && missing.stderr.contains("not_found"),
+            "{}",
+            missing.stderr
+        );
+        let wrong = cli
+            .renkei_lang(
+                "ja_JP.UTF-8",
+                &["--profile", "x", "login", "kato"],
+                "wrong password here\n",
+            )
+            .await;
         assert_eq!(wrong.code, 3);
-        assert!(wrong.stderr.contains("パスワードが違います"), "{}", wrong.stderr);
-        let wrong_en = cli.renkei(&["--profile", "x", "login", "kato"], "wrong password here\n").await;
-        assert!(wrong_en.stderr.contains("Wrong login or password"), "{}", wrong_en.stderr);
-        assert_eq!(cli.renkei(&["admin", "user", "add", "--login", "x"], "").await.code, 2);
+        assert!(
+            wrong.stderr.contains("パスワードが違います"),
+            "{}",
+            wrong.stderr
+        );
+        let wrong_en = cli
+            .renkei(
+                &["--profile", "x", "login", "kato"],
+                "wrong password here\n",
+            )
+            .await;
+        assert!(
+            wrong_en.stderr.contains("Wrong login or password"),
+            "{}",
+            wrong_en.stderr
+        );
+        assert_eq!(
+            cli.renkei(&["admin", "user", "add", "--login", "x"], "")
+                .await
+                .code,
+            2
+        );
 
         // TOTP: enrol, confirm, then login asks for a code.
-        let out = cli.renkei(&["--profile", "kato", "--json", "totp", "enroll", "--no-confirm"], "").await;
+        let out = cli
+            .renkei(
+                &[
+                    "--profile",
+                    "kato",
+                    "--json",
+                    "totp",
+                    "enroll",
+                    "--no-confirm",
+                ],
+                "",
+            )
+            .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         let secret = out.json()["secret"].as_str().unwrap().to_owned();
-        let out = cli.renkei(&["--profile", "kato", "totp", "confirm", &totp_code(&secret, 0)], "").await;
+        let out = cli
+            .renkei(
+                &[
+                    "--profile",
+                    "kato",
+                    "totp",
+                    "confirm",
+                    &totp_code(&secret, 0),
+                ],
+                "",
+            )
+            .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        assert_eq!(cli.renkei(&["--profile", "kato", "logout"], "").await.code, 0);
-        assert_eq!(cli.renkei(&["--profile", "kato", "whoami"], "").await.code, 3);
+        assert_eq!(
+            cli.renkei(&["--profile", "kato", "logout"], "").await.code,
+            0
+        );
+        assert_eq!(
+            cli.renkei(&["--profile", "kato", "whoami"], "").await.code,
+            3
+        );
         let code = totp_code(&secret, 1);
-        let out = cli.renkei(&["--profile", "kato", "login", "kato"], &format!("a long passphrase for kato\n{code}\n")).await;
+        let out = cli
+            .renkei(
+                &["--profile", "kato", "login", "kato"],
+                &format!("a long passphrase for kato\n{code}\n"),
+            )
+            .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        let me = cli.renkei(&["--profile", "kato", "--json", "whoami"], "").await.json();
+        let me = cli
+            .renkei(&["--profile", "kato", "--json", "whoami"], "")
+            .await
+            .json();
         assert_eq!(me["totp_enabled"], true);
 
         // Logging out ended the first session; only the TOTP login remains.
-        let sessions = cli.renkei(&["--profile", "kato", "--json", "sessions", "list"], "").await.json();
+        let sessions = cli
+            .renkei(&["--profile", "kato", "--json", "sessions", "list"], "")
+            .await
+            .json();
         assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);
 
         // Disabling her ends her session at once.
-        assert_eq!(cli.renkei(&["admin", "user", "disable", "kato"], "").await.code, 0);
-        assert_eq!(cli.renkei(&["--profile", "kato", "whoami"], "").await.code, 3);
-        assert_eq!(cli.renkei(&["admin", "user", "enable", "kato"], "").await.code, 0);
+        assert_eq!(
+            cli.renkei(&["admin", "user", "disable", "kato"], "")
+                .await
+                .code,
+            0
+        );
+        assert_eq!(
+            cli.renkei(&["--profile", "kato", "whoami"], "").await.code,
+            3
+        );
+        assert_eq!(
+            cli.renkei(&["admin", "user", "enable", "kato"], "")
+                .await
+                .code,
+            0
+        );
 
         let config_show = cli.renkei(&["--json", "config", "show"], "").await.json();
         assert_eq!(config_show["logged_in"], true);
@@ -183,16 +378,36 @@ both_backends!(
 async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cli");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}");
     let listen = format!("127.0.0.1:{port}");
     let data = dir.path().join("data");
-    let env = [("RENKEI_LISTEN", listen.as_str()), ("RENKEI_DATA_DIR", data.to_str().unwrap()), ("RENKEI_LOG_FILTER", "debug")];
+    let env = [
+        ("RENKEI_LISTEN", listen.as_str()),
+        ("RENKEI_DATA_DIR", data.to_str().unwrap()),
+        ("RENKEI_LOG_FILTER", "debug"),
+    ];
 
-    let out = run(&server_binary(), &config, "C", &["create-admin", "--login", "admin", "--display-name", "A"], &format!("{PASSWORD}\n"), &env).await;
+    let out = run(
+        &server_binary(),
+        &config,
+        "C",
+        &["create-admin", "--login", "admin", "--display-name", "A"],
+        &format!("{PASSWORD}\n"),
+        &env,
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let printed = run(&server_binary(), &config, "C", &["print-config"], "", &env).await;
-    assert!(printed.stdout.contains(&format!("listen = \"{listen}\"")), "{}", printed.stdout);
+    assert!(
+        printed.stdout.contains(&format!("listen = \"{listen}\"")),
+        "{}",
+        printed.stdout
+    );
 
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
@@ -207,33 +422,100 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     let http = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..200 {
-        if http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if http
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             ready = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(ready, "server did not become ready: {}", std::fs::read_to_string(&log_path).unwrap_or_default());
+    assert!(
+        ready,
+        "server did not become ready: {}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
 
     let renkei = Path::new(env!("CARGO_BIN_EXE_renkei"));
-    let out = run(renkei, &config, "C", &["--server", &url, "login", "admin"], &format!("{PASSWORD}\n"), &[]).await;
+    let out = run(
+        renkei,
+        &config,
+        "C",
+        &["--server", &url, "login", "admin"],
+        &format!("{PASSWORD}\n"),
+        &[],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let token = std::fs::read_to_string(config.join("token-default")).unwrap();
-    let out = run(renkei, &config, "C", &["--server", &url, "--json", "admin", "user", "add", "--login", "ito", "--name", "伊藤", "--profession", "pharmacist", "--organisation", "薬局"], "", &[]).await;
+    let out = run(
+        renkei,
+        &config,
+        "C",
+        &[
+            "--server",
+            &url,
+            "--json",
+            "admin",
+            "user",
+            "add",
+            "--login",
+            "ito",
+            "--name",
+            "伊藤",
+            "--profession",
+            "pharmacist",
+            "--organisation",
+            "薬局",
+        ],
+        "",
+        &[],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let setup = out.json()["setup_token"].as_str().unwrap().to_owned();
-    let out = run(renkei, &config, "C", &["--server", &url, "--profile", "ito", "setup", "--token", &setup], "ito secret passphrase\n", &[]).await;
+    let out = run(
+        renkei,
+        &config,
+        "C",
+        &[
+            "--server",
+            &url,
+            "--profile",
+            "ito",
+            "setup",
+            "--token",
+            &setup,
+        ],
+        "ito secret passphrase\n",
+        &[],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     let pid = server.id().unwrap().to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = tokio::time::timeout(std::time::Duration::from_secs(15), server.wait()).await.expect("stopped within 15 s").unwrap();
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(15), server.wait())
+        .await
+        .expect("stopped within 15 s")
+        .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
 
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("login"), "the log is not empty: {log}");
-    for secret in [PASSWORD, token.trim(), setup.as_str(), "ito secret passphrase"] {
+    for secret in [
+        PASSWORD,
+        token.trim(),
+        setup.as_str(),
+        "ito secret passphrase",
+    ] {
         assert!(!log.contains(secret), "the log contains a secret");
     }
 }
