@@ -208,7 +208,7 @@ where
 /// `config = |c| ...;` first adjusts the server's configuration.
 #[macro_export]
 macro_rules! both_backends {
-    ($(config = $cfg:expr;)? async fn $name:ident($app:ident : TestApp) $body:block) => {
+    ($(config = $cfg:expr;)? async fn $name:ident($app:ident : TestApp $(,)?) $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
