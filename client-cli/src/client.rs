@@ -5,9 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use renkei_protocol::{
-    API_PREFIX, ChangePasswordRequest, CreateUserRequest, CreatedUser, ErrorBody, LoginRequest,
-    LoginResponse, Sensitive, SessionList, SetupPasswordRequest, SetupToken, TotpCode,
-    TotpEnrollment, User, UserList,
+    API_PREFIX, AdminGroup, AdminGroupList, ChangePasswordRequest, ConsentChange, ConsentHistory,
+    CreateCommunityGroupRequest, CreateUserRequest, CreatedUser, ErrorBody, Group, GroupList,
+    Invitation, InvitationList, LoginRequest, LoginResponse, MemberList, OpenGroupRequest,
+    RecordConsentRequest, Sensitive, SessionList, SetupPasswordRequest, SetupToken, TotpCode,
+    TotpEnrollment, User, UserList, UserRef, WithdrawConsentRequest,
 };
 use reqwest::Method;
 use serde::Serialize;
@@ -276,6 +278,172 @@ impl Client {
             None,
         )
         .await
+    }
+}
+
+/// Care teams: patient groups, consent, invitations, membership; administrators' audit and community groups.
+impl Client {
+    pub async fn open_group(&self, req: &OpenGroupRequest) -> Result<Group, ClientError> {
+        self.call(Method::POST, "/groups", Some(req)).await
+    }
+
+    pub async fn groups(&self) -> Result<GroupList, ClientError> {
+        self.call::<(), _>(Method::GET, "/groups", None).await
+    }
+
+    pub async fn group(&self, id: Uuid) -> Result<Group, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/groups/{id}"), None)
+            .await
+    }
+
+    pub async fn members(&self, id: Uuid) -> Result<MemberList, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/groups/{id}/members"), None)
+            .await
+    }
+
+    pub async fn record_consent(
+        &self,
+        id: Uuid,
+        req: &RecordConsentRequest,
+    ) -> Result<ConsentChange, ClientError> {
+        self.call(Method::POST, &format!("/groups/{id}/consents"), Some(req))
+            .await
+    }
+
+    pub async fn withdraw_consent(
+        &self,
+        id: Uuid,
+        req: &WithdrawConsentRequest,
+    ) -> Result<ConsentChange, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/groups/{id}/consents/withdraw"),
+            Some(req),
+        )
+        .await
+    }
+
+    pub async fn consents(&self, id: Uuid) -> Result<ConsentHistory, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/groups/{id}/consents"), None)
+            .await
+    }
+
+    /// `user` is an id or a login.
+    pub async fn invite(&self, id: Uuid, user: &str) -> Result<Invitation, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/groups/{id}/invitations"),
+            Some(&UserRef {
+                user: user.to_owned(),
+            }),
+        )
+        .await
+    }
+
+    pub async fn invitations(&self) -> Result<InvitationList, ClientError> {
+        self.call::<(), _>(Method::GET, "/invitations", None).await
+    }
+
+    pub async fn accept_invitation(&self, invitation: Uuid) -> Result<Group, ClientError> {
+        self.call::<(), _>(
+            Method::POST,
+            &format!("/invitations/{invitation}/accept"),
+            None,
+        )
+        .await
+    }
+
+    pub async fn decline_invitation(&self, invitation: Uuid) -> Result<(), ClientError> {
+        self.call_empty::<()>(
+            Method::POST,
+            &format!("/invitations/{invitation}/decline"),
+            None,
+        )
+        .await
+    }
+
+    pub async fn remove_member(&self, id: Uuid, user: &str) -> Result<(), ClientError> {
+        self.call_empty::<()>(
+            Method::DELETE,
+            &format!("/groups/{id}/members/{}", path_segment(user)),
+            None,
+        )
+        .await
+    }
+
+    pub async fn leave(&self, id: Uuid) -> Result<(), ClientError> {
+        self.call_empty::<()>(Method::POST, &format!("/groups/{id}/leave"), None)
+            .await
+    }
+
+    pub async fn handover(&self, id: Uuid, to: &str) -> Result<Group, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/groups/{id}/handover"),
+            Some(&UserRef {
+                user: to.to_owned(),
+            }),
+        )
+        .await
+    }
+
+    pub async fn answer_handover(&self, id: Uuid, accept: bool) -> Result<Group, ClientError> {
+        let verb = if accept { "accept" } else { "decline" };
+        self.call::<(), _>(Method::POST, &format!("/groups/{id}/handover/{verb}"), None)
+            .await
+    }
+
+    pub async fn archive(&self, id: Uuid) -> Result<Group, ClientError> {
+        self.call::<(), _>(Method::POST, &format!("/groups/{id}/archive"), None)
+            .await
+    }
+
+    pub async fn admin_groups(&self) -> Result<AdminGroupList, ClientError> {
+        self.call::<(), _>(Method::GET, "/admin/groups", None).await
+    }
+
+    pub async fn admin_group(&self, id: Uuid) -> Result<AdminGroup, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/admin/groups/{id}"), None)
+            .await
+    }
+
+    pub async fn admin_create_community_group(
+        &self,
+        label: &str,
+    ) -> Result<AdminGroup, ClientError> {
+        let req = CreateCommunityGroupRequest {
+            label: label.to_owned(),
+        };
+        self.call(Method::POST, "/admin/community-groups", Some(&req))
+            .await
+    }
+
+    pub async fn admin_add_community_member(
+        &self,
+        id: Uuid,
+        user: &str,
+    ) -> Result<(), ClientError> {
+        let req = UserRef {
+            user: user.to_owned(),
+        };
+        self.call_empty(
+            Method::POST,
+            &format!("/admin/community-groups/{id}/members"),
+            Some(&req),
+        )
+        .await
+    }
+
+    pub async fn admin_remove_community_member(
+        &self,
+        id: Uuid,
+        user: &str,
+    ) -> Result<(), ClientError> {
+        let path = format!(
+            "/admin/community-groups/{id}/members/{}",
+            path_segment(user)
+        );
+        self.call_empty::<()>(Method::DELETE, &path, None).await
     }
 }
 

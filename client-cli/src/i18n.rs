@@ -143,6 +143,11 @@ pub fn error_text(code: ErrorCode, lang: Lang) -> &'static str {
         NotFound => lang.pick("見つかりません", "Not found"),
         MethodNotAllowed => lang.pick("この操作はできません", "Operation not supported"),
         Conflict => lang.pick("既存の内容と重複しています", "This conflicts with existing data"),
+        OutsideConsentScope => lang.pick("この方は患者・家族の同意の範囲外です（同意の範囲を見直してください）", "This person is outside the scope the patient and family consented to"),
+        ConsentRequired => lang.pick("先に患者・家族の同意を記録してください: renkei consent record", "Record the patient's or family's consent first: renkei consent record"),
+        AlreadyMember => lang.pick("既にメンバーか、招待済みです", "Already a member or already invited"),
+        InvitationExpired => lang.pick("招待の有効期限が切れています。主治医に再招待を依頼してください", "The invitation has expired; ask the attending physician to invite you again"),
+        GroupNotActive => lang.pick("このグループはアーカイブ済みか、同意撤回により閲覧のみです", "This group is archived, or read-only since consent was withdrawn"),
         Unavailable => lang.pick("サーバが一時的に利用できません。しばらくしてから再度お試しください", "The server is temporarily unavailable; try again shortly"),
         Internal => lang.pick("サーバ内部でエラーが発生しました", "The server had an internal error"),
     }

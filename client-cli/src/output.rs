@@ -40,13 +40,18 @@ impl CliError {
                 C::Forbidden
                 | C::PasswordChangeRequired
                 | C::TotpEnrollmentRequired
-                | C::PasswordTooWeak => 5,
+                | C::PasswordTooWeak
+                | C::OutsideConsentScope
+                | C::ConsentRequired
+                | C::GroupNotActive => 5,
                 C::MalformedRequest
                 | C::ValidationFailed
                 | C::UnsupportedMediaType
                 | C::PayloadTooLarge
                 | C::MethodNotAllowed
                 | C::Conflict
+                | C::AlreadyMember
+                | C::InvitationExpired
                 | C::Unavailable
                 | C::Internal => 1,
             },

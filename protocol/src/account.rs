@@ -8,104 +8,31 @@ use uuid::Uuid;
 
 use crate::Sensitive;
 
-/// A professional's profession, as registered by an administrator. Every post will carry it (rule 8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Profession {
-    Physician,
-    Dentist,
-    Pharmacist,
-    Nurse,
-    Therapist,
-    CareManager,
-    CareWorker,
-    SupportCentre,
-    Msw,
-    Government,
-    Other,
-}
-
-impl Profession {
-    pub const ALL: [Profession; 11] = [
-        Self::Physician,
-        Self::Dentist,
-        Self::Pharmacist,
-        Self::Nurse,
-        Self::Therapist,
-        Self::CareManager,
-        Self::CareWorker,
-        Self::SupportCentre,
-        Self::Msw,
-        Self::Government,
-        Self::Other,
-    ];
-
-    /// The stable identifier, as on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Physician => "physician",
-            Self::Dentist => "dentist",
-            Self::Pharmacist => "pharmacist",
-            Self::Nurse => "nurse",
-            Self::Therapist => "therapist",
-            Self::CareManager => "care_manager",
-            Self::CareWorker => "care_worker",
-            Self::SupportCentre => "support_centre",
-            Self::Msw => "msw",
-            Self::Government => "government",
-            Self::Other => "other",
-        }
+wire_enum!(
+    /// A professional's profession, as registered by an administrator. Every post will carry it (rule 8).
+    Profession {
+        Physician = "physician",
+        Dentist = "dentist",
+        Pharmacist = "pharmacist",
+        Nurse = "nurse",
+        Therapist = "therapist",
+        CareManager = "care_manager",
+        CareWorker = "care_worker",
+        SupportCentre = "support_centre",
+        Msw = "msw",
+        Government = "government",
+        Other = "other",
     }
+);
 
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
+wire_enum!(
+    /// What an account may do: members work in groups, administrators register and audit members.
+    Role { Member = "member", Admin = "admin" }
+);
 
-/// What an account may do: members work in groups, administrators register and audit members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Member,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Member => "member",
-            Self::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Member, Self::Admin]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountStatus {
-    Active,
-    Disabled,
-}
-
-impl AccountStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabled => "disabled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Active, Self::Disabled]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-    }
-}
+wire_enum!(
+    AccountStatus { Active = "active", Disabled = "disabled" }
+);
 
 /// An account as its owner and administrators see it. Never carries a password hash or TOTP secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -255,7 +182,7 @@ mod tests {
 
     #[test]
     fn profession_identifiers_round_trip() {
-        for p in Profession::ALL {
+        for &p in Profession::ALL {
             assert_eq!(Profession::parse(p.as_str()), Some(p));
             assert_eq!(
                 serde_json::to_value(p).unwrap(),

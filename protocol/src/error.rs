@@ -46,6 +46,16 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request conflicts with existing state (e.g. a login already taken).
     Conflict,
+    /// The invitee (or handover target) is not covered by the consent in force (rule 3). Fail closed.
+    OutsideConsentScope,
+    /// Nobody can be invited before the patient's or family's consent is recorded (rule 2).
+    ConsentRequired,
+    /// The user is already a member of, or already invited to, this group.
+    AlreadyMember,
+    /// The invitation (or handover) has expired.
+    InvitationExpired,
+    /// The group is archived or read-only (consent withdrawn); nothing in it can change.
+    GroupNotActive,
     /// The server could not reach its database; try again.
     Unavailable,
     /// An unexpected server fault. The cause is logged on the server, never sent.
@@ -74,6 +84,11 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
+            Self::OutsideConsentScope => "outside_consent_scope",
+            Self::ConsentRequired => "consent_required",
+            Self::AlreadyMember => "already_member",
+            Self::InvitationExpired => "invitation_expired",
+            Self::GroupNotActive => "group_not_active",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -139,6 +154,11 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::Conflict,
+            ErrorCode::OutsideConsentScope,
+            ErrorCode::ConsentRequired,
+            ErrorCode::AlreadyMember,
+            ErrorCode::InvitationExpired,
+            ErrorCode::GroupNotActive,
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ] {

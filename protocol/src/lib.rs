@@ -3,12 +3,17 @@
 //! This crate is the API boundary. The server and every client serialise only these types, so a change to
 //! the wire shows up here, in one place, and in the snapshot tests at the bottom of each module.
 
+#[macro_use]
+mod macros;
+
 pub mod account;
 pub mod error;
+pub mod groups;
 pub mod sensitive;
 
 pub use account::*;
 pub use error::{ErrorBody, ErrorCode};
+pub use groups::*;
 pub use sensitive::Sensitive;
 
 /// Path prefix of the versioned HTTP API.

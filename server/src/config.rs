@@ -48,6 +48,8 @@ pub struct Config {
     pub session_idle_minutes: u32,
     /// How long a setup token handed to a new user stays valid.
     pub setup_token_hours: u32,
+    /// How many days an invitation to a group stays open.
+    pub invitation_days: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Failed logins allowed per account within an hour (OWASP ASVS: at most 100).
@@ -89,6 +91,7 @@ impl Default for Config {
             session_absolute_hours: 12,
             session_idle_minutes: 60,
             setup_token_hours: 72,
+            invitation_days: 14,
             max_body_bytes: 64 * 1024,
             login_account_failures_per_hour: 100,
             login_address_failures_per_hour: 1000,

@@ -9,6 +9,7 @@ use renkei_protocol::{ErrorBody, ErrorCode, PendingStep};
 
 use crate::domain::FieldError;
 use crate::policy::Denied;
+use crate::policy::groups::{GroupDenied, TargetRefused};
 use crate::store::{Conflict, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,8 @@ pub enum ApiError {
     Forbidden(Denied),
     #[error("not found")]
     NotFound,
+    #[error("target refused: {0:?}")]
+    Target(TargetRefused),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("conflict: {0:?}")]
@@ -141,6 +144,16 @@ impl ApiError {
                 C::Forbidden,
                 "only administrators may do this".into(),
             ),
+            Self::Forbidden(Denied::NotAPhysician) => (
+                S::FORBIDDEN,
+                C::Forbidden,
+                "only a physician opens a patient group".into(),
+            ),
+            Self::Forbidden(Denied::NotAttendingPhysician) => (
+                S::FORBIDDEN,
+                C::Forbidden,
+                "only the attending physician may do this".into(),
+            ),
             Self::NotFound => (S::NOT_FOUND, C::NotFound, "not found".into()),
             Self::MethodNotAllowed => (
                 S::METHOD_NOT_ALLOWED,
@@ -156,6 +169,46 @@ impl ApiError {
                 S::CONFLICT,
                 C::Conflict,
                 "TOTP is already enabled for this account".into(),
+            ),
+            Self::Conflict(Conflict::AlreadyMember) => (
+                S::CONFLICT,
+                C::AlreadyMember,
+                "already a member of, or invited to, this group".into(),
+            ),
+            Self::Conflict(Conflict::GroupNotActive) => (
+                S::CONFLICT,
+                C::GroupNotActive,
+                "the group is archived or read-only".into(),
+            ),
+            Self::Conflict(Conflict::InvitationExpired) => (
+                S::GONE,
+                C::InvitationExpired,
+                "the invitation has expired".into(),
+            ),
+            Self::Conflict(Conflict::StateChanged) => (
+                S::CONFLICT,
+                C::Conflict,
+                "the group changed meanwhile; reload and retry".into(),
+            ),
+            Self::Target(TargetRefused::ConsentRequired) => (
+                S::CONFLICT,
+                C::ConsentRequired,
+                "record the patient's or family's consent first".into(),
+            ),
+            Self::Target(TargetRefused::OutsideConsentScope) => (
+                S::FORBIDDEN,
+                C::OutsideConsentScope,
+                "outside the scope of the consent in force".into(),
+            ),
+            Self::Target(TargetRefused::NotAPhysician) => (
+                S::UNPROCESSABLE_ENTITY,
+                C::ValidationFailed,
+                "a group is handed over to a physician only".into(),
+            ),
+            Self::Target(TargetRefused::AccountDisabled) => (
+                S::UNPROCESSABLE_ENTITY,
+                C::ValidationFailed,
+                "that account is disabled".into(),
             ),
             Self::Unavailable(_) => (
                 S::SERVICE_UNAVAILABLE,
@@ -180,6 +233,12 @@ impl ApiError {
                 body = body.with_field("retry_after_seconds", wait.as_secs().max(1).to_string());
             }
             Self::Conflict(Conflict::LoginTaken) => body = body.with_field("login", "taken"),
+            Self::Target(TargetRefused::NotAPhysician) => {
+                body = body.with_field("user", "not_a_physician")
+            }
+            Self::Target(TargetRefused::AccountDisabled) => {
+                body = body.with_field("user", "disabled")
+            }
             _ => {}
         }
         (status, body)
@@ -199,6 +258,22 @@ impl From<StoreError> for ApiError {
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         Self::Validation(vec![e])
+    }
+}
+
+impl From<GroupDenied> for ApiError {
+    fn from(d: GroupDenied) -> Self {
+        match d {
+            GroupDenied::NotFound => Self::NotFound,
+            GroupDenied::Forbidden => Self::Forbidden(Denied::NotAttendingPhysician),
+            GroupDenied::NotActive => Self::Conflict(Conflict::GroupNotActive),
+        }
+    }
+}
+
+impl From<TargetRefused> for ApiError {
+    fn from(t: TargetRefused) -> Self {
+        Self::Target(t)
     }
 }
 

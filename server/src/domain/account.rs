@@ -1,6 +1,6 @@
 //! An account as the server holds it: the public [`User`] plus the credentials that never leave the server.
 
-use renkei_protocol::{AccountStatus, Role, User};
+use renkei_protocol::{AccountStatus, Person, Role, User};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -27,6 +27,16 @@ impl Account {
 
     pub fn is_admin(&self) -> bool {
         self.user.role == Role::Admin
+    }
+
+    /// How other members see this user.
+    pub fn person(&self) -> Person {
+        Person {
+            id: self.user.id,
+            display_name: self.user.display_name.clone(),
+            profession: self.user.profession,
+            organisation: self.user.organisation.clone(),
+        }
     }
 }
 

@@ -2,10 +2,15 @@
 //! edge never re-checks a login's shape or a display name's length.
 
 mod account;
+mod groups;
 mod text;
 
 pub use account::{Account, SessionInfo};
-pub use text::{DisplayName, FieldError, Login, Organisation, Phone};
+pub use groups::{GroupRecord, Membership};
+pub use text::{
+    DisplayName, FieldError, Login, Organisation, Phone, parse_label, parse_notes,
+    parse_optional_label,
+};
 
 use time::OffsetDateTime;
 

@@ -19,7 +19,7 @@ fn has_control_chars(s: &str) -> bool {
 }
 
 /// Free text shown to people: trimmed, not empty, bounded, no control characters.
-fn parse_label(field: &'static str, raw: &str, max_chars: usize) -> Result<String, FieldError> {
+pub fn parse_label(field: &'static str, raw: &str, max_chars: usize) -> Result<String, FieldError> {
     let value = raw.trim();
     if value.is_empty() {
         return Err(FieldError::new(field, "empty"));
@@ -31,6 +31,39 @@ fn parse_label(field: &'static str, raw: &str, max_chars: usize) -> Result<Strin
         return Err(FieldError::new(field, "control_characters"));
     }
     Ok(value.to_owned())
+}
+
+/// Like [`parse_label`] for an optional field: absent or blank is `None`.
+pub fn parse_optional_label(
+    field: &'static str,
+    raw: Option<&str>,
+    max_chars: usize,
+) -> Result<Option<String>, FieldError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(value) => parse_label(field, value, max_chars).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Longer free text (notes): may span lines, bounded.
+pub fn parse_notes(
+    field: &'static str,
+    raw: Option<&str>,
+    max_chars: usize,
+) -> Result<Option<String>, FieldError> {
+    let Some(value) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if value.chars().count() > max_chars {
+        return Err(FieldError::new(field, "too_long"));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(FieldError::new(field, "control_characters"));
+    }
+    Ok(Some(value.to_owned()))
 }
 
 /// A login name: 3–64 characters of `a-z 0-9 . _ -`, starting with a letter or digit. Lower-case only,

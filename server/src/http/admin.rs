@@ -9,9 +9,8 @@ use renkei_protocol::{
 use time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
-use super::ApiJson;
+use super::{ApiJson, resolve_user};
 use crate::app::AppState;
 use crate::auth::{Admin, password, token};
 use crate::domain::{self, Account, DisplayName, FieldError, Login, Organisation, Phone};
@@ -141,18 +140,6 @@ async fn list_users(
     Ok(axum::Json(UserList { users }))
 }
 
-/// Finds an account by id or login.
-async fn find(state: &AppState, key: &str) -> Result<Account, ApiError> {
-    let found = match Uuid::parse_str(key) {
-        Ok(id) => state.store.account_by_id(id).await?,
-        Err(_) => match Login::parse(key) {
-            Ok(login) => state.store.account_by_login(login.as_str()).await?,
-            Err(_) => None,
-        },
-    };
-    found.ok_or(ApiError::NotFound)
-}
-
 /// One account, by id or login.
 #[utoipa::path(get, path = "/api/v1/admin/users/{user}", tag = "admin", security(("bearer" = [])),
     params(("user" = String, Path, description = "user id or login")),
@@ -162,7 +149,7 @@ async fn show_user(
     _admin: Admin,
     Path(key): Path<String>,
 ) -> Result<axum::Json<User>, ApiError> {
-    Ok(axum::Json(find(&state, &key).await?.user))
+    Ok(axum::Json(resolve_user(&state, &key).await?.user))
 }
 
 async fn set_status(
@@ -171,7 +158,7 @@ async fn set_status(
     key: &str,
     status: AccountStatus,
 ) -> Result<User, ApiError> {
-    let target = find(state, key).await?;
+    let target = resolve_user(state, key).await?;
     if target.id() == caller.id() && status == AccountStatus::Disabled {
         return Err(ApiError::field("user", "cannot_disable_self"));
     }
@@ -222,7 +209,7 @@ async fn new_setup_token(
     Admin(caller): Admin,
     Path(key): Path<String>,
 ) -> Result<axum::Json<SetupToken>, ApiError> {
-    let target = find(&state, &key).await?;
+    let target = resolve_user(&state, &key).await?;
     let now = domain::now();
     let (setup, hash) = new_setup(&state, now)?;
     state

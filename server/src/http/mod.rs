@@ -2,7 +2,10 @@
 //! operational endpoints. Every failure is an [`ApiError`] with the one `{code, message, fields}` body.
 
 mod admin;
+mod admin_groups;
 mod auth;
+mod groups;
+mod invitations;
 mod me;
 mod ops;
 
@@ -17,7 +20,20 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
+use crate::domain::{Account, Login};
 use crate::error::ApiError;
+
+/// Finds an account by id or login; `not_found` when there is none.
+pub(crate) async fn resolve_user(state: &AppState, key: &str) -> Result<Account, ApiError> {
+    let found = match uuid::Uuid::parse_str(key) {
+        Ok(id) => state.store.account_by_id(id).await?,
+        Err(_) => match Login::parse(key) {
+            Ok(login) => state.store.account_by_login(login.as_str()).await?,
+            Err(_) => None,
+        },
+    };
+    found.ok_or(ApiError::NotFound)
+}
 
 /// A JSON body whose every rejection (syntax, wrong types, unknown fields, invalid UTF-8, missing
 /// content type, too large) becomes a typed [`ApiError`].
@@ -52,7 +68,8 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     tags(
         (name = "auth", description = "Logging in and out, first password"),
         (name = "me", description = "The caller's own account, sessions and second factor"),
-        (name = "admin", description = "Administrators: registering and disabling professionals"),
+        (name = "groups", description = "Patient groups: consent, invitations, membership, handover"),
+        (name = "admin", description = "Administrators: professionals, and metadata-only audit of groups"),
     )
 )]
 struct ApiDoc;
@@ -75,6 +92,9 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(me::router())
         .merge(admin::router())
+        .merge(groups::router())
+        .merge(invitations::router())
+        .merge(admin_groups::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     Router::new()

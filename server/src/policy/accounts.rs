@@ -13,6 +13,10 @@ use crate::store::LoginFailureStats;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
     NotAnAdministrator,
+    /// Rule 2: only a physician opens a patient group.
+    NotAPhysician,
+    /// Rules 2 and 3: consent, invitations, removal, handover and archiving belong to the attending physician.
+    NotAttendingPhysician,
 }
 
 /// Administrator-only operations (registering professionals, disabling accounts) need the admin role.

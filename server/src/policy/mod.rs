@@ -1,10 +1,11 @@
 //! Policy: every authorisation and rule decision, as pure functions an auditor can read next to the tests
 //! that enforce them. Handlers ask; they never decide access on their own.
 //!
-//! This module grows with the ICT collaboration rules (PRODUCT.md); today it holds the account rules of
-//! the MHLW guideline 6.0 and OWASP ASVS that the foundation needs.
+//! `accounts`: the account rules of the MHLW guideline 6.0 and OWASP ASVS. `groups`: the care-team rules
+//! (PRODUCT.md rules 2 and 3) — who opens a patient group, who sees it, who consent covers.
 
 mod accounts;
+pub mod groups;
 
 pub use accounts::{
     Denied, LoginThrottle, check_new_password, login_throttle, pending_step, require_admin,

@@ -7,6 +7,8 @@
 //! operation; a transaction never crosses this module's boundary.
 
 mod accounts;
+mod group_rows;
+mod groups;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -16,6 +18,7 @@ use std::path::Path;
 use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{LoginFailureStats, NewSession, NewUser};
+pub use groups::NewConsent;
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use. The body is
 /// type-checked once per backend, so one SQL text serves both.
@@ -70,6 +73,14 @@ pub enum StoreError {
 pub enum Conflict {
     LoginTaken,
     TotpAlreadyEnabled,
+    /// The user is already invited to or a member of the group.
+    AlreadyMember,
+    /// The group is archived (or, for invitations, not active).
+    GroupNotActive,
+    InvitationExpired,
+    /// The state the caller decided on changed before the write (a consent amended, an invitation
+    /// answered); retrying re-evaluates.
+    StateChanged,
 }
 
 impl From<sqlx::Error> for StoreError {
