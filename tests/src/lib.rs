@@ -159,6 +159,43 @@ impl TestApp {
         (user, client)
     }
 
+    /// Registers a member with a given organisation (see [`TestApp::member`]).
+    pub async fn member_at(
+        &self,
+        admin: &Client,
+        login: &str,
+        profession: Profession,
+        organisation: &str,
+    ) -> (User, Client) {
+        let initial = format!("initial {login} password");
+        admin
+            .admin_create_user(&CreateUserRequest {
+                login: login.into(),
+                display_name: format!("{login} さん"),
+                profession,
+                organisation: organisation.into(),
+                phone: Some("0422-51-0000".into()),
+                role: Role::Member,
+                initial_password: Some(Sensitive::new(initial.clone())),
+            })
+            .await
+            .expect("create member");
+        let client = self.login(login, &initial).await;
+        client
+            .change_password(&Sensitive::new(initial), &Sensitive::new(PASSWORD))
+            .await
+            .expect("change password");
+        let user = client.me().await.expect("me");
+        (user, client)
+    }
+
+    /// A second connection to this app's database, for tests that must look at or shift time in storage.
+    pub async fn store(&self) -> renkei_server::store::Store {
+        renkei_server::store::Store::connect(&self.database_url, 2)
+            .await
+            .expect("store")
+    }
+
     /// Stops the server and waits for it to drain.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -183,6 +220,76 @@ impl Drop for TestApp {
         }
         if let Some(name) = self.pg_database.take() {
             postgres::drop_database_in_background(name);
+        }
+    }
+}
+
+/// Builders for care-team requests, so tests read as the scenario they are.
+pub mod care {
+    use renkei_protocol::{
+        ConsentMethod, Consenter, ConsenterKind, OpenGroupRequest, PatientIdentifiers, Profession,
+        RecordConsentRequest, ScopeEntry, WithdrawConsentRequest,
+    };
+    use uuid::Uuid;
+
+    pub fn patient(label: &str, full_name: &str) -> OpenGroupRequest {
+        OpenGroupRequest {
+            label: label.into(),
+            patient: PatientIdentifiers {
+                full_name: full_name.into(),
+                kana: Some("やまだ はなこ".into()),
+                patient_number: Some("P-0001".into()),
+            },
+            notes: Some("独居。長女が週末に訪問。".into()),
+        }
+    }
+
+    pub fn family() -> Consenter {
+        Consenter {
+            kind: ConsenterKind::Family,
+            name: "山田 一郎".into(),
+            relationship: Some("長男".into()),
+        }
+    }
+
+    pub fn consent(scope: Vec<ScopeEntry>) -> RecordConsentRequest {
+        RecordConsentRequest {
+            consenter: family(),
+            method: ConsentMethod::Written,
+            obtained_on: time::macros::date!(2026 - 11 - 20),
+            scope,
+        }
+    }
+
+    pub fn withdrawal() -> WithdrawConsentRequest {
+        WithdrawConsentRequest {
+            consenter: family(),
+            method: ConsentMethod::Verbal,
+            obtained_on: time::macros::date!(2026 - 11 - 21),
+        }
+    }
+
+    pub fn profession(p: Profession) -> ScopeEntry {
+        ScopeEntry {
+            organisation: None,
+            profession: Some(p),
+            user: None,
+        }
+    }
+
+    pub fn organisation(o: &str) -> ScopeEntry {
+        ScopeEntry {
+            organisation: Some(o.into()),
+            profession: None,
+            user: None,
+        }
+    }
+
+    pub fn person(id: Uuid) -> ScopeEntry {
+        ScopeEntry {
+            organisation: None,
+            profession: None,
+            user: Some(id),
         }
     }
 }

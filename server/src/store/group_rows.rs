@@ -67,6 +67,14 @@ macro_rules! membership_columns {
 }
 pub(super) use membership_columns;
 
+/// [`membership_columns`] unqualified, for `RETURNING` (SQLite does not accept a table alias there).
+macro_rules! membership_returning {
+    () => {
+        "id, group_id, user_id, role, state, invited_by, invited_at, expires_at, joined_at, ended_at"
+    };
+}
+pub(super) use membership_returning;
+
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct MembershipRow {
     id: Uuid,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::group_rows::{
     ConsentRow, GroupRow, MemberRow, MembershipRow, consent_columns, date_text, group_columns,
-    membership_columns, person_columns,
+    membership_columns, membership_returning, person_columns,
 };
 use super::rows::{UserRow, user_columns};
 use super::{Conflict, Store, StoreError, is_unique_violation, with_pool};
@@ -443,9 +443,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let inserted = sqlx::query_as::<_, MembershipRow>(concat!(
-                "INSERT INTO memberships AS m (id, group_id, user_id, role, state, invited_by, invited_at, expires_at) \
+                "INSERT INTO memberships (id, group_id, user_id, role, state, invited_by, invited_at, expires_at) \
                  VALUES ($1, $2, $3, 'member', 'invited', $4, $5, $6) RETURNING ",
-                membership_columns!()
+                membership_returning!()
             ))
             .bind(Uuid::now_v7())
             .bind(group)
@@ -538,15 +538,15 @@ impl Store {
             }
             let sql = if accept {
                 concat!(
-                    "UPDATE memberships AS m SET state = 'active', joined_at = $3 WHERE id = $1 AND user_id = $2 \
+                    "UPDATE memberships SET state = 'active', joined_at = $3 WHERE id = $1 AND user_id = $2 \
                      AND state = 'invited' RETURNING ",
-                    membership_columns!()
+                    membership_returning!()
                 )
             } else {
                 concat!(
-                    "UPDATE memberships AS m SET state = 'declined', ended_at = $3 WHERE id = $1 AND user_id = $2 \
+                    "UPDATE memberships SET state = 'declined', ended_at = $3 WHERE id = $1 AND user_id = $2 \
                      AND state = 'invited' RETURNING ",
-                    membership_columns!()
+                    membership_returning!()
                 )
             };
             let row = sqlx::query_as::<_, MembershipRow>(sql)
