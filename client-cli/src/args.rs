@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use renkei_protocol::Profession;
+use renkei_protocol::{ConsentMethod, ConsenterKind, Profession};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -57,6 +57,29 @@ pub enum Command {
     /// My sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Patient groups: open, list, show, members, archive, hand over.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// The consent of the patient and family: record, amend, withdraw, history.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+    /// Invite a professional the consent covers into a group (attending physician).
+    Invite {
+        /// Group: id, id prefix or label.
+        group: String,
+        /// Login or id of the professional.
+        user: String,
+    },
+    /// My pending invitations.
+    Invitations,
+    /// Accept an invitation (by invitation id or group label; alone when there is only one).
+    Accept { invitation: Option<String> },
+    /// Decline an invitation.
+    Decline { invitation: Option<String> },
+    /// Remove a member from a group, or cancel their invitation (attending physician).
+    Remove { group: String, user: String },
+    /// Leave a group.
+    Leave { group: String },
     /// Administrator commands.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -88,10 +111,100 @@ pub enum SessionsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Open a patient group (physicians); you become its attending physician.
+    Open {
+        /// What members see, e.g. 「山田 花子 様」.
+        #[arg(long)]
+        label: String,
+        /// The patient's full name (kept for the community-group rule; never shown to administrators).
+        #[arg(long)]
+        patient_name: String,
+        #[arg(long)]
+        kana: Option<String>,
+        #[arg(long)]
+        patient_number: Option<String>,
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// The groups I am a member of.
+    List,
+    /// One group (id, id prefix or label).
+    Show { group: String },
+    /// The members of a group.
+    Members { group: String },
+    /// Archive a group when care ends (attending physician).
+    Archive { group: String },
+    /// Hand a group over to another physician who is a member inside the consent's scope.
+    Handover { group: String, to: String },
+    /// Accept a group handed over to me.
+    AcceptHandover { group: String },
+    /// Decline a group handed over to me.
+    DeclineHandover { group: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    /// Record the first consent (or a new version).
+    Record(ConsentArgs),
+    /// Amend the consent: a new version; members it no longer covers are removed at once.
+    Amend(ConsentArgs),
+    /// Record the withdrawal of consent: everyone but the attending physician is removed.
+    Withdraw(ConsenterArgs),
+    /// Every consent version of a group.
+    History { group: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConsenterArgs {
+    pub group: String,
+    /// patient, family or legal_representative.
+    #[arg(long, value_parser = parse_wire::<ConsenterKind>)]
+    pub consenter: ConsenterKind,
+    /// The name of the person who consented.
+    #[arg(long)]
+    pub name: String,
+    /// For family: the relationship, e.g. 長女.
+    #[arg(long)]
+    pub relationship: Option<String>,
+    /// written, verbal or electronic.
+    #[arg(long, value_parser = parse_wire::<ConsentMethod>, default_value = "written")]
+    pub method: ConsentMethod,
+    /// The date consent was obtained (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    pub date: time::Date,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConsentArgs {
+    #[command(flatten)]
+    pub consenter: ConsenterArgs,
+    /// A scope entry, repeatable: `profession=nurse`, `organisation=むさしの訪問看護`, `user=sato`, or several
+    /// joined by commas (all must match): `organisation=むさしの訪問看護,profession=nurse`.
+    #[arg(long = "scope", required = true)]
+    pub scope: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Manage user accounts.
     #[command(subcommand)]
     User(AdminUserCommand),
+    /// Every group with its members and consent versions (metadata only), or one group.
+    Groups { group: Option<Uuid> },
+    /// Community groups (city-wide, per profession).
+    #[command(subcommand)]
+    Community(CommunityCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CommunityCommand {
+    /// Create a community group.
+    Create { label: String },
+    /// Add a member.
+    Add { group: Uuid, user: String },
+    /// Remove a member.
+    Remove { group: Uuid, user: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,7 +218,7 @@ pub enum AdminUserCommand {
         display_name: String,
         /// physician, dentist, pharmacist, nurse, therapist, care_manager, care_worker, support_centre, msw,
         /// government or other.
-        #[arg(long, value_parser = parse_profession)]
+        #[arg(long, value_parser = parse_wire::<Profession>)]
         profession: Profession,
         #[arg(long)]
         organisation: String,
@@ -137,10 +250,35 @@ pub enum ConfigCommand {
     Show,
 }
 
-/// Accepts the wire identifiers (`care_manager`) and their dashed forms (`care-manager`).
-fn parse_profession(s: &str) -> Result<Profession, String> {
-    Profession::parse(&s.trim().to_ascii_lowercase().replace('-', "_")).ok_or_else(|| {
-        let valid: Vec<&str> = Profession::ALL.iter().map(|p| p.as_str()).collect();
-        format!("unknown profession; one of: {}", valid.join(", "))
-    })
+/// Any `wire_enum` of the protocol, by its wire identifier (dashes accepted for underscores).
+fn parse_wire<T: WireEnum>(s: &str) -> Result<T, String> {
+    T::parse_wire(&s.trim().to_ascii_lowercase().replace('-', "_"))
+        .ok_or_else(|| format!("one of: {}", T::identifiers().join(", ")))
+}
+
+pub trait WireEnum: Sized + Copy + Send + Sync + 'static {
+    fn parse_wire(s: &str) -> Option<Self>;
+    fn identifiers() -> Vec<&'static str>;
+}
+
+macro_rules! wire_enum_arg {
+    ($($t:ty),*) => {$(
+        impl WireEnum for $t {
+            fn parse_wire(s: &str) -> Option<Self> {
+                <$t>::parse(s)
+            }
+            fn identifiers() -> Vec<&'static str> {
+                <$t>::ALL.iter().map(|v| v.as_str()).collect()
+            }
+        }
+    )*};
+}
+wire_enum_arg!(Profession, ConsenterKind, ConsentMethod);
+
+fn parse_date(s: &str) -> Result<time::Date, String> {
+    time::Date::parse(
+        s.trim(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| "expected a date as YYYY-MM-DD".to_owned())
 }

@@ -398,6 +398,12 @@ impl Client {
             .await
     }
 
+    /// A registered professional, by id or login.
+    pub async fn lookup_user(&self, user: &str) -> Result<renkei_protocol::Person, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/users/{}", path_segment(user)), None)
+            .await
+    }
+
     pub async fn admin_groups(&self) -> Result<AdminGroupList, ClientError> {
         self.call::<(), _>(Method::GET, "/admin/groups", None).await
     }

@@ -12,6 +12,7 @@ use renkei_protocol::{CreateUserRequest, ErrorCode, PendingStep, Sensitive, User
 use crate::args::{
     AdminCommand, AdminUserCommand, Cli, Command, ConfigCommand, SessionsCommand, TotpCommand,
 };
+use crate::care;
 use crate::output::{CliError, Output};
 
 type Result<T> = std::result::Result<T, CliError>;
@@ -60,6 +61,24 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Totp(cmd) => totp_cmd(&ctx, out, cmd).await,
         Command::Sessions(cmd) => sessions_cmd(&ctx, out, cmd).await,
         Command::Admin(AdminCommand::User(cmd)) => admin_user_cmd(&ctx, out, cmd).await,
+        Command::Admin(AdminCommand::Groups { group }) => {
+            care::admin_groups(&ctx.client()?, out, group).await
+        }
+        Command::Admin(AdminCommand::Community(cmd)) => {
+            care::community_cmd(&ctx.client()?, out, cmd).await
+        }
+        Command::Group(cmd) => care::group_cmd(&ctx.client()?, out, cmd).await,
+        Command::Consent(cmd) => care::consent_cmd(&ctx.client()?, out, cmd).await,
+        Command::Invite { group, user } => care::invite(&ctx.client()?, out, &group, &user).await,
+        Command::Invitations => care::invitations(&ctx.client()?, out).await,
+        Command::Accept { invitation } => {
+            care::answer(&ctx.client()?, out, invitation.as_deref(), true).await
+        }
+        Command::Decline { invitation } => {
+            care::answer(&ctx.client()?, out, invitation.as_deref(), false).await
+        }
+        Command::Remove { group, user } => care::remove(&ctx.client()?, out, &group, &user).await,
+        Command::Leave { group } => care::leave(&ctx.client()?, out, &group).await,
         Command::Config(ConfigCommand::Show) => {
             let logged_in = ctx.dir.load_token(&ctx.profile_name)?.is_some();
             let server = ctx.profile.server.clone().unwrap_or_default();

@@ -57,6 +57,22 @@ pub enum Msg {
     SetupTokenHandOver,
     Disabled,
     Enabled,
+    NoSuchGroup,
+    AmbiguousGroup,
+    NoSuchInvitation,
+    GroupOpened,
+    ConsentRecorded,
+    RemovedByConsent,
+    Invited,
+    Joined,
+    Declined,
+    MemberRemoved,
+    LeftGroup,
+    HandoverRequested,
+    HandoverAccepted,
+    HandoverDeclined,
+    Archived,
+    CommunityMemberAdded,
 }
 
 impl Msg {
@@ -117,6 +133,46 @@ impl Msg {
                 "Account disabled (all sessions ended)",
             ),
             Enabled => lang.pick("アカウントを再開しました", "Account enabled"),
+            NoSuchGroup => lang.pick(
+                "該当するグループがありません（renkei group list で確認できます）",
+                "No such group among yours (see renkei group list)",
+            ),
+            AmbiguousGroup => lang.pick(
+                "複数のグループが該当します。IDで指定してください",
+                "Several groups match; give the id",
+            ),
+            NoSuchInvitation => lang.pick(
+                "該当する招待がありません（renkei invitations で確認できます）",
+                "No such pending invitation (see renkei invitations)",
+            ),
+            GroupOpened => lang.pick(
+                "患者グループを作成しました。次に同意を記録してください: renkei consent record",
+                "Patient group opened; next, record the consent: renkei consent record",
+            ),
+            ConsentRecorded => lang.pick("同意を記録しました", "Consent recorded"),
+            RemovedByConsent => lang.pick(
+                "同意の範囲外となったため、次の方をグループから外しました",
+                "No longer covered by the consent, removed from the group",
+            ),
+            Invited => lang.pick("招待しました", "Invited"),
+            Joined => lang.pick("グループに参加しました", "Joined the group"),
+            Declined => lang.pick("招待を辞退しました", "Invitation declined"),
+            MemberRemoved => lang.pick("メンバーを外しました", "Member removed"),
+            LeftGroup => lang.pick("グループから退出しました", "Left the group"),
+            HandoverRequested => lang.pick(
+                "主治医の引継ぎを依頼しました（相手の承諾待ち）",
+                "Handover requested; awaiting the other physician's acceptance",
+            ),
+            HandoverAccepted => lang.pick(
+                "主治医を引き継ぎました",
+                "You are now the attending physician",
+            ),
+            HandoverDeclined => lang.pick("引継ぎを辞退しました", "Handover declined"),
+            Archived => lang.pick(
+                "グループをアーカイブしました（閲覧のみ）",
+                "Group archived (read-only)",
+            ),
+            CommunityMemberAdded => lang.pick("メンバーを追加しました", "Member added"),
         }
     }
 }
@@ -150,6 +206,27 @@ pub fn error_text(code: ErrorCode, lang: Lang) -> &'static str {
         GroupNotActive => lang.pick("このグループはアーカイブ済みか、同意撤回により閲覧のみです", "This group is archived, or read-only since consent was withdrawn"),
         Unavailable => lang.pick("サーバが一時的に利用できません。しばらくしてから再度お試しください", "The server is temporarily unavailable; try again shortly"),
         Internal => lang.pick("サーバ内部でエラーが発生しました", "The server had an internal error"),
+    }
+}
+
+/// A membership role's name for people.
+pub fn role_text(r: renkei_protocol::MemberRole, lang: Lang) -> &'static str {
+    match r {
+        renkei_protocol::MemberRole::AttendingPhysician => {
+            lang.pick("主治医", "attending physician")
+        }
+        renkei_protocol::MemberRole::Member => lang.pick("メンバー", "member"),
+    }
+}
+
+/// A group status for people.
+pub fn status_text(s: renkei_protocol::GroupStatus, lang: Lang) -> &'static str {
+    match s {
+        renkei_protocol::GroupStatus::Active => lang.pick("有効", "active"),
+        renkei_protocol::GroupStatus::ReadOnly => {
+            lang.pick("閲覧のみ（同意撤回）", "read-only (consent withdrawn)")
+        }
+        renkei_protocol::GroupStatus::Archived => lang.pick("アーカイブ済み", "archived"),
     }
 }
 

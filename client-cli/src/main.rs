@@ -12,6 +12,7 @@
 //! | 6 | the server cannot be reached |
 
 mod args;
+mod care;
 mod commands;
 mod output;
 

@@ -58,6 +58,8 @@ impl CliError {
             Self::Client(ClientError::Transport(_)) => 6,
             Self::Client(ClientError::Unexpected { .. } | ClientError::Setup(_)) => 1,
             Self::Message(Msg::NotLoggedIn) => 3,
+            Self::Message(Msg::NoSuchGroup | Msg::NoSuchInvitation) => 4,
+            Self::Message(Msg::AmbiguousGroup) => 2,
             Self::Message(Msg::NoServer) => 2,
             Self::Message(_) | Self::Other(_) => 1,
         }

@@ -94,6 +94,13 @@ impl Cli<'_> {
         .await
     }
 
+    /// `renkei --profile WHO ARGS…`.
+    async fn as_user(&self, who: &str, args: &[&str]) -> Output {
+        let mut full = vec!["--profile", who];
+        full.extend_from_slice(args);
+        self.renkei(&full, "").await
+    }
+
     async fn server(&self, args: &[&str], stdin: &str) -> Output {
         let data_dir = self.app.dir.path().to_string_lossy().into_owned();
         let env = [
@@ -519,3 +526,285 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
         assert!(!log.contains(secret), "the log contains a secret");
     }
 }
+
+both_backends!(
+    async fn a_physician_runs_a_care_team_from_the_terminal(app: TestApp) {
+        let config = tempfile::tempdir().unwrap();
+        let cli = Cli {
+            app: &app,
+            dir: config.path().join("renkei"),
+        };
+        let admin = app.admin().await;
+        app.member_at(
+            &admin,
+            "dr-suzuki",
+            renkei_protocol::Profession::Physician,
+            "鈴木内科クリニック",
+        )
+        .await;
+        app.member_at(
+            &admin,
+            "ns-sato",
+            renkei_protocol::Profession::Nurse,
+            "むさしの訪問看護",
+        )
+        .await;
+        app.member_at(
+            &admin,
+            "cm-kato",
+            renkei_protocol::Profession::CareManager,
+            "むさしの居宅介護支援",
+        )
+        .await;
+        app.member_at(
+            &admin,
+            "ph-abe",
+            renkei_protocol::Profession::Pharmacist,
+            "あべ薬局",
+        )
+        .await;
+        for who in ["dr-suzuki", "ns-sato", "cm-kato", "ph-abe", "admin"] {
+            let out = cli
+                .renkei(&["--profile", who, "login", who], &format!("{PASSWORD}\n"))
+                .await;
+            assert_eq!(out.code, 0, "{}", out.stderr);
+        }
+
+        let out = cli
+            .as_user(
+                "dr-suzuki",
+                &[
+                    "group",
+                    "open",
+                    "--label",
+                    "山田 花子 様",
+                    "--patient-name",
+                    "山田 花子",
+                    "--kana",
+                    "やまだ はなこ",
+                ],
+            )
+            .await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains("山田 花子 様"), "{}", out.stdout);
+        // Inviting before consent: refused by a rule, exit 5, explained.
+        let refused = cli
+            .renkei_lang(
+                "ja_JP.UTF-8",
+                &["--profile", "dr-suzuki", "invite", "山田", "ns-sato"],
+                "",
+            )
+            .await;
+        assert_eq!(refused.code, 5, "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains("同意を記録してください"),
+            "{}",
+            refused.stderr
+        );
+
+        let out = cli
+            .as_user(
+                "dr-suzuki",
+                &[
+                    "consent",
+                    "record",
+                    "山田",
+                    "--consenter",
+                    "family",
+                    "--name",
+                    "山田 一郎",
+                    "--relationship",
+                    "長男",
+                    "--date",
+                    "2026-11-20",
+                    "--scope",
+                    "organisation=むさしの訪問看護,profession=nurse",
+                    "--scope",
+                    "profession=care-manager",
+                    "--scope",
+                    "user=ph-abe",
+                ],
+            )
+            .await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains("v1"), "{}", out.stdout);
+        for who in ["ns-sato", "cm-kato", "ph-abe"] {
+            let out = cli
+                .as_user("dr-suzuki", &["invite", "山田 花子 様", who])
+                .await;
+            assert_eq!(out.code, 0, "{who}: {}", out.stderr);
+        }
+        let pending = cli
+            .renkei(&["--profile", "ns-sato", "invitations"], "")
+            .await;
+        assert!(
+            pending.stdout.contains("山田 花子 様"),
+            "{}",
+            pending.stdout
+        );
+        for who in ["ns-sato", "cm-kato", "ph-abe"] {
+            let out = cli.renkei(&["--profile", who, "accept"], "").await;
+            assert_eq!(out.code, 0, "{who}: {}", out.stderr);
+        }
+        let members = cli
+            .renkei(
+                &["--profile", "ns-sato", "--json", "group", "members", "山田"],
+                "",
+            )
+            .await
+            .json();
+        assert_eq!(members["members"].as_array().unwrap().len(), 4);
+        let table = cli
+            .renkei_lang(
+                "ja_JP.UTF-8",
+                &["--profile", "ns-sato", "group", "members", "山田"],
+                "",
+            )
+            .await;
+        assert!(
+            table.stdout.contains("主治医") && table.stdout.contains("薬剤師"),
+            "{}",
+            table.stdout
+        );
+
+        // The family narrows the consent: the pharmacist is removed at once.
+        let out = cli
+            .as_user(
+                "dr-suzuki",
+                &[
+                    "consent",
+                    "amend",
+                    "山田",
+                    "--consenter",
+                    "family",
+                    "--name",
+                    "山田 一郎",
+                    "--date",
+                    "2026-11-21",
+                    "--scope",
+                    "profession=nurse",
+                    "--scope",
+                    "profession=care_manager",
+                ],
+            )
+            .await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            out.stdout.contains("ph-abe さん"),
+            "the removal is reported: {}",
+            out.stdout
+        );
+        let gone = cli
+            .renkei(&["--profile", "ph-abe", "group", "show", "山田"], "")
+            .await;
+        assert_eq!(gone.code, 4, "{}", gone.stderr);
+        let history = cli
+            .renkei(
+                &[
+                    "--profile",
+                    "cm-kato",
+                    "--json",
+                    "consent",
+                    "history",
+                    "山田",
+                ],
+                "",
+            )
+            .await
+            .json();
+        assert_eq!(history["consents"].as_array().unwrap().len(), 2);
+
+        // The care manager leaves; the physician removes the nurse; the administrator audits.
+        assert_eq!(
+            cli.renkei(&["--profile", "cm-kato", "leave", "山田"], "")
+                .await
+                .code,
+            0
+        );
+        assert_eq!(
+            cli.as_user("dr-suzuki", &["remove", "山田", "ns-sato"])
+                .await
+                .code,
+            0
+        );
+        let audit = cli
+            .renkei(&["--profile", "admin", "--json", "admin", "groups"], "")
+            .await;
+        assert_eq!(audit.code, 0, "{}", audit.stderr);
+        assert!(
+            !audit.stdout.contains("山田 一郎") && !audit.stdout.contains("やまだ"),
+            "{}",
+            audit.stdout
+        );
+        let group_id = audit.json()["groups"][0]["id"].as_str().unwrap().to_owned();
+        let detail = cli
+            .renkei(&["--profile", "admin", "admin", "groups", &group_id], "")
+            .await;
+        assert!(
+            detail.stdout.contains("removed") && detail.stdout.contains("left"),
+            "{}",
+            detail.stdout
+        );
+        assert_eq!(
+            cli.renkei(&["--profile", "ns-sato", "admin", "groups"], "")
+                .await
+                .code,
+            5
+        );
+
+        // Community groups.
+        let city = cli
+            .renkei(
+                &[
+                    "--profile",
+                    "admin",
+                    "--json",
+                    "admin",
+                    "community",
+                    "create",
+                    "武蔵野市 全体",
+                ],
+                "",
+            )
+            .await
+            .json();
+        let city_id = city["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            cli.renkei(
+                &[
+                    "--profile",
+                    "admin",
+                    "admin",
+                    "community",
+                    "add",
+                    &city_id,
+                    "ns-sato"
+                ],
+                ""
+            )
+            .await
+            .code,
+            0
+        );
+        let mine = cli
+            .renkei(&["--profile", "ns-sato", "group", "list"], "")
+            .await;
+        assert!(
+            mine.stdout.contains("武蔵野市 全体") && !mine.stdout.contains("山田"),
+            "{}",
+            mine.stdout
+        );
+
+        // Archive when care ends.
+        let out = cli
+            .as_user("dr-suzuki", &["group", "archive", "山田"])
+            .await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(
+            cli.as_user("dr-suzuki", &["invite", "山田", "ns-sato"])
+                .await
+                .code,
+            5
+        );
+    }
+);

@@ -4,6 +4,7 @@
 mod admin;
 mod admin_groups;
 mod auth;
+mod directory;
 mod groups;
 mod invitations;
 mod me;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(me::router())
         .merge(admin::router())
+        .merge(directory::router())
         .merge(groups::router())
         .merge(invitations::router())
         .merge(admin_groups::router())
