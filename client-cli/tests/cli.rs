@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use renkei_tests::{PASSWORD, TestApp, both_backends};
+use renkei_tests::{PASSWORD, TestApp, both_backends, totp_code};
 use tokio::io::AsyncWriteExt;
 
 fn server_binary() -> PathBuf {
@@ -109,19 +109,6 @@ impl Cli<'_> {
         ];
         run(&server_binary(), &self.dir, "C", args, stdin, &env).await
     }
-}
-
-fn totp_code(secret: &str, ahead: u64) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret).expect("base32");
-    let totp = totp_rs::Builder::new()
-        .with_secret(secret)
-        .build()
-        .expect("totp");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    totp.generate(now + 30 * ahead).to_string()
 }
 
 both_backends!(

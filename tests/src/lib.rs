@@ -137,26 +137,8 @@ impl TestApp {
         login: &str,
         profession: Profession,
     ) -> (User, Client) {
-        let initial = format!("initial {login} password");
-        admin
-            .admin_create_user(&CreateUserRequest {
-                login: login.into(),
-                display_name: format!("{login} さん"),
-                profession,
-                organisation: "武蔵野訪問看護ステーション".into(),
-                phone: None,
-                role: Role::Member,
-                initial_password: Some(Sensitive::new(initial.clone())),
-            })
+        self.member_at(admin, login, profession, "武蔵野訪問看護ステーション")
             .await
-            .expect("create member");
-        let client = self.login(login, &initial).await;
-        client
-            .change_password(&Sensitive::new(initial), &Sensitive::new(PASSWORD))
-            .await
-            .expect("change password");
-        let user = client.me().await.expect("me");
-        (user, client)
     }
 
     /// Registers a member with a given organisation (see [`TestApp::member`]).
@@ -292,6 +274,20 @@ pub mod care {
             user: Some(id),
         }
     }
+}
+
+/// The code an authenticator app shows for a base32 TOTP secret, `ahead` time steps (30 s) from now.
+pub fn totp_code(secret: &str, ahead: u64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret).expect("base32 secret");
+    let totp = totp_rs::Builder::new()
+        .with_secret(secret)
+        .build()
+        .expect("totp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    totp.generate(now + 30 * ahead).to_string()
 }
 
 /// rustls needs one process-wide crypto provider; install ring once.

@@ -4,7 +4,7 @@ use renkei_cli::ClientError;
 use renkei_protocol::{
     AccountStatus, CreateUserRequest, ErrorCode, PendingStep, Profession, Role, Sensitive,
 };
-use renkei_tests::{PASSWORD, both_backends};
+use renkei_tests::{PASSWORD, both_backends, totp_code};
 
 fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
     match r {
@@ -25,24 +25,6 @@ fn nurse(login: &str) -> CreateUserRequest {
         role: Role::Member,
         initial_password: None,
     }
-}
-
-/// The code an authenticator app shows for a base32 TOTP secret, `ahead` time steps (30 s) from now.
-fn totp_code_ahead(secret: &str, ahead: u64) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret).expect("base32");
-    let totp = totp_rs::Builder::new()
-        .with_secret(secret)
-        .build()
-        .expect("totp");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    totp.generate(now + 30 * ahead).to_string()
-}
-
-fn totp_code(secret: &str) -> String {
-    totp_code_ahead(secret, 0)
 }
 
 both_backends!(
@@ -210,7 +192,7 @@ both_backends!(
             ErrorCode::TotpInvalid
         );
         let user = admin
-            .totp_confirm(&totp_code(enrollment.secret.expose()))
+            .totp_confirm(&totp_code(enrollment.secret.expose(), 0))
             .await
             .unwrap();
         assert!(user.totp_enabled);
@@ -228,12 +210,12 @@ both_backends!(
             .login(
                 "admin",
                 &Sensitive::new(PASSWORD),
-                Some(&totp_code(enrollment.secret.expose())),
+                Some(&totp_code(enrollment.secret.expose(), 0)),
             )
             .await;
         assert_eq!(code_of(spent), ErrorCode::TotpInvalid);
         // The next time step's code is within the one-step clock skew the server allows.
-        let code = totp_code_ahead(enrollment.secret.expose(), 1);
+        let code = totp_code(enrollment.secret.expose(), 1);
         client
             .login("admin", &Sensitive::new(PASSWORD), Some(&code))
             .await
@@ -259,7 +241,7 @@ both_backends!(
         let mut member = app.client();
         assert_eq!(code_of(admin.admin_create_user(&req).await), ErrorCode::TotpEnrollmentRequired);
         let enrollment = admin.totp_enroll().await.unwrap();
-        admin.totp_confirm(&totp_code(enrollment.secret.expose())).await.unwrap();
+        admin.totp_confirm(&totp_code(enrollment.secret.expose(), 0)).await.unwrap();
         admin.admin_create_user(&req).await.unwrap();
         let login = member.login("tanaka", &Sensitive::new("initial password 123"), None).await.unwrap();
         assert_eq!(login.pending, Some(PendingStep::ChangePassword));
