@@ -128,9 +128,9 @@ fn show_consent_change(out: &Output, change: &ConsentChange) {
 }
 
 fn show_consents(out: &Output, consents: &[Consent]) {
-    let rows = consents
-        .iter()
-        .map(|c| {
+    consent_table(
+        out,
+        consents.iter().map(|c| {
             let who = match &c.consenter.relationship {
                 Some(r) => format!(
                     "{}（{} {}）",
@@ -140,13 +140,41 @@ fn show_consents(out: &Output, consents: &[Consent]) {
                 ),
                 None => format!("{}（{}）", c.consenter.name, c.consenter.kind.as_str()),
             };
-            vec![
-                format!("v{}", c.version),
-                c.kind.as_str().to_owned(),
+            (
+                c.version,
+                c.kind,
                 who,
-                c.method.as_str().to_owned(),
-                c.obtained_on.to_string(),
-                scope_text(out, &c.scope),
+                c.method,
+                c.obtained_on,
+                c.scope.as_slice(),
+            )
+        }),
+    );
+}
+
+/// One table for consent versions, whether members see them (with names) or administrators (without).
+fn consent_table<'a>(
+    out: &Output,
+    versions: impl Iterator<
+        Item = (
+            i32,
+            renkei_protocol::ConsentKind,
+            String,
+            renkei_protocol::ConsentMethod,
+            time::Date,
+            &'a [ScopeEntry],
+        ),
+    >,
+) {
+    let rows = versions
+        .map(|(version, kind, consenter, method, obtained_on, scope)| {
+            vec![
+                format!("v{version}"),
+                kind.as_str().to_owned(),
+                consenter,
+                method.as_str().to_owned(),
+                obtained_on.to_string(),
+                scope_text(out, scope),
             ]
         })
         .collect();
@@ -521,30 +549,18 @@ pub async fn admin_groups(client: &Client, out: &Output, group: Option<Uuid>) ->
         rows,
     );
     println!();
-    let rows = g
-        .consents
-        .iter()
-        .map(|c| {
-            vec![
-                format!("v{}", c.version),
-                c.kind.as_str().to_owned(),
+    consent_table(
+        out,
+        g.consents.iter().map(|c| {
+            (
+                c.version,
+                c.kind,
                 c.consenter_kind.as_str().to_owned(),
-                c.method.as_str().to_owned(),
-                c.obtained_on.to_string(),
-                scope_text(out, &c.scope),
-            ]
-        })
-        .collect();
-    out.table(
-        &[
-            "version",
-            "kind",
-            "consenter",
-            "method",
-            "obtained",
-            "scope",
-        ],
-        rows,
+                c.method,
+                c.obtained_on,
+                c.scope.as_slice(),
+            )
+        }),
     );
     Ok(())
 }
