@@ -795,3 +795,68 @@ both_backends!(
         );
     }
 );
+
+/// `--ca-cert` makes the CLI trust a self-signed server (made by `renkei-server dev-cert`); without it
+/// the connection is refused and the CLI exits 6.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_trusts_a_dev_certificate_given_with_ca_cert() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let config = certs.path().join("cli");
+    let out = run(
+        &server_binary(),
+        &config,
+        "C",
+        &[
+            "dev-cert",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--name",
+            "127.0.0.1",
+        ],
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let app = TestApp::spawn_with(renkei_tests::Backend::Sqlite, |c| {
+        c.tls_cert = Some(cert.clone());
+        c.tls_key = Some(key.clone());
+    })
+    .await
+    .unwrap();
+    let _admin = app.admin().await;
+    let renkei = Path::new(env!("CARGO_BIN_EXE_renkei"));
+    let untrusted = run(
+        renkei,
+        &config,
+        "C",
+        &["--server", &app.base_url, "login", "admin"],
+        &format!("{PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_eq!(untrusted.code, 6, "{}", untrusted.stderr);
+    let trusted = run(
+        renkei,
+        &config,
+        "C",
+        &[
+            "--server",
+            &app.base_url,
+            "--ca-cert",
+            cert.to_str().unwrap(),
+            "login",
+            "admin",
+        ],
+        &format!("{PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_eq!(trusted.code, 0, "{}", trusted.stderr);
+    // The profile remembers the server and its CA.
+    let me = run(renkei, &config, "C", &["--json", "whoami"], "", &[]).await;
+    assert_eq!(me.json()["login"], "admin", "{}", me.stderr);
+}

@@ -404,3 +404,45 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    async fn sessions_end_after_the_idle_timeout_and_the_absolute_expiry(app: TestApp) {
+        let admin = app.admin().await;
+        let token_hash = renkei_server::auth::token::hash(admin.token().unwrap().expose());
+        let store = app.store().await;
+        let now = time::OffsetDateTime::now_utc();
+        let idle = time::Duration::minutes(i64::from(app.config.session_idle_minutes));
+        let absolute = time::Duration::hours(i64::from(app.config.session_absolute_hours));
+        // Alive now.
+        assert!(
+            store
+                .authenticate(&token_hash, now, now - idle)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Unused for longer than the idle timeout: gone.
+        let later = now + idle + time::Duration::minutes(1);
+        assert!(
+            store
+                .authenticate(&token_hash, later, later - idle)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Used a moment ago but past its absolute expiry: gone too.
+        let much_later = now + absolute + time::Duration::minutes(1);
+        store
+            .touch_session(admin.sessions().await.unwrap().sessions[0].id, much_later)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .authenticate(&token_hash, much_later, much_later - idle)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store.close().await;
+    }
+);
