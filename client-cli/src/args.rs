@@ -7,11 +7,7 @@ use renkei_protocol::{ConsentMethod, ConsenterKind, Profession};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "renkei",
-    version,
-    about = "renkei — closed messaging for the home-care team (client)"
-)]
+#[command(name = "renkei", version, about = "renkei — closed messaging for the home-care team (client)")]
 pub struct Cli {
     /// Server URL, e.g. https://renkei.example.jp:8443 (remembered in the profile at login).
     #[arg(long, global = true, env = "RENKEI_SERVER", value_name = "URL")]
@@ -276,9 +272,6 @@ macro_rules! wire_enum_arg {
 wire_enum_arg!(Profession, ConsenterKind, ConsentMethod);
 
 fn parse_date(s: &str) -> Result<time::Date, String> {
-    time::Date::parse(
-        s.trim(),
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map_err(|_| "expected a date as YYYY-MM-DD".to_owned())
+    time::Date::parse(s.trim(), time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| "expected a date as YYYY-MM-DD".to_owned())
 }

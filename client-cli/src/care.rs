@@ -10,9 +10,7 @@ use renkei_protocol::{
 };
 use uuid::Uuid;
 
-use crate::args::{
-    CommunityCommand, ConsentArgs, ConsentCommand, ConsenterArgs, GroupCommand, WireEnum,
-};
+use crate::args::{CommunityCommand, ConsentArgs, ConsentCommand, ConsenterArgs, GroupCommand, WireEnum};
 use crate::output::{CliError, Output};
 
 type Result<T> = std::result::Result<T, CliError>;
@@ -42,12 +40,7 @@ pub async fn resolve_group(client: &Client, key: &str) -> Result<Uuid> {
 }
 
 fn person_text(out: &Output, p: &Person) -> String {
-    format!(
-        "{}（{}・{}）",
-        p.display_name,
-        profession_text(p.profession, out.lang),
-        p.organisation
-    )
+    format!("{}（{}・{}）", p.display_name, profession_text(p.profession, out.lang), p.organisation)
 }
 
 fn scope_text(out: &Output, scope: &[ScopeEntry]) -> String {
@@ -81,20 +74,9 @@ fn show_group(out: &Output, g: &Group) {
     let mut rows = vec![
         ("label", g.label.clone()),
         ("status", status_text(g.status, out.lang).to_owned()),
-        (
-            "attending",
-            g.attending_physician
-                .as_ref()
-                .map(|p| person_text(out, p))
-                .unwrap_or_default(),
-        ),
+        ("attending", g.attending_physician.as_ref().map(|p| person_text(out, p)).unwrap_or_default()),
         ("my role", role_text(g.my_role, out.lang).to_owned()),
-        (
-            "consent",
-            g.consent_version
-                .map(|v| format!("v{v}"))
-                .unwrap_or_else(|| "—".into()),
-        ),
+        ("consent", g.consent_version.map(|v| format!("v{v}")).unwrap_or_else(|| "—".into())),
     ];
     if let Some(p) = &g.patient {
         rows.push(("patient", p.full_name.clone()));
@@ -132,22 +114,10 @@ fn show_consents(out: &Output, consents: &[Consent]) {
         out,
         consents.iter().map(|c| {
             let who = match &c.consenter.relationship {
-                Some(r) => format!(
-                    "{}（{} {}）",
-                    c.consenter.name,
-                    c.consenter.kind.as_str(),
-                    r
-                ),
+                Some(r) => format!("{}（{} {}）", c.consenter.name, c.consenter.kind.as_str(), r),
                 None => format!("{}（{}）", c.consenter.name, c.consenter.kind.as_str()),
             };
-            (
-                c.version,
-                c.kind,
-                who,
-                c.method,
-                c.obtained_on,
-                c.scope.as_slice(),
-            )
+            (c.version, c.kind, who, c.method, c.obtained_on, c.scope.as_slice())
         }),
     );
 }
@@ -178,17 +148,7 @@ fn consent_table<'a>(
             ]
         })
         .collect();
-    out.table(
-        &[
-            "version",
-            "kind",
-            "consenter",
-            "method",
-            "obtained",
-            "scope",
-        ],
-        rows,
-    );
+    out.table(&["version", "kind", "consenter", "method", "obtained", "scope"], rows);
 }
 
 fn show_invitations(out: &Output, invitations: &[Invitation]) {
@@ -204,28 +164,15 @@ fn show_invitations(out: &Output, invitations: &[Invitation]) {
             ]
         })
         .collect();
-    out.table(
-        &["invitation", "group", "invited by", "invited", "expires"],
-        rows,
-    );
+    out.table(&["invitation", "group", "invited by", "invited", "expires"], rows);
 }
 
 pub async fn group_cmd(client: &Client, out: &Output, cmd: GroupCommand) -> Result<()> {
     match cmd {
-        GroupCommand::Open {
-            label,
-            patient_name,
-            kana,
-            patient_number,
-            notes,
-        } => {
+        GroupCommand::Open { label, patient_name, kana, patient_number, notes } => {
             let req = renkei_protocol::OpenGroupRequest {
                 label,
-                patient: renkei_protocol::PatientIdentifiers {
-                    full_name: patient_name,
-                    kana,
-                    patient_number,
-                },
+                patient: renkei_protocol::PatientIdentifiers { full_name: patient_name, kana, patient_number },
                 notes,
             };
             let group = client.open_group(&req).await?;
@@ -277,10 +224,7 @@ pub async fn group_cmd(client: &Client, out: &Output, cmd: GroupCommand) -> Resu
                     ]
                 })
                 .collect();
-            out.table(
-                &["name", "profession", "organisation", "role", "since"],
-                rows,
-            );
+            out.table(&["name", "profession", "organisation", "role", "since"], rows);
         }
         GroupCommand::Archive { group } => {
             let id = resolve_group(client, &group).await?;
@@ -312,30 +256,21 @@ pub async fn group_cmd(client: &Client, out: &Output, cmd: GroupCommand) -> Resu
 
 /// Parses `key=value[,key=value…]` into one scope entry; `user=` takes a login or id.
 async fn scope_entry(client: &Client, text: &str) -> Result<ScopeEntry> {
-    let mut entry = ScopeEntry {
-        organisation: None,
-        profession: None,
-        user: None,
-    };
+    let mut entry = ScopeEntry { organisation: None, profession: None, user: None };
     for part in text.split(',') {
-        let (key, value) = part
-            .split_once('=')
-            .ok_or_else(|| CliError::Other(format!("scope entry {part:?}: expected key=value")))?;
+        let (key, value) =
+            part.split_once('=').ok_or_else(|| CliError::Other(format!("scope entry {part:?}: expected key=value")))?;
         let value = value.trim();
         match key.trim() {
             "organisation" | "organization" | "org" => entry.organisation = Some(value.to_owned()),
             "profession" => {
-                let p = renkei_protocol::Profession::parse_wire(
-                    &value.to_ascii_lowercase().replace('-', "_"),
-                )
-                .ok_or_else(|| CliError::Other(format!("unknown profession {value:?}")))?;
+                let p = renkei_protocol::Profession::parse_wire(&value.to_ascii_lowercase().replace('-', "_"))
+                    .ok_or_else(|| CliError::Other(format!("unknown profession {value:?}")))?;
                 entry.profession = Some(p);
             }
             "user" => entry.user = Some(client.lookup_user(value).await?.id),
             other => {
-                return Err(CliError::Other(format!(
-                    "unknown scope key {other:?} (organisation, profession, user)"
-                )));
+                return Err(CliError::Other(format!("unknown scope key {other:?} (organisation, profession, user)")));
             }
         }
     }
@@ -343,25 +278,16 @@ async fn scope_entry(client: &Client, text: &str) -> Result<ScopeEntry> {
 }
 
 fn consenter(args: &ConsenterArgs) -> Consenter {
-    Consenter {
-        kind: args.consenter,
-        name: args.name.clone(),
-        relationship: args.relationship.clone(),
-    }
+    Consenter { kind: args.consenter, name: args.name.clone(), relationship: args.relationship.clone() }
 }
 
 pub async fn consent_cmd(client: &Client, out: &Output, cmd: ConsentCommand) -> Result<()> {
     match cmd {
-        ConsentCommand::Record(args) | ConsentCommand::Amend(args) => {
-            record(client, out, args).await
-        }
+        ConsentCommand::Record(args) | ConsentCommand::Amend(args) => record(client, out, args).await,
         ConsentCommand::Withdraw(args) => {
             let id = resolve_group(client, &args.group).await?;
-            let req = WithdrawConsentRequest {
-                consenter: consenter(&args),
-                method: args.method,
-                obtained_on: args.date,
-            };
+            let req =
+                WithdrawConsentRequest { consenter: consenter(&args), method: args.method, obtained_on: args.date };
             show_consent_change(out, &client.withdraw_consent(id, &req).await?);
             Ok(())
         }
@@ -401,11 +327,7 @@ pub async fn invite(client: &Client, out: &Output, group: &str, user: &str) -> R
         out.json(&invitation);
     } else {
         out.say(Msg::Invited);
-        println!(
-            "  {} → {}",
-            person_text(out, &invitation.invitee),
-            invitation.group_label
-        );
+        println!("  {} → {}", person_text(out, &invitation.invitee), invitation.group_label);
     }
     Ok(())
 }
@@ -427,9 +349,7 @@ async fn resolve_invitation(client: &Client, key: Option<&str>) -> Result<Uuid> 
         None => pending.iter().map(|i| i.id).collect(),
         Some(k) => pending
             .iter()
-            .filter(|i| {
-                i.id.to_string().starts_with(k) || i.group_label == k || i.group_label.contains(k)
-            })
+            .filter(|i| i.id.to_string().starts_with(k) || i.group_label == k || i.group_label.contains(k))
             .map(|i| i.id)
             .collect(),
     };
@@ -486,40 +406,20 @@ pub async fn admin_groups(client: &Client, out: &Output, group: Option<Uuid>) ->
         let rows = groups
             .iter()
             .map(|g| {
-                let active = g
-                    .memberships
-                    .iter()
-                    .filter(|m| m.state == renkei_protocol::MembershipState::Active)
-                    .count();
+                let active =
+                    g.memberships.iter().filter(|m| m.state == renkei_protocol::MembershipState::Active).count();
                 vec![
                     g.label.clone(),
                     g.kind.as_str().to_owned(),
                     status_text(g.status, out.lang).to_owned(),
-                    g.attending_physician
-                        .as_ref()
-                        .map(|p| p.display_name.clone())
-                        .unwrap_or_default(),
+                    g.attending_physician.as_ref().map(|p| p.display_name.clone()).unwrap_or_default(),
                     active.to_string(),
-                    g.consents
-                        .last()
-                        .map(|c| format!("v{}", c.version))
-                        .unwrap_or_else(|| "—".into()),
+                    g.consents.last().map(|c| format!("v{}", c.version)).unwrap_or_else(|| "—".into()),
                     g.id.to_string(),
                 ]
             })
             .collect();
-        out.table(
-            &[
-                "group",
-                "kind",
-                "status",
-                "attending",
-                "members",
-                "consent",
-                "id",
-            ],
-            rows,
-        );
+        out.table(&["group", "kind", "status", "attending", "members", "consent", "id"], rows);
         return Ok(());
     }
     let g = &groups[0];
@@ -544,22 +444,12 @@ pub async fn admin_groups(client: &Client, out: &Output, group: Option<Uuid>) ->
             ]
         })
         .collect();
-    out.table(
-        &["member", "role", "state", "invited", "joined", "ended"],
-        rows,
-    );
+    out.table(&["member", "role", "state", "invited", "joined", "ended"], rows);
     println!();
     consent_table(
         out,
         g.consents.iter().map(|c| {
-            (
-                c.version,
-                c.kind,
-                c.consenter_kind.as_str().to_owned(),
-                c.method,
-                c.obtained_on,
-                c.scope.as_slice(),
-            )
+            (c.version, c.kind, c.consenter_kind.as_str().to_owned(), c.method, c.obtained_on, c.scope.as_slice())
         }),
     );
     Ok(())

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use renkei_protocol::{
     API_PREFIX, AdminGroup, AdminGroupList, ChangePasswordRequest, ConsentChange, ConsentHistory,
-    CreateCommunityGroupRequest, CreateUserRequest, CreatedUser, ErrorBody, Group, GroupList,
-    Invitation, InvitationList, LoginRequest, LoginResponse, MemberList, OpenGroupRequest,
-    RecordConsentRequest, Sensitive, SessionList, SetupPasswordRequest, SetupToken, TotpCode,
-    TotpEnrollment, User, UserList, UserRef, WithdrawConsentRequest,
+    CreateCommunityGroupRequest, CreateUserRequest, CreatedUser, ErrorBody, Group, GroupList, Invitation,
+    InvitationList, LoginRequest, LoginResponse, MemberList, OpenGroupRequest, RecordConsentRequest, Sensitive,
+    SessionList, SetupPasswordRequest, SetupToken, TotpCode, TotpEnrollment, User, UserList, UserRef,
+    WithdrawConsentRequest,
 };
 use reqwest::Method;
 use serde::Serialize;
@@ -61,25 +61,14 @@ impl Client {
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("renkei-cli/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                ClientError::Setup(format!(
-                    "cannot read CA certificate {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ClientError::Setup(format!("invalid CA certificate {}: {e}", path.display()))
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|e| ClientError::Setup(format!("cannot read CA certificate {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::Setup(format!("invalid CA certificate {}: {e}", path.display())))?;
             builder = builder.tls_certs_only(certs);
         }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Setup(format!("cannot build HTTP client: {e}")))?;
-        Ok(Self {
-            http,
-            base: base_url.trim_end_matches('/').to_owned(),
-            token: None,
-        })
+        let http = builder.build().map_err(|e| ClientError::Setup(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self { http, base: base_url.trim_end_matches('/').to_owned(), token: None })
     }
 
     pub fn with_token(mut self, token: Sensitive) -> Self {
@@ -104,10 +93,8 @@ impl Client {
         let response = self.send(method, path, body).await?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(ClientError::Transport)?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
-            status: status.as_u16(),
-            detail: e.to_string(),
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Unexpected { status: status.as_u16(), detail: e.to_string() })
     }
 
     async fn call_empty<B: Serialize + ?Sized>(
@@ -126,9 +113,7 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<reqwest::Response, ClientError> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{API_PREFIX}{path}", self.base));
+        let mut request = self.http.request(method, format!("{}{API_PREFIX}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose());
         }
@@ -142,10 +127,7 @@ impl Client {
         }
         let bytes = response.bytes().await.map_err(ClientError::Transport)?;
         match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Api {
-                status: status.as_u16(),
-                body,
-            }),
+            Ok(body) => Err(ClientError::Api { status: status.as_u16(), body }),
             Err(_) => Err(ClientError::Unexpected {
                 status: status.as_u16(),
                 detail: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
@@ -171,56 +153,31 @@ impl Client {
     }
 
     pub async fn logout(&mut self) -> Result<(), ClientError> {
-        self.call_empty::<()>(Method::POST, "/auth/logout", None)
-            .await?;
+        self.call_empty::<()>(Method::POST, "/auth/logout", None).await?;
         self.token = None;
         Ok(())
     }
 
-    pub async fn setup_password(
-        &self,
-        setup_token: &Sensitive,
-        new_password: &Sensitive,
-    ) -> Result<(), ClientError> {
-        let req = SetupPasswordRequest {
-            setup_token: setup_token.clone(),
-            new_password: new_password.clone(),
-        };
-        self.call_empty(Method::POST, "/auth/setup", Some(&req))
-            .await
+    pub async fn setup_password(&self, setup_token: &Sensitive, new_password: &Sensitive) -> Result<(), ClientError> {
+        let req = SetupPasswordRequest { setup_token: setup_token.clone(), new_password: new_password.clone() };
+        self.call_empty(Method::POST, "/auth/setup", Some(&req)).await
     }
 
     pub async fn me(&self) -> Result<User, ClientError> {
         self.call::<(), _>(Method::GET, "/me", None).await
     }
 
-    pub async fn change_password(
-        &self,
-        current: &Sensitive,
-        new: &Sensitive,
-    ) -> Result<(), ClientError> {
-        let req = ChangePasswordRequest {
-            current_password: current.clone(),
-            new_password: new.clone(),
-        };
-        self.call_empty(Method::POST, "/me/password", Some(&req))
-            .await
+    pub async fn change_password(&self, current: &Sensitive, new: &Sensitive) -> Result<(), ClientError> {
+        let req = ChangePasswordRequest { current_password: current.clone(), new_password: new.clone() };
+        self.call_empty(Method::POST, "/me/password", Some(&req)).await
     }
 
     pub async fn totp_enroll(&self) -> Result<TotpEnrollment, ClientError> {
-        self.call::<(), _>(Method::POST, "/me/totp/enroll", None)
-            .await
+        self.call::<(), _>(Method::POST, "/me/totp/enroll", None).await
     }
 
     pub async fn totp_confirm(&self, code: &str) -> Result<User, ClientError> {
-        self.call(
-            Method::POST,
-            "/me/totp/confirm",
-            Some(&TotpCode {
-                code: code.to_owned(),
-            }),
-        )
-        .await
+        self.call(Method::POST, "/me/totp/confirm", Some(&TotpCode { code: code.to_owned() })).await
     }
 
     pub async fn sessions(&self) -> Result<SessionList, ClientError> {
@@ -228,14 +185,10 @@ impl Client {
     }
 
     pub async fn revoke_session(&self, id: Uuid) -> Result<(), ClientError> {
-        self.call_empty::<()>(Method::DELETE, &format!("/me/sessions/{id}"), None)
-            .await
+        self.call_empty::<()>(Method::DELETE, &format!("/me/sessions/{id}"), None).await
     }
 
-    pub async fn admin_create_user(
-        &self,
-        req: &CreateUserRequest,
-    ) -> Result<CreatedUser, ClientError> {
+    pub async fn admin_create_user(&self, req: &CreateUserRequest) -> Result<CreatedUser, ClientError> {
         self.call(Method::POST, "/admin/users", Some(req)).await
     }
 
@@ -245,39 +198,19 @@ impl Client {
 
     /// `user` is an id or a login.
     pub async fn admin_show_user(&self, user: &str) -> Result<User, ClientError> {
-        self.call::<(), _>(
-            Method::GET,
-            &format!("/admin/users/{}", path_segment(user)),
-            None,
-        )
-        .await
+        self.call::<(), _>(Method::GET, &format!("/admin/users/{}", path_segment(user)), None).await
     }
 
     pub async fn admin_disable_user(&self, user: &str) -> Result<User, ClientError> {
-        self.call::<(), _>(
-            Method::POST,
-            &format!("/admin/users/{}/disable", path_segment(user)),
-            None,
-        )
-        .await
+        self.call::<(), _>(Method::POST, &format!("/admin/users/{}/disable", path_segment(user)), None).await
     }
 
     pub async fn admin_enable_user(&self, user: &str) -> Result<User, ClientError> {
-        self.call::<(), _>(
-            Method::POST,
-            &format!("/admin/users/{}/enable", path_segment(user)),
-            None,
-        )
-        .await
+        self.call::<(), _>(Method::POST, &format!("/admin/users/{}/enable", path_segment(user)), None).await
     }
 
     pub async fn admin_new_setup_token(&self, user: &str) -> Result<SetupToken, ClientError> {
-        self.call::<(), _>(
-            Method::POST,
-            &format!("/admin/users/{}/setup-token", path_segment(user)),
-            None,
-        )
-        .await
+        self.call::<(), _>(Method::POST, &format!("/admin/users/{}/setup-token", path_segment(user)), None).await
     }
 }
 
@@ -292,52 +225,28 @@ impl Client {
     }
 
     pub async fn group(&self, id: Uuid) -> Result<Group, ClientError> {
-        self.call::<(), _>(Method::GET, &format!("/groups/{id}"), None)
-            .await
+        self.call::<(), _>(Method::GET, &format!("/groups/{id}"), None).await
     }
 
     pub async fn members(&self, id: Uuid) -> Result<MemberList, ClientError> {
-        self.call::<(), _>(Method::GET, &format!("/groups/{id}/members"), None)
-            .await
+        self.call::<(), _>(Method::GET, &format!("/groups/{id}/members"), None).await
     }
 
-    pub async fn record_consent(
-        &self,
-        id: Uuid,
-        req: &RecordConsentRequest,
-    ) -> Result<ConsentChange, ClientError> {
-        self.call(Method::POST, &format!("/groups/{id}/consents"), Some(req))
-            .await
+    pub async fn record_consent(&self, id: Uuid, req: &RecordConsentRequest) -> Result<ConsentChange, ClientError> {
+        self.call(Method::POST, &format!("/groups/{id}/consents"), Some(req)).await
     }
 
-    pub async fn withdraw_consent(
-        &self,
-        id: Uuid,
-        req: &WithdrawConsentRequest,
-    ) -> Result<ConsentChange, ClientError> {
-        self.call(
-            Method::POST,
-            &format!("/groups/{id}/consents/withdraw"),
-            Some(req),
-        )
-        .await
+    pub async fn withdraw_consent(&self, id: Uuid, req: &WithdrawConsentRequest) -> Result<ConsentChange, ClientError> {
+        self.call(Method::POST, &format!("/groups/{id}/consents/withdraw"), Some(req)).await
     }
 
     pub async fn consents(&self, id: Uuid) -> Result<ConsentHistory, ClientError> {
-        self.call::<(), _>(Method::GET, &format!("/groups/{id}/consents"), None)
-            .await
+        self.call::<(), _>(Method::GET, &format!("/groups/{id}/consents"), None).await
     }
 
     /// `user` is an id or a login.
     pub async fn invite(&self, id: Uuid, user: &str) -> Result<Invitation, ClientError> {
-        self.call(
-            Method::POST,
-            &format!("/groups/{id}/invitations"),
-            Some(&UserRef {
-                user: user.to_owned(),
-            }),
-        )
-        .await
+        self.call(Method::POST, &format!("/groups/{id}/invitations"), Some(&UserRef { user: user.to_owned() })).await
     }
 
     pub async fn invitations(&self) -> Result<InvitationList, ClientError> {
@@ -345,63 +254,37 @@ impl Client {
     }
 
     pub async fn accept_invitation(&self, invitation: Uuid) -> Result<Group, ClientError> {
-        self.call::<(), _>(
-            Method::POST,
-            &format!("/invitations/{invitation}/accept"),
-            None,
-        )
-        .await
+        self.call::<(), _>(Method::POST, &format!("/invitations/{invitation}/accept"), None).await
     }
 
     pub async fn decline_invitation(&self, invitation: Uuid) -> Result<(), ClientError> {
-        self.call_empty::<()>(
-            Method::POST,
-            &format!("/invitations/{invitation}/decline"),
-            None,
-        )
-        .await
+        self.call_empty::<()>(Method::POST, &format!("/invitations/{invitation}/decline"), None).await
     }
 
     pub async fn remove_member(&self, id: Uuid, user: &str) -> Result<(), ClientError> {
-        self.call_empty::<()>(
-            Method::DELETE,
-            &format!("/groups/{id}/members/{}", path_segment(user)),
-            None,
-        )
-        .await
+        self.call_empty::<()>(Method::DELETE, &format!("/groups/{id}/members/{}", path_segment(user)), None).await
     }
 
     pub async fn leave(&self, id: Uuid) -> Result<(), ClientError> {
-        self.call_empty::<()>(Method::POST, &format!("/groups/{id}/leave"), None)
-            .await
+        self.call_empty::<()>(Method::POST, &format!("/groups/{id}/leave"), None).await
     }
 
     pub async fn handover(&self, id: Uuid, to: &str) -> Result<Group, ClientError> {
-        self.call(
-            Method::POST,
-            &format!("/groups/{id}/handover"),
-            Some(&UserRef {
-                user: to.to_owned(),
-            }),
-        )
-        .await
+        self.call(Method::POST, &format!("/groups/{id}/handover"), Some(&UserRef { user: to.to_owned() })).await
     }
 
     pub async fn answer_handover(&self, id: Uuid, accept: bool) -> Result<Group, ClientError> {
         let verb = if accept { "accept" } else { "decline" };
-        self.call::<(), _>(Method::POST, &format!("/groups/{id}/handover/{verb}"), None)
-            .await
+        self.call::<(), _>(Method::POST, &format!("/groups/{id}/handover/{verb}"), None).await
     }
 
     pub async fn archive(&self, id: Uuid) -> Result<Group, ClientError> {
-        self.call::<(), _>(Method::POST, &format!("/groups/{id}/archive"), None)
-            .await
+        self.call::<(), _>(Method::POST, &format!("/groups/{id}/archive"), None).await
     }
 
     /// A registered professional, by id or login.
     pub async fn lookup_user(&self, user: &str) -> Result<renkei_protocol::Person, ClientError> {
-        self.call::<(), _>(Method::GET, &format!("/users/{}", path_segment(user)), None)
-            .await
+        self.call::<(), _>(Method::GET, &format!("/users/{}", path_segment(user)), None).await
     }
 
     pub async fn admin_groups(&self) -> Result<AdminGroupList, ClientError> {
@@ -409,46 +292,21 @@ impl Client {
     }
 
     pub async fn admin_group(&self, id: Uuid) -> Result<AdminGroup, ClientError> {
-        self.call::<(), _>(Method::GET, &format!("/admin/groups/{id}"), None)
-            .await
+        self.call::<(), _>(Method::GET, &format!("/admin/groups/{id}"), None).await
     }
 
-    pub async fn admin_create_community_group(
-        &self,
-        label: &str,
-    ) -> Result<AdminGroup, ClientError> {
-        let req = CreateCommunityGroupRequest {
-            label: label.to_owned(),
-        };
-        self.call(Method::POST, "/admin/community-groups", Some(&req))
-            .await
+    pub async fn admin_create_community_group(&self, label: &str) -> Result<AdminGroup, ClientError> {
+        let req = CreateCommunityGroupRequest { label: label.to_owned() };
+        self.call(Method::POST, "/admin/community-groups", Some(&req)).await
     }
 
-    pub async fn admin_add_community_member(
-        &self,
-        id: Uuid,
-        user: &str,
-    ) -> Result<(), ClientError> {
-        let req = UserRef {
-            user: user.to_owned(),
-        };
-        self.call_empty(
-            Method::POST,
-            &format!("/admin/community-groups/{id}/members"),
-            Some(&req),
-        )
-        .await
+    pub async fn admin_add_community_member(&self, id: Uuid, user: &str) -> Result<(), ClientError> {
+        let req = UserRef { user: user.to_owned() };
+        self.call_empty(Method::POST, &format!("/admin/community-groups/{id}/members"), Some(&req)).await
     }
 
-    pub async fn admin_remove_community_member(
-        &self,
-        id: Uuid,
-        user: &str,
-    ) -> Result<(), ClientError> {
-        let path = format!(
-            "/admin/community-groups/{id}/members/{}",
-            path_segment(user)
-        );
+    pub async fn admin_remove_community_member(&self, id: Uuid, user: &str) -> Result<(), ClientError> {
+        let path = format!("/admin/community-groups/{id}/members/{}", path_segment(user));
         self.call_empty::<()>(Method::DELETE, &path, None).await
     }
 }
@@ -457,9 +315,7 @@ impl Client {
 fn path_segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'_' | b'-' => {
-                char::from(b).to_string()
-            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'_' | b'-' => char::from(b).to_string(),
             other => format!("%{other:02X}"),
         })
         .collect()

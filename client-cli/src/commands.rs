@@ -9,9 +9,7 @@ use renkei_cli::i18n::{Msg, profession_text};
 use renkei_cli::profile::{ConfigDir, Profile};
 use renkei_protocol::{CreateUserRequest, ErrorCode, PendingStep, Sensitive, User};
 
-use crate::args::{
-    AdminCommand, AdminUserCommand, Cli, Command, ConfigCommand, SessionsCommand, TotpCommand,
-};
+use crate::args::{AdminCommand, AdminUserCommand, Cli, Command, ConfigCommand, SessionsCommand, TotpCommand};
 use crate::care;
 use crate::output::{CliError, Output};
 
@@ -61,33 +59,20 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Totp(cmd) => totp_cmd(&ctx, out, cmd).await,
         Command::Sessions(cmd) => sessions_cmd(&ctx, out, cmd).await,
         Command::Admin(AdminCommand::User(cmd)) => admin_user_cmd(&ctx, out, cmd).await,
-        Command::Admin(AdminCommand::Groups { group }) => {
-            care::admin_groups(&ctx.client()?, out, group).await
-        }
-        Command::Admin(AdminCommand::Community(cmd)) => {
-            care::community_cmd(&ctx.client()?, out, cmd).await
-        }
+        Command::Admin(AdminCommand::Groups { group }) => care::admin_groups(&ctx.client()?, out, group).await,
+        Command::Admin(AdminCommand::Community(cmd)) => care::community_cmd(&ctx.client()?, out, cmd).await,
         Command::Group(cmd) => care::group_cmd(&ctx.client()?, out, cmd).await,
         Command::Consent(cmd) => care::consent_cmd(&ctx.client()?, out, cmd).await,
         Command::Invite { group, user } => care::invite(&ctx.client()?, out, &group, &user).await,
         Command::Invitations => care::invitations(&ctx.client()?, out).await,
-        Command::Accept { invitation } => {
-            care::answer(&ctx.client()?, out, invitation.as_deref(), true).await
-        }
-        Command::Decline { invitation } => {
-            care::answer(&ctx.client()?, out, invitation.as_deref(), false).await
-        }
+        Command::Accept { invitation } => care::answer(&ctx.client()?, out, invitation.as_deref(), true).await,
+        Command::Decline { invitation } => care::answer(&ctx.client()?, out, invitation.as_deref(), false).await,
         Command::Remove { group, user } => care::remove(&ctx.client()?, out, &group, &user).await,
         Command::Leave { group } => care::leave(&ctx.client()?, out, &group).await,
         Command::Config(ConfigCommand::Show) => {
             let logged_in = ctx.dir.load_token(&ctx.profile_name)?.is_some();
             let server = ctx.profile.server.clone().unwrap_or_default();
-            let ca = ctx
-                .profile
-                .ca_cert
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
+            let ca = ctx.profile.ca_cert.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
             if out.json {
                 out.json(&serde_json::json!({
                     "config_dir": ctx.dir.path(), "profile": ctx.profile_name, "server": server,
@@ -121,45 +106,29 @@ struct Context {
 impl Context {
     fn new(cli: &Cli) -> Result<Self> {
         let dir = ConfigDir::locate()?;
-        let mut profile = dir
-            .load()?
-            .profiles
-            .remove(&cli.profile)
-            .unwrap_or_default();
+        let mut profile = dir.load()?.profiles.remove(&cli.profile).unwrap_or_default();
         if let Some(server) = &cli.server {
             profile.server = Some(server.clone());
         }
         if let Some(ca) = &cli.ca_cert {
             profile.ca_cert = Some(std::path::absolute(ca)?);
         }
-        Ok(Self {
-            dir,
-            profile_name: cli.profile.clone(),
-            profile,
-        })
+        Ok(Self { dir, profile_name: cli.profile.clone(), profile })
     }
 
     fn anonymous_client(&self) -> Result<Client> {
-        let server = self
-            .profile
-            .server
-            .as_deref()
-            .ok_or(CliError::Message(Msg::NoServer))?;
+        let server = self.profile.server.as_deref().ok_or(CliError::Message(Msg::NoServer))?;
         Ok(Client::new(server, self.profile.ca_cert.as_deref())?)
     }
 
     fn client(&self) -> Result<Client> {
-        let token = self
-            .dir
-            .load_token(&self.profile_name)?
-            .ok_or(CliError::Message(Msg::NotLoggedIn))?;
+        let token = self.dir.load_token(&self.profile_name)?.ok_or(CliError::Message(Msg::NotLoggedIn))?;
         Ok(self.anonymous_client()?.with_token(token))
     }
 
     fn save_profile(&self) -> Result<()> {
         let mut file = self.dir.load()?;
-        file.profiles
-            .insert(self.profile_name.clone(), self.profile.clone());
+        file.profiles.insert(self.profile_name.clone(), self.profile.clone());
         self.dir.save(&file)?;
         Ok(())
     }
@@ -177,10 +146,7 @@ fn read_line_or_prompt(prompt: &str, hidden: bool) -> Result<String> {
     }
     let mut line = String::new();
     if std::io::stdin().read_line(&mut line)? == 0 {
-        return Err(CliError::Other(format!(
-            "{}: no input",
-            prompt.trim_end_matches([' ', ':'])
-        )));
+        return Err(CliError::Other(format!("{}: no input", prompt.trim_end_matches([' ', ':']))));
     }
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
@@ -201,12 +167,7 @@ fn read_new_password(out: &Output) -> Result<Sensitive> {
     Ok(first)
 }
 
-async fn login_cmd(
-    ctx: &Context,
-    out: &Output,
-    login: Option<String>,
-    totp: Option<String>,
-) -> Result<()> {
+async fn login_cmd(ctx: &Context, out: &Output, login: Option<String>, totp: Option<String>) -> Result<()> {
     let mut client = ctx.anonymous_client()?;
     let login = match login {
         Some(l) => l,
@@ -230,12 +191,7 @@ async fn login_cmd(
         }));
         return Ok(());
     }
-    println!(
-        "{} — {} ({})",
-        out.msg(Msg::LoggedIn),
-        response.user.display_name,
-        response.user.login
-    );
+    println!("{} — {} ({})", out.msg(Msg::LoggedIn), response.user.display_name, response.user.login);
     match response.pending {
         Some(PendingStep::ChangePassword) => println!("{}", out.msg(Msg::MustChangePassword)),
         Some(PendingStep::EnrollTotp) => println!("{}", out.msg(Msg::MustEnrollTotp)),
@@ -286,11 +242,7 @@ async fn totp_cmd(ctx: &Context, out: &Output, cmd: TotpCommand) -> Result<()> {
 /// The otpauth URI as a QR code drawn with half-block characters, small enough for a terminal.
 fn qr_text(uri: &str) -> Option<String> {
     let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
-    Some(
-        code.render::<qrcode::render::unicode::Dense1x2>()
-            .quiet_zone(true)
-            .build(),
-    )
+    Some(code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build())
 }
 
 async fn sessions_cmd(ctx: &Context, out: &Output, cmd: SessionsCommand) -> Result<()> {
@@ -316,17 +268,7 @@ async fn sessions_cmd(ctx: &Context, out: &Output, cmd: SessionsCommand) -> Resu
                     ]
                 })
                 .collect();
-            out.table(
-                &[
-                    "  id",
-                    "created",
-                    "last seen",
-                    "expires",
-                    "address",
-                    "client",
-                ],
-                rows,
-            );
+            out.table(&["  id", "created", "last seen", "expires", "address", "client"], rows);
             Ok(())
         }
         SessionsCommand::Revoke { id } => {
@@ -340,31 +282,15 @@ async fn sessions_cmd(ctx: &Context, out: &Output, cmd: SessionsCommand) -> Resu
 async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> Result<()> {
     let client = ctx.client()?;
     match cmd {
-        AdminUserCommand::Add {
-            login,
-            display_name,
-            profession,
-            organisation,
-            phone,
-            admin,
-            initial_password,
-        } => {
-            let initial_password = if initial_password {
-                Some(read_new_password(out)?)
-            } else {
-                None
-            };
+        AdminUserCommand::Add { login, display_name, profession, organisation, phone, admin, initial_password } => {
+            let initial_password = if initial_password { Some(read_new_password(out)?) } else { None };
             let req = CreateUserRequest {
                 login,
                 display_name,
                 profession,
                 organisation,
                 phone,
-                role: if admin {
-                    renkei_protocol::Role::Admin
-                } else {
-                    renkei_protocol::Role::Member
-                },
+                role: if admin { renkei_protocol::Role::Admin } else { renkei_protocol::Role::Member },
                 initial_password,
             };
             let created = client.admin_create_user(&req).await?;
@@ -383,10 +309,7 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
                 out.record(&[
                     ("setup_token", setup.token.expose().to_owned()),
                     ("expires", out.time(setup.expires_at)),
-                    (
-                        "command",
-                        format!("renkei --server {} setup", client.base_url()),
-                    ),
+                    ("command", format!("renkei --server {} setup", client.base_url())),
                 ]);
             }
             Ok(())
@@ -412,18 +335,7 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
                     ]
                 })
                 .collect();
-            out.table(
-                &[
-                    "login",
-                    "name",
-                    "profession",
-                    "organisation",
-                    "role",
-                    "status",
-                    "2fa",
-                ],
-                rows,
-            );
+            out.table(&["login", "name", "profession", "organisation", "role", "status", "2fa"], rows);
             Ok(())
         }
         AdminUserCommand::Show { user } => {
@@ -450,10 +362,7 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
                 return Ok(());
             }
             println!("{}", out.msg(Msg::SetupTokenHandOver));
-            out.record(&[
-                ("setup_token", setup.token.expose().to_owned()),
-                ("expires", out.time(setup.expires_at)),
-            ]);
+            out.record(&[("setup_token", setup.token.expose().to_owned()), ("expires", out.time(setup.expires_at))]);
             Ok(())
         }
     }
@@ -467,10 +376,7 @@ fn show_user(out: &Output, user: &User) {
     out.record(&[
         ("login", user.login.clone()),
         ("name", user.display_name.clone()),
-        (
-            "profession",
-            profession_text(user.profession, out.lang).to_owned(),
-        ),
+        ("profession", profession_text(user.profession, out.lang).to_owned()),
         ("organisation", user.organisation.clone()),
         ("phone", user.phone.clone().unwrap_or_default()),
         ("role", user.role.as_str().to_owned()),

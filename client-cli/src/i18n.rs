@@ -16,9 +16,7 @@ impl Lang {
     }
 
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Self {
-        let locale = ["LC_ALL", "LC_MESSAGES", "LANG"]
-            .into_iter()
-            .find_map(|k| get(k).filter(|v| !v.is_empty()));
+        let locale = ["LC_ALL", "LC_MESSAGES", "LANG"].into_iter().find_map(|k| get(k).filter(|v| !v.is_empty()));
         match locale {
             Some(l) if l.to_ascii_lowercase().starts_with("ja") => Self::Ja,
             _ => Self::En,
@@ -80,10 +78,7 @@ impl Msg {
         use Msg::*;
         match self {
             Password => lang.pick("パスワード: ", "Password: "),
-            NewPassword => lang.pick(
-                "新しいパスワード（13文字以上）: ",
-                "New password (at least 13 characters): ",
-            ),
+            NewPassword => lang.pick("新しいパスワード（13文字以上）: ", "New password (at least 13 characters): "),
             RepeatPassword => lang.pick("もう一度入力: ", "Repeat: "),
             CurrentPassword => lang.pick("現在のパスワード: ", "Current password: "),
             PasswordsDiffer => lang.pick("2回の入力が一致しません", "the two passwords differ"),
@@ -110,37 +105,27 @@ impl Msg {
                 "認証アプリでQRコードを読み取るか、シークレットを入力してください",
                 "Scan the QR code with an authenticator app, or type the secret",
             ),
-            TotpEnabled => lang.pick(
-                "二要素認証を有効にしました",
-                "Two-factor authentication enabled",
-            ),
+            TotpEnabled => lang.pick("二要素認証を有効にしました", "Two-factor authentication enabled"),
             SessionRevoked => lang.pick("セッションを終了しました", "Session ended"),
-            NotLoggedIn => lang.pick(
-                "ログインしていません: renkei login",
-                "Not logged in: renkei login",
-            ),
-            NoServer => lang.pick(
-                "サーバが未設定です: --server URL を指定してください",
-                "No server configured: pass --server URL",
-            ),
+            NotLoggedIn => lang.pick("ログインしていません: renkei login", "Not logged in: renkei login"),
+            NoServer => lang
+                .pick("サーバが未設定です: --server URL を指定してください", "No server configured: pass --server URL"),
             UserCreated => lang.pick("利用者を登録しました", "User created"),
             SetupTokenHandOver => lang.pick(
                 "本人確認のうえ、次の設定用トークンを本人に渡してください（1回限り有効）",
                 "After checking their identity, hand this one-time setup token to the user",
             ),
-            Disabled => lang.pick(
-                "アカウントを停止しました（全セッション終了）",
-                "Account disabled (all sessions ended)",
-            ),
+            Disabled => {
+                lang.pick("アカウントを停止しました（全セッション終了）", "Account disabled (all sessions ended)")
+            }
             Enabled => lang.pick("アカウントを再開しました", "Account enabled"),
             NoSuchGroup => lang.pick(
                 "該当するグループがありません（renkei group list で確認できます）",
                 "No such group among yours (see renkei group list)",
             ),
-            AmbiguousGroup => lang.pick(
-                "複数のグループが該当します。IDで指定してください",
-                "Several groups match; give the id",
-            ),
+            AmbiguousGroup => {
+                lang.pick("複数のグループが該当します。IDで指定してください", "Several groups match; give the id")
+            }
             NoSuchInvitation => lang.pick(
                 "該当する招待がありません（renkei invitations で確認できます）",
                 "No such pending invitation (see renkei invitations)",
@@ -163,15 +148,9 @@ impl Msg {
                 "主治医の引継ぎを依頼しました（相手の承諾待ち）",
                 "Handover requested; awaiting the other physician's acceptance",
             ),
-            HandoverAccepted => lang.pick(
-                "主治医を引き継ぎました",
-                "You are now the attending physician",
-            ),
+            HandoverAccepted => lang.pick("主治医を引き継ぎました", "You are now the attending physician"),
             HandoverDeclined => lang.pick("引継ぎを辞退しました", "Handover declined"),
-            Archived => lang.pick(
-                "グループをアーカイブしました（閲覧のみ）",
-                "Group archived (read-only)",
-            ),
+            Archived => lang.pick("グループをアーカイブしました（閲覧のみ）", "Group archived (read-only)"),
             CommunityMemberAdded => lang.pick("メンバーを追加しました", "Member added"),
         }
     }
@@ -185,26 +164,60 @@ pub fn error_text(code: ErrorCode, lang: Lang) -> &'static str {
         ValidationFailed => lang.pick("入力内容に誤りがあります", "Some fields are invalid"),
         UnsupportedMediaType => lang.pick("要求の形式（Content-Type）が正しくありません", "Wrong content type"),
         PayloadTooLarge => lang.pick("送信内容が大きすぎます", "The request is too large"),
-        Unauthenticated => lang.pick("ログインが必要です（セッションが切れた可能性があります）: renkei login", "Please log in (your session may have expired): renkei login"),
+        Unauthenticated => lang.pick(
+            "ログインが必要です（セッションが切れた可能性があります）: renkei login",
+            "Please log in (your session may have expired): renkei login",
+        ),
         InvalidCredentials => lang.pick("ログイン名またはパスワードが違います", "Wrong login or password"),
         TotpRequired => lang.pick("確認コードが必要です", "An authenticator code is required"),
-        TotpInvalid => lang.pick("確認コードが違うか、既に使われています", "The authenticator code is wrong or was already used"),
-        TotpEnrollmentRequired => lang.pick("二要素認証の登録が必要です: renkei totp enroll", "Enrol a second factor first: renkei totp enroll"),
-        PasswordChangeRequired => lang.pick("初期パスワードの変更が必要です: renkei passwd", "Change your initial password first: renkei passwd"),
-        PasswordTooWeak => lang.pick("パスワードが基準を満たしていません（13文字以上、二要素認証ありなら8文字以上）", "The password does not meet the policy (13+ characters, or 8+ with two-factor authentication)"),
-        SetupTokenInvalid => lang.pick("設定用トークンが無効、期限切れ、または使用済みです", "The setup token is invalid, expired or already used"),
-        AccountDisabled => lang.pick("このアカウントは停止されています。管理者に連絡してください", "This account is disabled; contact your administrator"),
-        TooManyAttempts => lang.pick("失敗が続いたため、しばらく待ってから再度お試しください", "Too many failed attempts; wait a little and try again"),
+        TotpInvalid => {
+            lang.pick("確認コードが違うか、既に使われています", "The authenticator code is wrong or was already used")
+        }
+        TotpEnrollmentRequired => lang
+            .pick("二要素認証の登録が必要です: renkei totp enroll", "Enrol a second factor first: renkei totp enroll"),
+        PasswordChangeRequired => lang
+            .pick("初期パスワードの変更が必要です: renkei passwd", "Change your initial password first: renkei passwd"),
+        PasswordTooWeak => lang.pick(
+            "パスワードが基準を満たしていません（13文字以上、二要素認証ありなら8文字以上）",
+            "The password does not meet the policy (13+ characters, or 8+ with two-factor authentication)",
+        ),
+        SetupTokenInvalid => lang.pick(
+            "設定用トークンが無効、期限切れ、または使用済みです",
+            "The setup token is invalid, expired or already used",
+        ),
+        AccountDisabled => lang.pick(
+            "このアカウントは停止されています。管理者に連絡してください",
+            "This account is disabled; contact your administrator",
+        ),
+        TooManyAttempts => lang.pick(
+            "失敗が続いたため、しばらく待ってから再度お試しください",
+            "Too many failed attempts; wait a little and try again",
+        ),
         Forbidden => lang.pick("この操作の権限がありません", "You are not allowed to do this"),
         NotFound => lang.pick("見つかりません", "Not found"),
         MethodNotAllowed => lang.pick("この操作はできません", "Operation not supported"),
         Conflict => lang.pick("既存の内容と重複しています", "This conflicts with existing data"),
-        OutsideConsentScope => lang.pick("この方は患者・家族の同意の範囲外です（同意の範囲を見直してください）", "This person is outside the scope the patient and family consented to"),
-        ConsentRequired => lang.pick("先に患者・家族の同意を記録してください: renkei consent record", "Record the patient's or family's consent first: renkei consent record"),
+        OutsideConsentScope => lang.pick(
+            "この方は患者・家族の同意の範囲外です（同意の範囲を見直してください）",
+            "This person is outside the scope the patient and family consented to",
+        ),
+        ConsentRequired => lang.pick(
+            "先に患者・家族の同意を記録してください: renkei consent record",
+            "Record the patient's or family's consent first: renkei consent record",
+        ),
         AlreadyMember => lang.pick("既にメンバーか、招待済みです", "Already a member or already invited"),
-        InvitationExpired => lang.pick("招待の有効期限が切れています。主治医に再招待を依頼してください", "The invitation has expired; ask the attending physician to invite you again"),
-        GroupNotActive => lang.pick("このグループはアーカイブ済みか、同意撤回により閲覧のみです", "This group is archived, or read-only since consent was withdrawn"),
-        Unavailable => lang.pick("サーバが一時的に利用できません。しばらくしてから再度お試しください", "The server is temporarily unavailable; try again shortly"),
+        InvitationExpired => lang.pick(
+            "招待の有効期限が切れています。主治医に再招待を依頼してください",
+            "The invitation has expired; ask the attending physician to invite you again",
+        ),
+        GroupNotActive => lang.pick(
+            "このグループはアーカイブ済みか、同意撤回により閲覧のみです",
+            "This group is archived, or read-only since consent was withdrawn",
+        ),
+        Unavailable => lang.pick(
+            "サーバが一時的に利用できません。しばらくしてから再度お試しください",
+            "The server is temporarily unavailable; try again shortly",
+        ),
         Internal => lang.pick("サーバ内部でエラーが発生しました", "The server had an internal error"),
     }
 }
@@ -212,9 +225,7 @@ pub fn error_text(code: ErrorCode, lang: Lang) -> &'static str {
 /// A membership role's name for people.
 pub fn role_text(r: renkei_protocol::MemberRole, lang: Lang) -> &'static str {
     match r {
-        renkei_protocol::MemberRole::AttendingPhysician => {
-            lang.pick("主治医", "attending physician")
-        }
+        renkei_protocol::MemberRole::AttendingPhysician => lang.pick("主治医", "attending physician"),
         renkei_protocol::MemberRole::Member => lang.pick("メンバー", "member"),
     }
 }
@@ -223,9 +234,7 @@ pub fn role_text(r: renkei_protocol::MemberRole, lang: Lang) -> &'static str {
 pub fn status_text(s: renkei_protocol::GroupStatus, lang: Lang) -> &'static str {
     match s {
         renkei_protocol::GroupStatus::Active => lang.pick("有効", "active"),
-        renkei_protocol::GroupStatus::ReadOnly => {
-            lang.pick("閲覧のみ（同意撤回）", "read-only (consent withdrawn)")
-        }
+        renkei_protocol::GroupStatus::ReadOnly => lang.pick("閲覧のみ（同意撤回）", "read-only (consent withdrawn)"),
         renkei_protocol::GroupStatus::Archived => lang.pick("アーカイブ済み", "archived"),
     }
 }
@@ -253,38 +262,21 @@ mod tests {
     use super::*;
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        }
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
     }
 
     #[test]
     fn japanese_only_for_ja_locales_and_lc_all_wins() {
         assert_eq!(Lang::from_env(env(&[("LANG", "ja_JP.UTF-8")])), Lang::Ja);
         assert_eq!(Lang::from_env(env(&[("LANG", "en_US.UTF-8")])), Lang::En);
-        assert_eq!(
-            Lang::from_env(env(&[("LC_ALL", "C"), ("LANG", "ja_JP.UTF-8")])),
-            Lang::En
-        );
-        assert_eq!(
-            Lang::from_env(env(&[("LC_ALL", ""), ("LANG", "ja_JP.UTF-8")])),
-            Lang::Ja
-        );
+        assert_eq!(Lang::from_env(env(&[("LC_ALL", "C"), ("LANG", "ja_JP.UTF-8")])), Lang::En);
+        assert_eq!(Lang::from_env(env(&[("LC_ALL", ""), ("LANG", "ja_JP.UTF-8")])), Lang::Ja);
         assert_eq!(Lang::from_env(env(&[])), Lang::En);
     }
 
     #[test]
     fn error_codes_have_text_in_both_languages() {
-        assert_eq!(
-            error_text(ErrorCode::InvalidCredentials, Lang::Ja),
-            "ログイン名またはパスワードが違います"
-        );
-        assert_eq!(
-            error_text(ErrorCode::InvalidCredentials, Lang::En),
-            "Wrong login or password"
-        );
+        assert_eq!(error_text(ErrorCode::InvalidCredentials, Lang::Ja), "ログイン名またはパスワードが違います");
+        assert_eq!(error_text(ErrorCode::InvalidCredentials, Lang::En), "Wrong login or password");
     }
 }

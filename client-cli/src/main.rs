@@ -24,10 +24,7 @@ fn main() -> std::process::ExitCode {
     let lang = Lang::detect();
     // Read the local UTC offset while the process has one thread; later it is not reliably available.
     let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("renkei: {e}");

@@ -130,11 +130,7 @@ impl Output {
                     eprintln!("{}", serde_json::to_string(body).unwrap_or_default());
                     return;
                 }
-                let mut line = format!(
-                    "renkei: {} [{}]",
-                    error_text(body.code, self.lang),
-                    body.code
-                );
+                let mut line = format!("renkei: {} [{}]", error_text(body.code, self.lang), body.code);
                 for (field, problem) in &body.fields {
                     line.push_str(&format!("\n  {field}: {problem}"));
                 }

@@ -37,16 +37,11 @@ impl ConfigDir {
     /// `$RENKEI_CONFIG_DIR`, else the platform config directory + `renkei`.
     pub fn locate() -> std::io::Result<Self> {
         if let Some(dir) = std::env::var_os("RENKEI_CONFIG_DIR").filter(|d| !d.is_empty()) {
-            return Ok(Self {
-                dir: PathBuf::from(dir),
-            });
+            return Ok(Self { dir: PathBuf::from(dir) });
         }
-        let base = dirs::config_dir().ok_or_else(|| {
-            std::io::Error::other("no configuration directory; set RENKEI_CONFIG_DIR")
-        })?;
-        Ok(Self {
-            dir: base.join("renkei"),
-        })
+        let base = dirs::config_dir()
+            .ok_or_else(|| std::io::Error::other("no configuration directory; set RENKEI_CONFIG_DIR"))?;
+        Ok(Self { dir: base.join("renkei") })
     }
 
     pub fn at(dir: impl Into<PathBuf>) -> Self {
@@ -68,10 +63,7 @@ impl ConfigDir {
     pub fn load(&self) -> std::io::Result<ProfileFile> {
         match std::fs::read_to_string(self.config_file()) {
             Ok(text) => toml::from_str(&text).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: {e}", self.config_file().display()),
-                )
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", self.config_file().display()))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ProfileFile::default()),
             Err(e) => Err(e),
@@ -141,29 +133,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = ConfigDir::at(dir.path().join("renkei"));
         assert_eq!(config.load_token("default").unwrap(), None);
-        config
-            .save_token("default", &Sensitive::new("rks_abc"))
-            .unwrap();
-        assert_eq!(
-            config.load_token("default").unwrap(),
-            Some(Sensitive::new("rks_abc"))
-        );
+        config.save_token("default", &Sensitive::new("rks_abc")).unwrap();
+        assert_eq!(config.load_token("default").unwrap(), Some(Sensitive::new("rks_abc")));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(config.token_file("default"))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(config.token_file("default")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let mut file = ProfileFile::default();
         file.profiles.insert(
             "default".into(),
-            Profile {
-                server: Some("https://127.0.0.1:8443".into()),
-                ca_cert: Some("/tmp/ca.pem".into()),
-            },
+            Profile { server: Some("https://127.0.0.1:8443".into()), ca_cert: Some("/tmp/ca.pem".into()) },
         );
         config.save(&file).unwrap();
         assert_eq!(config.load().unwrap(), file);

@@ -10,11 +10,7 @@ use tokio::io::AsyncWriteExt;
 
 fn server_binary() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_renkei")).with_file_name("renkei-server");
-    assert!(
-        path.is_file(),
-        "{} is not built; run `cargo test --workspace`",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is not built; run `cargo test --workspace`", path.display());
     path
 }
 
@@ -26,8 +22,7 @@ struct Output {
 
 impl Output {
     fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -54,10 +49,7 @@ async fn run(
         .kill_on_drop(true);
     let mut child = command.spawn().expect("spawn");
     let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.as_bytes())
-        .await
-        .expect("write stdin");
+    input.write_all(stdin.as_bytes()).await.expect("write stdin");
     drop(input);
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
         .await
@@ -83,15 +75,7 @@ impl Cli<'_> {
     async fn renkei_lang(&self, lang: &str, args: &[&str], stdin: &str) -> Output {
         let mut full = vec!["--server", self.app.base_url.as_str()];
         full.extend_from_slice(args);
-        run(
-            Path::new(env!("CARGO_BIN_EXE_renkei")),
-            &self.dir,
-            lang,
-            &full,
-            stdin,
-            &[],
-        )
-        .await
+        run(Path::new(env!("CARGO_BIN_EXE_renkei")), &self.dir, lang, &full, stdin, &[]).await
     }
 
     /// `renkei --profile WHO ARGS…`.
@@ -103,83 +87,39 @@ impl Cli<'_> {
 
     async fn server(&self, args: &[&str], stdin: &str) -> Output {
         let data_dir = self.app.dir.path().to_string_lossy().into_owned();
-        let env = [
-            ("RENKEI_DATABASE_URL", self.app.database_url.as_str()),
-            ("RENKEI_DATA_DIR", data_dir.as_str()),
-        ];
+        let env = [("RENKEI_DATABASE_URL", self.app.database_url.as_str()), ("RENKEI_DATA_DIR", data_dir.as_str())];
         run(&server_binary(), &self.dir, "C", args, stdin, &env).await
     }
 }
 
 both_backends!(
-    async fn an_administrator_and_a_care_manager_do_their_first_day_from_the_terminal(
-        app: TestApp,
-    ) {
+    async fn an_administrator_and_a_care_manager_do_their_first_day_from_the_terminal(app: TestApp) {
         let config = tempfile::tempdir().unwrap();
-        let cli = Cli {
-            app: &app,
-            dir: config.path().join("renkei"),
-        };
+        let cli = Cli { app: &app, dir: config.path().join("renkei") };
 
         // The operator bootstraps the first administrator; a weak password is refused.
-        let weak = cli
-            .server(
-                &[
-                    "create-admin",
-                    "--login",
-                    "admin",
-                    "--display-name",
-                    "管理者",
-                ],
-                "short\n",
-            )
-            .await;
+        let weak = cli.server(&["create-admin", "--login", "admin", "--display-name", "管理者"], "short\n").await;
         assert_eq!(weak.code, 1, "{}", weak.stderr);
         let out = cli
-            .server(
-                &[
-                    "create-admin",
-                    "--login",
-                    "admin",
-                    "--display-name",
-                    "管理者",
-                ],
-                &format!("{PASSWORD}\n"),
-            )
+            .server(&["create-admin", "--login", "admin", "--display-name", "管理者"], &format!("{PASSWORD}\n"))
             .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        let again = cli
-            .server(
-                &["create-admin", "--login", "admin", "--display-name", "x"],
-                &format!("{PASSWORD}\n"),
-            )
-            .await;
-        assert!(
-            again.code != 0 && again.stderr.contains("already taken"),
-            "{}",
-            again.stderr
-        );
+        let again =
+            cli.server(&["create-admin", "--login", "admin", "--display-name", "x"], &format!("{PASSWORD}\n")).await;
+        assert!(again.code != 0 && again.stderr.contains("already taken"), "{}", again.stderr);
 
         // Not logged in yet: exit 3.
         assert_eq!(cli.renkei(&["whoami"], "").await.code, 3);
-        let out = cli
-            .renkei(&["login", "admin"], &format!("{PASSWORD}\n"))
-            .await;
+        let out = cli.renkei(&["login", "admin"], &format!("{PASSWORD}\n")).await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(!out.stdout.contains("rks_"), "the token is never printed");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(cli.dir.join("token-default"))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(cli.dir.join("token-default")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert_eq!(
-            cli.renkei(&["--json", "whoami"], "").await.json()["role"],
-            "admin"
-        );
+        assert_eq!(cli.renkei(&["--json", "whoami"], "").await.json()["role"], "admin");
 
         // The administrator registers a care manager and gets a setup token to hand over.
         let out = cli
@@ -208,156 +148,56 @@ both_backends!(
         assert_eq!(created["user"]["profession"], "care_manager");
         let setup = created["setup_token"].as_str().unwrap().to_owned();
         let table = cli.renkei(&["admin", "user", "list"], "").await;
-        assert!(
-            table.stdout.contains("加藤 ケア") && table.stdout.contains("care manager"),
-            "{}",
-            table.stdout
-        );
-        let table_ja = cli
-            .renkei_lang("ja_JP.UTF-8", &["admin", "user", "list"], "")
-            .await;
-        assert!(
-            table_ja.stdout.contains("ケアマネジャー"),
-            "{}",
-            table_ja.stdout
-        );
+        assert!(table.stdout.contains("加藤 ケア") && table.stdout.contains("care manager"), "{}", table.stdout);
+        let table_ja = cli.renkei_lang("ja_JP.UTF-8", &["admin", "user", "list"], "").await;
+        assert!(table_ja.stdout.contains("ケアマネジャー"), "{}", table_ja.stdout);
 
         // She sets her password on her own profile and logs in.
-        let out = cli
-            .renkei(
-                &["--profile", "kato", "setup", "--token", &setup],
-                "a long passphrase for kato\n",
-            )
-            .await;
+        let out = cli.renkei(&["--profile", "kato", "setup", "--token", &setup], "a long passphrase for kato\n").await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        let out = cli
-            .renkei(
-                &["--profile", "kato", "login", "kato"],
-                "a long passphrase for kato\n",
-            )
-            .await;
+        let out = cli.renkei(&["--profile", "kato", "login", "kato"], "a long passphrase for kato\n").await;
         assert_eq!(out.code, 0, "{}", out.stderr);
 
         // Refusals exit with their documented codes, explained in the user's language.
-        let forbidden = cli
-            .renkei(&["--profile", "kato", "admin", "user", "list"], "")
-            .await;
+        let forbidden = cli.renkei(&["--profile", "kato", "admin", "user", "list"], "").await;
         assert_eq!(forbidden.code, 5, "{}", forbidden.stderr);
-        let missing = cli
-            .renkei_lang("ja_JP.UTF-8", &["admin", "user", "show", "nobody"], "")
-            .await;
+        let missing = cli.renkei_lang("ja_JP.UTF-8", &["admin", "user", "show", "nobody"], "").await;
         assert_eq!(missing.code, 4);
         assert!(
             missing.stderr.contains("見つかりません") && missing.stderr.contains("not_found"),
             "{}",
             missing.stderr
         );
-        let wrong = cli
-            .renkei_lang(
-                "ja_JP.UTF-8",
-                &["--profile", "x", "login", "kato"],
-                "wrong password here\n",
-            )
-            .await;
+        let wrong = cli.renkei_lang("ja_JP.UTF-8", &["--profile", "x", "login", "kato"], "wrong password here\n").await;
         assert_eq!(wrong.code, 3);
-        assert!(
-            wrong.stderr.contains("パスワードが違います"),
-            "{}",
-            wrong.stderr
-        );
-        let wrong_en = cli
-            .renkei(
-                &["--profile", "x", "login", "kato"],
-                "wrong password here\n",
-            )
-            .await;
-        assert!(
-            wrong_en.stderr.contains("Wrong login or password"),
-            "{}",
-            wrong_en.stderr
-        );
-        assert_eq!(
-            cli.renkei(&["admin", "user", "add", "--login", "x"], "")
-                .await
-                .code,
-            2
-        );
+        assert!(wrong.stderr.contains("パスワードが違います"), "{}", wrong.stderr);
+        let wrong_en = cli.renkei(&["--profile", "x", "login", "kato"], "wrong password here\n").await;
+        assert!(wrong_en.stderr.contains("Wrong login or password"), "{}", wrong_en.stderr);
+        assert_eq!(cli.renkei(&["admin", "user", "add", "--login", "x"], "").await.code, 2);
 
         // TOTP: enrol, confirm, then login asks for a code.
-        let out = cli
-            .renkei(
-                &[
-                    "--profile",
-                    "kato",
-                    "--json",
-                    "totp",
-                    "enroll",
-                    "--no-confirm",
-                ],
-                "",
-            )
-            .await;
+        let out = cli.renkei(&["--profile", "kato", "--json", "totp", "enroll", "--no-confirm"], "").await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         let secret = out.json()["secret"].as_str().unwrap().to_owned();
-        let out = cli
-            .renkei(
-                &[
-                    "--profile",
-                    "kato",
-                    "totp",
-                    "confirm",
-                    &totp_code(&secret, 0),
-                ],
-                "",
-            )
-            .await;
+        let out = cli.renkei(&["--profile", "kato", "totp", "confirm", &totp_code(&secret, 0)], "").await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        assert_eq!(
-            cli.renkei(&["--profile", "kato", "logout"], "").await.code,
-            0
-        );
-        assert_eq!(
-            cli.renkei(&["--profile", "kato", "whoami"], "").await.code,
-            3
-        );
+        assert_eq!(cli.renkei(&["--profile", "kato", "logout"], "").await.code, 0);
+        assert_eq!(cli.renkei(&["--profile", "kato", "whoami"], "").await.code, 3);
         let code = totp_code(&secret, 1);
-        let out = cli
-            .renkei(
-                &["--profile", "kato", "login", "kato"],
-                &format!("a long passphrase for kato\n{code}\n"),
-            )
-            .await;
+        let out =
+            cli.renkei(&["--profile", "kato", "login", "kato"], &format!("a long passphrase for kato\n{code}\n")).await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        let me = cli
-            .renkei(&["--profile", "kato", "--json", "whoami"], "")
-            .await
-            .json();
+        let me = cli.renkei(&["--profile", "kato", "--json", "whoami"], "").await.json();
         assert_eq!(me["totp_enabled"], true);
 
         // Logging out ended the first session; only the TOTP login remains.
-        let sessions = cli
-            .renkei(&["--profile", "kato", "--json", "sessions", "list"], "")
-            .await
-            .json();
+        let sessions = cli.renkei(&["--profile", "kato", "--json", "sessions", "list"], "").await.json();
         assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);
 
         // Disabling her ends her session at once.
-        assert_eq!(
-            cli.renkei(&["admin", "user", "disable", "kato"], "")
-                .await
-                .code,
-            0
-        );
-        assert_eq!(
-            cli.renkei(&["--profile", "kato", "whoami"], "").await.code,
-            3
-        );
-        assert_eq!(
-            cli.renkei(&["admin", "user", "enable", "kato"], "")
-                .await
-                .code,
-            0
-        );
+        assert_eq!(cli.renkei(&["admin", "user", "disable", "kato"], "").await.code, 0);
+        assert_eq!(cli.renkei(&["--profile", "kato", "whoami"], "").await.code, 3);
+        assert_eq!(cli.renkei(&["admin", "user", "enable", "kato"], "").await.code, 0);
 
         let config_show = cli.renkei(&["--json", "config", "show"], "").await.json();
         assert_eq!(config_show["logged_in"], true);
@@ -372,11 +212,7 @@ both_backends!(
 async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cli");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
     let listen = format!("127.0.0.1:{port}");
     let data = dir.path().join("data");
@@ -397,11 +233,7 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let printed = run(&server_binary(), &config, "C", &["print-config"], "", &env).await;
-    assert!(
-        printed.stdout.contains(&format!("listen = \"{listen}\"")),
-        "{}",
-        printed.stdout
-    );
+    assert!(printed.stdout.contains(&format!("listen = \"{listen}\"")), "{}", printed.stdout);
 
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
@@ -416,33 +248,16 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     let http = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..200 {
-        if http
-            .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
+        if http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
             ready = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(
-        ready,
-        "server did not become ready: {}",
-        std::fs::read_to_string(&log_path).unwrap_or_default()
-    );
+    assert!(ready, "server did not become ready: {}", std::fs::read_to_string(&log_path).unwrap_or_default());
 
     let renkei = Path::new(env!("CARGO_BIN_EXE_renkei"));
-    let out = run(
-        renkei,
-        &config,
-        "C",
-        &["--server", &url, "login", "admin"],
-        &format!("{PASSWORD}\n"),
-        &[],
-    )
-    .await;
+    let out = run(renkei, &config, "C", &["--server", &url, "login", "admin"], &format!("{PASSWORD}\n"), &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let token = std::fs::read_to_string(config.join("token-default")).unwrap();
     let out = run(
@@ -475,15 +290,7 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
         renkei,
         &config,
         "C",
-        &[
-            "--server",
-            &url,
-            "--profile",
-            "ito",
-            "setup",
-            "--token",
-            &setup,
-        ],
+        &["--server", &url, "--profile", "ito", "setup", "--token", &setup],
         "ito secret passphrase\n",
         &[],
     )
@@ -491,10 +298,7 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     let pid = server.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
     let exit = tokio::time::timeout(std::time::Duration::from_secs(15), server.wait())
         .await
@@ -504,12 +308,7 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
 
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("login"), "the log is not empty: {log}");
-    for secret in [
-        PASSWORD,
-        token.trim(),
-        setup.as_str(),
-        "ito secret passphrase",
-    ] {
+    for secret in [PASSWORD, token.trim(), setup.as_str(), "ito secret passphrase"] {
         assert!(!log.contains(secret), "the log contains a secret");
     }
 }
@@ -517,77 +316,30 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
 both_backends!(
     async fn a_physician_runs_a_care_team_from_the_terminal(app: TestApp) {
         let config = tempfile::tempdir().unwrap();
-        let cli = Cli {
-            app: &app,
-            dir: config.path().join("renkei"),
-        };
+        let cli = Cli { app: &app, dir: config.path().join("renkei") };
         let admin = app.admin().await;
-        app.member_at(
-            &admin,
-            "dr-suzuki",
-            renkei_protocol::Profession::Physician,
-            "鈴木内科クリニック",
-        )
-        .await;
-        app.member_at(
-            &admin,
-            "ns-sato",
-            renkei_protocol::Profession::Nurse,
-            "むさしの訪問看護",
-        )
-        .await;
-        app.member_at(
-            &admin,
-            "cm-kato",
-            renkei_protocol::Profession::CareManager,
-            "むさしの居宅介護支援",
-        )
-        .await;
-        app.member_at(
-            &admin,
-            "ph-abe",
-            renkei_protocol::Profession::Pharmacist,
-            "あべ薬局",
-        )
-        .await;
+        app.member_at(&admin, "dr-suzuki", renkei_protocol::Profession::Physician, "鈴木内科クリニック").await;
+        app.member_at(&admin, "ns-sato", renkei_protocol::Profession::Nurse, "むさしの訪問看護").await;
+        app.member_at(&admin, "cm-kato", renkei_protocol::Profession::CareManager, "むさしの居宅介護支援").await;
+        app.member_at(&admin, "ph-abe", renkei_protocol::Profession::Pharmacist, "あべ薬局").await;
         for who in ["dr-suzuki", "ns-sato", "cm-kato", "ph-abe", "admin"] {
-            let out = cli
-                .renkei(&["--profile", who, "login", who], &format!("{PASSWORD}\n"))
-                .await;
+            let out = cli.renkei(&["--profile", who, "login", who], &format!("{PASSWORD}\n")).await;
             assert_eq!(out.code, 0, "{}", out.stderr);
         }
 
         let out = cli
             .as_user(
                 "dr-suzuki",
-                &[
-                    "group",
-                    "open",
-                    "--label",
-                    "山田 花子 様",
-                    "--patient-name",
-                    "山田 花子",
-                    "--kana",
-                    "やまだ はなこ",
-                ],
+                &["group", "open", "--label", "山田 花子 様", "--patient-name", "山田 花子", "--kana", "やまだ はなこ"],
             )
             .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stdout.contains("山田 花子 様"), "{}", out.stdout);
         // Inviting before consent: refused by a rule, exit 5, explained.
-        let refused = cli
-            .renkei_lang(
-                "ja_JP.UTF-8",
-                &["--profile", "dr-suzuki", "invite", "山田", "ns-sato"],
-                "",
-            )
-            .await;
+        let refused =
+            cli.renkei_lang("ja_JP.UTF-8", &["--profile", "dr-suzuki", "invite", "山田", "ns-sato"], "").await;
         assert_eq!(refused.code, 5, "{}", refused.stderr);
-        assert!(
-            refused.stderr.contains("同意を記録してください"),
-            "{}",
-            refused.stderr
-        );
+        assert!(refused.stderr.contains("同意を記録してください"), "{}", refused.stderr);
 
         let out = cli
             .as_user(
@@ -616,43 +368,19 @@ both_backends!(
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stdout.contains("v1"), "{}", out.stdout);
         for who in ["ns-sato", "cm-kato", "ph-abe"] {
-            let out = cli
-                .as_user("dr-suzuki", &["invite", "山田 花子 様", who])
-                .await;
+            let out = cli.as_user("dr-suzuki", &["invite", "山田 花子 様", who]).await;
             assert_eq!(out.code, 0, "{who}: {}", out.stderr);
         }
-        let pending = cli
-            .renkei(&["--profile", "ns-sato", "invitations"], "")
-            .await;
-        assert!(
-            pending.stdout.contains("山田 花子 様"),
-            "{}",
-            pending.stdout
-        );
+        let pending = cli.renkei(&["--profile", "ns-sato", "invitations"], "").await;
+        assert!(pending.stdout.contains("山田 花子 様"), "{}", pending.stdout);
         for who in ["ns-sato", "cm-kato", "ph-abe"] {
             let out = cli.renkei(&["--profile", who, "accept"], "").await;
             assert_eq!(out.code, 0, "{who}: {}", out.stderr);
         }
-        let members = cli
-            .renkei(
-                &["--profile", "ns-sato", "--json", "group", "members", "山田"],
-                "",
-            )
-            .await
-            .json();
+        let members = cli.renkei(&["--profile", "ns-sato", "--json", "group", "members", "山田"], "").await.json();
         assert_eq!(members["members"].as_array().unwrap().len(), 4);
-        let table = cli
-            .renkei_lang(
-                "ja_JP.UTF-8",
-                &["--profile", "ns-sato", "group", "members", "山田"],
-                "",
-            )
-            .await;
-        assert!(
-            table.stdout.contains("主治医") && table.stdout.contains("薬剤師"),
-            "{}",
-            table.stdout
-        );
+        let table = cli.renkei_lang("ja_JP.UTF-8", &["--profile", "ns-sato", "group", "members", "山田"], "").await;
+        assert!(table.stdout.contains("主治医") && table.stdout.contains("薬剤師"), "{}", table.stdout);
 
         // The family narrows the consent: the pharmacist is removed at once.
         let out = cli
@@ -676,123 +404,40 @@ both_backends!(
             )
             .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        assert!(
-            out.stdout.contains("ph-abe さん"),
-            "the removal is reported: {}",
-            out.stdout
-        );
-        let gone = cli
-            .renkei(&["--profile", "ph-abe", "group", "show", "山田"], "")
-            .await;
+        assert!(out.stdout.contains("ph-abe さん"), "the removal is reported: {}", out.stdout);
+        let gone = cli.renkei(&["--profile", "ph-abe", "group", "show", "山田"], "").await;
         assert_eq!(gone.code, 4, "{}", gone.stderr);
-        let history = cli
-            .renkei(
-                &[
-                    "--profile",
-                    "cm-kato",
-                    "--json",
-                    "consent",
-                    "history",
-                    "山田",
-                ],
-                "",
-            )
-            .await
-            .json();
+        let history = cli.renkei(&["--profile", "cm-kato", "--json", "consent", "history", "山田"], "").await.json();
         assert_eq!(history["consents"].as_array().unwrap().len(), 2);
 
         // The care manager leaves; the physician removes the nurse; the administrator audits.
-        assert_eq!(
-            cli.renkei(&["--profile", "cm-kato", "leave", "山田"], "")
-                .await
-                .code,
-            0
-        );
-        assert_eq!(
-            cli.as_user("dr-suzuki", &["remove", "山田", "ns-sato"])
-                .await
-                .code,
-            0
-        );
-        let audit = cli
-            .renkei(&["--profile", "admin", "--json", "admin", "groups"], "")
-            .await;
+        assert_eq!(cli.renkei(&["--profile", "cm-kato", "leave", "山田"], "").await.code, 0);
+        assert_eq!(cli.as_user("dr-suzuki", &["remove", "山田", "ns-sato"]).await.code, 0);
+        let audit = cli.renkei(&["--profile", "admin", "--json", "admin", "groups"], "").await;
         assert_eq!(audit.code, 0, "{}", audit.stderr);
-        assert!(
-            !audit.stdout.contains("山田 一郎") && !audit.stdout.contains("やまだ"),
-            "{}",
-            audit.stdout
-        );
+        assert!(!audit.stdout.contains("山田 一郎") && !audit.stdout.contains("やまだ"), "{}", audit.stdout);
         let group_id = audit.json()["groups"][0]["id"].as_str().unwrap().to_owned();
-        let detail = cli
-            .renkei(&["--profile", "admin", "admin", "groups", &group_id], "")
-            .await;
-        assert!(
-            detail.stdout.contains("removed") && detail.stdout.contains("left"),
-            "{}",
-            detail.stdout
-        );
-        assert_eq!(
-            cli.renkei(&["--profile", "ns-sato", "admin", "groups"], "")
-                .await
-                .code,
-            5
-        );
+        let detail = cli.renkei(&["--profile", "admin", "admin", "groups", &group_id], "").await;
+        assert!(detail.stdout.contains("removed") && detail.stdout.contains("left"), "{}", detail.stdout);
+        assert_eq!(cli.renkei(&["--profile", "ns-sato", "admin", "groups"], "").await.code, 5);
 
         // Community groups.
         let city = cli
-            .renkei(
-                &[
-                    "--profile",
-                    "admin",
-                    "--json",
-                    "admin",
-                    "community",
-                    "create",
-                    "武蔵野市 全体",
-                ],
-                "",
-            )
+            .renkei(&["--profile", "admin", "--json", "admin", "community", "create", "武蔵野市 全体"], "")
             .await
             .json();
         let city_id = city["id"].as_str().unwrap().to_owned();
         assert_eq!(
-            cli.renkei(
-                &[
-                    "--profile",
-                    "admin",
-                    "admin",
-                    "community",
-                    "add",
-                    &city_id,
-                    "ns-sato"
-                ],
-                ""
-            )
-            .await
-            .code,
+            cli.renkei(&["--profile", "admin", "admin", "community", "add", &city_id, "ns-sato"], "").await.code,
             0
         );
-        let mine = cli
-            .renkei(&["--profile", "ns-sato", "group", "list"], "")
-            .await;
-        assert!(
-            mine.stdout.contains("武蔵野市 全体") && !mine.stdout.contains("山田"),
-            "{}",
-            mine.stdout
-        );
+        let mine = cli.renkei(&["--profile", "ns-sato", "group", "list"], "").await;
+        assert!(mine.stdout.contains("武蔵野市 全体") && !mine.stdout.contains("山田"), "{}", mine.stdout);
 
         // Archive when care ends.
-        let out = cli
-            .as_user("dr-suzuki", &["group", "archive", "山田"])
-            .await;
+        let out = cli.as_user("dr-suzuki", &["group", "archive", "山田"]).await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        assert_eq!(
-            cli.as_user("dr-suzuki", &["invite", "山田", "ns-sato"])
-                .await
-                .code,
-            5
-        );
+        assert_eq!(cli.as_user("dr-suzuki", &["invite", "山田", "ns-sato"]).await.code, 5);
     }
 );
 
@@ -807,15 +452,7 @@ async fn the_cli_trusts_a_dev_certificate_given_with_ca_cert() {
         &server_binary(),
         &config,
         "C",
-        &[
-            "dev-cert",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--name",
-            "127.0.0.1",
-        ],
+        &["dev-cert", "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap(), "--name", "127.0.0.1"],
         "",
         &[],
     )
@@ -829,28 +466,14 @@ async fn the_cli_trusts_a_dev_certificate_given_with_ca_cert() {
     .unwrap();
     let _admin = app.admin().await;
     let renkei = Path::new(env!("CARGO_BIN_EXE_renkei"));
-    let untrusted = run(
-        renkei,
-        &config,
-        "C",
-        &["--server", &app.base_url, "login", "admin"],
-        &format!("{PASSWORD}\n"),
-        &[],
-    )
-    .await;
+    let untrusted =
+        run(renkei, &config, "C", &["--server", &app.base_url, "login", "admin"], &format!("{PASSWORD}\n"), &[]).await;
     assert_eq!(untrusted.code, 6, "{}", untrusted.stderr);
     let trusted = run(
         renkei,
         &config,
         "C",
-        &[
-            "--server",
-            &app.base_url,
-            "--ca-cert",
-            cert.to_str().unwrap(),
-            "login",
-            "admin",
-        ],
+        &["--server", &app.base_url, "--ca-cert", cert.to_str().unwrap(), "login", "admin"],
         &format!("{PASSWORD}\n"),
         &[],
     )

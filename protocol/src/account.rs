@@ -184,18 +184,14 @@ mod tests {
     fn profession_identifiers_round_trip() {
         for &p in Profession::ALL {
             assert_eq!(Profession::parse(p.as_str()), Some(p));
-            assert_eq!(
-                serde_json::to_value(p).unwrap(),
-                serde_json::json!(p.as_str())
-            );
+            assert_eq!(serde_json::to_value(p).unwrap(), serde_json::json!(p.as_str()));
         }
         assert_eq!(Profession::parse("surgeon"), None);
     }
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let err =
-            serde_json::from_str::<LoginRequest>(r#"{"login":"a","password":"b","admin":true}"#);
+        let err = serde_json::from_str::<LoginRequest>(r#"{"login":"a","password":"b","admin":true}"#);
         assert!(err.is_err());
     }
 

@@ -116,11 +116,7 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            fields: BTreeMap::new(),
-        }
+        Self { code, message: message.into(), fields: BTreeMap::new() }
     }
 
     pub fn with_field(mut self, field: impl Into<String>, problem: impl Into<String>) -> Self {
@@ -162,17 +158,13 @@ mod tests {
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ] {
-            assert_eq!(
-                serde_json::to_value(code).unwrap(),
-                serde_json::json!(code.as_str())
-            );
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.as_str()));
         }
     }
 
     #[test]
     fn error_body_wire_shape() {
-        let body = ErrorBody::new(ErrorCode::TooManyAttempts, "slow down")
-            .with_field("retry_after_seconds", "30");
+        let body = ErrorBody::new(ErrorCode::TooManyAttempts, "slow down").with_field("retry_after_seconds", "30");
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
             r#"{"code":"too_many_attempts","message":"slow down","fields":{"retry_after_seconds":"30"}}"#

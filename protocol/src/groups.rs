@@ -300,26 +300,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(req.obtained_on.to_string(), "2026-11-20");
-        assert!(serde_json::from_str::<WithdrawConsentRequest>(
-            r#"{"consenter":{"kind":"family","name":"x"},"method":"written","obtained_on":"20/11/2026"}"#
-        )
-        .is_err());
+        assert!(
+            serde_json::from_str::<WithdrawConsentRequest>(
+                r#"{"consenter":{"kind":"family","name":"x"},"method":"written","obtained_on":"20/11/2026"}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn wire_enums_round_trip() {
         for s in MembershipState::ALL {
             assert_eq!(MembershipState::parse(s.as_str()), Some(*s));
-            assert_eq!(
-                serde_json::to_value(s).unwrap(),
-                serde_json::json!(s.as_str())
-            );
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
         }
         for s in GroupStatus::ALL {
-            assert_eq!(
-                serde_json::to_value(s).unwrap(),
-                serde_json::json!(s.as_str())
-            );
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
         }
     }
 }

@@ -22,16 +22,12 @@ pub async fn create_admin(
     password: &Sensitive,
 ) -> anyhow::Result<User> {
     let login = Login::parse(login).map_err(|e| anyhow::anyhow!("login: {}", e.problem))?;
-    let display_name = DisplayName::parse(display_name)
-        .map_err(|e| anyhow::anyhow!("display name: {}", e.problem))?;
-    let organisation = Organisation::parse(organisation)
-        .map_err(|e| anyhow::anyhow!("organisation: {}", e.problem))?;
+    let display_name = DisplayName::parse(display_name).map_err(|e| anyhow::anyhow!("display name: {}", e.problem))?;
+    let organisation = Organisation::parse(organisation).map_err(|e| anyhow::anyhow!("organisation: {}", e.problem))?;
     if let Err(problem) = policy::check_new_password(password.expose(), false) {
         bail!("password rejected by the policy: {problem} (at least 13 characters)");
     }
-    let store = Store::connect(&config.effective_database_url(), 2)
-        .await
-        .context("connecting to the database")?;
+    let store = Store::connect(&config.effective_database_url(), 2).await.context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
     let hash = password::hash(password).await?;
     let created = store
@@ -61,10 +57,8 @@ pub async fn create_admin(
 /// Writes a self-signed certificate and key for `names` (for development and tests; use a real
 /// certificate in production). `renkei --ca-cert CERT` trusts it.
 pub fn dev_cert(cert_path: &Path, key_path: &Path, names: Vec<String>) -> anyhow::Result<()> {
-    let certified =
-        rcgen::generate_simple_self_signed(names).context("generating the certificate")?;
-    std::fs::write(cert_path, certified.cert.pem())
-        .with_context(|| format!("writing {}", cert_path.display()))?;
+    let certified = rcgen::generate_simple_self_signed(names).context("generating the certificate")?;
+    std::fs::write(cert_path, certified.cert.pem()).with_context(|| format!("writing {}", cert_path.display()))?;
     write_private(key_path, certified.signing_key.serialize_pem().as_bytes())?;
     Ok(())
 }
@@ -75,9 +69,7 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
     file.write_all(contents)?;
     Ok(())
 }

@@ -39,9 +39,8 @@ impl Application {
     /// Connects to the configured database, applies migrations, loads TLS material and binds the socket.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let url = config.effective_database_url();
-        let store = Store::connect(&url, config.database_max_connections)
-            .await
-            .context("connecting to the database")?;
+        let store =
+            Store::connect(&url, config.database_max_connections).await.context("connecting to the database")?;
         store.migrate().await.context("applying migrations")?;
         Self::build_with_store(config, store).await
     }
@@ -52,22 +51,13 @@ impl Application {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
             _ => None,
         };
-        let listener = std::net::TcpListener::bind(config.listen)
-            .with_context(|| format!("binding {}", config.listen))?;
+        let listener =
+            std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         crate::auth::password::warm_up();
-        let state = AppState {
-            store,
-            config: Arc::new(config),
-            metrics: Arc::new(Metrics::default()),
-        };
-        Ok(Self {
-            listener,
-            local_addr,
-            tls,
-            state,
-        })
+        let state = AppState { store, config: Arc::new(config), metrics: Arc::new(Metrics::default()) };
+        Ok(Self { listener, local_addr, tls, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -85,16 +75,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and drains in-flight requests.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            tls,
-            state,
-            ..
-        } = self;
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, tls, state, .. } = self;
         let store = state.store.clone();
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
@@ -105,18 +87,8 @@ impl Application {
             stopper.graceful_shutdown(Some(DRAIN_TIMEOUT));
         });
         match tls {
-            Some(tls) => {
-                axum_server::from_tcp_rustls(listener, tls)?
-                    .handle(handle)
-                    .serve(app)
-                    .await?
-            }
-            None => {
-                axum_server::from_tcp(listener)?
-                    .handle(handle)
-                    .serve(app)
-                    .await?
-            }
+            Some(tls) => axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(app).await?,
+            None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await?,
         }
         store.close().await;
         Ok(())
@@ -129,8 +101,7 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<R
         .with_context(|| format!("reading TLS certificate {}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parsing TLS certificate {}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("reading TLS key {}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading TLS key {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?

@@ -10,12 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Environment variables that start with `RENKEI_` but belong to other renkei tools (the test harness, the
 /// CLI), so the server must not reject them as unknown settings.
-const FOREIGN_ENV_VARS: &[&str] = &[
-    "RENKEI_REQUIRE_POSTGRES",
-    "RENKEI_CONFIG_DIR",
-    "RENKEI_PROFILE",
-    "RENKEI_SERVER",
-];
+const FOREIGN_ENV_VARS: &[&str] = &["RENKEI_REQUIRE_POSTGRES", "RENKEI_CONFIG_DIR", "RENKEI_PROFILE", "RENKEI_SERVER"];
 
 /// The effective configuration. Every field has a default, so an empty file is a valid configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,22 +118,14 @@ impl Config {
             .into_iter()
             .filter(|(k, _)| k.starts_with("RENKEI_") && !FOREIGN_ENV_VARS.contains(&k.as_str()))
             .collect();
-        let mut builder =
-            config::Config::builder().add_source(config::Config::try_from(&Config::default())?);
+        let mut builder = config::Config::builder().add_source(config::Config::try_from(&Config::default())?);
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(ConfigError::Invalid(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
+                return Err(ConfigError::Invalid(format!("config file {} does not exist", path.display())));
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
-        builder = builder.add_source(
-            config::Environment::with_prefix("RENKEI")
-                .try_parsing(true)
-                .source(Some(env)),
-        );
+        builder = builder.add_source(config::Environment::with_prefix("RENKEI").try_parsing(true).source(Some(env)));
         let config: Config = builder.build()?.try_deserialize()?;
         config.validate()?;
         Ok(config)
@@ -146,9 +133,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err(ConfigError::Invalid(
-                "tls_cert and tls_key must be given together".into(),
-            ));
+            return Err(ConfigError::Invalid("tls_cert and tls_key must be given together".into()));
         }
         if self.tls_cert.is_none() && !self.listen.ip().is_loopback() && !self.behind_tls_proxy {
             return Err(ConfigError::Invalid(format!(
@@ -157,23 +142,14 @@ impl Config {
                 self.listen
             )));
         }
-        if self.session_absolute_hours == 0
-            || self.session_idle_minutes == 0
-            || self.setup_token_hours == 0
-        {
-            return Err(ConfigError::Invalid(
-                "session and setup-token lifetimes must be positive".into(),
-            ));
+        if self.session_absolute_hours == 0 || self.session_idle_minutes == 0 || self.setup_token_hours == 0 {
+            return Err(ConfigError::Invalid("session and setup-token lifetimes must be positive".into()));
         }
         if self.login_account_failures_per_hour == 0 || self.login_address_failures_per_hour == 0 {
-            return Err(ConfigError::Invalid(
-                "login failure limits must be positive".into(),
-            ));
+            return Err(ConfigError::Invalid("login failure limits must be positive".into()));
         }
         if self.max_body_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "max_body_bytes must be at least 1024".into(),
-            ));
+            return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
         }
         Ok(())
     }
@@ -182,10 +158,7 @@ impl Config {
     pub fn effective_database_url(&self) -> String {
         match &self.database_url {
             Some(url) if !url.is_empty() => url.clone(),
-            _ => format!(
-                "sqlite://{}",
-                self.data_dir.join("renkei.sqlite3").display()
-            ),
+            _ => format!("sqlite://{}", self.data_dir.join("renkei.sqlite3").display()),
         }
     }
 
@@ -211,9 +184,7 @@ fn redact_url_password(url: &str) -> String {
     }
     if let Some(start) = out.find("password=") {
         let value_start = start + "password=".len();
-        let value_end = out[value_start..]
-            .find('&')
-            .map_or(out.len(), |i| value_start + i);
+        let value_end = out[value_start..].find('&').map_or(out.len(), |i| value_start + i);
         out.replace_range(value_start..value_end, "***");
     }
     out
@@ -224,23 +195,15 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
     fn defaults_then_file_then_environment() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("renkei.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:9000\"\nsession_idle_minutes = 15\n",
-        )
-        .unwrap();
-        let config =
-            Config::load_from(Some(&file), env(&[("RENKEI_SESSION_IDLE_MINUTES", "5")])).unwrap();
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nsession_idle_minutes = 15\n").unwrap();
+        let config = Config::load_from(Some(&file), env(&[("RENKEI_SESSION_IDLE_MINUTES", "5")])).unwrap();
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.session_idle_minutes, 5);
         assert_eq!(config.session_absolute_hours, 12);
@@ -261,13 +224,8 @@ mod tests {
     fn plain_http_is_refused_off_loopback_unless_behind_a_proxy() {
         let err = Config::load_from(None, env(&[("RENKEI_LISTEN", "0.0.0.0:8443")])).unwrap_err();
         assert!(err.to_string().contains("refusing plain HTTP"), "{err}");
-        let ok = Config::load_from(
-            None,
-            env(&[
-                ("RENKEI_LISTEN", "0.0.0.0:8443"),
-                ("RENKEI_BEHIND_TLS_PROXY", "true"),
-            ]),
-        );
+        let ok =
+            Config::load_from(None, env(&[("RENKEI_LISTEN", "0.0.0.0:8443"), ("RENKEI_BEHIND_TLS_PROXY", "true")]));
         assert!(ok.is_ok());
     }
 
@@ -275,20 +233,11 @@ mod tests {
     fn printed_configuration_hides_the_database_password() {
         let config = Config::load_from(
             None,
-            env(&[(
-                "RENKEI_DATABASE_URL",
-                "postgres://renkei:s3cret@db.example:5432/renkei?password=other",
-            )]),
+            env(&[("RENKEI_DATABASE_URL", "postgres://renkei:s3cret@db.example:5432/renkei?password=other")]),
         )
         .unwrap();
         let shown = config.to_redacted_toml();
-        assert!(
-            !shown.contains("s3cret") && !shown.contains("other"),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("postgres://renkei:***@db.example:5432/renkei"),
-            "{shown}"
-        );
+        assert!(!shown.contains("s3cret") && !shown.contains("other"), "{shown}");
+        assert!(shown.contains("postgres://renkei:***@db.example:5432/renkei"), "{shown}");
     }
 }

@@ -69,157 +69,78 @@ impl ApiError {
         use ErrorCode as C;
         use StatusCode as S;
         let (status, code, message) = match self {
-            Self::Malformed(why) => (
-                S::BAD_REQUEST,
-                C::MalformedRequest,
-                format!("malformed request: {why}"),
-            ),
-            Self::Validation(_) => (
-                S::UNPROCESSABLE_ENTITY,
-                C::ValidationFailed,
-                "some fields are invalid".into(),
-            ),
-            Self::UnsupportedMediaType => (
-                S::UNSUPPORTED_MEDIA_TYPE,
-                C::UnsupportedMediaType,
-                "expected Content-Type: application/json".into(),
-            ),
-            Self::PayloadTooLarge => (
-                S::PAYLOAD_TOO_LARGE,
-                C::PayloadTooLarge,
-                "request body too large".into(),
-            ),
-            Self::Unauthenticated => (
-                S::UNAUTHORIZED,
-                C::Unauthenticated,
-                "missing, invalid or expired session token".into(),
-            ),
-            Self::InvalidCredentials => (
-                S::UNAUTHORIZED,
-                C::InvalidCredentials,
-                "wrong login or password".into(),
-            ),
-            Self::TotpRequired => (
-                S::UNAUTHORIZED,
-                C::TotpRequired,
-                "a TOTP code is required".into(),
-            ),
-            Self::TotpInvalid => (
-                S::UNAUTHORIZED,
-                C::TotpInvalid,
-                "the TOTP code is wrong or was already used".into(),
-            ),
-            Self::Pending(PendingStep::ChangePassword) => (
-                S::FORBIDDEN,
-                C::PasswordChangeRequired,
-                "change the initial password first".into(),
-            ),
-            Self::Pending(PendingStep::EnrollTotp) => (
-                S::FORBIDDEN,
-                C::TotpEnrollmentRequired,
-                "enrol a second factor (TOTP) first".into(),
-            ),
-            Self::PasswordTooWeak(_) => (
-                S::UNPROCESSABLE_ENTITY,
-                C::PasswordTooWeak,
-                "the new password does not meet the policy".into(),
-            ),
-            Self::SetupTokenInvalid => (
-                S::BAD_REQUEST,
-                C::SetupTokenInvalid,
-                "the setup token is unknown, expired or used".into(),
-            ),
-            Self::AccountDisabled => (
-                S::FORBIDDEN,
-                C::AccountDisabled,
-                "this account is disabled".into(),
-            ),
-            Self::TooManyAttempts(_) => (
-                S::TOO_MANY_REQUESTS,
-                C::TooManyAttempts,
-                "too many failed attempts".into(),
-            ),
-            Self::Forbidden(Denied::NotAnAdministrator) => (
-                S::FORBIDDEN,
-                C::Forbidden,
-                "only administrators may do this".into(),
-            ),
-            Self::Forbidden(Denied::NotAPhysician) => (
-                S::FORBIDDEN,
-                C::Forbidden,
-                "only a physician opens a patient group".into(),
-            ),
-            Self::Forbidden(Denied::NotAttendingPhysician) => (
-                S::FORBIDDEN,
-                C::Forbidden,
-                "only the attending physician may do this".into(),
-            ),
+            Self::Malformed(why) => (S::BAD_REQUEST, C::MalformedRequest, format!("malformed request: {why}")),
+            Self::Validation(_) => (S::UNPROCESSABLE_ENTITY, C::ValidationFailed, "some fields are invalid".into()),
+            Self::UnsupportedMediaType => {
+                (S::UNSUPPORTED_MEDIA_TYPE, C::UnsupportedMediaType, "expected Content-Type: application/json".into())
+            }
+            Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, C::PayloadTooLarge, "request body too large".into()),
+            Self::Unauthenticated => {
+                (S::UNAUTHORIZED, C::Unauthenticated, "missing, invalid or expired session token".into())
+            }
+            Self::InvalidCredentials => (S::UNAUTHORIZED, C::InvalidCredentials, "wrong login or password".into()),
+            Self::TotpRequired => (S::UNAUTHORIZED, C::TotpRequired, "a TOTP code is required".into()),
+            Self::TotpInvalid => (S::UNAUTHORIZED, C::TotpInvalid, "the TOTP code is wrong or was already used".into()),
+            Self::Pending(PendingStep::ChangePassword) => {
+                (S::FORBIDDEN, C::PasswordChangeRequired, "change the initial password first".into())
+            }
+            Self::Pending(PendingStep::EnrollTotp) => {
+                (S::FORBIDDEN, C::TotpEnrollmentRequired, "enrol a second factor (TOTP) first".into())
+            }
+            Self::PasswordTooWeak(_) => {
+                (S::UNPROCESSABLE_ENTITY, C::PasswordTooWeak, "the new password does not meet the policy".into())
+            }
+            Self::SetupTokenInvalid => {
+                (S::BAD_REQUEST, C::SetupTokenInvalid, "the setup token is unknown, expired or used".into())
+            }
+            Self::AccountDisabled => (S::FORBIDDEN, C::AccountDisabled, "this account is disabled".into()),
+            Self::TooManyAttempts(_) => (S::TOO_MANY_REQUESTS, C::TooManyAttempts, "too many failed attempts".into()),
+            Self::Forbidden(Denied::NotAnAdministrator) => {
+                (S::FORBIDDEN, C::Forbidden, "only administrators may do this".into())
+            }
+            Self::Forbidden(Denied::NotAPhysician) => {
+                (S::FORBIDDEN, C::Forbidden, "only a physician opens a patient group".into())
+            }
+            Self::Forbidden(Denied::NotAttendingPhysician) => {
+                (S::FORBIDDEN, C::Forbidden, "only the attending physician may do this".into())
+            }
             Self::NotFound => (S::NOT_FOUND, C::NotFound, "not found".into()),
-            Self::MethodNotAllowed => (
-                S::METHOD_NOT_ALLOWED,
-                C::MethodNotAllowed,
-                "method not allowed".into(),
-            ),
-            Self::Conflict(Conflict::LoginTaken) => (
-                S::CONFLICT,
-                C::Conflict,
-                "this login is already taken".into(),
-            ),
-            Self::Conflict(Conflict::TotpAlreadyEnabled) => (
-                S::CONFLICT,
-                C::Conflict,
-                "TOTP is already enabled for this account".into(),
-            ),
-            Self::Conflict(Conflict::AlreadyMember) => (
-                S::CONFLICT,
-                C::AlreadyMember,
-                "already a member of, or invited to, this group".into(),
-            ),
-            Self::Conflict(Conflict::GroupNotActive) => (
-                S::CONFLICT,
-                C::GroupNotActive,
-                "the group is archived or read-only".into(),
-            ),
-            Self::Conflict(Conflict::InvitationExpired) => (
-                S::GONE,
-                C::InvitationExpired,
-                "the invitation has expired".into(),
-            ),
-            Self::Conflict(Conflict::StateChanged) => (
-                S::CONFLICT,
-                C::Conflict,
-                "the group changed meanwhile; reload and retry".into(),
-            ),
-            Self::Target(TargetRefused::ConsentRequired) => (
-                S::CONFLICT,
-                C::ConsentRequired,
-                "record the patient's or family's consent first".into(),
-            ),
-            Self::Target(TargetRefused::OutsideConsentScope) => (
-                S::FORBIDDEN,
-                C::OutsideConsentScope,
-                "outside the scope of the consent in force".into(),
-            ),
-            Self::Target(TargetRefused::NotAPhysician) => (
+            Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, C::MethodNotAllowed, "method not allowed".into()),
+            Self::Conflict(Conflict::LoginTaken) => (S::CONFLICT, C::Conflict, "this login is already taken".into()),
+            Self::Conflict(Conflict::TotpAlreadyEnabled) => {
+                (S::CONFLICT, C::Conflict, "TOTP is already enabled for this account".into())
+            }
+            Self::Conflict(Conflict::AlreadyMember) => {
+                (S::CONFLICT, C::AlreadyMember, "already a member of, or invited to, this group".into())
+            }
+            Self::Conflict(Conflict::GroupNotActive) => {
+                (S::CONFLICT, C::GroupNotActive, "the group is archived or read-only".into())
+            }
+            Self::Conflict(Conflict::InvitationExpired) => {
+                (S::GONE, C::InvitationExpired, "the invitation has expired".into())
+            }
+            Self::Conflict(Conflict::StateChanged) => {
+                (S::CONFLICT, C::Conflict, "the group changed meanwhile; reload and retry".into())
+            }
+            Self::Target(TargetRefused::ConsentRequired) => {
+                (S::CONFLICT, C::ConsentRequired, "record the patient's or family's consent first".into())
+            }
+            Self::Target(TargetRefused::OutsideConsentScope) => {
+                (S::FORBIDDEN, C::OutsideConsentScope, "outside the scope of the consent in force".into())
+            }
+            Self::Target(TargetRefused::NotAPhysician) => {
+                (S::UNPROCESSABLE_ENTITY, C::ValidationFailed, "a group is handed over to a physician only".into())
+            }
+            Self::Target(TargetRefused::AccountDisabled) => {
+                (S::UNPROCESSABLE_ENTITY, C::ValidationFailed, "that account is disabled".into())
+            }
+            Self::Target(TargetRefused::NotAnActiveMember) => (
                 S::UNPROCESSABLE_ENTITY,
                 C::ValidationFailed,
-                "a group is handed over to a physician only".into(),
+                "a group is handed over to another physician who is an active member".into(),
             ),
-            Self::Target(TargetRefused::AccountDisabled) => (
-                S::UNPROCESSABLE_ENTITY,
-                C::ValidationFailed,
-                "that account is disabled".into(),
-            ),
-            Self::Unavailable(_) => (
-                S::SERVICE_UNAVAILABLE,
-                C::Unavailable,
-                "database unavailable, retry".into(),
-            ),
-            Self::Internal(_) => (
-                S::INTERNAL_SERVER_ERROR,
-                C::Internal,
-                "internal error".into(),
-            ),
+            Self::Unavailable(_) => (S::SERVICE_UNAVAILABLE, C::Unavailable, "database unavailable, retry".into()),
+            Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, C::Internal, "internal error".into()),
         };
         let mut body = ErrorBody::new(code, message);
         match self {
@@ -233,12 +154,9 @@ impl ApiError {
                 body = body.with_field("retry_after_seconds", wait.as_secs().max(1).to_string());
             }
             Self::Conflict(Conflict::LoginTaken) => body = body.with_field("login", "taken"),
-            Self::Target(TargetRefused::NotAPhysician) => {
-                body = body.with_field("user", "not_a_physician")
-            }
-            Self::Target(TargetRefused::AccountDisabled) => {
-                body = body.with_field("user", "disabled")
-            }
+            Self::Target(TargetRefused::NotAPhysician) => body = body.with_field("user", "not_a_physician"),
+            Self::Target(TargetRefused::AccountDisabled) => body = body.with_field("user", "disabled"),
+            Self::Target(TargetRefused::NotAnActiveMember) => body = body.with_field("user", "not_an_active_member"),
             _ => {}
         }
         (status, body)

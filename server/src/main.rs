@@ -10,11 +10,7 @@ use renkei_server::store::Store;
 use renkei_server::{Application, Config, admin_cli, app, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "renkei-server",
-    version,
-    about = "renkei: closed messaging for the home-care team"
-)]
+#[command(name = "renkei-server", version, about = "renkei: closed messaging for the home-care team")]
 struct Cli {
     /// TOML configuration file; `RENKEI_*` environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -90,25 +86,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.to_redacted_toml());
             Ok(())
         }
-        Command::CreateAdmin {
-            login,
-            display_name,
-            organisation,
-        } => {
+        Command::CreateAdmin { login, display_name, organisation } => {
             let password = read_password()?;
-            let user =
-                admin_cli::create_admin(&config, &login, &display_name, &organisation, &password)
-                    .await?;
+            let user = admin_cli::create_admin(&config, &login, &display_name, &organisation, &password).await?;
             println!("administrator {} created ({})", user.login, user.id);
             Ok(())
         }
         Command::DevCert { cert, key, names } => {
             admin_cli::dev_cert(&cert, &key, names)?;
-            println!(
-                "wrote {} and {} (key mode 0600)",
-                cert.display(),
-                key.display()
-            );
+            println!("wrote {} and {} (key mode 0600)", cert.display(), key.display());
             Ok(())
         }
     }
@@ -123,9 +109,7 @@ fn read_password() -> anyhow::Result<Sensitive> {
         Ok(Sensitive::new(first))
     } else {
         let mut input = String::new();
-        std::io::stdin()
-            .read_to_string(&mut input)
-            .context("reading the password from stdin")?;
+        std::io::stdin().read_to_string(&mut input).context("reading the password from stdin")?;
         let line = input.lines().next().unwrap_or_default().to_owned();
         Ok(Sensitive::new(line))
     }

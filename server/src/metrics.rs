@@ -40,18 +40,10 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("renkei");
         let http_responses = Family::<StatusLabels, Counter>::default();
-        registry.register(
-            "http_responses",
-            "HTTP responses by status class",
-            http_responses.clone(),
-        );
+        registry.register("http_responses", "HTTP responses by status class", http_responses.clone());
         let logins = Family::<LoginLabels, Counter>::default();
         registry.register("logins", "Login attempts by outcome", logins.clone());
-        Self {
-            registry,
-            http_responses,
-            logins,
-        }
+        Self { registry, http_responses, logins }
     }
 }
 
@@ -77,10 +69,6 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         400..=499 => "4xx",
         _ => "5xx",
     };
-    state
-        .metrics
-        .http_responses
-        .get_or_create(&StatusLabels { class })
-        .inc();
+    state.metrics.http_responses.get_or_create(&StatusLabels { class }).inc();
     response
 }

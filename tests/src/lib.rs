@@ -58,10 +58,7 @@ impl TestApp {
         install_crypto_provider();
         let dir = tempfile::tempdir().expect("temporary directory");
         let (database_url, pg_database) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("renkei.sqlite3").display()),
-                None,
-            ),
+            Backend::Sqlite => (format!("sqlite://{}", dir.path().join("renkei.sqlite3").display()), None),
             Backend::Postgres => {
                 let admin_url = postgres_admin_url()?;
                 let (url, name) = postgres::create_database(&admin_url).await;
@@ -79,9 +76,7 @@ impl TestApp {
         adjust(&mut config);
         renkei_server::telemetry::init(&config);
         let ca_cert = config.tls_cert.clone();
-        let app = Application::build(config.clone())
-            .await
-            .expect("server starts");
+        let app = Application::build(config.clone()).await.expect("server starts");
         let base_url = app.base_url();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run_until_stopped(async {
@@ -122,23 +117,14 @@ impl TestApp {
 
     pub async fn login(&self, login: &str, password: &str) -> Client {
         let mut client = self.client();
-        client
-            .login(login, &Sensitive::new(password), None)
-            .await
-            .expect("login");
+        client.login(login, &Sensitive::new(password), None).await.expect("login");
         client
     }
 
     /// Registers a member through the admin API with an initial password, and changes it to
     /// [`PASSWORD`] at first login, leaving a client ready to use.
-    pub async fn member(
-        &self,
-        admin: &Client,
-        login: &str,
-        profession: Profession,
-    ) -> (User, Client) {
-        self.member_at(admin, login, profession, "武蔵野訪問看護ステーション")
-            .await
+    pub async fn member(&self, admin: &Client, login: &str, profession: Profession) -> (User, Client) {
+        self.member_at(admin, login, profession, "武蔵野訪問看護ステーション").await
     }
 
     /// Registers a member with a given organisation (see [`TestApp::member`]).
@@ -163,19 +149,14 @@ impl TestApp {
             .await
             .expect("create member");
         let client = self.login(login, &initial).await;
-        client
-            .change_password(&Sensitive::new(initial), &Sensitive::new(PASSWORD))
-            .await
-            .expect("change password");
+        client.change_password(&Sensitive::new(initial), &Sensitive::new(PASSWORD)).await.expect("change password");
         let user = client.me().await.expect("me");
         (user, client)
     }
 
     /// A second connection to this app's database, for tests that must look at or shift time in storage.
     pub async fn store(&self) -> renkei_server::store::Store {
-        renkei_server::store::Store::connect(&self.database_url, 2)
-            .await
-            .expect("store")
+        renkei_server::store::Store::connect(&self.database_url, 2).await.expect("store")
     }
 
     /// Stops the server and waits for it to drain.
@@ -184,10 +165,7 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("server task")
-                .expect("server ran cleanly");
+            server.await.expect("server task").expect("server ran cleanly");
         }
     }
 }
@@ -227,11 +205,7 @@ pub mod care {
     }
 
     pub fn family() -> Consenter {
-        Consenter {
-            kind: ConsenterKind::Family,
-            name: "山田 一郎".into(),
-            relationship: Some("長男".into()),
-        }
+        Consenter { kind: ConsenterKind::Family, name: "山田 一郎".into(), relationship: Some("長男".into()) }
     }
 
     pub fn consent(scope: Vec<ScopeEntry>) -> RecordConsentRequest {
@@ -252,41 +226,23 @@ pub mod care {
     }
 
     pub fn profession(p: Profession) -> ScopeEntry {
-        ScopeEntry {
-            organisation: None,
-            profession: Some(p),
-            user: None,
-        }
+        ScopeEntry { organisation: None, profession: Some(p), user: None }
     }
 
     pub fn organisation(o: &str) -> ScopeEntry {
-        ScopeEntry {
-            organisation: Some(o.into()),
-            profession: None,
-            user: None,
-        }
+        ScopeEntry { organisation: Some(o.into()), profession: None, user: None }
     }
 
     pub fn person(id: Uuid) -> ScopeEntry {
-        ScopeEntry {
-            organisation: None,
-            profession: None,
-            user: Some(id),
-        }
+        ScopeEntry { organisation: None, profession: None, user: Some(id) }
     }
 }
 
 /// The code an authenticator app shows for a base32 TOTP secret, `ahead` time steps (30 s) from now.
 pub fn totp_code(secret: &str, ahead: u64) -> String {
     let secret = totp_rs::Secret::try_from_base32(secret).expect("base32 secret");
-    let totp = totp_rs::Builder::new()
-        .with_secret(secret)
-        .build()
-        .expect("totp");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let totp = totp_rs::Builder::new().with_secret(secret).build().expect("totp");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     totp.generate(now + 30 * ahead).to_string()
 }
 

@@ -33,10 +33,7 @@ pub fn postgres_admin_url() -> Option<String> {
 pub(crate) async fn create_database(admin_url: &str) -> (String, String) {
     let name = format!("renkei_test_{}", uuid::Uuid::new_v4().simple());
     let pool = sqlx_admin(admin_url).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .expect("create database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.expect("create database");
     pool.close().await;
     (replace_database(admin_url, &name), name)
 }
@@ -47,10 +44,7 @@ pub(crate) fn drop_database_in_background(name: String) {
         return;
     };
     let _ = std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return;
         };
         rt.block_on(async {
@@ -64,22 +58,14 @@ pub(crate) fn drop_database_in_background(name: String) {
 }
 
 async fn sqlx_admin(admin_url: &str) -> sqlx::PgPool {
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(admin_url)
-        .await
-        .expect("connect to PostgreSQL")
+    sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(admin_url).await.expect("connect to PostgreSQL")
 }
 
 /// `postgres://u@h:p/db?x` with `db` replaced by `name`.
 fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
+    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
     let mut out = format!("{}/{name}", &base[..path_start]);
     if let Some(q) = query {
         out.push('?');
@@ -90,19 +76,11 @@ fn replace_database(url: &str, name: &str) -> String {
 
 fn find_bin_dir() -> Result<PathBuf, String> {
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .collect()
-        })
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
         .unwrap_or_default();
     candidates.sort();
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        candidates.insert(
-            0,
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
-        );
+        candidates.insert(0, PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
     }
     candidates
         .into_iter()
@@ -112,10 +90,7 @@ fn find_bin_dir() -> Result<PathBuf, String> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// A command run as the `postgres` user when we are root (initdb refuses root), as ourselves otherwise.
@@ -130,53 +105,28 @@ fn as_cluster_user(program: &Path, root: bool) -> Command {
 }
 
 fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
 }
 
 fn start_private_cluster() -> Result<String, String> {
     let bin = find_bin_dir()?;
     let root = is_root();
-    let dir = tempfile::Builder::new()
-        .prefix("renkei-pg-")
-        .tempdir()
-        .map_err(|e| e.to_string())?
-        .keep();
+    let dir = tempfile::Builder::new().prefix("renkei-pg-").tempdir().map_err(|e| e.to_string())?.keep();
     if root {
-        let status = Command::new("chown")
-            .arg("-R")
-            .arg("postgres:postgres")
-            .arg(&dir)
-            .status();
+        let status = Command::new("chown").arg("-R").arg("postgres:postgres").arg(&dir).status();
         if !status.is_ok_and(|s| s.success()) {
-            return Err(format!(
-                "cannot hand {} to the postgres user",
-                dir.display()
-            ));
+            return Err(format!("cannot hand {} to the postgres user", dir.display()));
         }
     }
     let data = dir.join("data");
     let out = as_cluster_user(&bin.join("initdb"), root)
         .arg("-D")
         .arg(&data)
-        .args([
-            "-U",
-            "renkei",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "--locale=C",
-        ])
+        .args(["-U", "renkei", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"])
         .output()
         .map_err(|e| format!("initdb: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let port = free_port()?;
     // The watchdog: postgres in the background, stopped (fast shutdown) and its directory deleted as soon
@@ -192,10 +142,7 @@ fn start_private_cluster() -> Result<String, String> {
         parent = std::process::id(),
     );
     let mut sh = as_cluster_user(Path::new("/bin/sh"), root);
-    sh.arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
+    sh.arg("-c").arg(script).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
     sh.spawn().map_err(|e| format!("starting postgres: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -210,10 +157,7 @@ fn start_private_cluster() -> Result<String, String> {
     // On a thread of its own: the caller may be inside a test's async runtime.
     let probe_url = url.clone();
     let ready = std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return false;
         };
         rt.block_on(async {
@@ -229,11 +173,7 @@ fn start_private_cluster() -> Result<String, String> {
     })
     .join()
     .unwrap_or(false);
-    if ready {
-        Ok(url)
-    } else {
-        Err("postgres accepted no connection within 30 s".into())
-    }
+    if ready { Ok(url) } else { Err("postgres accepted no connection within 30 s".into()) }
 }
 
 #[cfg(test)]
@@ -242,17 +182,11 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced_and_query_kept() {
-        assert_eq!(
-            replace_database("postgres://u@h:5/postgres", "t1"),
-            "postgres://u@h:5/t1"
-        );
+        assert_eq!(replace_database("postgres://u@h:5/postgres", "t1"), "postgres://u@h:5/t1");
         assert_eq!(
             replace_database("postgres://u:p@h/db?sslmode=disable", "t1"),
             "postgres://u:p@h/t1?sslmode=disable"
         );
-        assert_eq!(
-            replace_database("postgres://u@h:5", "t1"),
-            "postgres://u@h:5/t1"
-        );
+        assert_eq!(replace_database("postgres://u@h:5", "t1"), "postgres://u@h:5/t1");
     }
 }

@@ -120,26 +120,15 @@ async fn cast(app: &TestApp) -> Cast {
     let victim = app.member(&admin, "ns-victim", Profession::Nurse).await.0;
     let newcomer = app.member(&admin, "ns-new", Profession::Nurse).await.0;
     clients.push((Administrator, admin));
-    Cast {
-        clients,
-        victim,
-        newcomer,
-    }
+    Cast { clients, victim, newcomer }
 }
 
 /// A fresh group: consent covering physicians, nurses and care managers; every actor in their place.
 async fn fresh_group(cast: &Cast) -> Uuid {
     let doctor = cast.client(AttendingPhysician);
-    let group = doctor
-        .open_group(&patient("山田 花子 様", "山田 花子"))
-        .await
-        .unwrap()
-        .id;
-    let scope = vec![
-        profession(Profession::Physician),
-        profession(Profession::Nurse),
-        profession(Profession::CareManager),
-    ];
+    let group = doctor.open_group(&patient("山田 花子 様", "山田 花子")).await.unwrap().id;
+    let scope =
+        vec![profession(Profession::Physician), profession(Profession::Nurse), profession(Profession::CareManager)];
     doctor.record_consent(group, &consent(scope)).await.unwrap();
     for (actor, login) in [
         (PhysicianInScope, "dr-b"),
@@ -152,14 +141,8 @@ async fn fresh_group(cast: &Cast) -> Uuid {
         doctor.invite(group, login).await.unwrap();
         if actor != InvitedNotAccepted {
             let client = cast.client(actor);
-            let invitation = client
-                .invitations()
-                .await
-                .unwrap()
-                .invitations
-                .into_iter()
-                .find(|i| i.group_id == group)
-                .unwrap();
+            let invitation =
+                client.invitations().await.unwrap().invitations.into_iter().find(|i| i.group_id == group).unwrap();
             client.accept_invitation(invitation.id).await.unwrap();
         }
     }
@@ -182,10 +165,7 @@ async fn attempt(cast: &Cast, actor: Actor, op: Op, group: Uuid) -> Outcome {
             ];
             c.record_consent(group, &consent(scope)).await.map(drop)
         }
-        Op::WithdrawConsent => c
-            .withdraw_consent(group, &renkei_tests::care::withdrawal())
-            .await
-            .map(drop),
+        Op::WithdrawConsent => c.withdraw_consent(group, &renkei_tests::care::withdrawal()).await.map(drop),
         Op::Invite => c.invite(group, &cast.newcomer.login).await.map(drop),
         Op::RemoveMember => c.remove_member(group, &cast.victim.login).await,
         Op::Leave => c.leave(group).await,
@@ -205,36 +185,20 @@ both_backends!(
         for op in OPS {
             let group = fresh_group(&cast).await;
             // The disabled user was an active member until an administrator disabled the account.
-            cast.client(Administrator)
-                .admin_disable_user("ns-d")
-                .await
-                .unwrap();
+            cast.client(Administrator).admin_disable_user("ns-d").await.unwrap();
             for actor in ACTORS {
                 let got = attempt(&cast, actor, op, group).await;
                 let want = expected(actor, op);
                 if got != want {
-                    mismatches.push(format!(
-                        "{actor:?} × {op:?}: expected {want:?}, got {got:?}"
-                    ));
+                    mismatches.push(format!("{actor:?} × {op:?}: expected {want:?}, got {got:?}"));
                 }
             }
-            cast.client(Administrator)
-                .admin_enable_user("ns-d")
-                .await
-                .unwrap();
+            cast.client(Administrator).admin_enable_user("ns-d").await.unwrap();
             // Re-login the re-enabled user for the next group (disabling ended the session).
             let fresh = app.login("ns-d", renkei_tests::PASSWORD).await;
-            let slot = cast
-                .clients
-                .iter()
-                .position(|(a, _)| *a == DisabledUser)
-                .unwrap();
+            let slot = cast.clients.iter().position(|(a, _)| *a == DisabledUser).unwrap();
             cast.clients[slot].1 = fresh;
         }
-        assert!(
-            mismatches.is_empty(),
-            "access table mismatches:\n{}",
-            mismatches.join("\n")
-        );
+        assert!(mismatches.is_empty(), "access table mismatches:\n{}", mismatches.join("\n"));
     }
 );

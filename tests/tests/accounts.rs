@@ -1,16 +1,12 @@
 //! Accounts, sessions, TOTP and throttling, end to end through the real client, on SQLite and PostgreSQL.
 
 use renkei_cli::ClientError;
-use renkei_protocol::{
-    AccountStatus, CreateUserRequest, ErrorCode, PendingStep, Profession, Role, Sensitive,
-};
+use renkei_protocol::{AccountStatus, CreateUserRequest, ErrorCode, PendingStep, Profession, Role, Sensitive};
 use renkei_tests::{PASSWORD, both_backends, totp_code};
 
 fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
     match r {
-        Err(e) => e
-            .code()
-            .unwrap_or_else(|| panic!("expected a typed error, got {e:?}")),
+        Err(e) => e.code().unwrap_or_else(|| panic!("expected a typed error, got {e:?}")),
         Ok(v) => panic!("expected an error, got {v:?}"),
     }
 }
@@ -34,28 +30,17 @@ both_backends!(
         assert_eq!(created.user.login, "sato");
         assert_eq!(created.user.phone.as_deref(), Some("0422-51-1111"));
         assert!(created.user.must_change_password);
-        let setup = created
-            .setup
-            .expect("a setup token when no initial password is given");
+        let setup = created.setup.expect("a setup token when no initial password is given");
 
         // No password exists yet, so nothing logs in.
         let anon = app.client();
-        assert_eq!(
-            code_of(app.client().login("sato", &Sensitive::new(""), None).await),
-            ErrorCode::InvalidCredentials
-        );
+        assert_eq!(code_of(app.client().login("sato", &Sensitive::new(""), None).await), ErrorCode::InvalidCredentials);
         // A weak password is refused and the token stays usable.
-        let weak = anon
-            .setup_password(&setup.token, &Sensitive::new("too short"))
-            .await;
+        let weak = anon.setup_password(&setup.token, &Sensitive::new("too short")).await;
         assert_eq!(code_of(weak), ErrorCode::PasswordTooWeak);
-        anon.setup_password(&setup.token, &Sensitive::new(PASSWORD))
-            .await
-            .unwrap();
+        anon.setup_password(&setup.token, &Sensitive::new(PASSWORD)).await.unwrap();
         // The token works once only.
-        let again = anon
-            .setup_password(&setup.token, &Sensitive::new("another long password"))
-            .await;
+        let again = anon.setup_password(&setup.token, &Sensitive::new("another long password")).await;
         assert_eq!(code_of(again), ErrorCode::SetupTokenInvalid);
 
         let sato = app.login("sato", PASSWORD).await;
@@ -75,44 +60,21 @@ both_backends!(
         assert!(created.setup.is_none());
 
         let mut client = app.client();
-        let login = client
-            .login("suzuki", &Sensitive::new("initial password 123"), None)
-            .await
-            .unwrap();
+        let login = client.login("suzuki", &Sensitive::new("initial password 123"), None).await.unwrap();
         assert_eq!(login.pending, Some(PendingStep::ChangePassword));
-        assert_eq!(
-            code_of(client.sessions().await),
-            ErrorCode::PasswordChangeRequired
-        );
+        assert_eq!(code_of(client.sessions().await), ErrorCode::PasswordChangeRequired);
         // The account itself stays readable, so a client can say what to do.
         assert!(client.me().await.unwrap().must_change_password);
         let same = client
-            .change_password(
-                &Sensitive::new("initial password 123"),
-                &Sensitive::new("initial password 123"),
-            )
+            .change_password(&Sensitive::new("initial password 123"), &Sensitive::new("initial password 123"))
             .await;
         assert_eq!(code_of(same), ErrorCode::PasswordTooWeak);
-        let wrong = client
-            .change_password(
-                &Sensitive::new("not the password"),
-                &Sensitive::new(PASSWORD),
-            )
-            .await;
+        let wrong = client.change_password(&Sensitive::new("not the password"), &Sensitive::new(PASSWORD)).await;
         assert_eq!(code_of(wrong), ErrorCode::InvalidCredentials);
-        client
-            .change_password(
-                &Sensitive::new("initial password 123"),
-                &Sensitive::new(PASSWORD),
-            )
-            .await
-            .unwrap();
+        client.change_password(&Sensitive::new("initial password 123"), &Sensitive::new(PASSWORD)).await.unwrap();
         assert_eq!(client.sessions().await.unwrap().sessions.len(), 1);
         // The old password no longer works; the new one does.
-        let old = app
-            .client()
-            .login("suzuki", &Sensitive::new("initial password 123"), None)
-            .await;
+        let old = app.client().login("suzuki", &Sensitive::new("initial password 123"), None).await;
         assert_eq!(code_of(old), ErrorCode::InvalidCredentials);
         app.login("suzuki", PASSWORD).await;
     }
@@ -121,24 +83,10 @@ both_backends!(
 both_backends!(
     async fn wrong_passwords_and_unknown_logins_get_the_same_answer(app: TestApp) {
         let _admin = app.admin().await;
-        let wrong = app
-            .client()
-            .login("admin", &Sensitive::new("wrong password here"), None)
-            .await;
-        let unknown = app
-            .client()
-            .login("nobody", &Sensitive::new("wrong password here"), None)
-            .await;
-        let (
-            Err(ClientError::Api {
-                status: s1,
-                body: b1,
-            }),
-            Err(ClientError::Api {
-                status: s2,
-                body: b2,
-            }),
-        ) = (wrong, unknown)
+        let wrong = app.client().login("admin", &Sensitive::new("wrong password here"), None).await;
+        let unknown = app.client().login("nobody", &Sensitive::new("wrong password here"), None).await;
+        let (Err(ClientError::Api { status: s1, body: b1 }), Err(ClientError::Api { status: s2, body: b2 })) =
+            (wrong, unknown)
         else {
             panic!("both must fail with a typed error");
         };
@@ -181,51 +129,27 @@ both_backends!(
     async fn totp_enrolment_makes_login_need_a_code_that_works_once(app: TestApp) {
         let admin = app.admin().await;
         let enrollment = admin.totp_enroll().await.unwrap();
-        assert!(
-            enrollment
-                .otpauth_uri
-                .expose()
-                .starts_with("otpauth://totp/renkei:admin?")
-        );
-        assert_eq!(
-            code_of(admin.totp_confirm("000000").await),
-            ErrorCode::TotpInvalid
-        );
-        let user = admin
-            .totp_confirm(&totp_code(enrollment.secret.expose(), 0))
-            .await
-            .unwrap();
+        assert!(enrollment.otpauth_uri.expose().starts_with("otpauth://totp/renkei:admin?"));
+        assert_eq!(code_of(admin.totp_confirm("000000").await), ErrorCode::TotpInvalid);
+        let user = admin.totp_confirm(&totp_code(enrollment.secret.expose(), 0)).await.unwrap();
         assert!(user.totp_enabled);
         assert_eq!(code_of(admin.totp_enroll().await), ErrorCode::Conflict);
 
         let mut client = app.client();
         let no_code = client.login("admin", &Sensitive::new(PASSWORD), None).await;
         assert_eq!(code_of(no_code), ErrorCode::TotpRequired);
-        let bad = client
-            .login("admin", &Sensitive::new(PASSWORD), Some("123456"))
-            .await;
+        let bad = client.login("admin", &Sensitive::new(PASSWORD), Some("123456")).await;
         assert_eq!(code_of(bad), ErrorCode::TotpInvalid);
         // The code used to confirm the enrolment is spent, in login too.
-        let spent = client
-            .login(
-                "admin",
-                &Sensitive::new(PASSWORD),
-                Some(&totp_code(enrollment.secret.expose(), 0)),
-            )
-            .await;
+        let spent =
+            client.login("admin", &Sensitive::new(PASSWORD), Some(&totp_code(enrollment.secret.expose(), 0))).await;
         assert_eq!(code_of(spent), ErrorCode::TotpInvalid);
         // The next time step's code is within the one-step clock skew the server allows.
         let code = totp_code(enrollment.secret.expose(), 1);
-        client
-            .login("admin", &Sensitive::new(PASSWORD), Some(&code))
-            .await
-            .unwrap();
+        client.login("admin", &Sensitive::new(PASSWORD), Some(&code)).await.unwrap();
         client.me().await.unwrap();
         // Replaying the same code is refused (RFC 6238 §5.2).
-        let replay = app
-            .client()
-            .login("admin", &Sensitive::new(PASSWORD), Some(&code))
-            .await;
+        let replay = app.client().login("admin", &Sensitive::new(PASSWORD), Some(&code)).await;
         assert_eq!(code_of(replay), ErrorCode::TotpInvalid);
     }
 );
@@ -259,25 +183,16 @@ both_backends!(
         assert_eq!(disabled.status, AccountStatus::Disabled);
         assert_eq!(code_of(nurse_client.me().await), ErrorCode::Unauthenticated);
         assert_eq!(code_of(second.me().await), ErrorCode::Unauthenticated);
-        let login = app
-            .client()
-            .login("watanabe", &Sensitive::new(PASSWORD), None)
-            .await;
+        let login = app.client().login("watanabe", &Sensitive::new(PASSWORD), None).await;
         assert_eq!(code_of(login), ErrorCode::AccountDisabled);
         // A wrong password on a disabled account reveals nothing more than on any account.
-        let wrong = app
-            .client()
-            .login("watanabe", &Sensitive::new("wrong password here"), None)
-            .await;
+        let wrong = app.client().login("watanabe", &Sensitive::new("wrong password here"), None).await;
         assert_eq!(code_of(wrong), ErrorCode::InvalidCredentials);
 
         admin.admin_enable_user("watanabe").await.unwrap();
         app.login("watanabe", PASSWORD).await.me().await.unwrap();
         // An administrator cannot lock themselves out.
-        assert_eq!(
-            code_of(admin.admin_disable_user("admin").await),
-            ErrorCode::ValidationFailed
-        );
+        assert_eq!(code_of(admin.admin_disable_user("admin").await), ErrorCode::ValidationFailed);
     }
 );
 
@@ -291,14 +206,8 @@ both_backends!(
         let other = list.iter().find(|s| !s.current).unwrap().id;
         admin.revoke_session(other).await.unwrap();
         assert_eq!(code_of(phone.me().await), ErrorCode::Unauthenticated);
-        assert_eq!(
-            code_of(admin.revoke_session(other).await),
-            ErrorCode::NotFound
-        );
-        assert_eq!(
-            code_of(admin.revoke_session(uuid::Uuid::new_v4()).await),
-            ErrorCode::NotFound
-        );
+        assert_eq!(code_of(admin.revoke_session(other).await), ErrorCode::NotFound);
+        assert_eq!(code_of(admin.revoke_session(uuid::Uuid::new_v4()).await), ErrorCode::NotFound);
 
         let token = admin.token().unwrap().clone();
         let mut admin = admin;
@@ -312,46 +221,19 @@ both_backends!(
 both_backends!(
     async fn only_administrators_manage_accounts_and_nobody_else_sees_them(app: TestApp) {
         let admin = app.admin().await;
-        let (_, member) = app
-            .member(&admin, "kobayashi", Profession::CareManager)
-            .await;
-        assert_eq!(
-            code_of(member.admin_list_users().await),
-            ErrorCode::Forbidden
-        );
-        assert_eq!(
-            code_of(member.admin_create_user(&nurse("x-user")).await),
-            ErrorCode::Forbidden
-        );
-        assert_eq!(
-            code_of(member.admin_disable_user("admin").await),
-            ErrorCode::Forbidden
-        );
-        assert_eq!(
-            code_of(member.admin_show_user("admin").await),
-            ErrorCode::Forbidden
-        );
-        assert_eq!(
-            admin.admin_show_user("admin").await.unwrap().status,
-            AccountStatus::Active
-        );
+        let (_, member) = app.member(&admin, "kobayashi", Profession::CareManager).await;
+        assert_eq!(code_of(member.admin_list_users().await), ErrorCode::Forbidden);
+        assert_eq!(code_of(member.admin_create_user(&nurse("x-user")).await), ErrorCode::Forbidden);
+        assert_eq!(code_of(member.admin_disable_user("admin").await), ErrorCode::Forbidden);
+        assert_eq!(code_of(member.admin_show_user("admin").await), ErrorCode::Forbidden);
+        assert_eq!(admin.admin_show_user("admin").await.unwrap().status, AccountStatus::Active);
 
-        for client in [
-            app.client(),
-            app.client()
-                .with_token(Sensitive::new("rks_forged-token-value")),
-        ] {
+        for client in [app.client(), app.client().with_token(Sensitive::new("rks_forged-token-value"))] {
             assert_eq!(code_of(client.me().await), ErrorCode::Unauthenticated);
-            assert_eq!(
-                code_of(client.admin_list_users().await),
-                ErrorCode::Unauthenticated
-            );
+            assert_eq!(code_of(client.admin_list_users().await), ErrorCode::Unauthenticated);
         }
         let users = admin.admin_list_users().await.unwrap().users;
-        assert_eq!(
-            users.iter().map(|u| u.login.as_str()).collect::<Vec<_>>(),
-            ["admin", "kobayashi"]
-        );
+        assert_eq!(users.iter().map(|u| u.login.as_str()).collect::<Vec<_>>(), ["admin", "kobayashi"]);
     }
 );
 
@@ -363,45 +245,22 @@ both_backends!(
         req.organisation = "x".repeat(201);
         req.phone = Some("call me".into());
         req.initial_password = Some(Sensitive::new("short"));
-        let Err(ClientError::Api { status, body }) = admin.admin_create_user(&req).await else {
-            panic!()
-        };
+        let Err(ClientError::Api { status, body }) = admin.admin_create_user(&req).await else { panic!() };
         assert_eq!((status, body.code), (422, ErrorCode::ValidationFailed));
         let fields: Vec<_> = body.fields.keys().map(String::as_str).collect();
-        assert_eq!(
-            fields,
-            [
-                "display_name",
-                "initial_password",
-                "login",
-                "organisation",
-                "phone"
-            ]
-        );
+        assert_eq!(fields, ["display_name", "initial_password", "login", "organisation", "phone"]);
 
         admin.admin_create_user(&nurse("sato")).await.unwrap();
         let mut twice = nurse("SATO");
         twice.display_name = "別人".into();
-        let Err(ClientError::Api { status, body }) = admin.admin_create_user(&twice).await else {
-            panic!()
-        };
+        let Err(ClientError::Api { status, body }) = admin.admin_create_user(&twice).await else { panic!() };
         assert_eq!(
-            (
-                status,
-                body.code,
-                body.fields.get("login").map(String::as_str)
-            ),
+            (status, body.code, body.fields.get("login").map(String::as_str)),
             (409, ErrorCode::Conflict, Some("taken"))
         );
         assert_eq!(admin.admin_list_users().await.unwrap().users.len(), 2);
-        assert_eq!(
-            code_of(admin.admin_show_user("nobody").await),
-            ErrorCode::NotFound
-        );
-        assert_eq!(
-            code_of(admin.admin_show_user("../../etc").await),
-            ErrorCode::NotFound
-        );
+        assert_eq!(code_of(admin.admin_show_user("nobody").await), ErrorCode::NotFound);
+        assert_eq!(code_of(admin.admin_show_user("../../etc").await), ErrorCode::NotFound);
     }
 );
 
@@ -414,35 +273,14 @@ both_backends!(
         let idle = time::Duration::minutes(i64::from(app.config.session_idle_minutes));
         let absolute = time::Duration::hours(i64::from(app.config.session_absolute_hours));
         // Alive now.
-        assert!(
-            store
-                .authenticate(&token_hash, now, now - idle)
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(store.authenticate(&token_hash, now, now - idle).await.unwrap().is_some());
         // Unused for longer than the idle timeout: gone.
         let later = now + idle + time::Duration::minutes(1);
-        assert!(
-            store
-                .authenticate(&token_hash, later, later - idle)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(store.authenticate(&token_hash, later, later - idle).await.unwrap().is_none());
         // Used a moment ago but past its absolute expiry: gone too.
         let much_later = now + absolute + time::Duration::minutes(1);
-        store
-            .touch_session(admin.sessions().await.unwrap().sessions[0].id, much_later)
-            .await
-            .unwrap();
-        assert!(
-            store
-                .authenticate(&token_hash, much_later, much_later - idle)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        store.touch_session(admin.sessions().await.unwrap().sessions[0].id, much_later).await.unwrap();
+        assert!(store.authenticate(&token_hash, much_later, much_later - idle).await.unwrap().is_none());
         store.close().await;
     }
 );

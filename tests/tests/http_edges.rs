@@ -9,12 +9,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 async fn typed(response: reqwest::Response) -> (StatusCode, ErrorBody) {
     let status = response.status();
     let body = response.bytes().await.unwrap();
-    let parsed = serde_json::from_slice::<ErrorBody>(&body).unwrap_or_else(|e| {
-        panic!(
-            "untyped error body ({status}): {e}: {}",
-            String::from_utf8_lossy(&body)
-        )
-    });
+    let parsed = serde_json::from_slice::<ErrorBody>(&body)
+        .unwrap_or_else(|e| panic!("untyped error body ({status}): {e}: {}", String::from_utf8_lossy(&body)));
     (status, parsed)
 }
 
@@ -25,10 +21,8 @@ both_backends!(
         let http = reqwest::Client::new();
         let url = format!("{}/api/v1/admin/users", app.base_url);
         let valid = r#"{"login":"sato","display_name":"佐藤","profession":"nurse","organisation":"むさしの"}"#;
-        let long_login = format!(
-            r#"{{"login":"{}","display_name":"a","profession":"nurse","organisation":"b"}}"#,
-            "a".repeat(300)
-        );
+        let long_login =
+            format!(r#"{{"login":"{}","display_name":"a","profession":"nurse","organisation":"b"}}"#, "a".repeat(300));
         let huge = format!(
             r#"{{"login":"sato","display_name":"{}","profession":"nurse","organisation":"b"}}"#,
             "あ".repeat(40_000)
@@ -71,12 +65,7 @@ both_backends!(
             ),
             (
                 "invalid UTF-8",
-                [
-                    &valid.as_bytes()[..10],
-                    &[0xff, 0xfe],
-                    &valid.as_bytes()[10..],
-                ]
-                .concat(),
+                [&valid.as_bytes()[..10], &[0xff, 0xfe], &valid.as_bytes()[10..]].concat(),
                 "application/json",
                 StatusCode::BAD_REQUEST,
                 ErrorCode::MalformedRequest,
@@ -113,12 +102,7 @@ both_backends!(
                 .await
                 .unwrap();
             let (got_status, got) = typed(response).await;
-            assert_eq!(
-                (got_status, got.code),
-                (status, code),
-                "{what}: {}",
-                got.message
-            );
+            assert_eq!((got_status, got.code), (status, code), "{what}: {}", got.message);
         }
         // Nothing was created by any of them.
         assert_eq!(admin.admin_list_users().await.unwrap().users.len(), 1);
@@ -130,51 +114,24 @@ both_backends!(
         let _admin = app.admin().await;
         let http = reqwest::Client::new();
         let url = format!("{}/api/v1/me", app.base_url);
-        for header in [
-            None,
-            Some("Bearer "),
-            Some("Basic YWRtaW46cGFzcw=="),
-            Some("Bearer rks_forged"),
-            Some("bearer x"),
-        ] {
+        for header in
+            [None, Some("Bearer "), Some("Basic YWRtaW46cGFzcw=="), Some("Bearer rks_forged"), Some("bearer x")]
+        {
             let mut request = http.get(&url);
             if let Some(h) = header {
                 request = request.header(AUTHORIZATION, h);
             }
             let (status, body) = typed(request.send().await.unwrap()).await;
-            assert_eq!(
-                (status, body.code),
-                (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
-                "{header:?}"
-            );
+            assert_eq!((status, body.code), (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated), "{header:?}");
         }
         let long = format!("Bearer {}", "x".repeat(5000));
-        let (status, body) = typed(
-            http.get(&url)
-                .header(AUTHORIZATION, long)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(
-            (status, body.code),
-            (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated)
-        );
+        let (status, body) = typed(http.get(&url).header(AUTHORIZATION, long).send().await.unwrap()).await;
+        assert_eq!((status, body.code), (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated));
         // Login with a body of the wrong shape is a typed error, not a 500.
         let login = format!("{}/api/v1/auth/login", app.base_url);
-        let (status, body) = typed(
-            http.post(&login)
-                .json(&serde_json::json!({"login": "admin"}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(
-            (status, body.code),
-            (StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest)
-        );
+        let (status, body) =
+            typed(http.post(&login).json(&serde_json::json!({"login": "admin"})).send().await.unwrap()).await;
+        assert_eq!((status, body.code), (StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest));
         let (status, body) = typed(
             http.post(&login)
                 .json(&serde_json::json!({"login": "admin", "password": PASSWORD, "totp_code": 5}))
@@ -183,49 +140,22 @@ both_backends!(
                 .unwrap(),
         )
         .await;
-        assert_eq!(
-            (status, body.code),
-            (StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest)
-        );
+        assert_eq!((status, body.code), (StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest));
     }
 );
 
 both_backends!(
     async fn unknown_paths_and_methods_get_typed_errors(app: TestApp) {
         let http = reqwest::Client::new();
-        let (status, body) = typed(
-            http.get(format!("{}/api/v1/nothing-here", app.base_url))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(
-            (status, body.code),
-            (StatusCode::NOT_FOUND, ErrorCode::NotFound)
-        );
-        let (status, body) = typed(
-            http.delete(format!("{}/api/v1/auth/login", app.base_url))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(
-            (status, body.code),
-            (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed)
-        );
-        let (status, body) = typed(
-            http.delete(format!("{}/api/v1/me/sessions/not-a-uuid", app.base_url))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(
-            (status, body.code),
-            (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated)
-        );
+        let (status, body) =
+            typed(http.get(format!("{}/api/v1/nothing-here", app.base_url)).send().await.unwrap()).await;
+        assert_eq!((status, body.code), (StatusCode::NOT_FOUND, ErrorCode::NotFound));
+        let (status, body) =
+            typed(http.delete(format!("{}/api/v1/auth/login", app.base_url)).send().await.unwrap()).await;
+        assert_eq!((status, body.code), (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed));
+        let (status, body) =
+            typed(http.delete(format!("{}/api/v1/me/sessions/not-a-uuid", app.base_url)).send().await.unwrap()).await;
+        assert_eq!((status, body.code), (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated));
     }
 );
 
@@ -234,37 +164,16 @@ both_backends!(
         let http = reqwest::Client::new();
         let get = |path: &str| http.get(format!("{}{path}", app.base_url)).send();
         assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
-        assert_eq!(
-            get("/readyz").await.unwrap().text().await.unwrap(),
-            "ready\n"
-        );
-        let _ = app
-            .client()
-            .login(
-                "nobody",
-                &renkei_protocol::Sensitive::new("wrong password here"),
-                None,
-            )
-            .await;
+        assert_eq!(get("/readyz").await.unwrap().text().await.unwrap(), "ready\n");
+        let _ = app.client().login("nobody", &renkei_protocol::Sensitive::new("wrong password here"), None).await;
         let metrics = get("/metrics").await.unwrap().text().await.unwrap();
-        assert!(
-            metrics.contains("renkei_logins_total{outcome=\"Failure\"} 1"),
-            "{metrics}"
-        );
+        assert!(metrics.contains("renkei_logins_total{outcome=\"Failure\"} 1"), "{metrics}");
         assert!(metrics.contains("renkei_http_responses_total"), "{metrics}");
-        let openapi: serde_json::Value = get("/api/v1/openapi.json")
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let openapi: serde_json::Value = get("/api/v1/openapi.json").await.unwrap().json().await.unwrap();
         let paths = openapi["paths"].as_object().unwrap();
-        for path in [
-            "/api/v1/auth/login",
-            "/api/v1/me",
-            "/api/v1/me/sessions/{id}",
-            "/api/v1/admin/users/{user}/disable",
-        ] {
+        for path in
+            ["/api/v1/auth/login", "/api/v1/me", "/api/v1/me/sessions/{id}", "/api/v1/admin/users/{user}/disable"]
+        {
             assert!(paths.contains_key(path), "OpenAPI lacks {path}");
         }
         assert!(openapi["components"]["schemas"]["ErrorBody"].is_object());

@@ -95,8 +95,7 @@ impl Model {
                 if self.status == Status::Archived {
                     return false;
                 }
-                let scope: BTreeSet<usize> =
-                    (1..USERS).filter(|u| mask & (1 << (u - 1)) != 0).collect();
+                let scope: BTreeSet<usize> = (1..USERS).filter(|u| mask & (1 << (u - 1)) != 0).collect();
                 let attending = self.attending;
                 self.active.retain(|u| *u == attending || scope.contains(u));
                 self.invited.retain(|u| scope.contains(u));
@@ -143,9 +142,7 @@ impl Model {
                 ok
             }
             Op::Leave(u) => {
-                let ok = self.status != Status::Archived
-                    && self.active.contains(&u)
-                    && u != self.attending;
+                let ok = self.status != Status::Archived && self.active.contains(&u) && u != self.attending;
                 if ok {
                     self.active.remove(&u);
                     self.clear_stale_handover();
@@ -153,10 +150,7 @@ impl Model {
                 ok
             }
             Op::Handover(u) => {
-                let ok = active_group
-                    && self.in_scope(u)
-                    && self.active.contains(&u)
-                    && u != self.attending;
+                let ok = active_group && self.in_scope(u) && self.active.contains(&u) && u != self.attending;
                 if ok {
                     self.handover_to = Some(u);
                 }
@@ -207,10 +201,7 @@ async fn run_op(cast: &Cast, group: Uuid, actor: usize, op: &Op) -> bool {
     let login = |u: usize| cast.users[u].login.clone();
     let result = match op {
         Op::Consent(mask) => {
-            let scope = (1..USERS)
-                .filter(|u| mask & (1 << (u - 1)) != 0)
-                .map(|u| person(cast.users[u].id))
-                .collect();
+            let scope = (1..USERS).filter(|u| mask & (1 << (u - 1)) != 0).map(|u| person(cast.users[u].id)).collect();
             c.record_consent(group, &consent(scope)).await.map(drop)
         }
         Op::Withdraw => c.withdraw_consent(group, &withdrawal()).await.map(drop),
@@ -239,25 +230,13 @@ async fn run_op(cast: &Cast, group: Uuid, actor: usize, op: &Op) -> bool {
 }
 
 async fn check_sequence(cast: &Cast, ops: &[Op]) -> Result<(), TestCaseError> {
-    let group = cast.clients[0]
-        .open_group(&patient("山田 花子 様", "山田 花子"))
-        .await
-        .expect("open")
-        .id;
+    let group = cast.clients[0].open_group(&patient("山田 花子 様", "山田 花子")).await.expect("open").id;
     let mut model = Model::new();
     for (step, op) in ops.iter().enumerate() {
         let actor = model.actor(op);
         let allowed = model.apply(op);
         let happened = run_op(cast, group, actor, op).await;
-        prop_assert_eq!(
-            happened,
-            allowed,
-            "step {} {:?} by user {}: model {:?}",
-            step,
-            op,
-            actor,
-            model
-        );
+        prop_assert_eq!(happened, allowed, "step {} {:?} by user {}: model {:?}", step, op, actor, model);
         for (u, client) in cast.clients.iter().enumerate() {
             let can_read = client.group(group).await.is_ok();
             prop_assert_eq!(
@@ -294,15 +273,9 @@ async fn property(backend: Backend) {
     }
     let cast = Cast { users, clients };
     let handle = tokio::runtime::Handle::current();
-    let mut runner = TestRunner::new(Config {
-        cases: 48,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
     let result = tokio::task::block_in_place(|| {
-        runner.run(&prop::collection::vec(op(), 1..30), |ops| {
-            handle.block_on(check_sequence(&cast, &ops))
-        })
+        runner.run(&prop::collection::vec(op(), 1..30), |ops| handle.block_on(check_sequence(&cast, &ops)))
     });
     if let Err(e) = result {
         panic!("{e}");

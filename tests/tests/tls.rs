@@ -9,8 +9,7 @@ async fn clients_log_in_over_tls_and_untrusted_certificates_are_refused() {
     install_crypto_provider();
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    renkei_server::admin_cli::dev_cert(&cert, &key, vec!["127.0.0.1".into(), "localhost".into()])
-        .unwrap();
+    renkei_server::admin_cli::dev_cert(&cert, &key, vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.tls_cert = Some(cert.clone());
         c.tls_key = Some(key.clone());
@@ -24,28 +23,17 @@ async fn clients_log_in_over_tls_and_untrusted_certificates_are_refused() {
 
     // The system's roots do not include our self-signed certificate.
     let untrusted = renkei_cli::Client::new(&app.base_url, None).unwrap();
-    let err = untrusted
-        .clone()
-        .login("admin", &Sensitive::new(PASSWORD), None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, renkei_cli::ClientError::Transport(_)),
-        "{err:?}"
-    );
+    let err = untrusted.clone().login("admin", &Sensitive::new(PASSWORD), None).await.unwrap_err();
+    assert!(matches!(err, renkei_cli::ClientError::Transport(_)), "{err:?}");
 
     // Plain HTTP to the TLS port gets nowhere either.
-    let plain =
-        renkei_cli::Client::new(&app.base_url.replace("https://", "http://"), None).unwrap();
+    let plain = renkei_cli::Client::new(&app.base_url.replace("https://", "http://"), None).unwrap();
     assert!(plain.me().await.is_err());
 
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
     }
     app.stop().await;
 }

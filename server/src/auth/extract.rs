@@ -30,24 +30,12 @@ impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip().to_string());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip().to_string());
         // Behind a TLS-terminating proxy the peer is the proxy; the client is the last hop it appended.
         let forwarded = state
             .config
             .behind_tls_proxy
-            .then(|| {
-                parts
-                    .headers
-                    .get("x-forwarded-for")?
-                    .to_str()
-                    .ok()?
-                    .rsplit(',')
-                    .next()
-                    .map(str::trim)
-            })
+            .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next().map(str::trim))
             .flatten()
             .filter(|s| !s.is_empty() && s.len() <= 64)
             .map(str::to_owned);
@@ -56,10 +44,7 @@ impl FromRequestParts<AppState> for ClientInfo {
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(200).collect::<String>());
-        Ok(Self {
-            addr: forwarded.or(peer).unwrap_or_else(|| "unknown".into()),
-            user_agent,
-        })
+        Ok(Self { addr: forwarded.or(peer).unwrap_or_else(|| "unknown".into()), user_agent })
     }
 }
 

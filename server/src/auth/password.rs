@@ -21,10 +21,7 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     // Without an OS random source the dummy is still a valid hash of a fixed string nobody can log in with,
     // because only unknown logins are ever checked against it.
     let _ = getrandom::fill(&mut random);
-    hasher()
-        .hash_password(&random)
-        .map(|h| h.to_string())
-        .unwrap_or_default()
+    hasher().hash_password(&random).map(|h| h.to_string()).unwrap_or_default()
 });
 
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +51,7 @@ pub async fn verify(password: &Sensitive, stored: Option<String>) -> Result<bool
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| DUMMY_HASH.clone());
-        let ok = hasher()
-            .verify_password(password.expose().as_bytes(), phc.as_str())
-            .is_ok();
+        let ok = hasher().verify_password(password.expose().as_bytes(), phc.as_str()).is_ok();
         ok && known
     })
     .await
@@ -78,11 +73,7 @@ mod tests {
         let phc = hash(&pw).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         assert!(verify(&pw, Some(phc.clone())).await.unwrap());
-        assert!(
-            !verify(&Sensitive::new("wrong horse battery"), Some(phc))
-                .await
-                .unwrap()
-        );
+        assert!(!verify(&Sensitive::new("wrong horse battery"), Some(phc)).await.unwrap());
         assert!(!verify(&pw, None).await.unwrap());
     }
 }

@@ -17,10 +17,7 @@ pub fn generate(prefix: &str) -> std::io::Result<(Sensitive, String)> {
 
 /// Hex SHA-256 of a token, as stored.
 pub fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Session tokens start with this, so a leaked one is recognisable in a secret scanner.

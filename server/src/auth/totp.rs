@@ -23,10 +23,7 @@ fn build(secret: Secret, account: &str) -> Option<Totp> {
 pub fn enroll(account: &str) -> Option<(Sensitive, Sensitive)> {
     let totp = build(Secret::generate(), account)?;
     let uri = totp.to_url().ok()?;
-    Some((
-        Sensitive::new(totp.secret().to_base32()),
-        Sensitive::new(uri),
-    ))
+    Some((Sensitive::new(totp.secret().to_base32()), Sensitive::new(uri)))
 }
 
 /// The time step `code` matches for the base32 `secret` now, if any. The caller must still make sure the
@@ -38,8 +35,7 @@ pub fn matching_step(secret_base32: &str, code: &str) -> Option<i64> {
     if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    totp.check_current(&code)
-        .and_then(|step| i64::try_from(step).ok())
+    totp.check_current(&code).and_then(|step| i64::try_from(step).ok())
 }
 
 #[cfg(test)]
@@ -49,11 +45,7 @@ mod tests {
     #[test]
     fn a_generated_code_matches_once_per_step_and_garbage_never() {
         let (secret, uri) = enroll("sato").unwrap();
-        assert!(
-            uri.expose().starts_with("otpauth://totp/renkei:sato?"),
-            "{}",
-            uri.expose()
-        );
+        assert!(uri.expose().starts_with("otpauth://totp/renkei:sato?"), "{}", uri.expose());
         let totp = build(Secret::try_from_base32(secret.expose()).unwrap(), "x").unwrap();
         let code = totp.generate_current().to_string();
         assert!(matching_step(secret.expose(), &code).is_some());

@@ -42,10 +42,7 @@ impl Account {
 
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account")
-            .field("id", &self.user.id)
-            .field("role", &self.user.role)
-            .finish_non_exhaustive()
+        f.debug_struct("Account").field("id", &self.user.id).field("role", &self.user.role).finish_non_exhaustive()
     }
 }
 

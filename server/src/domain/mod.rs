@@ -7,10 +7,7 @@ mod text;
 
 pub use account::{Account, SessionInfo};
 pub use groups::{GroupRecord, Membership};
-pub use text::{
-    DisplayName, FieldError, Login, Organisation, Phone, parse_label, parse_notes,
-    parse_optional_label,
-};
+pub use text::{DisplayName, FieldError, Login, Organisation, Phone, parse_label, parse_notes, parse_optional_label};
 
 use time::OffsetDateTime;
 
@@ -20,8 +17,7 @@ pub fn to_micros(t: OffsetDateTime) -> i64 {
 }
 
 pub fn from_micros(micros: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Now, truncated to the microsecond precision the database keeps, so values read back compare equal.

@@ -46,21 +46,14 @@ pub fn parse_optional_label(
 }
 
 /// Longer free text (notes): may span lines, bounded.
-pub fn parse_notes(
-    field: &'static str,
-    raw: Option<&str>,
-    max_chars: usize,
-) -> Result<Option<String>, FieldError> {
+pub fn parse_notes(field: &'static str, raw: Option<&str>, max_chars: usize) -> Result<Option<String>, FieldError> {
     let Some(value) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     if value.chars().count() > max_chars {
         return Err(FieldError::new(field, "too_long"));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(FieldError::new(field, "control_characters"));
     }
     Ok(Some(value.to_owned()))
@@ -83,8 +76,7 @@ impl Login {
         if len > 64 {
             return Err(FieldError::new(Self::FIELD, "too_long"));
         }
-        let allowed =
-            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
+        let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
         if !value.chars().all(allowed) || !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
             return Err(FieldError::new(Self::FIELD, "invalid_characters"));
         }
@@ -147,10 +139,7 @@ impl Phone {
         if !(3..=20).contains(&digits) || value.chars().count() > 32 {
             return Err(FieldError::new("phone", "invalid_phone"));
         }
-        if !value
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')'))
-        {
+        if !value.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')')) {
             return Err(FieldError::new("phone", "invalid_phone"));
         }
         Ok(Self(value))
@@ -167,49 +156,25 @@ mod tests {
 
     #[test]
     fn logins_are_lowercased_and_limited() {
-        assert_eq!(
-            Login::parse(" Sato.Hanako ").unwrap().as_str(),
-            "sato.hanako"
-        );
+        assert_eq!(Login::parse(" Sato.Hanako ").unwrap().as_str(), "sato.hanako");
         assert_eq!(Login::parse("ab").unwrap_err().problem, "too_short");
-        assert_eq!(
-            Login::parse(&"a".repeat(65)).unwrap_err().problem,
-            "too_long"
-        );
+        assert_eq!(Login::parse(&"a".repeat(65)).unwrap_err().problem, "too_long");
         assert_eq!(Login::parse("佐藤").unwrap_err().problem, "too_short");
-        assert_eq!(
-            Login::parse("sato hanako").unwrap_err().problem,
-            "invalid_characters"
-        );
-        assert_eq!(
-            Login::parse("-sato").unwrap_err().problem,
-            "invalid_characters"
-        );
+        assert_eq!(Login::parse("sato hanako").unwrap_err().problem, "invalid_characters");
+        assert_eq!(Login::parse("-sato").unwrap_err().problem, "invalid_characters");
     }
 
     #[test]
     fn labels_reject_empty_long_and_control_text() {
-        assert_eq!(
-            DisplayName::parse("  佐藤 花子 ").unwrap().as_str(),
-            "佐藤 花子"
-        );
+        assert_eq!(DisplayName::parse("  佐藤 花子 ").unwrap().as_str(), "佐藤 花子");
         assert_eq!(DisplayName::parse("   ").unwrap_err().problem, "empty");
-        assert_eq!(
-            DisplayName::parse(&"あ".repeat(101)).unwrap_err().problem,
-            "too_long"
-        );
-        assert_eq!(
-            Organisation::parse("a\u{7}b").unwrap_err().problem,
-            "control_characters"
-        );
+        assert_eq!(DisplayName::parse(&"あ".repeat(101)).unwrap_err().problem, "too_long");
+        assert_eq!(Organisation::parse("a\u{7}b").unwrap_err().problem, "control_characters");
     }
 
     #[test]
     fn phones_accept_full_width_digits() {
-        assert_eq!(
-            Phone::parse("０４２２－５１－１１１１").unwrap().as_str(),
-            "0422-51-1111"
-        );
+        assert_eq!(Phone::parse("０４２２－５１－１１１１").unwrap().as_str(), "0422-51-1111");
         assert!(Phone::parse("call me").is_err());
         assert!(Phone::parse("12").is_err());
     }

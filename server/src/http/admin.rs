@@ -3,9 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use renkei_protocol::{
-    AccountStatus, CreateUserRequest, CreatedUser, ErrorBody, SetupToken, User, UserList,
-};
+use renkei_protocol::{AccountStatus, CreateUserRequest, CreatedUser, ErrorBody, SetupToken, User, UserList};
 use time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -41,42 +39,21 @@ async fn create_user(
     let login = Login::parse(&req.login);
     let display_name = DisplayName::parse(&req.display_name);
     let organisation = Organisation::parse(&req.organisation);
-    let phone = req
-        .phone
-        .as_deref()
-        .filter(|p| !p.trim().is_empty())
-        .map(Phone::parse)
-        .transpose();
+    let phone = req.phone.as_deref().filter(|p| !p.trim().is_empty()).map(Phone::parse).transpose();
     let password_problem = req
         .initial_password
         .as_ref()
         .and_then(|pw| policy::check_new_password(pw.expose(), false).err())
         .map(|p| FieldError::new("initial_password", p));
     // Report every invalid field at once, so the administrator fixes the form in one go.
-    let (Ok(login), Ok(display_name), Ok(organisation), Ok(phone), None) = (
-        &login,
-        &display_name,
-        &organisation,
-        &phone,
-        &password_problem,
-    ) else {
-        let problems = [
-            login.err(),
-            display_name.err(),
-            organisation.err(),
-            phone.err(),
-            password_problem,
-        ];
-        return Err(ApiError::Validation(
-            problems.into_iter().flatten().collect(),
-        ));
+    let (Ok(login), Ok(display_name), Ok(organisation), Ok(phone), None) =
+        (&login, &display_name, &organisation, &phone, &password_problem)
+    else {
+        let problems = [login.err(), display_name.err(), organisation.err(), phone.err(), password_problem];
+        return Err(ApiError::Validation(problems.into_iter().flatten().collect()));
     };
-    let (login, display_name, organisation, phone) = (
-        login.clone(),
-        display_name.clone(),
-        organisation.clone(),
-        phone.clone(),
-    );
+    let (login, display_name, organisation, phone) =
+        (login.clone(), display_name.clone(), organisation.clone(), phone.clone());
 
     let now = domain::now();
     let password_hash = match &req.initial_password {
@@ -105,19 +82,10 @@ async fn create_user(
         )
         .await?;
     tracing::info!(admin = %caller.account.id(), user = %account.id(), "user created");
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedUser {
-            user: account.user,
-            setup: setup.map(|(t, _)| t),
-        }),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(CreatedUser { user: account.user, setup: setup.map(|(t, _)| t) })))
 }
 
-fn new_setup(
-    state: &AppState,
-    now: time::OffsetDateTime,
-) -> Result<(SetupToken, String), ApiError> {
+fn new_setup(state: &AppState, now: time::OffsetDateTime) -> Result<(SetupToken, String), ApiError> {
     let (token, hash) = token::generate(token::SETUP_PREFIX).map_err(ApiError::internal)?;
     let expires_at = now + Duration::hours(i64::from(state.config.setup_token_hours));
     Ok((SetupToken { token, expires_at }, hash))
@@ -126,17 +94,8 @@ fn new_setup(
 /// Every account, by login.
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = UserList), (status = 403, body = ErrorBody)))]
-async fn list_users(
-    State(state): State<AppState>,
-    _admin: Admin,
-) -> Result<axum::Json<UserList>, ApiError> {
-    let users = state
-        .store
-        .list_accounts()
-        .await?
-        .into_iter()
-        .map(|a| a.user)
-        .collect();
+async fn list_users(State(state): State<AppState>, _admin: Admin) -> Result<axum::Json<UserList>, ApiError> {
+    let users = state.store.list_accounts().await?.into_iter().map(|a| a.user).collect();
     Ok(axum::Json(UserList { users }))
 }
 
@@ -152,21 +111,13 @@ async fn show_user(
     Ok(axum::Json(resolve_user(&state, &key).await?.user))
 }
 
-async fn set_status(
-    state: &AppState,
-    caller: &Account,
-    key: &str,
-    status: AccountStatus,
-) -> Result<User, ApiError> {
+async fn set_status(state: &AppState, caller: &Account, key: &str, status: AccountStatus) -> Result<User, ApiError> {
     let target = resolve_user(state, key).await?;
-    if target.id() == caller.id() && status == AccountStatus::Disabled {
+    if status == AccountStatus::Disabled && !policy::may_disable(caller, &target) {
         return Err(ApiError::field("user", "cannot_disable_self"));
     }
-    let account = state
-        .store
-        .set_account_status(target.id(), status, domain::now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let account =
+        state.store.set_account_status(target.id(), status, domain::now()).await?.ok_or(ApiError::NotFound)?;
     tracing::info!(admin = %caller.id(), user = %account.id(), status = status.as_str(), "account status changed");
     Ok(account.user)
 }
@@ -180,9 +131,7 @@ async fn disable_user(
     Admin(caller): Admin,
     Path(key): Path<String>,
 ) -> Result<axum::Json<User>, ApiError> {
-    set_status(&state, &caller.account, &key, AccountStatus::Disabled)
-        .await
-        .map(axum::Json)
+    set_status(&state, &caller.account, &key, AccountStatus::Disabled).await.map(axum::Json)
 }
 
 /// Re-enables a disabled account.
@@ -194,9 +143,7 @@ async fn enable_user(
     Admin(caller): Admin,
     Path(key): Path<String>,
 ) -> Result<axum::Json<User>, ApiError> {
-    set_status(&state, &caller.account, &key, AccountStatus::Active)
-        .await
-        .map(axum::Json)
+    set_status(&state, &caller.account, &key, AccountStatus::Active).await.map(axum::Json)
 }
 
 /// Issues a new one-time setup token (a lost token, a forgotten password). Earlier unused tokens stop
@@ -212,10 +159,7 @@ async fn new_setup_token(
     let target = resolve_user(&state, &key).await?;
     let now = domain::now();
     let (setup, hash) = new_setup(&state, now)?;
-    state
-        .store
-        .replace_setup_token(target.id(), &hash, setup.expires_at, now)
-        .await?;
+    state.store.replace_setup_token(target.id(), &hash, setup.expires_at, now).await?;
     tracing::info!(admin = %caller.account.id(), user = %target.id(), "setup token issued");
     Ok(axum::Json(setup))
 }

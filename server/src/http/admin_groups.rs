@@ -6,8 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use renkei_protocol::{
-    AdminGroup, AdminGroupList, ConsentMetadata, CreateCommunityGroupRequest, ErrorBody, GroupKind,
-    MembershipState, UserRef,
+    AdminGroup, AdminGroupList, ConsentMetadata, CreateCommunityGroupRequest, ErrorBody, MembershipState, UserRef,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -63,10 +62,7 @@ async fn admin_view(state: &AppState, group: GroupRecord) -> Result<AdminGroup, 
 /// Every group with its membership history and consent versions (metadata only).
 #[utoipa::path(get, path = "/api/v1/admin/groups", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = AdminGroupList), (status = 403, body = ErrorBody)))]
-async fn list_groups(
-    State(state): State<AppState>,
-    _admin: Admin,
-) -> Result<axum::Json<AdminGroupList>, ApiError> {
+async fn list_groups(State(state): State<AppState>, _admin: Admin) -> Result<axum::Json<AdminGroupList>, ApiError> {
     let mut groups = Vec::new();
     for group in state.store.all_groups().await? {
         groups.push(admin_view(&state, group).await?);
@@ -100,21 +96,14 @@ async fn create_community_group(
     ApiJson(req): ApiJson<CreateCommunityGroupRequest>,
 ) -> Result<(StatusCode, axum::Json<AdminGroup>), ApiError> {
     let label = parse_label("label", &req.label, 100)?;
-    let group = state
-        .store
-        .create_community_group(&label, caller.account.id(), domain::now())
-        .await?;
+    let group = state.store.create_community_group(&label, caller.account.id(), domain::now()).await?;
     tracing::info!(admin = %caller.account.id(), group = %group.id, "community group created");
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(admin_view(&state, group).await?),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(admin_view(&state, group).await?)))
 }
 
 async fn community_group(state: &AppState, id: &str) -> Result<GroupRecord, ApiError> {
     let group = find_group(state, id).await?;
-    if group.kind != GroupKind::Community {
-        // Patient groups are joined by invitation under consent only, never added to by an administrator.
+    if !crate::policy::groups::admin_may_manage_members(&group) {
         return Err(ApiError::NotFound);
     }
     Ok(group)
@@ -131,10 +120,7 @@ async fn add_community_member(
 ) -> Result<StatusCode, ApiError> {
     let group = community_group(&state, &id).await?;
     let user = resolve_user(&state, &req.user).await?;
-    state
-        .store
-        .add_member(group.id, user.id(), caller.account.id(), domain::now())
-        .await?;
+    state.store.add_member(group.id, user.id(), caller.account.id(), domain::now()).await?;
     tracing::info!(admin = %caller.account.id(), group = %group.id, user = %user.id(), "community member added");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -149,11 +135,7 @@ async fn remove_community_member(
 ) -> Result<StatusCode, ApiError> {
     let group = community_group(&state, &id).await?;
     let user = resolve_user(&state, &user).await?;
-    if !state
-        .store
-        .end_membership(group.id, user.id(), MembershipState::Removed, domain::now())
-        .await?
-    {
+    if !state.store.end_membership(group.id, user.id(), MembershipState::Removed, domain::now()).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!(admin = %caller.account.id(), group = %group.id, user = %user.id(), "community member removed");

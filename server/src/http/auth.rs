@@ -18,10 +18,7 @@ use crate::policy;
 use crate::store::NewSession;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(login))
-        .routes(routes!(logout))
-        .routes(routes!(setup_password))
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout)).routes(routes!(setup_password))
 }
 
 /// The window over which failed logins are counted.
@@ -50,35 +47,22 @@ async fn login(
     outcome.map(axum::Json)
 }
 
-async fn try_login(
-    state: &AppState,
-    client: &ClientInfo,
-    req: LoginRequest,
-) -> Result<LoginResponse, ApiError> {
+async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> Result<LoginResponse, ApiError> {
     let now = domain::now();
     // Failures are counted against what was typed, whether or not such an account exists, so throttling
     // behaves the same for real and unknown logins.
     let typed: String = req.login.trim().to_lowercase().chars().take(64).collect();
-    let stats = state
-        .store
-        .login_failure_stats(&typed, &client.addr, now - FAILURE_WINDOW)
-        .await?;
-    policy::login_throttle(&stats, now, &state.config)
-        .map_err(|t| ApiError::TooManyAttempts(t.retry_after))?;
+    let stats = state.store.login_failure_stats(&typed, &client.addr, now - FAILURE_WINDOW).await?;
+    policy::login_throttle(&stats, now, &state.config).map_err(|t| ApiError::TooManyAttempts(t.retry_after))?;
 
     let account = match Login::parse(&typed) {
         Ok(login) => state.store.account_by_login(login.as_str()).await?,
         Err(_) => None,
     };
     let stored_hash = account.as_ref().and_then(|a| a.password_hash.clone());
-    let password_ok = password::verify(&req.password, stored_hash)
-        .await
-        .map_err(ApiError::internal)?;
+    let password_ok = password::verify(&req.password, stored_hash).await.map_err(ApiError::internal)?;
     let fail = |e: ApiError| async {
-        state
-            .store
-            .record_login_failure(&typed, &client.addr, now, now - FAILURE_WINDOW)
-            .await?;
+        state.store.record_login_failure(&typed, &client.addr, now, now - FAILURE_WINDOW).await?;
         Err::<LoginResponse, ApiError>(e)
     };
     let Some(account) = account.filter(|_| password_ok) else {
@@ -131,10 +115,7 @@ async fn try_login(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(State(state): State<AppState>, caller: AnySession) -> Result<StatusCode, ApiError> {
-    state
-        .store
-        .revoke_session(caller.account.id(), caller.session.id, domain::now())
-        .await?;
+    state.store.revoke_session(caller.account.id(), caller.session.id, domain::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -147,14 +128,11 @@ async fn setup_password(
     ApiJson(req): ApiJson<SetupPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     // A new account has no TOTP yet, so the long minimum applies.
-    policy::check_new_password(req.new_password.expose(), false)
-        .map_err(ApiError::PasswordTooWeak)?;
+    policy::check_new_password(req.new_password.expose(), false).map_err(ApiError::PasswordTooWeak)?;
     if req.setup_token.expose().len() > 256 {
         return Err(ApiError::SetupTokenInvalid);
     }
-    let hash = password::hash(&req.new_password)
-        .await
-        .map_err(ApiError::internal)?;
+    let hash = password::hash(&req.new_password).await.map_err(ApiError::internal)?;
     let account = state
         .store
         .use_setup_token(&token::hash(req.setup_token.expose()), &hash, domain::now())

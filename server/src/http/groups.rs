@@ -5,9 +5,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use renkei_protocol::{
-    ConsentChange, ConsentHistory, ConsentKind, ErrorBody, Group, GroupList, GroupSummary,
-    MemberList, MembershipState, OpenGroupRequest, PatientIdentifiers, RecordConsentRequest,
-    ScopeEntry, UserRef, WithdrawConsentRequest,
+    ConsentChange, ConsentHistory, ConsentKind, ErrorBody, Group, GroupList, GroupSummary, MemberList, MembershipState,
+    OpenGroupRequest, PatientIdentifiers, RecordConsentRequest, ScopeEntry, UserRef, WithdrawConsentRequest,
 };
 use time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,9 +16,7 @@ use uuid::Uuid;
 use super::{ApiJson, resolve_user};
 use crate::app::AppState;
 use crate::auth::Member as Caller;
-use crate::domain::{
-    self, FieldError, GroupRecord, Membership, parse_label, parse_notes, parse_optional_label,
-};
+use crate::domain::{self, FieldError, GroupRecord, Membership, parse_label, parse_notes, parse_optional_label};
 use crate::error::ApiError;
 use crate::policy::Denied;
 use crate::policy::groups::{self as rules, GroupAction};
@@ -50,21 +47,14 @@ pub(super) async fn authorized(
 ) -> Result<(GroupRecord, Membership), ApiError> {
     let id = Uuid::parse_str(group_id).map_err(|_| ApiError::NotFound)?;
     let group = state.store.group(id).await?.ok_or(ApiError::NotFound)?;
-    let membership = state
-        .store
-        .current_membership(id, caller.0.account.id())
-        .await?;
+    let membership = state.store.current_membership(id, caller.0.account.id()).await?;
     rules::authorize(&group, membership.as_ref(), action)?;
     // authorize() only allows active members, so the membership is there.
     Ok((group, membership.ok_or(ApiError::NotFound)?))
 }
 
 /// The group as this member sees it.
-pub(super) async fn group_view(
-    state: &AppState,
-    group: GroupRecord,
-    mine: &Membership,
-) -> Result<Group, ApiError> {
+pub(super) async fn group_view(state: &AppState, group: GroupRecord, mine: &Membership) -> Result<Group, ApiError> {
     let person_of = |id: Option<Uuid>| async move {
         match id {
             Some(id) => Ok::<_, ApiError>(state.store.account_by_id(id).await?.map(|a| a.person())),
@@ -74,11 +64,7 @@ pub(super) async fn group_view(
     Ok(Group {
         attending_physician: person_of(group.attending_physician_id).await?,
         handover_to: person_of(group.handover_to_id).await?,
-        consent_version: state
-            .store
-            .latest_consent(group.id)
-            .await?
-            .map(|c| c.version),
+        consent_version: state.store.latest_consent(group.id).await?.map(|c| c.version),
         id: group.id,
         kind: group.kind,
         label: group.label,
@@ -92,11 +78,7 @@ pub(super) async fn group_view(
 
 fn validation(results: impl IntoIterator<Item = Option<FieldError>>) -> Result<(), ApiError> {
     let problems: Vec<FieldError> = results.into_iter().flatten().collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(problems))
-    }
+    if problems.is_empty() { Ok(()) } else { Err(ApiError::Validation(problems)) }
 }
 
 /// Opens a patient group. Only a physician may (rule 2); they become its attending physician.
@@ -114,11 +96,7 @@ async fn open_group(
     let label = parse_label("label", &req.label, 100);
     let full_name = parse_label("patient.full_name", &req.patient.full_name, 100);
     let kana = parse_optional_label("patient.kana", req.patient.kana.as_deref(), 100);
-    let number = parse_optional_label(
-        "patient.patient_number",
-        req.patient.patient_number.as_deref(),
-        50,
-    );
+    let number = parse_optional_label("patient.patient_number", req.patient.patient_number.as_deref(), 50);
     let notes = parse_notes("notes", req.notes.as_deref(), 2000);
     validation([
         label.as_ref().err().cloned(),
@@ -127,54 +105,28 @@ async fn open_group(
         number.as_ref().err().cloned(),
         notes.as_ref().err().cloned(),
     ])?;
-    let (Ok(label), Ok(full_name), Ok(kana), Ok(patient_number), Ok(notes)) =
-        (label, full_name, kana, number, notes)
+    let (Ok(label), Ok(full_name), Ok(kana), Ok(patient_number), Ok(notes)) = (label, full_name, kana, number, notes)
     else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "validation passed but a field failed"
-        )));
+        return Err(ApiError::internal(anyhow::anyhow!("validation passed but a field failed")));
     };
-    let patient = PatientIdentifiers {
-        full_name,
-        kana,
-        patient_number,
-    };
+    let patient = PatientIdentifiers { full_name, kana, patient_number };
     let me = caller.0.account.id();
-    let group = state
-        .store
-        .open_patient_group(&label, &patient, notes.as_deref(), me, domain::now())
-        .await?;
+    let group = state.store.open_patient_group(&label, &patient, notes.as_deref(), me, domain::now()).await?;
     tracing::info!(user = %me, group = %group.id, "patient group opened");
-    let mine = state
-        .store
-        .current_membership(group.id, me)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(group_view(&state, group, &mine).await?),
-    ))
+    let mine = state.store.current_membership(group.id, me).await?.ok_or(ApiError::NotFound)?;
+    Ok((StatusCode::CREATED, axum::Json(group_view(&state, group, &mine).await?)))
 }
 
 /// The groups I am an active member of.
 #[utoipa::path(get, path = "/api/v1/groups", tag = "groups", security(("bearer" = [])),
     responses((status = 200, body = GroupList)))]
-async fn list_groups(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<axum::Json<GroupList>, ApiError> {
+async fn list_groups(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<GroupList>, ApiError> {
     let groups = state
         .store
         .groups_of(caller.0.account.id())
         .await?
         .into_iter()
-        .map(|(g, my_role)| GroupSummary {
-            id: g.id,
-            kind: g.kind,
-            label: g.label,
-            status: g.status,
-            my_role,
-        })
+        .map(|(g, my_role)| GroupSummary { id: g.id, kind: g.kind, label: g.label, status: g.status, my_role })
         .collect();
     Ok(axum::Json(GroupList { groups }))
 }
@@ -199,9 +151,7 @@ async fn list_members(
     Path(id): Path<String>,
 ) -> Result<axum::Json<MemberList>, ApiError> {
     let (group, _) = authorized(&state, &caller, &id, GroupAction::View).await?;
-    Ok(axum::Json(MemberList {
-        members: state.store.active_members(group.id).await?,
-    }))
+    Ok(axum::Json(MemberList { members: state.store.active_members(group.id).await? }))
 }
 
 /// Validates a consent's consenter and, unless it is a withdrawal, its scope (which must not be empty and
@@ -213,15 +163,8 @@ async fn validate_consent(
     scope: Option<&[ScopeEntry]>,
 ) -> Result<renkei_protocol::Consenter, ApiError> {
     let name = parse_label("consenter.name", &consenter.name, 100);
-    let relationship = parse_optional_label(
-        "consenter.relationship",
-        consenter.relationship.as_deref(),
-        50,
-    );
-    let mut problems = vec![
-        name.as_ref().err().cloned(),
-        relationship.as_ref().err().cloned(),
-    ];
+    let relationship = parse_optional_label("consenter.relationship", consenter.relationship.as_deref(), 50);
+    let mut problems = vec![name.as_ref().err().cloned(), relationship.as_ref().err().cloned()];
     if obtained_on > domain::now().date() + Duration::days(1) {
         problems.push(Some(FieldError::new("obtained_on", "in_future")));
     }
@@ -269,27 +212,15 @@ async fn record_consent(
     ApiJson(req): ApiJson<RecordConsentRequest>,
 ) -> Result<(StatusCode, axum::Json<ConsentChange>), ApiError> {
     let (group, _) = authorized(&state, &caller, &id, GroupAction::ChangeConsent).await?;
-    let consenter =
-        validate_consent(&state, &req.consenter, req.obtained_on, Some(&req.scope)).await?;
+    let consenter = validate_consent(&state, &req.consenter, req.obtained_on, Some(&req.scope)).await?;
     let scope = req
         .scope
         .into_iter()
-        .map(|e| ScopeEntry {
-            organisation: e.organisation.map(|o| o.trim().to_owned()),
-            ..e
-        })
+        .map(|e| ScopeEntry { organisation: e.organisation.map(|o| o.trim().to_owned()), ..e })
         .collect();
-    let change = change_consent(
-        &state,
-        &caller,
-        &group,
-        ConsentKind::Amended,
-        consenter,
-        req.method,
-        req.obtained_on,
-        scope,
-    )
-    .await?;
+    let change =
+        change_consent(&state, &caller, &group, ConsentKind::Amended, consenter, req.method, req.obtained_on, scope)
+            .await?;
     Ok((StatusCode::CREATED, axum::Json(change)))
 }
 
@@ -332,18 +263,8 @@ async fn change_consent(
     scope: Vec<ScopeEntry>,
 ) -> Result<ConsentChange, ApiError> {
     let me = caller.0.account.id();
-    let new = NewConsent {
-        kind,
-        consenter,
-        method,
-        obtained_on,
-        scope,
-        recorded_by: me,
-    };
-    let (consent, removed) = state
-        .store
-        .record_consent(group.id, new, domain::now())
-        .await?;
+    let new = NewConsent { kind, consenter, method, obtained_on, scope, recorded_by: me };
+    let (consent, removed) = state.store.record_consent(group.id, new, domain::now()).await?;
     tracing::info!(user = %me, group = %group.id, version = consent.version, kind = consent.kind.as_str(),
         removed = removed.len(), "consent changed");
     Ok(ConsentChange { consent, removed })
@@ -358,9 +279,7 @@ async fn consent_history(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConsentHistory>, ApiError> {
     let (group, _) = authorized(&state, &caller, &id, GroupAction::View).await?;
-    Ok(axum::Json(ConsentHistory {
-        consents: state.store.consents(group.id).await?,
-    }))
+    Ok(axum::Json(ConsentHistory { consents: state.store.consents(group.id).await? }))
 }
 
 /// Invites a professional the consent in force covers (rule 3; `outside_consent_scope` otherwise, and
@@ -383,10 +302,7 @@ async fn invite(
     let now = domain::now();
     let expires_at = now + Duration::days(i64::from(state.config.invitation_days));
     let me = &caller.0.account;
-    let membership = state
-        .store
-        .invite(group.id, invitee.id(), me.id(), version, expires_at, now)
-        .await?;
+    let membership = state.store.invite(group.id, invitee.id(), me.id(), version, expires_at, now).await?;
     tracing::info!(user = %me.id(), group = %group.id, invitee = %invitee.id(), "invitation sent");
     Ok((
         StatusCode::CREATED,
@@ -414,16 +330,7 @@ async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     let (group, _) = authorized(&state, &caller, &id, GroupAction::RemoveMember).await?;
     let target = resolve_user(&state, &user).await?;
-    if !state
-        .store
-        .end_membership(
-            group.id,
-            target.id(),
-            MembershipState::Removed,
-            domain::now(),
-        )
-        .await?
-    {
+    if !state.store.end_membership(group.id, target.id(), MembershipState::Removed, domain::now()).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!(user = %caller.0.account.id(), group = %group.id, removed = %target.id(), "member removed");
@@ -433,18 +340,10 @@ async fn remove_member(
 /// Leaves a group. The attending physician hands it over or archives it instead.
 #[utoipa::path(post, path = "/api/v1/groups/{id}/leave", tag = "groups", security(("bearer" = [])),
     params(("id" = Uuid, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn leave(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn leave(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let (group, _) = authorized(&state, &caller, &id, GroupAction::Leave).await?;
     let me = caller.0.account.id();
-    if !state
-        .store
-        .end_membership(group.id, me, MembershipState::Left, domain::now())
-        .await?
-    {
+    if !state.store.end_membership(group.id, me, MembershipState::Left, domain::now()).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!(user = %me, group = %group.id, "member left");
@@ -465,24 +364,11 @@ async fn handover(
     let (group, mine) = authorized(&state, &caller, &id, GroupAction::Handover).await?;
     let target = resolve_user(&state, &req.user).await?;
     let consent = state.store.latest_consent(group.id).await?;
-    rules::check_handover_target(consent.as_ref(), &target)?;
-    let target_membership = state
-        .store
-        .current_membership(group.id, target.id())
-        .await?;
-    if !target_membership.is_some_and(|m| m.is_active()) || target.id() == mine.user_id {
-        return Err(ApiError::field("user", "not_an_active_member"));
-    }
-    state
-        .store
-        .request_handover(group.id, target.id(), domain::now())
-        .await?;
+    let target_membership = state.store.current_membership(group.id, target.id()).await?;
+    rules::check_handover_target(consent.as_ref(), &target, target_membership.as_ref())?;
+    state.store.request_handover(group.id, target.id(), domain::now()).await?;
     tracing::info!(user = %mine.user_id, group = %group.id, to = %target.id(), "handover requested");
-    let group = state
-        .store
-        .group(group.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let group = state.store.group(group.id).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(group_view(&state, group, &mine).await?))
 }
 
@@ -495,9 +381,7 @@ async fn accept_handover(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Group>, ApiError> {
-    answer_handover(&state, &caller, &id, true)
-        .await
-        .map(axum::Json)
+    answer_handover(&state, &caller, &id, true).await.map(axum::Json)
 }
 
 /// The physician a group is being handed over to declines; nothing changes.
@@ -509,34 +393,16 @@ async fn decline_handover(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Group>, ApiError> {
-    answer_handover(&state, &caller, &id, false)
-        .await
-        .map(axum::Json)
+    answer_handover(&state, &caller, &id, false).await.map(axum::Json)
 }
 
-async fn answer_handover(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    accept: bool,
-) -> Result<Group, ApiError> {
+async fn answer_handover(state: &AppState, caller: &Caller, id: &str, accept: bool) -> Result<Group, ApiError> {
     let (group, _) = authorized(state, caller, id, GroupAction::AnswerHandover).await?;
     let me = caller.0.account.id();
-    state
-        .store
-        .answer_handover(group.id, me, accept, domain::now())
-        .await?;
+    state.store.answer_handover(group.id, me, accept, domain::now()).await?;
     tracing::info!(user = %me, group = %group.id, accepted = accept, "handover answered");
-    let group = state
-        .store
-        .group(group.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let mine = state
-        .store
-        .current_membership(group.id, me)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let group = state.store.group(group.id).await?.ok_or(ApiError::NotFound)?;
+    let mine = state.store.current_membership(group.id, me).await?.ok_or(ApiError::NotFound)?;
     group_view(state, group, &mine).await
 }
 
@@ -552,10 +418,6 @@ async fn archive(
     let (group, mine) = authorized(&state, &caller, &id, GroupAction::Archive).await?;
     state.store.archive_group(group.id, domain::now()).await?;
     tracing::info!(user = %mine.user_id, group = %group.id, "group archived");
-    let group = state
-        .store
-        .group(group.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let group = state.store.group(group.id).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(group_view(&state, group, &mine).await?))
 }

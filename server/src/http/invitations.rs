@@ -14,23 +14,12 @@ use crate::domain::{self, Membership};
 use crate::error::ApiError;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(accept))
-        .routes(routes!(decline))
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(accept)).routes(routes!(decline))
 }
 
 async fn view(state: &AppState, m: Membership) -> Result<Invitation, ApiError> {
-    let group = state
-        .store
-        .group(m.group_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let invitee = state
-        .store
-        .account_by_id(m.user_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let group = state.store.group(m.group_id).await?.ok_or(ApiError::NotFound)?;
+    let invitee = state.store.account_by_id(m.user_id).await?.ok_or(ApiError::NotFound)?;
     let inviter = match m.invited_by {
         Some(id) => state.store.account_by_id(id).await?,
         None => None,
@@ -52,14 +41,8 @@ async fn view(state: &AppState, m: Membership) -> Result<Invitation, ApiError> {
 /// My pending invitations, newest first.
 #[utoipa::path(get, path = "/api/v1/invitations", tag = "groups", security(("bearer" = [])),
     responses((status = 200, body = InvitationList)))]
-async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<axum::Json<InvitationList>, ApiError> {
-    let pending = state
-        .store
-        .pending_invitations(caller.0.account.id(), domain::now())
-        .await?;
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<InvitationList>, ApiError> {
+    let pending = state.store.pending_invitations(caller.0.account.id(), domain::now()).await?;
     let mut invitations = Vec::with_capacity(pending.len());
     for m in pending {
         invitations.push(view(&state, m).await?);
@@ -77,11 +60,7 @@ async fn accept(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Group>, ApiError> {
     let membership = answer(&state, &caller, &id, true).await?;
-    let group = state
-        .store
-        .group(membership.group_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let group = state.store.group(membership.group_id).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(group_view(&state, group, &membership).await?))
 }
 
@@ -99,24 +78,13 @@ async fn decline(
 }
 
 /// Someone else's invitation, an unknown one and one already answered are all `not_found`.
-async fn answer(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    accept: bool,
-) -> Result<Membership, ApiError> {
+async fn answer(state: &AppState, caller: &Caller, id: &str, accept: bool) -> Result<Membership, ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
     let me = caller.0.account.id();
-    let membership = state
-        .store
-        .answer_invitation(id, me, accept, domain::now())
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Conflict(crate::store::Conflict::StateChanged) => {
-                ApiError::NotFound
-            }
-            other => other.into(),
-        })?;
+    let membership = state.store.answer_invitation(id, me, accept, domain::now()).await.map_err(|e| match e {
+        crate::store::StoreError::Conflict(crate::store::Conflict::StateChanged) => ApiError::NotFound,
+        other => other.into(),
+    })?;
     tracing::info!(user = %me, group = %membership.group_id, accepted = accept, "invitation answered");
     Ok(membership)
 }

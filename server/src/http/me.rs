@@ -3,8 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use renkei_protocol::{
-    ChangePasswordRequest, ErrorBody, PendingStep, Session, SessionList, TotpCode, TotpEnrollment,
-    User,
+    ChangePasswordRequest, ErrorBody, PendingStep, Session, SessionList, TotpCode, TotpEnrollment, User,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -56,18 +55,8 @@ async fn change_password(
     if req.new_password == req.current_password {
         return Err(ApiError::PasswordTooWeak("same_as_current"));
     }
-    let hash = password::hash(&req.new_password)
-        .await
-        .map_err(ApiError::internal)?;
-    state
-        .store
-        .set_password(
-            caller.account.id(),
-            &hash,
-            Some(caller.session.id),
-            domain::now(),
-        )
-        .await?;
+    let hash = password::hash(&req.new_password).await.map_err(ApiError::internal)?;
+    state.store.set_password(caller.account.id(), &hash, Some(caller.session.id), domain::now()).await?;
     tracing::info!(user = %caller.account.id(), "password changed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -87,14 +76,8 @@ async fn totp_enroll(
     }
     let (secret, otpauth_uri) = totp::enroll(&caller.account.user.login)
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("TOTP secret generation failed")))?;
-    state
-        .store
-        .set_totp_pending(caller.account.id(), secret.expose(), domain::now())
-        .await?;
-    Ok(axum::Json(TotpEnrollment {
-        secret,
-        otpauth_uri,
-    }))
+    state.store.set_totp_pending(caller.account.id(), secret.expose(), domain::now()).await?;
+    Ok(axum::Json(TotpEnrollment { secret, otpauth_uri }))
 }
 
 /// Confirms TOTP enrolment with a current code; from now on login needs a code too.
@@ -106,26 +89,14 @@ async fn totp_confirm(
     caller: AnySession,
     ApiJson(req): ApiJson<TotpCode>,
 ) -> Result<axum::Json<User>, ApiError> {
-    let pending = caller
-        .account
-        .totp_pending_secret
-        .as_deref()
-        .ok_or(ApiError::NotFound)?;
+    let pending = caller.account.totp_pending_secret.as_deref().ok_or(ApiError::NotFound)?;
     let step = totp::matching_step(pending, &req.code).ok_or(ApiError::TotpInvalid)?;
     let id = caller.account.id();
-    if !state
-        .store
-        .confirm_totp(id, pending, step, domain::now())
-        .await?
-    {
+    if !state.store.confirm_totp(id, pending, step, domain::now()).await? {
         return Err(ApiError::TotpInvalid);
     }
     tracing::info!(user = %id, "TOTP enabled");
-    let account = state
-        .store
-        .account_by_id(id)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
+    let account = state.store.account_by_id(id).await?.ok_or(ApiError::Unauthenticated)?;
     Ok(axum::Json(account.user))
 }
 
@@ -138,15 +109,9 @@ async fn list_sessions(
 ) -> Result<axum::Json<SessionList>, ApiError> {
     let now = domain::now();
     let idle_cutoff = now - time::Duration::minutes(i64::from(state.config.session_idle_minutes));
-    let sessions = state
-        .store
-        .list_sessions(caller.account.id(), now, idle_cutoff)
-        .await?;
+    let sessions = state.store.list_sessions(caller.account.id(), now, idle_cutoff).await?;
     let current = caller.session.id;
-    let sessions = sessions
-        .into_iter()
-        .map(|s| session_view(s, current))
-        .collect();
+    let sessions = sessions.into_iter().map(|s| session_view(s, current)).collect();
     Ok(axum::Json(SessionList { sessions }))
 }
 
@@ -172,11 +137,7 @@ async fn revoke_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    if state
-        .store
-        .revoke_session(caller.account.id(), id, domain::now())
-        .await?
-    {
+    if state.store.revoke_session(caller.account.id(), id, domain::now()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)

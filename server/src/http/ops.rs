@@ -10,10 +10,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
 /// Alive: the process answers.
@@ -31,10 +28,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match state.metrics.render() {
         Ok(text) => (
             StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
             text,
         )
             .into_response(),

@@ -21,11 +21,13 @@ pub enum Denied {
 
 /// Administrator-only operations (registering professionals, disabling accounts) need the admin role.
 pub fn require_admin(account: &Account) -> Result<(), Denied> {
-    if account.is_admin() {
-        Ok(())
-    } else {
-        Err(Denied::NotAnAdministrator)
-    }
+    if account.is_admin() { Ok(()) } else { Err(Denied::NotAnAdministrator) }
+}
+
+/// An administrator may disable any account but their own, so an installation cannot lose its last
+/// administrator by accident.
+pub fn may_disable(actor: &Account, target: &Account) -> bool {
+    actor.id() != target.id()
 }
 
 /// Minimum password length (MHLW guideline 6.0, 14.1): 13 characters, or 8 when a second factor is on.
@@ -37,17 +39,9 @@ const MAX_PASSWORD_CHARS: usize = 256;
 /// Checks a new password against the policy; the error is a stable problem code for `fields.new_password`.
 pub fn check_new_password(password: &str, totp_enabled: bool) -> Result<(), &'static str> {
     let chars = password.chars().count();
-    let min = if totp_enabled {
-        MIN_PASSWORD_CHARS_WITH_TOTP
-    } else {
-        MIN_PASSWORD_CHARS
-    };
+    let min = if totp_enabled { MIN_PASSWORD_CHARS_WITH_TOTP } else { MIN_PASSWORD_CHARS };
     if chars < min {
-        return Err(if totp_enabled {
-            "shorter_than_8"
-        } else {
-            "shorter_than_13"
-        });
+        return Err(if totp_enabled { "shorter_than_8" } else { "shorter_than_13" });
     }
     if chars > MAX_PASSWORD_CHARS {
         return Err("too_long");
@@ -97,18 +91,12 @@ const ADDRESS_FREE_FAILURES: u32 = 20;
 /// `login_backoff_max_seconds` so an attacker cannot lock a real user out for long, and a hard limit of
 /// failures per hour per account and per address. Refused attempts are not counted as failures, so
 /// hammering during a back-off does not extend it.
-pub fn login_throttle(
-    stats: &LoginFailureStats,
-    now: OffsetDateTime,
-    config: &Config,
-) -> Result<(), LoginThrottle> {
+pub fn login_throttle(stats: &LoginFailureStats, now: OffsetDateTime, config: &Config) -> Result<(), LoginThrottle> {
     let cap = Duration::from_secs(u64::from(config.login_backoff_max_seconds));
     let over_limit = stats.account_failures >= config.login_account_failures_per_hour
         || stats.address_failures >= config.login_address_failures_per_hour;
     if over_limit {
-        return Err(LoginThrottle {
-            retry_after: cap.max(Duration::from_secs(1)),
-        });
+        return Err(LoginThrottle { retry_after: cap.max(Duration::from_secs(1)) });
     }
     let wait = |failures: u32, free: u32, last: Option<OffsetDateTime>| -> Duration {
         let Some(last) = last else {
@@ -122,21 +110,12 @@ pub fn login_throttle(
         let elapsed = Duration::try_from(now - last).unwrap_or(Duration::ZERO);
         backoff.saturating_sub(elapsed)
     };
-    let retry_after = wait(
-        stats.account_failures,
-        ACCOUNT_FREE_FAILURES,
-        stats.account_last,
-    )
-    .max(wait(
+    let retry_after = wait(stats.account_failures, ACCOUNT_FREE_FAILURES, stats.account_last).max(wait(
         stats.address_failures,
         ADDRESS_FREE_FAILURES,
         stats.address_last,
     ));
-    if retry_after.is_zero() {
-        Ok(())
-    } else {
-        Err(LoginThrottle { retry_after })
-    }
+    if retry_after.is_zero() { Ok(()) } else { Err(LoginThrottle { retry_after }) }
 }
 
 #[cfg(test)]
@@ -145,26 +124,14 @@ mod tests {
 
     #[test]
     fn passwords_need_13_characters_or_8_with_totp() {
-        assert_eq!(
-            check_new_password("short-pass1", false),
-            Err("shorter_than_13")
-        );
+        assert_eq!(check_new_password("short-pass1", false), Err("shorter_than_13"));
         assert_eq!(check_new_password("long enough pass", false), Ok(()));
         assert_eq!(check_new_password("eight ch", true), Ok(()));
         assert_eq!(check_new_password("seven c", true), Err("shorter_than_8"));
-        assert_eq!(
-            check_new_password("aaaaaaaaaaaaaaaa", false),
-            Err("too_repetitive")
-        );
-        assert_eq!(
-            check_new_password(&"ab1-".repeat(70), false),
-            Err("too_long")
-        );
+        assert_eq!(check_new_password("aaaaaaaaaaaaaaaa", false), Err("too_repetitive"));
+        assert_eq!(check_new_password(&"ab1-".repeat(70), false), Err("too_long"));
         // Japanese passphrases count characters, not bytes.
-        assert_eq!(
-            check_new_password("あいうえおかきくけこさしす", false),
-            Ok(())
-        );
+        assert_eq!(check_new_password("あいうえおかきくけこさしす", false), Ok(()));
     }
 
     #[test]
@@ -185,26 +152,11 @@ mod tests {
             ..Default::default()
         };
         assert!(login_throttle(&stats(4, 0), now, &config).is_ok());
-        assert_eq!(
-            login_throttle(&stats(5, 0), now, &config)
-                .unwrap_err()
-                .retry_after,
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            login_throttle(&stats(8, 0), now, &config)
-                .unwrap_err()
-                .retry_after,
-            Duration::from_secs(8)
-        );
+        assert_eq!(login_throttle(&stats(5, 0), now, &config).unwrap_err().retry_after, Duration::from_secs(1));
+        assert_eq!(login_throttle(&stats(8, 0), now, &config).unwrap_err().retry_after, Duration::from_secs(8));
         assert!(login_throttle(&stats(8, 9), now, &config).is_ok());
         // Capped: never more than the configured maximum, however many failures.
-        assert_eq!(
-            login_throttle(&stats(60, 0), now, &config)
-                .unwrap_err()
-                .retry_after,
-            Duration::from_secs(60)
-        );
+        assert_eq!(login_throttle(&stats(60, 0), now, &config).unwrap_err().retry_after, Duration::from_secs(60));
         assert!(login_throttle(&stats(60, 61), now, &config).is_ok());
         // The hard limit per hour.
         assert!(login_throttle(&stats(100, 3000), now, &config).is_err());

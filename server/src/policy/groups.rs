@@ -1,9 +1,7 @@
 //! Care-team rules (PRODUCT.md rules 2 and 3; Musashino ICT rules §9-2): who may open a patient group,
 //! who may see and change it, and who the patient's consent covers.
 
-use renkei_protocol::{
-    Consent, ConsentKind, GroupKind, GroupStatus, MemberRole, Profession, ScopeEntry, User,
-};
+use renkei_protocol::{Consent, ConsentKind, GroupKind, GroupStatus, MemberRole, Profession, ScopeEntry, User};
 
 use crate::domain::{Account, GroupRecord, Membership};
 
@@ -43,11 +41,7 @@ pub fn may_open_patient_group(actor: &Account) -> bool {
 /// Rules 2 and 3: every read and write needs an active membership; changes to a patient group need its
 /// attending physician; nothing but a new consent or archiving touches a read-only group, and nothing
 /// touches an archived one.
-pub fn authorize(
-    group: &GroupRecord,
-    membership: Option<&Membership>,
-    action: GroupAction,
-) -> Result<(), GroupDenied> {
+pub fn authorize(group: &GroupRecord, membership: Option<&Membership>, action: GroupAction) -> Result<(), GroupDenied> {
     let Some(membership) = membership.filter(|m| m.is_active()) else {
         return Err(GroupDenied::NotFound);
     };
@@ -56,14 +50,10 @@ pub fn authorize(
     use GroupAction as A;
     match action {
         A::View => Ok(()),
-        A::ChangeConsent | A::Invite | A::RemoveMember | A::Handover | A::Archive
-            if !(patient_group && attending) =>
-        {
+        A::ChangeConsent | A::Invite | A::RemoveMember | A::Handover | A::Archive if !(patient_group && attending) => {
             Err(GroupDenied::Forbidden)
         }
-        A::AnswerHandover if group.handover_to_id != Some(membership.user_id) => {
-            Err(GroupDenied::Forbidden)
-        }
+        A::AnswerHandover if group.handover_to_id != Some(membership.user_id) => Err(GroupDenied::Forbidden),
         A::Leave if attending => Err(GroupDenied::Forbidden),
         _ => match (group.status, action) {
             (GroupStatus::Active, _) => Ok(()),
@@ -77,13 +67,9 @@ pub fn authorize(
 /// matches them. An entry naming nothing covers nobody (fail closed); so does a withdrawn consent.
 pub fn in_scope(scope: &[ScopeEntry], user: &User) -> bool {
     scope.iter().any(|entry| {
-        let named =
-            entry.organisation.is_some() || entry.profession.is_some() || entry.user.is_some();
+        let named = entry.organisation.is_some() || entry.profession.is_some() || entry.user.is_some();
         named
-            && entry
-                .organisation
-                .as_deref()
-                .is_none_or(|o| o.trim() == user.organisation.trim())
+            && entry.organisation.as_deref().is_none_or(|o| o.trim() == user.organisation.trim())
             && entry.profession.is_none_or(|p| p == user.profession)
             && entry.user.is_none_or(|id| id == user.id)
     })
@@ -100,32 +86,40 @@ pub enum TargetRefused {
     NotAPhysician,
     /// The account is disabled.
     AccountDisabled,
+    /// A handover goes to another physician who is already an active member.
+    NotAnActiveMember,
 }
 
 /// Rule 2 and 3 for invitations: a consent must be in force and cover the invitee.
 pub fn check_invitee(consent: Option<&Consent>, invitee: &Account) -> Result<(), TargetRefused> {
-    let consent = consent
-        .filter(|c| c.kind != ConsentKind::Withdrawn)
-        .ok_or(TargetRefused::ConsentRequired)?;
+    let consent = consent.filter(|c| c.kind != ConsentKind::Withdrawn).ok_or(TargetRefused::ConsentRequired)?;
     if !invitee.is_active() {
         return Err(TargetRefused::AccountDisabled);
     }
-    if in_scope(&consent.scope, &invitee.user) {
-        Ok(())
-    } else {
-        Err(TargetRefused::OutsideConsentScope)
-    }
+    if in_scope(&consent.scope, &invitee.user) { Ok(()) } else { Err(TargetRefused::OutsideConsentScope) }
 }
 
-/// A handover goes to a physician inside the consent's scope (who must then accept).
+/// A handover goes to another physician, an active member inside the consent's scope (who must then
+/// accept: the 主治医 changes when a patient moves between hospital and home).
 pub fn check_handover_target(
     consent: Option<&Consent>,
     target: &Account,
+    target_membership: Option<&Membership>,
 ) -> Result<(), TargetRefused> {
     if target.user.profession != Profession::Physician {
         return Err(TargetRefused::NotAPhysician);
     }
-    check_invitee(consent, target)
+    check_invitee(consent, target)?;
+    match target_membership {
+        Some(m) if m.is_active() && m.role == MemberRole::Member => Ok(()),
+        _ => Err(TargetRefused::NotAnActiveMember),
+    }
+}
+
+/// Administrators add and remove members of community groups only; a patient group is joined by
+/// invitation under consent, never by an administrator's say-so (rule 3).
+pub fn admin_may_manage_members(group: &GroupRecord) -> bool {
+    group.kind == GroupKind::Community
 }
 
 #[cfg(test)]
@@ -151,16 +145,8 @@ mod tests {
         }
     }
 
-    fn entry(
-        organisation: Option<&str>,
-        profession: Option<Profession>,
-        user: Option<Uuid>,
-    ) -> ScopeEntry {
-        ScopeEntry {
-            organisation: organisation.map(Into::into),
-            profession,
-            user,
-        }
+    fn entry(organisation: Option<&str>, profession: Option<Profession>, user: Option<Uuid>) -> ScopeEntry {
+        ScopeEntry { organisation: organisation.map(Into::into), profession, user }
     }
 
     #[test]
@@ -168,20 +154,13 @@ mod tests {
         let nurse = user(Profession::Nurse, "むさしの訪問看護");
         let other_nurse = user(Profession::Nurse, "よその訪問看護");
         let pharmacist = user(Profession::Pharmacist, "むさしの訪問看護");
-        let by_org_and_profession = [entry(
-            Some("むさしの訪問看護"),
-            Some(Profession::Nurse),
-            None,
-        )];
+        let by_org_and_profession = [entry(Some("むさしの訪問看護"), Some(Profession::Nurse), None)];
         assert!(in_scope(&by_org_and_profession, &nurse));
         assert!(!in_scope(&by_org_and_profession, &other_nurse));
         assert!(!in_scope(&by_org_and_profession, &pharmacist));
         let by_profession = [entry(None, Some(Profession::Nurse), None)];
         assert!(in_scope(&by_profession, &other_nurse));
-        let per_person = [
-            entry(None, None, Some(pharmacist.id)),
-            entry(Some("よその訪問看護"), None, None),
-        ];
+        let per_person = [entry(None, None, Some(pharmacist.id)), entry(Some("よその訪問看護"), None, None)];
         assert!(in_scope(&per_person, &pharmacist) && in_scope(&per_person, &other_nurse));
         assert!(!in_scope(&per_person, &nurse));
         // Fail closed: an empty entry or an empty scope covers nobody.

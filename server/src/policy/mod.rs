@@ -8,6 +8,5 @@ mod accounts;
 pub mod groups;
 
 pub use accounts::{
-    Denied, LoginThrottle, check_new_password, login_throttle, pending_step, require_admin,
-    totp_required,
+    Denied, LoginThrottle, check_new_password, login_throttle, may_disable, pending_step, require_admin, totp_required,
 };

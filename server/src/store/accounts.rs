@@ -4,9 +4,7 @@ use renkei_protocol::{AccountStatus, Profession, Role};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::rows::{
-    AuthRow, SessionRow, UserRow, auth_session_columns, session_columns, user_columns,
-};
+use super::rows::{AuthRow, SessionRow, UserRow, auth_session_columns, session_columns, user_columns};
 use super::{Conflict, Store, StoreError, is_unique_violation, with_pool};
 use crate::domain::{Account, DisplayName, Login, Organisation, Phone, SessionInfo, to_micros};
 
@@ -52,18 +50,17 @@ struct FailureRow {
 
 impl Store {
     /// Creates a user (and its setup token, if any). A taken login is `Conflict::LoginTaken`.
-    pub async fn create_user(
-        &self,
-        new: NewUser,
-        now: OffsetDateTime,
-    ) -> Result<Account, StoreError> {
+    pub async fn create_user(&self, new: NewUser, now: OffsetDateTime) -> Result<Account, StoreError> {
         let id = Uuid::now_v7();
         let now = to_micros(now);
         let row: UserRow = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let inserted = sqlx::query_as::<_, UserRow>(concat!("INSERT INTO users (id, login, display_name, profession, organisation, phone, role, status, \
+            let inserted = sqlx::query_as::<_, UserRow>(concat!(
+                "INSERT INTO users (id, login, display_name, profession, organisation, phone, role, status, \
                  password_hash, must_change_password, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $10) RETURNING ", user_columns!()))
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $10) RETURNING ",
+                user_columns!()
+            ))
             .bind(id)
             .bind(new.login.as_str())
             .bind(new.display_name.as_str())
@@ -110,13 +107,11 @@ impl Store {
         let now = to_micros(now);
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "UPDATE setup_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL",
-            )
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE setup_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "INSERT INTO setup_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
             )
@@ -153,8 +148,11 @@ impl Store {
             let Some(user_id) = user_id else {
                 return Ok(None);
             };
-            let row = sqlx::query_as::<_, UserRow>(concat!("UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 \
-                 WHERE id = $1 RETURNING ", user_columns!()))
+            let row = sqlx::query_as::<_, UserRow>(concat!(
+                "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 \
+                 WHERE id = $1 RETURNING ",
+                user_columns!()
+            ))
             .bind(user_id)
             .bind(password_hash)
             .bind(now)
@@ -168,27 +166,20 @@ impl Store {
 
     pub async fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE login = $1");
-        let row: Option<UserRow> = with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(login)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<UserRow> = with_pool!(self, |pool| sqlx::query_as(sql).bind(login).fetch_optional(pool).await)?;
         row.map(Account::try_from).transpose()
     }
 
     pub async fn account_by_id(&self, id: Uuid) -> Result<Option<Account>, StoreError> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-        let row: Option<UserRow> = with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<UserRow> = with_pool!(self, |pool| sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?;
         row.map(Account::try_from).transpose()
     }
 
     /// Every account, ordered by login.
     pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users ORDER BY login");
-        let rows: Vec<UserRow> =
-            with_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
+        let rows: Vec<UserRow> = with_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
         rows.into_iter().map(Account::try_from).collect()
     }
 
@@ -213,13 +204,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if row.is_some() && status == AccountStatus::Disabled {
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             row
@@ -262,12 +251,7 @@ impl Store {
     }
 
     /// Stores a TOTP secret awaiting confirmation, replacing any earlier pending one.
-    pub async fn set_totp_pending(
-        &self,
-        id: Uuid,
-        secret: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    pub async fn set_totp_pending(&self, id: Uuid, secret: &str, now: OffsetDateTime) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query("UPDATE users SET totp_pending_secret = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
@@ -323,11 +307,7 @@ impl Store {
         Ok(done == 1)
     }
 
-    pub async fn create_session(
-        &self,
-        new: NewSession,
-        now: OffsetDateTime,
-    ) -> Result<SessionInfo, StoreError> {
+    pub async fn create_session(&self, new: NewSession, now: OffsetDateTime) -> Result<SessionInfo, StoreError> {
         let sql = concat!(
             "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, client_addr, \
              user_agent) VALUES ($1, $2, $3, $4, $4, $5, $6, $7) RETURNING ",
@@ -371,8 +351,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        row.map(|row| Ok((row.session(), Account::try_from(row.user)?)))
-            .transpose()
+        row.map(|row| Ok((row.session(), Account::try_from(row.user)?))).transpose()
     }
 
     /// Moves a session's idle clock forward.
@@ -401,7 +380,8 @@ impl Store {
                 .bind(user_id)
                 .bind(to_micros(now))
                 .execute(pool)
-                .await.map(|r| r.rows_affected())
+                .await
+                .map(|r| r.rows_affected())
         })?;
         Ok(done == 1)
     }
@@ -420,12 +400,7 @@ impl Store {
              AND expires_at > $2 AND last_seen_at > $3 ORDER BY created_at DESC"
         );
         let rows: Vec<SessionRow> = with_pool!(self, |pool| {
-            sqlx::query_as(sql)
-                .bind(user_id)
-                .bind(to_micros(now))
-                .bind(to_micros(idle_cutoff))
-                .fetch_all(pool)
-                .await
+            sqlx::query_as(sql).bind(user_id).bind(to_micros(now)).bind(to_micros(idle_cutoff)).fetch_all(pool).await
         })?;
         Ok(rows.into_iter().map(SessionInfo::from).collect())
     }
@@ -441,14 +416,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "DELETE FROM login_failures WHERE at < $1 AND (login = $2 OR client_addr = $3)",
-            )
-            .bind(to_micros(forget_before))
-            .bind(login)
-            .bind(client_addr)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("DELETE FROM login_failures WHERE at < $1 AND (login = $2 OR client_addr = $3)")
+                .bind(to_micros(forget_before))
+                .bind(login)
+                .bind(client_addr)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("INSERT INTO login_failures (login, client_addr, at) VALUES ($1, $2, $3)")
                 .bind(login)
                 .bind(client_addr)

@@ -1,8 +1,8 @@
 //! Row types of the care-team tables and their conversion into domain and protocol types.
 
 use renkei_protocol::{
-    Consent, ConsentKind, ConsentMethod, Consenter, ConsenterKind, GroupKind, GroupStatus,
-    MemberRole, MembershipState, PatientIdentifiers, Person, Profession, ScopeEntry,
+    Consent, ConsentKind, ConsentMethod, Consenter, ConsenterKind, GroupKind, GroupStatus, MemberRole, MembershipState,
+    PatientIdentifiers, Person, Profession, ScopeEntry,
 };
 use uuid::Uuid;
 
@@ -44,8 +44,7 @@ impl TryFrom<GroupRow> for GroupRecord {
             id: r.id,
             kind: GroupKind::parse(&r.kind).ok_or_else(|| corrupt("group kind", &r.kind))?,
             label: r.label,
-            status: GroupStatus::parse(&r.status)
-                .ok_or_else(|| corrupt("group status", &r.status))?,
+            status: GroupStatus::parse(&r.status).ok_or_else(|| corrupt("group status", &r.status))?,
             attending_physician_id: r.attending_physician_id,
             patient: r.patient_full_name.map(|full_name| PatientIdentifiers {
                 full_name,
@@ -98,8 +97,7 @@ impl TryFrom<MembershipRow> for Membership {
             group_id: r.group_id,
             user_id: r.user_id,
             role: MemberRole::parse(&r.role).ok_or_else(|| corrupt("role", &r.role))?,
-            state: MembershipState::parse(&r.state)
-                .ok_or_else(|| corrupt("membership state", &r.state))?,
+            state: MembershipState::parse(&r.state).ok_or_else(|| corrupt("membership state", &r.state))?,
             invited_by: r.invited_by,
             invited_at: from_micros(r.invited_at),
             expires_at: r.expires_at.map(from_micros),
@@ -192,19 +190,17 @@ impl TryFrom<ConsentRow> for Consent {
     type Error = StoreError;
 
     fn try_from(r: ConsentRow) -> Result<Self, StoreError> {
-        let scope: Vec<ScopeEntry> = serde_json::from_str(&r.scope)
-            .map_err(|e| StoreError::Corrupt(format!("consent scope: {e}")))?;
+        let scope: Vec<ScopeEntry> =
+            serde_json::from_str(&r.scope).map_err(|e| StoreError::Corrupt(format!("consent scope: {e}")))?;
         Ok(Consent {
             version: r.version,
             kind: ConsentKind::parse(&r.kind).ok_or_else(|| corrupt("consent kind", &r.kind))?,
             consenter: Consenter {
-                kind: ConsenterKind::parse(&r.consenter_kind)
-                    .ok_or_else(|| corrupt("consenter", &r.consenter_kind))?,
+                kind: ConsenterKind::parse(&r.consenter_kind).ok_or_else(|| corrupt("consenter", &r.consenter_kind))?,
                 name: r.consenter_name,
                 relationship: r.consenter_relationship,
             },
-            method: ConsentMethod::parse(&r.method)
-                .ok_or_else(|| corrupt("consent method", &r.method))?,
+            method: ConsentMethod::parse(&r.method).ok_or_else(|| corrupt("consent method", &r.method))?,
             obtained_on: time::Date::parse(&r.obtained_on, DATE)
                 .map_err(|e| StoreError::Corrupt(format!("consent date: {e}")))?,
             scope,

@@ -4,15 +4,15 @@
 //! never interleave.
 
 use renkei_protocol::{
-    Consent, ConsentKind, ConsentMethod, Consenter, GroupStatus, Member, MemberRole,
-    MembershipRecord, MembershipState, PatientIdentifiers, Person, ScopeEntry,
+    Consent, ConsentKind, ConsentMethod, Consenter, GroupStatus, Member, MemberRole, MembershipRecord, MembershipState,
+    PatientIdentifiers, Person, ScopeEntry,
 };
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::group_rows::{
-    ConsentRow, GroupRow, MemberRow, MembershipRow, consent_columns, date_text, group_columns,
-    membership_columns, membership_returning, person_columns,
+    ConsentRow, GroupRow, MemberRow, MembershipRow, consent_columns, date_text, group_columns, membership_columns,
+    membership_returning, person_columns,
 };
 use super::rows::{UserRow, user_columns};
 use super::{Conflict, Store, StoreError, is_unique_violation, with_pool};
@@ -34,14 +34,12 @@ pub struct NewConsent {
 /// Locks the group row for the rest of the transaction and returns its status; `None` if no such group.
 macro_rules! lock_group {
     ($tx:expr, $group:expr, $now:expr) => {
-        sqlx::query_scalar::<_, String>(
-            "UPDATE groups SET updated_at = $2 WHERE id = $1 RETURNING status",
-        )
-        .bind($group)
-        .bind($now)
-        .fetch_optional(&mut *$tx)
-        .await?
-        .and_then(|s| GroupStatus::parse(&s))
+        sqlx::query_scalar::<_, String>("UPDATE groups SET updated_at = $2 WHERE id = $1 RETURNING status")
+            .bind($group)
+            .bind($now)
+            .fetch_optional(&mut *$tx)
+            .await?
+            .and_then(|s| GroupStatus::parse(&s))
     };
 }
 
@@ -98,14 +96,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            insert_active_member!(
-                tx,
-                id,
-                physician,
-                MemberRole::AttendingPhysician,
-                Some(physician),
-                now
-            )?;
+            insert_active_member!(tx, id, physician, MemberRole::AttendingPhysician, Some(physician), now)?;
             tx.commit().await?;
             row
         });
@@ -137,49 +128,31 @@ impl Store {
 
     pub async fn group(&self, id: Uuid) -> Result<Option<GroupRecord>, StoreError> {
         let sql = concat!("SELECT ", group_columns!(), " FROM groups WHERE id = $1");
-        let row: Option<GroupRow> = with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<GroupRow> = with_pool!(self, |pool| sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?;
         row.map(GroupRecord::try_from).transpose()
     }
 
     /// Every group, oldest first (administrators' view).
     pub async fn all_groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
-        let sql = concat!(
-            "SELECT ",
-            group_columns!(),
-            " FROM groups ORDER BY created_at, id"
-        );
-        let rows: Vec<GroupRow> =
-            with_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
+        let sql = concat!("SELECT ", group_columns!(), " FROM groups ORDER BY created_at, id");
+        let rows: Vec<GroupRow> = with_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
         rows.into_iter().map(GroupRecord::try_from).collect()
     }
 
     /// The user's current (invited or active) membership episode in the group, if any.
-    pub async fn current_membership(
-        &self,
-        group: Uuid,
-        user: Uuid,
-    ) -> Result<Option<Membership>, StoreError> {
+    pub async fn current_membership(&self, group: Uuid, user: Uuid) -> Result<Option<Membership>, StoreError> {
         let sql = concat!(
             "SELECT ",
             membership_columns!(),
             " FROM memberships m WHERE m.group_id = $1 AND m.user_id = $2 AND m.state IN ('invited', 'active')"
         );
-        let row: Option<MembershipRow> = with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(group)
-            .bind(user)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<MembershipRow> =
+            with_pool!(self, |pool| sqlx::query_as(sql).bind(group).bind(user).fetch_optional(pool).await)?;
         row.map(Membership::try_from).transpose()
     }
 
     /// The groups the user is an active member of, with their role, by label.
-    pub async fn groups_of(
-        &self,
-        user: Uuid,
-    ) -> Result<Vec<(GroupRecord, MemberRole)>, StoreError> {
+    pub async fn groups_of(&self, user: Uuid) -> Result<Vec<(GroupRecord, MemberRole)>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
             #[sqlx(flatten)]
@@ -190,10 +163,7 @@ impl Store {
             "SELECT g.*, m.role AS member_role FROM groups g JOIN memberships m ON m.group_id = g.id ",
             "WHERE m.user_id = $1 AND m.state = 'active' ORDER BY g.label, g.id"
         );
-        let rows: Vec<Row> = with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(user)
-            .fetch_all(pool)
-            .await)?;
+        let rows: Vec<Row> = with_pool!(self, |pool| sqlx::query_as(sql).bind(user).fetch_all(pool).await)?;
         rows.into_iter()
             .map(|r| {
                 let role = MemberRole::parse(&r.member_role)
@@ -210,20 +180,13 @@ impl Store {
             .map(|r| {
                 let person = Person::try_from(r.person)?;
                 let m = Membership::try_from(r.membership)?;
-                Ok(Member {
-                    person,
-                    role: m.role,
-                    since: m.joined_at.unwrap_or(m.invited_at),
-                })
+                Ok(Member { person, role: m.role, since: m.joined_at.unwrap_or(m.invited_at) })
             })
             .collect()
     }
 
     /// Every membership episode of the group, oldest first (administrators' view).
-    pub async fn membership_history(
-        &self,
-        group: Uuid,
-    ) -> Result<Vec<MembershipRecord>, StoreError> {
+    pub async fn membership_history(&self, group: Uuid) -> Result<Vec<MembershipRecord>, StoreError> {
         let rows = self.member_rows(group, false).await?;
         rows.into_iter()
             .map(|r| {
@@ -241,55 +204,36 @@ impl Store {
             .collect()
     }
 
-    async fn member_rows(
-        &self,
-        group: Uuid,
-        active_only: bool,
-    ) -> Result<Vec<MemberRow>, StoreError> {
+    async fn member_rows(&self, group: Uuid, active_only: bool) -> Result<Vec<MemberRow>, StoreError> {
         macro_rules! members_where {
             ($filter:literal) => {
                 concat!(
-                    "SELECT ", membership_columns!(), ", ", person_columns!(),
-                    " FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND ", $filter,
+                    "SELECT ",
+                    membership_columns!(),
+                    ", ",
+                    person_columns!(),
+                    " FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND ",
+                    $filter,
                     " ORDER BY CASE m.role WHEN 'attending_physician' THEN 0 ELSE 1 END, m.invited_at, m.id"
                 )
             };
         }
-        let sql = if active_only {
-            members_where!("m.state = 'active'")
-        } else {
-            members_where!("TRUE")
-        };
-        Ok(with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(group)
-            .fetch_all(pool)
-            .await)?)
+        let sql = if active_only { members_where!("m.state = 'active'") } else { members_where!("TRUE") };
+        Ok(with_pool!(self, |pool| sqlx::query_as(sql).bind(group).fetch_all(pool).await)?)
     }
 
     /// Every consent version of the group, oldest first.
     pub async fn consents(&self, group: Uuid) -> Result<Vec<Consent>, StoreError> {
-        let sql = concat!(
-            "SELECT ",
-            consent_columns!(),
-            " FROM consents WHERE group_id = $1 ORDER BY version"
-        );
-        let rows: Vec<ConsentRow> = with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(group)
-            .fetch_all(pool)
-            .await)?;
+        let sql = concat!("SELECT ", consent_columns!(), " FROM consents WHERE group_id = $1 ORDER BY version");
+        let rows: Vec<ConsentRow> = with_pool!(self, |pool| sqlx::query_as(sql).bind(group).fetch_all(pool).await)?;
         rows.into_iter().map(Consent::try_from).collect()
     }
 
     pub async fn latest_consent(&self, group: Uuid) -> Result<Option<Consent>, StoreError> {
-        let sql = concat!(
-            "SELECT ",
-            consent_columns!(),
-            " FROM consents WHERE group_id = $1 ORDER BY version DESC LIMIT 1"
-        );
-        let row: Option<ConsentRow> = with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(group)
-            .fetch_optional(pool)
-            .await)?;
+        let sql =
+            concat!("SELECT ", consent_columns!(), " FROM consents WHERE group_id = $1 ORDER BY version DESC LIMIT 1");
+        let row: Option<ConsentRow> =
+            with_pool!(self, |pool| sqlx::query_as(sql).bind(group).fetch_optional(pool).await)?;
         row.map(Consent::try_from).transpose()
     }
 
@@ -304,13 +248,8 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(Consent, Vec<Person>), StoreError> {
         let now = to_micros(now);
-        let scope =
-            serde_json::to_string(&new.scope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let status = if new.kind == ConsentKind::Withdrawn {
-            GroupStatus::ReadOnly
-        } else {
-            GroupStatus::Active
-        };
+        let scope = serde_json::to_string(&new.scope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let status = if new.kind == ConsentKind::Withdrawn { GroupStatus::ReadOnly } else { GroupStatus::Active };
         let (row, removed): (ConsentRow, Vec<MemberRow>) = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             match lock_group!(tx, group, now) {
@@ -320,12 +259,11 @@ impl Store {
                 None => return Err(StoreError::Conflict(Conflict::StateChanged)),
                 Some(_) => {}
             }
-            let version: i32 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM consents WHERE group_id = $1",
-            )
-            .bind(group)
-            .fetch_one(&mut *tx)
-            .await?;
+            let version: i32 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM consents WHERE group_id = $1")
+                    .bind(group)
+                    .fetch_one(&mut *tx)
+                    .await?;
             let kind = match new.kind {
                 ConsentKind::Withdrawn => ConsentKind::Withdrawn,
                 _ if version == 1 => ConsentKind::Recorded,
@@ -353,7 +291,10 @@ impl Store {
             // Everyone currently in or invited to the group, but the attending physician, with their profile.
             let candidates: Vec<(MemberRow, UserRow)> = {
                 let members = sqlx::query_as::<_, MemberRow>(concat!(
-                    "SELECT ", membership_columns!(), ", ", person_columns!(),
+                    "SELECT ",
+                    membership_columns!(),
+                    ", ",
+                    person_columns!(),
                     " FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 \
                      AND m.state IN ('invited', 'active') AND m.role <> 'attending_physician' ORDER BY m.invited_at"
                 ))
@@ -362,14 +303,11 @@ impl Store {
                 .await?;
                 let mut out = Vec::with_capacity(members.len());
                 for m in members {
-                    let user = sqlx::query_as::<_, UserRow>(concat!(
-                        "SELECT ",
-                        user_columns!(),
-                        " FROM users WHERE id = $1"
-                    ))
-                    .bind(m.person_id())
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    let user =
+                        sqlx::query_as::<_, UserRow>(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+                            .bind(m.person_id())
+                            .fetch_one(&mut *tx)
+                            .await?;
                     out.push((m, user));
                 }
                 out
@@ -403,10 +341,7 @@ impl Store {
             (row, removed)
         });
         let consent = Consent::try_from(row)?;
-        let removed = removed
-            .into_iter()
-            .map(|m| Person::try_from(m.person))
-            .collect::<Result<_, _>>()?;
+        let removed = removed.into_iter().map(|m| Person::try_from(m.person)).collect::<Result<_, _>>()?;
         Ok((consent, removed))
     }
 
@@ -428,20 +363,14 @@ impl Store {
             if lock_group!(tx, group, now) != Some(GroupStatus::Active) {
                 return Err(StoreError::Conflict(Conflict::GroupNotActive));
             }
-            let version: Option<i32> =
-                sqlx::query_scalar("SELECT MAX(version) FROM consents WHERE group_id = $1")
-                    .bind(group)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let version: Option<i32> = sqlx::query_scalar("SELECT MAX(version) FROM consents WHERE group_id = $1")
+                .bind(group)
+                .fetch_one(&mut *tx)
+                .await?;
             if version != Some(consent_version) {
                 return Err(StoreError::Conflict(Conflict::StateChanged));
             }
-            sqlx::query(EXPIRE_INVITATIONS)
-                .bind(invitee)
-                .bind(Some(group))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(EXPIRE_INVITATIONS).bind(invitee).bind(Some(group)).bind(now).execute(&mut *tx).await?;
             let inserted = sqlx::query_as::<_, MembershipRow>(concat!(
                 "INSERT INTO memberships (id, group_id, user_id, role, state, invited_by, invited_at, expires_at) \
                  VALUES ($1, $2, $3, 'member', 'invited', $4, $5, $6) RETURNING ",
@@ -468,11 +397,7 @@ impl Store {
     }
 
     /// The user's pending invitations (expired ones are marked so first), newest first.
-    pub async fn pending_invitations(
-        &self,
-        user: Uuid,
-        now: OffsetDateTime,
-    ) -> Result<Vec<Membership>, StoreError> {
+    pub async fn pending_invitations(&self, user: Uuid, now: OffsetDateTime) -> Result<Vec<Membership>, StoreError> {
         let now = to_micros(now);
         let sql = concat!(
             "SELECT ",
@@ -480,12 +405,7 @@ impl Store {
             " FROM memberships m WHERE m.user_id = $1 AND m.state = 'invited' ORDER BY m.invited_at DESC"
         );
         let rows: Vec<MembershipRow> = with_pool!(self, |pool| {
-            sqlx::query(EXPIRE_INVITATIONS)
-                .bind(user)
-                .bind(None::<Uuid>)
-                .bind(now)
-                .execute(pool)
-                .await?;
+            sqlx::query(EXPIRE_INVITATIONS).bind(user).bind(None::<Uuid>).bind(now).execute(pool).await?;
             sqlx::query_as(sql).bind(user).fetch_all(pool).await
         })?;
         rows.into_iter().map(Membership::try_from).collect()
@@ -493,16 +413,9 @@ impl Store {
 
     /// The invitation (any state) with this id addressed to `user`.
     pub async fn invitation(&self, id: Uuid, user: Uuid) -> Result<Option<Membership>, StoreError> {
-        let sql = concat!(
-            "SELECT ",
-            membership_columns!(),
-            " FROM memberships m WHERE m.id = $1 AND m.user_id = $2"
-        );
-        let row: Option<MembershipRow> = with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(id)
-            .bind(user)
-            .fetch_optional(pool)
-            .await)?;
+        let sql = concat!("SELECT ", membership_columns!(), " FROM memberships m WHERE m.id = $1 AND m.user_id = $2");
+        let row: Option<MembershipRow> =
+            with_pool!(self, |pool| sqlx::query_as(sql).bind(id).bind(user).fetch_optional(pool).await)?;
         row.map(Membership::try_from).transpose()
     }
 
@@ -516,10 +429,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Membership, StoreError> {
         let now = to_micros(now);
-        let membership = self
-            .invitation(id, user)
-            .await?
-            .ok_or(StoreError::Conflict(Conflict::StateChanged))?;
+        let membership = self.invitation(id, user).await?.ok_or(StoreError::Conflict(Conflict::StateChanged))?;
         let row: MembershipRow = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             if lock_group!(tx, membership.group_id, now) != Some(GroupStatus::Active) {
@@ -588,13 +498,11 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            sqlx::query(
-                "UPDATE groups SET handover_to_id = NULL WHERE id = $1 AND handover_to_id = $2",
-            )
-            .bind(group)
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE groups SET handover_to_id = NULL WHERE id = $1 AND handover_to_id = $2")
+                .bind(group)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             done
         });
@@ -627,12 +535,7 @@ impl Store {
     }
 
     /// Names `target` (an active member) as the physician the group is being handed over to.
-    pub async fn request_handover(
-        &self,
-        group: Uuid,
-        target: Uuid,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    pub async fn request_handover(&self, group: Uuid, target: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
         let done = with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE groups SET handover_to_id = $2, updated_at = $3 WHERE id = $1 AND status = 'active' \
@@ -646,11 +549,7 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        if done == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict(Conflict::StateChanged))
-        }
+        if done == 1 { Ok(()) } else { Err(StoreError::Conflict(Conflict::StateChanged)) }
     }
 
     /// The handover target accepts (they become the attending physician and the previous one a member) or
@@ -708,14 +607,12 @@ impl Store {
     /// Archives the group when care ends: read-only, kept for retention; a pending handover is cancelled.
     pub async fn archive_group(&self, group: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE groups SET status = 'archived', handover_to_id = NULL, updated_at = $2 WHERE id = $1",
-            )
-            .bind(group)
-            .bind(to_micros(now))
-            .execute(pool)
-            .await
-            .map(drop)
+            sqlx::query("UPDATE groups SET status = 'archived', handover_to_id = NULL, updated_at = $2 WHERE id = $1")
+                .bind(group)
+                .bind(to_micros(now))
+                .execute(pool)
+                .await
+                .map(drop)
         })?;
         Ok(())
     }

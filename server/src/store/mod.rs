@@ -86,10 +86,9 @@ pub enum Conflict {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => Self::Unavailable(e),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                Self::Unavailable(e)
+            }
             other => Self::Database(other),
         }
     }
@@ -103,10 +102,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 impl Store {
     /// Connects to `url` (`sqlite://PATH` or `postgres://...`). Does not migrate.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let db = if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
+        let db = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             Db::Sqlite(sqlite::connect(Path::new(path), max_connections).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Db::Postgres(postgres::connect(url, max_connections).await?)
@@ -143,10 +139,7 @@ impl Store {
 
     /// Readiness: one round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        with_pool!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(drop))?;
+        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
         Ok(())
     }
 

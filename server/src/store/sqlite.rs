@@ -23,8 +23,5 @@ pub(super) async fn connect(path: &Path, max_connections: u32) -> Result<SqliteP
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
-    Ok(SqlitePoolOptions::new()
-        .max_connections(max_connections.max(1))
-        .connect_with(options)
-        .await?)
+    Ok(SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?)
 }
