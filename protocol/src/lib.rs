@@ -9,11 +9,13 @@ mod macros;
 pub mod account;
 pub mod error;
 pub mod groups;
+pub mod posts;
 pub mod sensitive;
 
 pub use account::*;
 pub use error::{ErrorBody, ErrorCode};
 pub use groups::*;
+pub use posts::*;
 pub use sensitive::Sensitive;
 
 /// Path prefix of the versioned HTTP API.

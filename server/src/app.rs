@@ -19,6 +19,8 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    /// The group commit, the fan-out hub and the cluster link.
+    pub messaging: Arc<crate::messaging::Messaging>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
 }
@@ -56,7 +58,8 @@ impl Application {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         crate::auth::password::warm_up();
-        let state = AppState { store, config: Arc::new(config), metrics: Arc::new(Metrics::default()) };
+        let messaging = crate::messaging::Messaging::start(store.clone(), config.ws_queue_frames);
+        let state = AppState { store, messaging, config: Arc::new(config), metrics: Arc::new(Metrics::default()) };
         Ok(Self { listener, local_addr, tls, state })
     }
 

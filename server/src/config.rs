@@ -45,6 +45,15 @@ pub struct Config {
     pub setup_token_hours: u32,
     /// How many days an invitation to a group stays open.
     pub invitation_days: u32,
+    /// Longest post body, in characters.
+    pub max_post_chars: usize,
+    /// Frames queued per WebSocket connection before it is marked lagged and catches up from the database.
+    pub ws_queue_frames: usize,
+    /// Origins allowed to open a WebSocket from a browser (e.g. `https://renkei.example.jp`). Clients that
+    /// send no Origin (programs) are not affected.
+    pub ws_allowed_origins: Vec<String>,
+    /// Client frames allowed per second per connection (a burst of twice as many is tolerated).
+    pub ws_frames_per_second: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Failed logins allowed per account within an hour (OWASP ASVS: at most 100).
@@ -87,6 +96,10 @@ impl Default for Config {
             session_idle_minutes: 60,
             setup_token_hours: 72,
             invitation_days: 14,
+            max_post_chars: 8000,
+            ws_queue_frames: 256,
+            ws_allowed_origins: Vec::new(),
+            ws_frames_per_second: 200,
             max_body_bytes: 64 * 1024,
             login_account_failures_per_hour: 100,
             login_address_failures_per_hour: 1000,

@@ -51,7 +51,7 @@ pub enum ApiError {
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
     #[error("database unavailable")]
-    Unavailable(#[source] StoreError),
+    Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -100,6 +100,9 @@ impl ApiError {
             }
             Self::Forbidden(Denied::NotAPhysician) => {
                 (S::FORBIDDEN, C::Forbidden, "only a physician opens a patient group".into())
+            }
+            Self::Forbidden(Denied::NotTheAuthor) => {
+                (S::FORBIDDEN, C::Forbidden, "only the author edits or deletes a post".into())
             }
             Self::Forbidden(Denied::NotAttendingPhysician) => {
                 (S::FORBIDDEN, C::Forbidden, "only the attending physician may do this".into())
@@ -167,7 +170,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(c) => Self::Conflict(c),
-            StoreError::Unavailable(_) => Self::Unavailable(e),
+            StoreError::Unavailable(_) => Self::Unavailable(e.into()),
             other => Self::Internal(other.into()),
         }
     }

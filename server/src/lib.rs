@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod messaging;
 pub mod metrics;
 pub mod policy;
 pub mod store;

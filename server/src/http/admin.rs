@@ -118,6 +118,9 @@ async fn set_status(state: &AppState, caller: &Account, key: &str, status: Accou
     }
     let account =
         state.store.set_account_status(target.id(), status, domain::now()).await?.ok_or(ApiError::NotFound)?;
+    if status == AccountStatus::Disabled {
+        state.messaging.user_disabled(account.id()).await;
+    }
     tracing::info!(admin = %caller.id(), user = %account.id(), status = status.as_str(), "account status changed");
     Ok(account.user)
 }

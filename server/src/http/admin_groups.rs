@@ -138,6 +138,7 @@ async fn remove_community_member(
     if !state.store.end_membership(group.id, user.id(), MembershipState::Removed, domain::now()).await? {
         return Err(ApiError::NotFound);
     }
+    state.messaging.memberships_ended(group.id, vec![user.id()]).await;
     tracing::info!(admin = %caller.account.id(), group = %group.id, user = %user.id(), "community member removed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -265,6 +265,7 @@ async fn change_consent(
     let me = caller.0.account.id();
     let new = NewConsent { kind, consenter, method, obtained_on, scope, recorded_by: me };
     let (consent, removed) = state.store.record_consent(group.id, new, domain::now()).await?;
+    state.messaging.memberships_ended(group.id, removed.iter().map(|p| p.id).collect()).await;
     tracing::info!(user = %me, group = %group.id, version = consent.version, kind = consent.kind.as_str(),
         removed = removed.len(), "consent changed");
     Ok(ConsentChange { consent, removed })
@@ -333,6 +334,7 @@ async fn remove_member(
     if !state.store.end_membership(group.id, target.id(), MembershipState::Removed, domain::now()).await? {
         return Err(ApiError::NotFound);
     }
+    state.messaging.memberships_ended(group.id, vec![target.id()]).await;
     tracing::info!(user = %caller.0.account.id(), group = %group.id, removed = %target.id(), "member removed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -346,6 +348,7 @@ async fn leave(State(state): State<AppState>, caller: Caller, Path(id): Path<Str
     if !state.store.end_membership(group.id, me, MembershipState::Left, domain::now()).await? {
         return Err(ApiError::NotFound);
     }
+    state.messaging.memberships_ended(group.id, vec![me]).await;
     tracing::info!(user = %me, group = %group.id, "member left");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ mod groups;
 mod invitations;
 mod me;
 mod ops;
+mod posts;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -62,6 +63,21 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// Query parameters whose every rejection becomes a typed [`ApiError`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send> axum::extract::FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::Malformed(rejection.body_text())),
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "renkei API", description = "Closed messaging for the home-care team around a patient."),
@@ -92,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(directory::router())
         .merge(groups::router())
+        .merge(posts::router())
         .merge(invitations::router())
         .merge(admin_groups::router())
         .split_for_parts();

@@ -20,7 +20,7 @@ async fn healthz() -> &'static str {
 
 /// Ready: the database answers too.
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state.store.ping().await.map_err(ApiError::Unavailable)?;
+    state.store.ping().await.map_err(|e| ApiError::Unavailable(e.into()))?;
     Ok("ready\n")
 }
 

@@ -17,6 +17,8 @@ pub enum Denied {
     NotAPhysician,
     /// Rules 2 and 3: consent, invitations, removal, handover and archiving belong to the attending physician.
     NotAttendingPhysician,
+    /// Only a post's author edits or deletes it.
+    NotTheAuthor,
 }
 
 /// Administrator-only operations (registering professionals, disabling accounts) need the admin role.

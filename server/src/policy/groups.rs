@@ -20,6 +20,8 @@ pub enum GroupAction {
     Leave,
     /// Accept or decline a handover addressed to the caller.
     AnswerHandover,
+    /// Post, edit one's own post, mark seen.
+    Post,
 }
 
 /// Why a group action is refused.
@@ -50,6 +52,7 @@ pub fn authorize(group: &GroupRecord, membership: Option<&Membership>, action: G
     use GroupAction as A;
     match action {
         A::View => Ok(()),
+        A::Post if group.status == GroupStatus::Active => Ok(()),
         A::ChangeConsent | A::Invite | A::RemoveMember | A::Handover | A::Archive if !(patient_group && attending) => {
             Err(GroupDenied::Forbidden)
         }

@@ -6,6 +6,7 @@
 
 mod accounts;
 pub mod groups;
+pub mod posts;
 
 pub use accounts::{
     Denied, LoginThrottle, check_new_password, login_throttle, may_disable, pending_step, require_admin, totp_required,

@@ -10,6 +10,7 @@ mod accounts;
 mod group_rows;
 mod groups;
 mod postgres;
+mod posts;
 mod rows;
 mod sqlite;
 
@@ -19,6 +20,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{LoginFailureStats, NewSession, NewUser};
 pub use groups::NewConsent;
+pub use posts::{PostOutcome, PostRefused, PostRequest};
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use. The body is
 /// type-checked once per backend, so one SQL text serves both.
@@ -141,6 +143,23 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
         Ok(())
+    }
+
+    /// Tells every node listening on the cluster channel (PostgreSQL only; a single SQLite node has no one
+    /// to tell).
+    pub async fn notify_cluster(&self, payload: &str) -> Result<(), StoreError> {
+        if let Db::Postgres(pool) = &self.db {
+            sqlx::query("SELECT pg_notify('renkei_events', $1)").bind(payload).execute(pool).await?;
+        }
+        Ok(())
+    }
+
+    /// A listener on the cluster channel (PostgreSQL only).
+    pub async fn cluster_listener(&self, channel: &str) -> Result<sqlx::postgres::PgListener, StoreError> {
+        match &self.db {
+            Db::Postgres(pool) => postgres::listener(pool, channel).await,
+            Db::Sqlite(_) => Err(StoreError::UnsupportedUrl),
+        }
     }
 
     /// Closes the pool, waiting for connections in use to be returned.

@@ -18,3 +18,10 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<PgPool, S
         .connect(url)
         .await?)
 }
+
+/// A dedicated connection listening on `channel`, for the cluster link.
+pub(super) async fn listener(pool: &PgPool, channel: &str) -> Result<sqlx::postgres::PgListener, StoreError> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}

@@ -1,0 +1,287 @@
+//! Posts over HTTP — the same operations the WebSocket offers, for clients without a socket: post, page
+//! through history, edit, delete, 「見ました」, read positions and unread counts. The functions at the
+//! bottom are shared with the WebSocket connection loop.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use renkei_protocol::{
+    EditPost, ErrorBody, MAX_CLIENT_MSG_ID, NewPost, Post, PostHistory, PostPage, ReadMark, SeenList, SeenMark,
+    UnreadList,
+};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::groups::authorized;
+use super::{ApiJson, ApiQuery};
+use crate::app::AppState;
+use crate::auth::Member as Caller;
+use crate::domain::{self, Account, FieldError, GroupRecord, parse_notes};
+use crate::error::ApiError;
+use crate::policy::groups::{self as rules, GroupAction};
+use crate::store::{PostRefused, PostRequest};
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_post, list_posts))
+        .routes(routes!(show_post, edit_post, delete_post))
+        .routes(routes!(post_history))
+        .routes(routes!(mark_seen_http, list_seen))
+        .routes(routes!(mark_read_http))
+        .routes(routes!(unread))
+}
+
+/// Largest page of history one request returns.
+const MAX_PAGE: i64 = 500;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    /// Posts after this sequence number, going forward.
+    after: Option<i64>,
+    /// Posts before this sequence number, going backward (the newest page: `before` = last sequence + 1).
+    before: Option<i64>,
+    /// At most this many (default 100, at most 500).
+    limit: Option<i64>,
+}
+
+fn parse_seq(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().ok().filter(|s| *s > 0).ok_or(ApiError::NotFound)
+}
+
+/// Posts a message. Answers once it is durably committed; retrying with the same `client_msg_id` returns
+/// the original post (200) instead of creating a second one (201).
+#[utoipa::path(post, path = "/api/v1/groups/{id}/posts", tag = "posts", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = NewPost,
+    responses((status = 201, body = Post), (status = 200, description = "the original post, for a retried client_msg_id", body = Post),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(post): ApiJson<NewPost>,
+) -> Result<(StatusCode, axum::Json<Post>), ApiError> {
+    let group = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let (post, created) = submit_post(&state, &caller.0.account, group, post).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(post)))
+}
+
+/// A page of history, in sequence order.
+#[utoipa::path(get, path = "/api/v1/groups/{id}/posts", tag = "posts", security(("bearer" = [])),
+    params(("id" = Uuid, Path), PageQuery), responses((status = 200, body = PostPage), (status = 404, body = ErrorBody)))]
+async fn list_posts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<axum::Json<PostPage>, ApiError> {
+    let (group, _) = authorized(&state, &caller, &id, GroupAction::View).await?;
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::field("limit", "out_of_range"));
+    }
+    if page.after.is_some_and(|a| a < 0) || page.before.is_some_and(|b| b < 1) {
+        return Err(ApiError::field("after", "out_of_range"));
+    }
+    let posts = state.store.posts_page(group.id, page.after, page.before, limit).await?;
+    Ok(axum::Json(PostPage { posts, last_seq: state.store.last_seq(group.id).await? }))
+}
+
+async fn find_post(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    seq: &str,
+    action: GroupAction,
+) -> Result<(GroupRecord, Post), ApiError> {
+    let (group, _) = authorized(state, caller, id, action).await?;
+    let post = state.store.post(group.id, parse_seq(seq)?).await?.ok_or(ApiError::NotFound)?;
+    Ok((group, post))
+}
+
+#[utoipa::path(get, path = "/api/v1/groups/{id}/posts/{seq}", tag = "posts", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("seq" = i64, Path)), responses((status = 200, body = Post), (status = 404, body = ErrorBody)))]
+async fn show_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, seq)): Path<(String, String)>,
+) -> Result<axum::Json<Post>, ApiError> {
+    Ok(axum::Json(find_post(&state, &caller, &id, &seq, GroupAction::View).await?.1))
+}
+
+/// Edits one of my posts; the previous version is kept.
+#[utoipa::path(patch, path = "/api/v1/groups/{id}/posts/{seq}", tag = "posts", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("seq" = i64, Path)), request_body = EditPost,
+    responses((status = 200, body = Post), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn edit_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, seq)): Path<(String, String)>,
+    ApiJson(edit): ApiJson<EditPost>,
+) -> Result<axum::Json<Post>, ApiError> {
+    let body = validate_body(&state, &edit.body)?;
+    revise(&state, &caller, &id, &seq, Some(body)).await.map(axum::Json)
+}
+
+/// Deletes one of my posts: a tombstone keeps its place; every version stays in the history.
+#[utoipa::path(delete, path = "/api/v1/groups/{id}/posts/{seq}", tag = "posts", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("seq" = i64, Path)),
+    responses((status = 200, body = Post), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, seq)): Path<(String, String)>,
+) -> Result<axum::Json<Post>, ApiError> {
+    revise(&state, &caller, &id, &seq, None).await.map(axum::Json)
+}
+
+async fn revise(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    seq: &str,
+    body: Option<String>,
+) -> Result<Post, ApiError> {
+    let (group, post) = find_post(state, caller, id, seq, GroupAction::Post).await?;
+    if !crate::policy::posts::may_revise(&post, &caller.0.account) {
+        return Err(ApiError::Forbidden(crate::policy::Denied::NotTheAuthor));
+    }
+    let revised = state.store.revise_post(group.id, post.seq, body.as_deref(), domain::now()).await?;
+    let revised = revised.ok_or(ApiError::Conflict(crate::store::Conflict::StateChanged))?;
+    state.messaging.post_updated(&revised).await;
+    Ok(revised)
+}
+
+/// Every version of a post, oldest first.
+#[utoipa::path(get, path = "/api/v1/groups/{id}/posts/{seq}/history", tag = "posts", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("seq" = i64, Path)), responses((status = 200, body = PostHistory), (status = 404, body = ErrorBody)))]
+async fn post_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, seq)): Path<(String, String)>,
+) -> Result<axum::Json<PostHistory>, ApiError> {
+    let (_, post) = find_post(&state, &caller, &id, &seq, GroupAction::View).await?;
+    Ok(axum::Json(PostHistory { versions: state.store.post_versions(post.id).await? }))
+}
+
+/// 「見ました」: marks a post as seen, for the whole group to see.
+#[utoipa::path(post, path = "/api/v1/groups/{id}/posts/{seq}/seen", tag = "posts", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("seq" = i64, Path)), responses((status = 200, body = SeenMark), (status = 404, body = ErrorBody)))]
+async fn mark_seen_http(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, seq)): Path<(String, String)>,
+) -> Result<axum::Json<SeenMark>, ApiError> {
+    let group = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    mark_seen(&state, &caller.0.account, group, parse_seq(&seq)?).await.map(axum::Json)
+}
+
+/// Who has seen a post, and when.
+#[utoipa::path(get, path = "/api/v1/groups/{id}/posts/{seq}/seen", tag = "posts", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("seq" = i64, Path)), responses((status = 200, body = SeenList), (status = 404, body = ErrorBody)))]
+async fn list_seen(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, seq)): Path<(String, String)>,
+) -> Result<axum::Json<SeenList>, ApiError> {
+    let (group, post) = find_post(&state, &caller, &id, &seq, GroupAction::View).await?;
+    Ok(axum::Json(SeenList { seen: state.store.seen_marks(group.id, post.seq).await? }))
+}
+
+/// Moves my read position forward (never backward).
+#[utoipa::path(post, path = "/api/v1/groups/{id}/read", tag = "posts", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = ReadMark,
+    responses((status = 200, body = ReadMark), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn mark_read_http(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(mark): ApiJson<ReadMark>,
+) -> Result<axum::Json<ReadMark>, ApiError> {
+    let group = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let seq = mark_read(&state, &caller.0.account, group, mark.seq).await?;
+    Ok(axum::Json(ReadMark { seq }))
+}
+
+/// Unread counts for each of my groups.
+#[utoipa::path(get, path = "/api/v1/unread", tag = "posts", security(("bearer" = [])),
+    responses((status = 200, body = UnreadList)))]
+async fn unread(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<UnreadList>, ApiError> {
+    Ok(axum::Json(UnreadList { groups: state.store.unread(caller.0.account.id()).await? }))
+}
+
+/// A post body: trimmed, not empty, at most `max_post_chars` characters, line breaks and tabs only.
+fn validate_body(state: &AppState, body: &str) -> Result<String, ApiError> {
+    match parse_notes("body", Some(body), state.config.max_post_chars)? {
+        Some(body) => Ok(body),
+        None => Err(ApiError::field("body", "empty")),
+    }
+}
+
+fn validate_post(state: &AppState, mut post: NewPost) -> Result<NewPost, ApiError> {
+    let mut problems = Vec::new();
+    match validate_body(state, &post.body) {
+        Ok(body) => post.body = body,
+        Err(ApiError::Validation(mut p)) => problems.append(&mut p),
+        Err(other) => return Err(other),
+    }
+    let id = post.client_msg_id.trim();
+    if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID || !id.chars().all(|c| c.is_ascii_graphic()) {
+        problems.push(FieldError::new("client_msg_id", "invalid"));
+    }
+    if post.reply_to.is_some_and(|r| r < 1) {
+        problems.push(FieldError::new("reply_to", "unknown_post"));
+    }
+    if problems.is_empty() { Ok(post) } else { Err(ApiError::Validation(problems)) }
+}
+
+/// Validates, authorises and queues a post for the group commit; answers once it is durable. Shared by
+/// HTTP and WebSocket.
+pub(crate) async fn submit_post(
+    state: &AppState,
+    author: &Account,
+    group_id: Uuid,
+    post: NewPost,
+) -> Result<(Post, bool), ApiError> {
+    // Fast refusal for what is already known; the commit transaction checks again.
+    let group = state.store.group(group_id).await?.ok_or(ApiError::NotFound)?;
+    let membership = state.store.current_membership(group_id, author.id()).await?;
+    rules::authorize(&group, membership.as_ref(), GroupAction::Post)?;
+    let post = validate_post(state, post)?;
+    let person = author.person();
+    let author = renkei_protocol::Author {
+        id: person.id,
+        display_name: person.display_name,
+        profession: person.profession,
+        organisation: person.organisation,
+    };
+    let outcome = state.messaging.post(PostRequest { group_id, author, post }).await.map_err(|e| match &*e {
+        crate::store::StoreError::Unavailable(_) => ApiError::Unavailable(anyhow::anyhow!("group commit: {e}")),
+        _ => ApiError::internal(anyhow::anyhow!("group commit failed: {e}")),
+    })?;
+    match outcome {
+        Ok(done) => Ok(done),
+        Err(PostRefused::Denied(denied)) => Err(denied.into()),
+        Err(PostRefused::UnknownReplyTo) => Err(ApiError::field("reply_to", "unknown_post")),
+    }
+}
+
+pub(crate) async fn mark_seen(state: &AppState, who: &Account, group_id: Uuid, seq: i64) -> Result<SeenMark, ApiError> {
+    let group = state.store.group(group_id).await?.ok_or(ApiError::NotFound)?;
+    let membership = state.store.current_membership(group_id, who.id()).await?;
+    rules::authorize(&group, membership.as_ref(), GroupAction::Post)?;
+    let mark = state.store.mark_seen(group_id, seq, &who.person(), domain::now()).await?.ok_or(ApiError::NotFound)?;
+    state.messaging.seen(&mark).await;
+    Ok(mark)
+}
+
+pub(crate) async fn mark_read(state: &AppState, who: &Account, group_id: Uuid, seq: i64) -> Result<i64, ApiError> {
+    let group = state.store.group(group_id).await?.ok_or(ApiError::NotFound)?;
+    let membership = state.store.current_membership(group_id, who.id()).await?;
+    rules::authorize(&group, membership.as_ref(), GroupAction::View)?;
+    if seq < 0 || seq > state.store.last_seq(group_id).await? {
+        return Err(ApiError::field("seq", "out_of_range"));
+    }
+    Ok(state.store.mark_read(group_id, who.id(), seq, domain::now()).await?)
+}

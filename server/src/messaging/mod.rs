@@ -1,0 +1,203 @@
+//! Messaging: the group commit of posts, the local fan-out hub, and the cluster link that carries events
+//! between nodes sharing one PostgreSQL (LISTEN/NOTIFY with ids only; the data is read from the database).
+
+mod cluster;
+pub mod hub;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use renkei_protocol::{Post, SeenMark, ServerFrame};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+pub use hub::Hub;
+
+use crate::domain;
+use crate::store::{PostOutcome, PostRequest, Store, StoreError};
+
+/// The most posts one transaction commits together.
+const MAX_BATCH: usize = 512;
+
+/// Events that cross nodes, as ids only (a NOTIFY payload must stay under 8,000 bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum ClusterEvent {
+    /// Posts `from..=to` of group `g` were committed.
+    Posts { g: Uuid, from: i64, to: i64 },
+    /// Post `s` of group `g` was edited or deleted.
+    Updated { g: Uuid, s: i64 },
+    /// User `u` marked post `s` of group `g` as seen.
+    Seen { g: Uuid, s: i64, u: Uuid },
+    /// These users are no longer active members of group `g`.
+    Ended { g: Uuid, u: Vec<Uuid> },
+    /// User `u` was disabled: close their sockets.
+    Disabled { u: Uuid },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ClusterMessage {
+    /// The sending node, which ignores its own messages.
+    n: Uuid,
+    e: Vec<ClusterEvent>,
+}
+
+/// The messaging side of a node. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Messaging {
+    pub hub: Arc<Hub>,
+    broadcaster: Broadcaster,
+    commits: mpsc::Sender<Job>,
+}
+
+#[derive(Debug)]
+struct Job {
+    req: PostRequest,
+    reply: oneshot::Sender<Result<PostOutcome, Arc<StoreError>>>,
+}
+
+/// Publishes events on this node and tells the other nodes.
+#[derive(Debug, Clone)]
+struct Broadcaster {
+    store: Store,
+    hub: Arc<Hub>,
+    node: Uuid,
+}
+
+fn frame_json(frame: &ServerFrame) -> Arc<str> {
+    // Serialising our own frame types cannot fail (no maps with non-string keys, no custom serialisers).
+    Arc::from(serde_json::to_string(frame).unwrap_or_default())
+}
+
+impl Broadcaster {
+    fn publish_posts_locally(&self, posts: &[Post]) {
+        for post in posts {
+            let json = frame_json(&ServerFrame::Post { post: post.clone() });
+            self.hub.publish(post.group_id, Some(post.seq), json);
+        }
+    }
+
+    fn publish_update_locally(&self, post: &Post) {
+        self.hub.publish(post.group_id, None, frame_json(&ServerFrame::PostUpdated { post: post.clone() }));
+    }
+
+    fn publish_seen_locally(&self, mark: &SeenMark) {
+        self.hub.publish(mark.group_id, None, frame_json(&ServerFrame::Seen { mark: mark.clone() }));
+    }
+
+    /// One NOTIFY per call (per committed batch), after the commit, never inside the insert transaction.
+    async fn tell_cluster(&self, events: Vec<ClusterEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        // Keep every payload well under PostgreSQL's 8,000-byte limit.
+        let mut chunk = Vec::new();
+        let mut size = 0;
+        for event in events {
+            size += 120 + if let ClusterEvent::Ended { u, .. } = &event { u.len() * 40 } else { 0 };
+            chunk.push(event);
+            if size > 6000 {
+                self.notify(std::mem::take(&mut chunk)).await;
+                size = 0;
+            }
+        }
+        self.notify(chunk).await;
+    }
+
+    async fn notify(&self, events: Vec<ClusterEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let payload = serde_json::to_string(&ClusterMessage { n: self.node, e: events }).unwrap_or_default();
+        if let Err(e) = self.store.notify_cluster(&payload).await {
+            // Other nodes catch up by sequence number when they next hear from us or reconnect.
+            tracing::warn!(error = %e, "cluster notification failed");
+        }
+    }
+}
+
+impl Messaging {
+    /// Starts the committer (and, on PostgreSQL, the cluster listener) for this node.
+    pub fn start(store: Store, queue_frames: usize) -> Arc<Self> {
+        let hub = Hub::new(queue_frames);
+        let broadcaster = Broadcaster { store: store.clone(), hub: hub.clone(), node: Uuid::new_v4() };
+        let (commits, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run_committer(broadcaster.clone(), rx));
+        if store.backend() == crate::store::Backend::Postgres {
+            tokio::spawn(cluster::listen(broadcaster.clone()));
+        }
+        Arc::new(Self { hub, broadcaster, commits })
+    }
+
+    /// Queues a post for the next group commit and waits until it is durably committed (or refused).
+    pub async fn post(&self, req: PostRequest) -> Result<PostOutcome, Arc<StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        let closed = || Arc::new(StoreError::Unavailable(sqlx::Error::PoolClosed));
+        self.commits.send(Job { req, reply }).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// A post was edited or deleted.
+    pub async fn post_updated(&self, post: &Post) {
+        self.broadcaster.publish_update_locally(post);
+        self.broadcaster.tell_cluster(vec![ClusterEvent::Updated { g: post.group_id, s: post.seq }]).await;
+    }
+
+    pub async fn seen(&self, mark: &SeenMark) {
+        self.broadcaster.publish_seen_locally(mark);
+        let event = ClusterEvent::Seen { g: mark.group_id, s: mark.seq, u: mark.by.id };
+        self.broadcaster.tell_cluster(vec![event]).await;
+    }
+
+    /// Delivery of `group` to these users stops at once, on every node.
+    pub async fn memberships_ended(&self, group: Uuid, users: Vec<Uuid>) {
+        if users.is_empty() {
+            return;
+        }
+        self.hub.end_membership(group, &users);
+        self.broadcaster.tell_cluster(vec![ClusterEvent::Ended { g: group, u: users }]).await;
+    }
+
+    /// A disabled user's sockets close, on every node.
+    pub async fn user_disabled(&self, user: Uuid) {
+        self.hub.close_user(user);
+        self.broadcaster.tell_cluster(vec![ClusterEvent::Disabled { u: user }]).await;
+    }
+}
+
+/// The group commit: take every post waiting, commit them in one transaction, answer each, publish.
+/// While one batch is being synced to disk the next one gathers, so the batch size follows the load.
+async fn run_committer(broadcaster: Broadcaster, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let batch: Vec<PostRequest> = jobs.iter().map(|j| j.req.clone()).collect();
+        match broadcaster.store.commit_posts(&batch, domain::now()).await {
+            Ok(outcomes) => {
+                let created: Vec<Post> = outcomes
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok().filter(|(_, new)| *new).map(|(p, _)| p.clone()))
+                    .collect();
+                for (job, outcome) in jobs.drain(..).zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+                broadcaster.publish_posts_locally(&created);
+                let mut ranges: BTreeMap<Uuid, (i64, i64)> = BTreeMap::new();
+                for post in &created {
+                    let range = ranges.entry(post.group_id).or_insert((post.seq, post.seq));
+                    range.0 = range.0.min(post.seq);
+                    range.1 = range.1.max(post.seq);
+                }
+                let events = ranges.into_iter().map(|(g, (from, to))| ClusterEvent::Posts { g, from, to }).collect();
+                broadcaster.tell_cluster(events).await;
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, posts = jobs.len(), "group commit failed");
+                let e = Arc::new(e);
+                for job in jobs.drain(..) {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! Posts: the group commit of new posts, history pages, edits and deletions with every version kept,
+//! seen marks and read positions.
+//!
+//! Sequence numbers come from `groups.last_seq`, advanced inside the very transaction that inserts the
+//! posts, so they are gap-free per group on any number of nodes: a rolled-back transaction rolls back its
+//! numbers too, and the group row's lock orders concurrent writers.
+
+use std::collections::HashMap;
+
+use renkei_protocol::{Author, NewPost, Person, Post, PostKind, PostVersion, Profession, SeenMark, Unread};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::group_rows::{GroupRow, MembershipRow, group_columns, membership_columns};
+use super::{Store, StoreError, with_pool};
+use crate::domain::{GroupRecord, Membership, from_micros, to_micros};
+use crate::policy::groups::{self as rules, GroupAction, GroupDenied};
+
+/// A post waiting for the next group commit.
+#[derive(Debug, Clone)]
+pub struct PostRequest {
+    pub group_id: Uuid,
+    pub author: Author,
+    pub post: NewPost,
+}
+
+/// Why one post of a batch was refused; the others in the batch are unaffected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostRefused {
+    Denied(GroupDenied),
+    /// `reply_to` names no earlier post of the group.
+    UnknownReplyTo,
+}
+
+/// The outcome for one request of a batch: the post, and whether this batch created it (false when the
+/// client message id had been used before, so the original is returned).
+pub type PostOutcome = Result<(Post, bool), PostRefused>;
+
+macro_rules! post_columns {
+    () => {
+        "id, group_id, seq, author_id, author_name, author_profession, author_organisation, kind, body, reply_to, \
+         client_msg_id, consent_version, created_at, version, edited_at, deleted_at"
+    };
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct PostRow {
+    id: Uuid,
+    group_id: Uuid,
+    seq: i64,
+    author_id: Uuid,
+    author_name: String,
+    author_profession: String,
+    author_organisation: String,
+    kind: String,
+    body: Option<String>,
+    reply_to: Option<i64>,
+    client_msg_id: String,
+    consent_version: Option<i32>,
+    created_at: i64,
+    version: i32,
+    edited_at: Option<i64>,
+    deleted_at: Option<i64>,
+}
+
+impl TryFrom<PostRow> for Post {
+    type Error = StoreError;
+
+    fn try_from(r: PostRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("post {}: unknown {what}", r.id));
+        Ok(Post {
+            id: r.id,
+            group_id: r.group_id,
+            seq: r.seq,
+            author: Author {
+                id: r.author_id,
+                display_name: r.author_name.clone(),
+                profession: Profession::parse(&r.author_profession).ok_or_else(|| corrupt("profession"))?,
+                organisation: r.author_organisation.clone(),
+            },
+            kind: PostKind::parse(&r.kind).ok_or_else(|| corrupt("kind"))?,
+            body: r.body,
+            reply_to: r.reply_to,
+            client_msg_id: r.client_msg_id,
+            consent_version: r.consent_version,
+            created_at: from_micros(r.created_at),
+            version: r.version,
+            edited_at: r.edited_at.map(from_micros),
+            deleted_at: r.deleted_at.map(from_micros),
+        })
+    }
+}
+
+/// What a batch remembers about a group it has locked.
+struct Locked {
+    record: GroupRecord,
+    last_seq: i64,
+    consent_version: Option<i32>,
+}
+
+impl Store {
+    /// Commits a batch of posts in one transaction (one fsync for all of them): the group commit. Each post
+    /// is authorised inside the transaction (`policy::groups::authorize(.., Post)`), so a removal committed
+    /// before cannot be raced. A retried client message id returns the original post.
+    pub async fn commit_posts(
+        &self,
+        batch: &[PostRequest],
+        now: OffsetDateTime,
+    ) -> Result<Vec<PostOutcome>, StoreError> {
+        let now = to_micros(now);
+        let outcomes = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut locked: HashMap<Uuid, Locked> = HashMap::new();
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for req in batch {
+                if !locked.contains_key(&req.group_id) {
+                    // Lock the group row first: this orders writers on every node and makes the reads below
+                    // see everything committed before.
+                    let row: Option<(i64,)> =
+                        sqlx::query_as("UPDATE groups SET updated_at = updated_at WHERE id = $1 RETURNING last_seq")
+                            .bind(req.group_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let Some((last_seq,)) = row else {
+                        outcomes.push(Err(PostRefused::Denied(GroupDenied::NotFound)));
+                        continue;
+                    };
+                    let group: GroupRow =
+                        sqlx::query_as(concat!("SELECT ", group_columns!(), " FROM groups WHERE id = $1"))
+                            .bind(req.group_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let consent_version: Option<i32> =
+                        sqlx::query_scalar("SELECT MAX(version) FROM consents WHERE group_id = $1")
+                            .bind(req.group_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    locked.insert(req.group_id, Locked { record: group.try_into()?, last_seq, consent_version });
+                }
+                let existing: Option<PostRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    post_columns!(),
+                    " FROM posts WHERE author_id = $1 AND client_msg_id = $2"
+                ))
+                .bind(req.author.id)
+                .bind(&req.post.client_msg_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(existing) = existing {
+                    outcomes.push(Ok((Post::try_from(existing)?, false)));
+                    continue;
+                }
+                let membership: Option<MembershipRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    membership_columns!(),
+                    " FROM memberships m WHERE m.group_id = $1 AND m.user_id = $2 AND m.state = 'active'"
+                ))
+                .bind(req.group_id)
+                .bind(req.author.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let membership = membership.map(Membership::try_from).transpose()?;
+                let group = locked.get_mut(&req.group_id).ok_or_else(|| StoreError::Corrupt("lost lock".into()))?;
+                if let Err(denied) = rules::authorize(&group.record, membership.as_ref(), GroupAction::Post) {
+                    outcomes.push(Err(PostRefused::Denied(denied)));
+                    continue;
+                }
+                if req.post.reply_to.is_some_and(|r| r < 1 || r > group.last_seq) {
+                    outcomes.push(Err(PostRefused::UnknownReplyTo));
+                    continue;
+                }
+                let seq = group.last_seq + 1;
+                let row: PostRow = sqlx::query_as(concat!(
+                    "INSERT INTO posts (",
+                    post_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, NULL, NULL) RETURNING ",
+                    post_columns!()
+                ))
+                .bind(Uuid::now_v7())
+                .bind(req.group_id)
+                .bind(seq)
+                .bind(req.author.id)
+                .bind(&req.author.display_name)
+                .bind(req.author.profession.as_str())
+                .bind(&req.author.organisation)
+                .bind(req.post.kind.as_str())
+                .bind(&req.post.body)
+                .bind(req.post.reply_to)
+                .bind(&req.post.client_msg_id)
+                .bind(group.consent_version)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO post_versions (post_id, version, body, at) VALUES ($1, 1, $2, $3)")
+                    .bind(row.id)
+                    .bind(&req.post.body)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                group.last_seq = seq;
+                outcomes.push(Ok((Post::try_from(row)?, true)));
+            }
+            for (id, group) in &locked {
+                sqlx::query("UPDATE groups SET last_seq = $2 WHERE id = $1 AND last_seq < $2")
+                    .bind(id)
+                    .bind(group.last_seq)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            outcomes
+        });
+        Ok(outcomes)
+    }
+
+    /// Posts of a group in sequence order: after `after` (exclusive) going forward, or before `before`
+    /// (exclusive) going backward; at most `limit`.
+    pub async fn posts_page(
+        &self,
+        group: Uuid,
+        after: Option<i64>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Post>, StoreError> {
+        let rows: Vec<PostRow> = match before {
+            Some(before) => {
+                let sql = concat!(
+                    "SELECT * FROM (SELECT ",
+                    post_columns!(),
+                    " FROM posts WHERE group_id = $1 AND seq < $2 AND seq > $3 ORDER BY seq DESC LIMIT $4) p ORDER BY seq"
+                );
+                with_pool!(self, |pool| sqlx::query_as(sql)
+                    .bind(group)
+                    .bind(before)
+                    .bind(after.unwrap_or(0))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await)?
+            }
+            None => {
+                let sql = concat!(
+                    "SELECT ",
+                    post_columns!(),
+                    " FROM posts WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                );
+                with_pool!(self, |pool| sqlx::query_as(sql)
+                    .bind(group)
+                    .bind(after.unwrap_or(0))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await)?
+            }
+        };
+        rows.into_iter().map(Post::try_from).collect()
+    }
+
+    /// The posts of a group with sequence numbers in `from..=to`.
+    pub async fn posts_between(&self, group: Uuid, from: i64, to: i64) -> Result<Vec<Post>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            post_columns!(),
+            " FROM posts WHERE group_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq"
+        );
+        let rows: Vec<PostRow> =
+            with_pool!(self, |pool| sqlx::query_as(sql).bind(group).bind(from).bind(to).fetch_all(pool).await)?;
+        rows.into_iter().map(Post::try_from).collect()
+    }
+
+    pub async fn last_seq(&self, group: Uuid) -> Result<i64, StoreError> {
+        let seq: Option<i64> =
+            with_pool!(self, |pool| sqlx::query_scalar("SELECT last_seq FROM groups WHERE id = $1")
+                .bind(group)
+                .fetch_optional(pool)
+                .await)?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    pub async fn post(&self, group: Uuid, seq: i64) -> Result<Option<Post>, StoreError> {
+        let sql = concat!("SELECT ", post_columns!(), " FROM posts WHERE group_id = $1 AND seq = $2");
+        let row: Option<PostRow> =
+            with_pool!(self, |pool| sqlx::query_as(sql).bind(group).bind(seq).fetch_optional(pool).await)?;
+        row.map(Post::try_from).transpose()
+    }
+
+    /// Replaces a post's body (`Some`) or deletes it (`None`, leaving a tombstone), keeping the old version.
+    /// Only a live (not deleted) post changes; returns its new state.
+    pub async fn revise_post(
+        &self,
+        group: Uuid,
+        seq: i64,
+        body: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Post>, StoreError> {
+        let now = to_micros(now);
+        let sql = if body.is_some() {
+            concat!(
+                "UPDATE posts SET body = $3, version = version + 1, edited_at = $4 WHERE group_id = $1 AND seq = $2 ",
+                "AND deleted_at IS NULL RETURNING ",
+                post_columns!()
+            )
+        } else {
+            concat!(
+                "UPDATE posts SET body = $3, version = version + 1, deleted_at = $4 WHERE group_id = $1 AND seq = $2 ",
+                "AND deleted_at IS NULL RETURNING ",
+                post_columns!()
+            )
+        };
+        let row: Option<PostRow> = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let row: Option<PostRow> =
+                sqlx::query_as(sql).bind(group).bind(seq).bind(body).bind(now).fetch_optional(&mut *tx).await?;
+            if let Some(row) = &row {
+                sqlx::query("INSERT INTO post_versions (post_id, version, body, at) VALUES ($1, $2, $3, $4)")
+                    .bind(row.id)
+                    .bind(row.version)
+                    .bind(body)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            row
+        });
+        row.map(Post::try_from).transpose()
+    }
+
+    pub async fn post_versions(&self, post: Uuid) -> Result<Vec<PostVersion>, StoreError> {
+        let rows: Vec<(i32, Option<String>, i64)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT version, body, at FROM post_versions WHERE post_id = $1 ORDER BY version"
+        )
+        .bind(post)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows.into_iter().map(|(version, body, at)| PostVersion { version, body, at: from_micros(at) }).collect())
+    }
+
+    /// 「見ました」 by `user` on a post; marking twice keeps the first time. Returns the mark, or `None`
+    /// when the post does not exist.
+    pub async fn mark_seen(
+        &self,
+        group: Uuid,
+        seq: i64,
+        user: &Person,
+        now: OffsetDateTime,
+    ) -> Result<Option<SeenMark>, StoreError> {
+        let Some(post) = self.post(group, seq).await? else { return Ok(None) };
+        let at: i64 = with_pool!(self, |pool| {
+            sqlx::query("INSERT INTO post_seen (post_id, user_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(post.id)
+                .bind(user.id)
+                .bind(to_micros(now))
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar("SELECT at FROM post_seen WHERE post_id = $1 AND user_id = $2")
+                .bind(post.id)
+                .bind(user.id)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(Some(SeenMark { group_id: group, seq, by: user.clone(), at: from_micros(at) }))
+    }
+
+    /// Who has marked a post as seen, first first.
+    pub async fn seen_marks(&self, group: Uuid, seq: i64) -> Result<Vec<SeenMark>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            at: i64,
+            id: Uuid,
+            display_name: String,
+            profession: String,
+            organisation: String,
+        }
+        let rows: Vec<Row> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT s.at, u.id, u.display_name, u.profession, u.organisation FROM post_seen s \
+             JOIN posts p ON p.id = s.post_id JOIN users u ON u.id = s.user_id \
+             WHERE p.group_id = $1 AND p.seq = $2 ORDER BY s.at, u.id"
+        )
+        .bind(group)
+        .bind(seq)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter()
+            .map(|r| {
+                let profession = Profession::parse(&r.profession)
+                    .ok_or_else(|| StoreError::Corrupt(format!("profession {:?}", r.profession)))?;
+                Ok(SeenMark {
+                    group_id: group,
+                    seq,
+                    by: Person { id: r.id, display_name: r.display_name, profession, organisation: r.organisation },
+                    at: from_micros(r.at),
+                })
+            })
+            .collect()
+    }
+
+    /// Moves a member's read position forward to `seq` (never backward); returns the position now kept.
+    pub async fn mark_read(&self, group: Uuid, user: Uuid, seq: i64, now: OffsetDateTime) -> Result<i64, StoreError> {
+        let kept: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+            "INSERT INTO read_marks (group_id, user_id, last_read_seq, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (group_id, user_id) DO UPDATE SET \
+             last_read_seq = CASE WHEN excluded.last_read_seq > read_marks.last_read_seq \
+             THEN excluded.last_read_seq ELSE read_marks.last_read_seq END, updated_at = excluded.updated_at \
+             RETURNING last_read_seq"
+        )
+        .bind(group)
+        .bind(user)
+        .bind(seq)
+        .bind(to_micros(now))
+        .fetch_one(pool)
+        .await)?;
+        Ok(kept)
+    }
+
+    /// Unread counts for every group the user is an active member of.
+    pub async fn unread(&self, user: Uuid) -> Result<Vec<Unread>, StoreError> {
+        let rows: Vec<(Uuid, String, i64, Option<i64>)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT g.id, g.label, g.last_seq, r.last_read_seq FROM groups g \
+             JOIN memberships m ON m.group_id = g.id AND m.user_id = $1 AND m.state = 'active' \
+             LEFT JOIN read_marks r ON r.group_id = g.id AND r.user_id = $1 ORDER BY g.label, g.id"
+        )
+        .bind(user)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(group_id, label, last_seq, read)| {
+                let last_read_seq = read.unwrap_or(0).min(last_seq);
+                Unread { group_id, label, last_seq, last_read_seq, unread: last_seq - last_read_seq }
+            })
+            .collect())
+    }
+}
