@@ -113,7 +113,7 @@ impl Store {
             let mut locked: HashMap<Uuid, Locked> = HashMap::new();
             let mut outcomes = Vec::with_capacity(batch.len());
             for req in batch {
-                if !locked.contains_key(&req.group_id) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = locked.entry(req.group_id) {
                     // Lock the group row first: this orders writers on every node and makes the reads below
                     // see everything committed before.
                     let row: Option<(i64,)> =
@@ -135,7 +135,7 @@ impl Store {
                             .bind(req.group_id)
                             .fetch_one(&mut *tx)
                             .await?;
-                    locked.insert(req.group_id, Locked { record: group.try_into()?, last_seq, consent_version });
+                    slot.insert(Locked { record: group.try_into()?, last_seq, consent_version });
                 }
                 let existing: Option<PostRow> = sqlx::query_as(concat!(
                     "SELECT ",
