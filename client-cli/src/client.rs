@@ -11,6 +11,7 @@ use renkei_protocol::{
     SessionList, SetupPasswordRequest, SetupToken, TotpCode, TotpEnrollment, User, UserList, UserRef,
     WithdrawConsentRequest,
 };
+use renkei_protocol::{EditPost, NewPost, Post, PostHistory, PostPage, ReadMark, SeenList, SeenMark, UnreadList};
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,6 +30,9 @@ pub enum ClientError {
     Unexpected { status: u16, detail: String },
     #[error("{0}")]
     Setup(String),
+    /// The live connection failed or closed.
+    #[error("live connection: {0}")]
+    Live(String),
 }
 
 impl ClientError {
@@ -47,6 +51,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<Sensitive>,
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Client {
@@ -68,7 +73,12 @@ impl Client {
             builder = builder.tls_certs_only(certs);
         }
         let http = builder.build().map_err(|e| ClientError::Setup(format!("cannot build HTTP client: {e}")))?;
-        Ok(Self { http, base: base_url.trim_end_matches('/').to_owned(), token: None })
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            token: None,
+            ca_cert: ca_cert.map(std::path::Path::to_path_buf),
+        })
     }
 
     pub fn with_token(mut self, token: Sensitive) -> Self {
@@ -82,6 +92,10 @@ impl Client {
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    pub fn ca_cert(&self) -> Option<&std::path::Path> {
+        self.ca_cert.as_deref()
     }
 
     async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -308,6 +322,64 @@ impl Client {
     pub async fn admin_remove_community_member(&self, id: Uuid, user: &str) -> Result<(), ClientError> {
         let path = format!("/admin/community-groups/{id}/members/{}", path_segment(user));
         self.call_empty::<()>(Method::DELETE, &path, None).await
+    }
+}
+
+/// Posts over HTTP (the live connection is in [`crate::live`]).
+impl Client {
+    /// Posts and waits until it is durably committed; a retried `client_msg_id` returns the original.
+    pub async fn post(&self, group: Uuid, post: &NewPost) -> Result<Post, ClientError> {
+        self.call(Method::POST, &format!("/groups/{group}/posts"), Some(post)).await
+    }
+
+    /// A page of history: after `after` going forward, or before `before` going backward.
+    pub async fn posts(
+        &self,
+        group: Uuid,
+        after: Option<i64>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<PostPage, ClientError> {
+        let mut path = format!("/groups/{group}/posts?limit={limit}");
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        if let Some(before) = before {
+            path.push_str(&format!("&before={before}"));
+        }
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    pub async fn edit_post(&self, group: Uuid, seq: i64, body: &str) -> Result<Post, ClientError> {
+        let edit = EditPost { body: body.to_owned() };
+        self.call(Method::PATCH, &format!("/groups/{group}/posts/{seq}"), Some(&edit)).await
+    }
+
+    pub async fn delete_post(&self, group: Uuid, seq: i64) -> Result<Post, ClientError> {
+        self.call::<(), _>(Method::DELETE, &format!("/groups/{group}/posts/{seq}"), None).await
+    }
+
+    pub async fn post_history(&self, group: Uuid, seq: i64) -> Result<PostHistory, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/groups/{group}/posts/{seq}/history"), None).await
+    }
+
+    /// 「見ました」.
+    pub async fn mark_seen(&self, group: Uuid, seq: i64) -> Result<SeenMark, ClientError> {
+        self.call::<(), _>(Method::POST, &format!("/groups/{group}/posts/{seq}/seen"), None).await
+    }
+
+    pub async fn seen(&self, group: Uuid, seq: i64) -> Result<SeenList, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/groups/{group}/posts/{seq}/seen"), None).await
+    }
+
+    /// Moves my read position forward; returns the position kept.
+    pub async fn mark_read(&self, group: Uuid, seq: i64) -> Result<i64, ClientError> {
+        let mark: ReadMark = self.call(Method::POST, &format!("/groups/{group}/read"), Some(&ReadMark { seq })).await?;
+        Ok(mark.seq)
+    }
+
+    pub async fn unread(&self) -> Result<UnreadList, ClientError> {
+        self.call::<(), _>(Method::GET, "/unread", None).await
     }
 }
 

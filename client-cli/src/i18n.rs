@@ -210,6 +210,9 @@ pub fn error_text(code: ErrorCode, lang: Lang) -> &'static str {
             "招待の有効期限が切れています。主治医に再招待を依頼してください",
             "The invitation has expired; ask the attending physician to invite you again",
         ),
+        RateLimited => {
+            lang.pick("送信が多すぎます。少し待ってから再度お試しください", "Too many messages at once; slow down")
+        }
         GroupNotActive => lang.pick(
             "このグループはアーカイブ済みか、同意撤回により閲覧のみです",
             "This group is archived, or read-only since consent was withdrawn",

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod i18n;
+pub mod live;
 pub mod profile;
 
 pub use client::{Client, ClientError};

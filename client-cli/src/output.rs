@@ -51,11 +51,13 @@ impl CliError {
                 | C::MethodNotAllowed
                 | C::Conflict
                 | C::AlreadyMember
+                | C::RateLimited
                 | C::InvitationExpired
                 | C::Unavailable
                 | C::Internal => 1,
             },
             Self::Client(ClientError::Transport(_)) => 6,
+            Self::Client(ClientError::Live(_)) => 6,
             Self::Client(ClientError::Unexpected { .. } | ClientError::Setup(_)) => 1,
             Self::Message(Msg::NotLoggedIn) => 3,
             Self::Message(Msg::NoSuchGroup | Msg::NoSuchInvitation) => 4,

@@ -56,6 +56,8 @@ pub enum ErrorCode {
     InvitationExpired,
     /// The group is archived or read-only (consent withdrawn); nothing in it can change.
     GroupNotActive,
+    /// Too many frames on this connection; slow down.
+    RateLimited,
     /// The server could not reach its database; try again.
     Unavailable,
     /// An unexpected server fault. The cause is logged on the server, never sent.
@@ -89,6 +91,7 @@ impl ErrorCode {
             Self::AlreadyMember => "already_member",
             Self::InvitationExpired => "invitation_expired",
             Self::GroupNotActive => "group_not_active",
+            Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -155,6 +158,7 @@ mod tests {
             ErrorCode::AlreadyMember,
             ErrorCode::InvitationExpired,
             ErrorCode::GroupNotActive,
+            ErrorCode::RateLimited,
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ] {

@@ -65,6 +65,14 @@ impl ApiError {
         Self::Internal(e.into())
     }
 
+    /// The wire body, for transports other than an HTTP response (WebSocket error frames).
+    pub fn body(&self) -> ErrorBody {
+        if let Self::Internal(cause) = self {
+            tracing::error!(error = ?cause, "request failed");
+        }
+        self.status_and_body().1
+    }
+
     fn status_and_body(&self) -> (StatusCode, ErrorBody) {
         use ErrorCode as C;
         use StatusCode as S;
@@ -100,6 +108,9 @@ impl ApiError {
             }
             Self::Forbidden(Denied::NotAPhysician) => {
                 (S::FORBIDDEN, C::Forbidden, "only a physician opens a patient group".into())
+            }
+            Self::Forbidden(Denied::OriginNotAllowed) => {
+                (S::FORBIDDEN, C::Forbidden, "this origin may not open a WebSocket".into())
             }
             Self::Forbidden(Denied::NotTheAuthor) => {
                 (S::FORBIDDEN, C::Forbidden, "only the author edits or deletes a post".into())

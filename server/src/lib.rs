@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod policy;
 pub mod store;
 pub mod telemetry;
+pub mod ws;
 
 pub use app::{AppState, Application};
 pub use config::Config;

@@ -127,6 +127,30 @@ impl TestApp {
         self.member_at(admin, login, profession, "武蔵野訪問看護ステーション").await
     }
 
+    /// A second server node on the same database (the regional, multi-node setup on PostgreSQL).
+    pub async fn spawn_node(&self) -> TestApp {
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        let app = Application::build(config.clone()).await.expect("second node starts");
+        let base_url = app.base_url();
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            backend: self.backend,
+            base_url,
+            database_url: self.database_url.clone(),
+            config,
+            dir: tempfile::tempdir().expect("temporary directory"),
+            ca_cert: self.ca_cert.clone(),
+            shutdown: Some(tx),
+            server: Some(server),
+            // The first node owns (and drops) the database.
+            pg_database: None,
+        }
+    }
+
     /// Registers a member with a given organisation (see [`TestApp::member`]).
     pub async fn member_at(
         &self,
@@ -235,6 +259,37 @@ pub mod care {
 
     pub fn person(id: Uuid) -> ScopeEntry {
         ScopeEntry { organisation: None, profession: None, user: Some(id) }
+    }
+}
+
+/// A care team ready to talk: an administrator, a physician who opened a patient group with consent
+/// covering nurses and care managers, and a nurse and a care manager who joined it.
+#[derive(Debug)]
+pub struct Team {
+    pub admin: Client,
+    pub doctor: Client,
+    pub nurse: Client,
+    pub care_manager: Client,
+    pub nurse_user: User,
+    pub group: uuid::Uuid,
+}
+
+impl TestApp {
+    pub async fn team(&self) -> Team {
+        let admin = self.admin().await;
+        let (_, doctor) = self.member_at(&admin, "dr-suzuki", Profession::Physician, "鈴木内科クリニック").await;
+        let (nurse_user, nurse) = self.member_at(&admin, "ns-sato", Profession::Nurse, "むさしの訪問看護").await;
+        let (_, care_manager) =
+            self.member_at(&admin, "cm-kato", Profession::CareManager, "むさしの居宅介護支援").await;
+        let group = doctor.open_group(&care::patient("山田 花子 様", "山田 花子")).await.expect("open").id;
+        let scope = vec![care::profession(Profession::Nurse), care::profession(Profession::CareManager)];
+        doctor.record_consent(group, &care::consent(scope)).await.expect("consent");
+        for (login, client) in [("ns-sato", &nurse), ("cm-kato", &care_manager)] {
+            doctor.invite(group, login).await.expect("invite");
+            let invitation = client.invitations().await.expect("invitations").invitations.remove(0);
+            client.accept_invitation(invitation.id).await.expect("accept");
+        }
+        Team { admin, doctor, nurse, care_manager, nurse_user, group }
     }
 }
 

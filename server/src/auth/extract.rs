@@ -64,9 +64,15 @@ impl FromRequestParts<AppState> for AnySession {
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or(ApiError::Unauthenticated)?;
+        Self::from_token(state, token).await
+    }
+}
+
+impl AnySession {
+    /// The live session a bearer token belongs to (HTTP header, or a WebSocket subprotocol).
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
+        let token = Some(token.trim()).filter(|t| !t.is_empty() && t.len() <= 256).ok_or(ApiError::Unauthenticated)?;
         let now = domain::now();
         let idle_cutoff = now - Duration::minutes(i64::from(state.config.session_idle_minutes));
         let (session, account) = state
@@ -79,9 +85,7 @@ impl FromRequestParts<AppState> for AnySession {
         }
         Ok(Self { account, session })
     }
-}
 
-impl AnySession {
     /// What this session must do first, if anything.
     pub fn pending(&self, state: &AppState) -> Option<renkei_protocol::PendingStep> {
         policy::pending_step(&self.account, state.config.require_totp)

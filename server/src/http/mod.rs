@@ -9,7 +9,7 @@ mod groups;
 mod invitations;
 mod me;
 mod ops;
-mod posts;
+pub(crate) mod posts;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -123,6 +123,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .merge(ops::router())
+        .merge(crate::ws::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))

@@ -19,6 +19,8 @@ pub enum Denied {
     NotAttendingPhysician,
     /// Only a post's author edits or deletes it.
     NotTheAuthor,
+    /// A browser page from an origin not on the WebSocket allow-list.
+    OriginNotAllowed,
 }
 
 /// Administrator-only operations (registering professionals, disabling accounts) need the admin role.

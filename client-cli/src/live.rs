@@ -1,0 +1,232 @@
+//! The live connection (`/api/v1/ws`) and [`Tail`], which keeps one open across disconnects: it
+//! reconnects with backoff and resumes every group from the last sequence number it saw, so the caller
+//! gets each post once, in order, with no gap.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use renkei_protocol::{ClientFrame, Post, SeenMark, ServerFrame, Subscription};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+use crate::{Client, ClientError};
+
+/// One WebSocket connection, speaking the protocol's frames.
+#[derive(Debug)]
+pub struct Live {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// Opens the live connection with this client's token.
+    pub async fn connect_live(&self) -> Result<Live, ClientError> {
+        let token = self.token().ok_or_else(|| ClientError::Setup("not logged in".into()))?;
+        let url = format!("{}{}/ws", self.base_url().replacen("http", "ws", 1), renkei_protocol::API_PREFIX);
+        let mut request = url.into_client_request().map_err(|e| ClientError::Setup(format!("bad server URL: {e}")))?;
+        let value = format!("Bearer {}", token.expose())
+            .parse()
+            .map_err(|_| ClientError::Setup("token is not a valid header value".into()))?;
+        request.headers_mut().insert("authorization", value);
+        let connector =
+            if url_is_tls(self.base_url()) { Some(Connector::Rustls(tls_config(self.ca_cert())?)) } else { None };
+        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
+            .await
+            .map_err(|e| match e {
+                // The server refused the upgrade with a typed error (expired session, not allowed).
+                tokio_tungstenite::tungstenite::Error::Http(response) => {
+                    let status = response.status().as_u16();
+                    match response.body().as_deref().and_then(|b| serde_json::from_slice(b).ok()) {
+                        Some(body) => ClientError::Api { status, body },
+                        None => ClientError::Unexpected { status, detail: "upgrade refused".into() },
+                    }
+                }
+                other => ClientError::Live(other.to_string()),
+            })?;
+        Ok(Live { socket })
+    }
+}
+
+fn url_is_tls(url: &str) -> bool {
+    url.starts_with("https://")
+}
+
+fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Setup(e.to_string()))?;
+    let config = match ca_cert {
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| ClientError::Setup(e.to_string()))? {
+                roots
+                    .add(cert.map_err(|e| ClientError::Setup(e.to_string()))?)
+                    .map_err(|e| ClientError::Setup(e.to_string()))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            builder.with_platform_verifier().map_err(|e| ClientError::Setup(e.to_string()))?.with_no_client_auth()
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+impl Live {
+    pub async fn send(&mut self, frame: &ClientFrame) -> Result<(), ClientError> {
+        let text = serde_json::to_string(frame).map_err(|e| ClientError::Setup(e.to_string()))?;
+        self.send_raw(Message::Text(text.into())).await
+    }
+
+    /// Sends any message as is (tests use it for malformed frames).
+    pub async fn send_raw(&mut self, message: Message) -> Result<(), ClientError> {
+        self.socket.send(message).await.map_err(|e| ClientError::Live(e.to_string()))
+    }
+
+    /// The next server frame; `None` when the connection ended. Pings are answered by the library.
+    pub async fn next(&mut self) -> Option<Result<ServerFrame, ClientError>> {
+        loop {
+            match self.socket.next().await? {
+                Ok(Message::Text(text)) => {
+                    return Some(
+                        serde_json::from_str(text.as_str())
+                            .map_err(|e| ClientError::Unexpected { status: 101, detail: e.to_string() }),
+                    );
+                }
+                Ok(Message::Close(frame)) => {
+                    let reason =
+                        frame.map(|f| format!("closed {}: {}", u16::from(f.code), f.reason)).unwrap_or_default();
+                    return Some(Err(ClientError::Live(reason)));
+                }
+                Ok(_) => continue,
+                Err(e) => return Some(Err(ClientError::Live(e.to_string()))),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
+
+/// What a [`Tail`] hands its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailEvent {
+    /// A post, exactly once and in order per group.
+    Post(Post),
+    /// A post was edited or deleted.
+    Updated(Post),
+    Seen(SeenMark),
+    /// Delivery of this group stopped (removed, consent withdrawn).
+    Ended(Uuid),
+    /// The connection was lost and re-established; resumption follows.
+    Reconnected,
+}
+
+/// A live view of some groups that survives disconnects.
+#[derive(Debug)]
+pub struct Tail {
+    client: Client,
+    /// Last sequence number seen, per group.
+    positions: BTreeMap<Uuid, i64>,
+    live: Option<Live>,
+    attempts: u32,
+    pending: std::collections::VecDeque<TailEvent>,
+}
+
+impl Tail {
+    /// Follows `groups`, starting after the given sequence numbers.
+    pub fn new(client: Client, groups: impl IntoIterator<Item = (Uuid, i64)>) -> Self {
+        Self { client, positions: groups.into_iter().collect(), live: None, attempts: 0, pending: Default::default() }
+    }
+
+    pub fn positions(&self) -> &BTreeMap<Uuid, i64> {
+        &self.positions
+    }
+
+    /// Drops the connection (as a network failure would); the next call reconnects and resumes.
+    pub fn disconnect(&mut self) {
+        self.live = None;
+    }
+
+    async fn connect(&mut self) -> Result<(), ClientError> {
+        let mut live = self.client.connect_live().await?;
+        let groups = self.positions.iter().map(|(g, s)| Subscription { group_id: *g, after_seq: *s }).collect();
+        live.send(&ClientFrame::Subscribe { id: "tail".into(), groups }).await?;
+        self.live = Some(live);
+        Ok(())
+    }
+
+    /// The next event, reconnecting (with exponential backoff, up to 30 s) as often as needed. Errors
+    /// only for what reconnecting cannot fix: the session is gone.
+    pub async fn next(&mut self) -> Result<TailEvent, ClientError> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(event);
+            }
+            if self.live.is_none() {
+                if self.attempts > 0 {
+                    let wait = Duration::from_millis(100 * 2u64.pow(self.attempts.min(8))).min(Duration::from_secs(30));
+                    tokio::time::sleep(wait).await;
+                }
+                match self.connect().await {
+                    Ok(()) => {
+                        if self.attempts > 0 {
+                            self.pending.push_back(TailEvent::Reconnected);
+                        }
+                        self.attempts = 0;
+                    }
+                    // Reconnecting cannot fix a refused session; it can fix everything else.
+                    Err(e @ ClientError::Api { .. }) => return Err(e),
+                    Err(_) => self.attempts += 1,
+                }
+                continue;
+            }
+            let frame = match self.live.as_mut() {
+                Some(live) => live.next().await,
+                None => continue,
+            };
+            match frame {
+                None | Some(Err(ClientError::Live(_))) => {
+                    self.live = None;
+                    self.attempts += 1;
+                }
+                Some(Err(e)) => return Err(e),
+                Some(Ok(frame)) => {
+                    if let Some(event) = self.on_frame(frame) {
+                        return Ok(event);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: ServerFrame) -> Option<TailEvent> {
+        match frame {
+            ServerFrame::Post { post } => {
+                let position = self.positions.get_mut(&post.group_id)?;
+                // The server never repeats a post; this guards the guarantee on the client side too.
+                if post.seq <= *position {
+                    return None;
+                }
+                *position = post.seq;
+                Some(TailEvent::Post(post))
+            }
+            ServerFrame::PostUpdated { post } => Some(TailEvent::Updated(post)),
+            ServerFrame::Seen { mark } => Some(TailEvent::Seen(mark)),
+            ServerFrame::MembershipChanged { group_id, .. } => {
+                self.positions.remove(&group_id);
+                Some(TailEvent::Ended(group_id))
+            }
+            _ => None,
+        }
+    }
+}

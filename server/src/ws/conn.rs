@@ -1,0 +1,313 @@
+//! One WebSocket connection: reads client frames, delivers its groups in sequence order without gaps or
+//! duplicates, and catches up from the database whenever it resumes, falls behind, or sees a gap.
+//!
+//! Per group the connection remembers the last sequence number it sent. A live post with the next number
+//! is sent; an older one is a duplicate and skipped; a newer one means something was missed, so the
+//! missing range is read from the database first. Subscribing registers with the hub before reading the
+//! backlog, so nothing committed in between can fall through.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::{SinkExt, stream::SplitSink};
+use governor::{Quota, RateLimiter};
+use renkei_protocol::{ClientFrame, ErrorCode, MembershipChange, ServerFrame, Subscription};
+use uuid::Uuid;
+
+use super::MAX_FRAME_BYTES;
+use crate::app::AppState;
+use crate::auth::AnySession;
+use crate::error::ApiError;
+use crate::http::posts as ops;
+use crate::messaging::hub::Outbound;
+use crate::policy::groups::{self as rules, GroupAction};
+
+/// A ping goes out this often; a connection silent for three intervals is closed.
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Posts a connection may have waiting for the group commit at once; beyond it, reading pauses.
+const MAX_IN_FLIGHT: usize = 256;
+/// Posts read from the database per catch-up query.
+const CATCH_UP_PAGE: i64 = 500;
+
+type Sink = SplitSink<WebSocket, Message>;
+type Reply = std::pin::Pin<Box<dyn std::future::Future<Output = ServerFrame> + Send>>;
+
+struct Conn {
+    state: AppState,
+    session: AnySession,
+    /// Last post sequence number sent, per subscribed group.
+    sent: HashMap<Uuid, i64>,
+    sink: Sink,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+fn text(frame: &ServerFrame) -> Message {
+    Message::Text(Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default()))
+}
+
+fn error_frame(id: Option<String>, e: &ApiError) -> ServerFrame {
+    let body = e.body();
+    ServerFrame::Error { id, code: body.code, message: body.message }
+}
+
+pub(super) async fn run(state: AppState, session: AnySession, socket: WebSocket) {
+    let (sink, mut stream) = socket.split();
+    let mut registration = state.messaging.hub.register(session.account.id());
+    let per_second = NonZeroU32::new(state.config.ws_frames_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+    let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
+    let mut conn = Conn { state, session, sent: HashMap::new(), sink };
+    let mut in_flight: FuturesUnordered<Reply> = FuturesUnordered::new();
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    let mut last_heard = Instant::now();
+    let signals = registration.signals.clone();
+    loop {
+        let flow = tokio::select! {
+            () = signals.notify.notified() => conn.on_signal(&signals, registration.id).await,
+            Some(reply) = in_flight.next(), if !in_flight.is_empty() => conn.send(&reply).await,
+            Some(out) = registration.rx.recv() => conn.deliver(out, registration.id).await,
+            incoming = stream.next(), if in_flight.len() < MAX_IN_FLIGHT => {
+                last_heard = Instant::now();
+                match incoming {
+                    None => Flow::Stop,
+                    Some(Err(e)) => conn.on_read_error(e).await,
+                    Some(Ok(Message::Text(t))) => {
+                        if limiter.check().is_err() {
+                            let e = ServerFrame::Error { id: None, code: ErrorCode::RateLimited, message: "too many frames".into() };
+                            conn.send(&e).await
+                        } else {
+                            conn.on_text(t.as_str(), registration.id, &mut in_flight).await
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let e = ServerFrame::Error { id: None, code: ErrorCode::MalformedRequest, message: "binary frames are not accepted; send JSON text".into() };
+                        conn.send(&e).await
+                    }
+                    // After a Close, keep reading until the peer ends the stream (tungstenite answers it).
+                    Some(Ok(Message::Close(_) | Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > PING_INTERVAL * 3 {
+                    Flow::Stop
+                } else {
+                    match conn.sink.send(Message::Ping(Default::default())).await {
+                        Ok(()) => Flow::Continue,
+                        Err(_) => Flow::Stop,
+                    }
+                }
+            }
+        };
+        if matches!(flow, Flow::Stop) {
+            break;
+        }
+    }
+    // Drain acknowledgements of posts already committed, so a client that stays connected sees them.
+    let _ = conn.sink.close().await;
+    tracing::debug!(user = %conn.session.account.id(), "websocket closed");
+}
+
+impl Conn {
+    async fn send(&mut self, frame: &ServerFrame) -> Flow {
+        match self.sink.send(text(frame)).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    }
+
+    async fn on_read_error(&mut self, e: axum::Error) -> Flow {
+        let message = e.to_string().to_ascii_lowercase();
+        let too_big = message.contains("too long") || message.contains("limit exceeded") || message.contains("too big");
+        if too_big {
+            let reason = format!("frames are limited to {MAX_FRAME_BYTES} bytes");
+            let _ = self.sink.send(Message::Close(Some(CloseFrame { code: 1009, reason: reason.into() }))).await;
+        }
+        Flow::Stop
+    }
+
+    async fn on_signal(&mut self, signals: &crate::messaging::hub::ConnSignals, conn_id: u64) -> Flow {
+        if signals.close.load(Ordering::Acquire) {
+            let frame = CloseFrame { code: 1008, reason: "account disabled".into() };
+            let _ = self.sink.send(Message::Close(Some(frame))).await;
+            return Flow::Stop;
+        }
+        if signals.lagged.swap(false, Ordering::AcqRel) {
+            let groups: Vec<Uuid> = self.sent.keys().copied().collect();
+            for group in groups {
+                if let Flow::Stop = self.send(&ServerFrame::Resync { group_id: group }).await {
+                    return Flow::Stop;
+                }
+                let after = self.sent.get(&group).copied().unwrap_or(0);
+                if let Flow::Stop = self.catch_up(group, after, conn_id).await {
+                    return Flow::Stop;
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Sends every post of `group` after `after` from the database, re-checking membership first.
+    async fn catch_up(&mut self, group: Uuid, after: i64, conn_id: u64) -> Flow {
+        if !self.may_read(group).await {
+            return self.end_membership(group, conn_id).await;
+        }
+        let mut after = after;
+        loop {
+            let posts = match self.state.store.posts_page(group, Some(after), None, CATCH_UP_PAGE).await {
+                Ok(posts) => posts,
+                Err(e) => {
+                    let frame = error_frame(None, &ApiError::from(e));
+                    return self.send(&frame).await;
+                }
+            };
+            let full = posts.len() as i64 == CATCH_UP_PAGE;
+            for post in posts {
+                after = post.seq;
+                self.sent.insert(group, post.seq);
+                if let Flow::Stop = self.send(&ServerFrame::Post { post }).await {
+                    return Flow::Stop;
+                }
+            }
+            if !full {
+                return Flow::Continue;
+            }
+        }
+    }
+
+    async fn may_read(&self, group: Uuid) -> bool {
+        let Ok(Some(record)) = self.state.store.group(group).await else { return false };
+        let Ok(membership) = self.state.store.current_membership(group, self.session.account.id()).await else {
+            return false;
+        };
+        rules::authorize(&record, membership.as_ref(), GroupAction::View).is_ok()
+    }
+
+    async fn end_membership(&mut self, group: Uuid, conn_id: u64) -> Flow {
+        self.state.messaging.hub.unsubscribe(conn_id, group);
+        if self.sent.remove(&group).is_some() {
+            return self
+                .send(&ServerFrame::MembershipChanged { group_id: group, change: MembershipChange::Ended })
+                .await;
+        }
+        Flow::Continue
+    }
+
+    async fn deliver(&mut self, out: Outbound, conn_id: u64) -> Flow {
+        match out {
+            Outbound::MembershipEnded(group) => self.end_membership(group, conn_id).await,
+            Outbound::Frame { group, seq, json } => {
+                let Some(&last) = self.sent.get(&group) else { return Flow::Continue };
+                match seq {
+                    Some(seq) if seq <= last => Flow::Continue,
+                    Some(seq) if seq > last + 1 => self.catch_up(group, last, conn_id).await,
+                    Some(seq) => {
+                        self.sent.insert(group, seq);
+                        match self.sink.send(Message::Text(Utf8Bytes::from(json.as_ref()))).await {
+                            Ok(()) => Flow::Continue,
+                            Err(_) => Flow::Stop,
+                        }
+                    }
+                    None => match self.sink.send(Message::Text(Utf8Bytes::from(json.as_ref()))).await {
+                        Ok(()) => Flow::Continue,
+                        Err(_) => Flow::Stop,
+                    },
+                }
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: &str, conn_id: u64, in_flight: &mut FuturesUnordered<Reply>) -> Flow {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let id = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+                let reply = ServerFrame::Error {
+                    id,
+                    code: ErrorCode::MalformedRequest,
+                    message: format!("invalid frame: {e}"),
+                };
+                return self.send(&reply).await;
+            }
+        };
+        match frame {
+            ClientFrame::Ping { id } => self.send(&ServerFrame::Pong { id }).await,
+            ClientFrame::Subscribe { id, groups } => self.subscribe(id, groups, conn_id).await,
+            ClientFrame::Post { id, group_id, post } => {
+                let state = self.state.clone();
+                let account = self.session.account.clone();
+                in_flight.push(Box::pin(async move {
+                    match ops::submit_post(&state, &account, group_id, post).await {
+                        Ok((post, _)) => ServerFrame::Ack {
+                            id,
+                            group_id: Some(group_id),
+                            seq: Some(post.seq),
+                            post_id: Some(post.id),
+                        },
+                        Err(e) => error_frame(Some(id), &e),
+                    }
+                }));
+                Flow::Continue
+            }
+            ClientFrame::MarkSeen { id, group_id, seq } => {
+                let reply = match ops::mark_seen(&self.state, &self.session.account, group_id, seq).await {
+                    Ok(_) => ServerFrame::Ack { id, group_id: Some(group_id), seq: Some(seq), post_id: None },
+                    Err(e) => error_frame(Some(id), &e),
+                };
+                self.send(&reply).await
+            }
+            ClientFrame::MarkRead { id, group_id, seq } => {
+                let reply = match ops::mark_read(&self.state, &self.session.account, group_id, seq).await {
+                    Ok(kept) => ServerFrame::Ack { id, group_id: Some(group_id), seq: Some(kept), post_id: None },
+                    Err(e) => error_frame(Some(id), &e),
+                };
+                self.send(&reply).await
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, id: String, groups: Vec<Subscription>, conn_id: u64) -> Flow {
+        for Subscription { group_id, after_seq } in groups {
+            if !self.may_read(group_id).await {
+                let frame = error_frame(Some(id.clone()), &ApiError::NotFound);
+                if let Flow::Stop = self.send(&frame).await {
+                    return Flow::Stop;
+                }
+                continue;
+            }
+            let last_seq = match self.state.store.last_seq(group_id).await {
+                Ok(seq) => seq,
+                Err(e) => return self.send(&error_frame(Some(id.clone()), &ApiError::from(e))).await,
+            };
+            if after_seq < 0 || after_seq > last_seq {
+                let e = ApiError::field("after_seq", "out_of_range");
+                if let Flow::Stop = self.send(&error_frame(Some(id.clone()), &e)).await {
+                    return Flow::Stop;
+                }
+                continue;
+            }
+            // Register first, then read the backlog: whatever commits in between is queued, and the
+            // sequence check drops what the backlog already sent.
+            self.state.messaging.hub.subscribe(conn_id, group_id);
+            self.sent.insert(group_id, after_seq);
+            if let Flow::Stop = self.catch_up(group_id, after_seq, conn_id).await {
+                return Flow::Stop;
+            }
+            let sent = self.sent.get(&group_id).copied().unwrap_or(after_seq);
+            if let Flow::Stop = self.send(&ServerFrame::Subscribed { id: id.clone(), group_id, last_seq: sent }).await {
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+}

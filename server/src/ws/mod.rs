@@ -1,0 +1,70 @@
+//! `/api/v1/ws`: the live stream. Authenticated at the upgrade — `Authorization: Bearer` for programs, or
+//! for browsers (which cannot set headers) the subprotocols `renkei.v1, renkei.token.<token>` — with an
+//! Origin allow-list for browsers. Small buffers keep an idle socket within a few KiB of server memory.
+
+mod conn;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::auth::AnySession;
+use crate::error::ApiError;
+
+/// The subprotocol a browser offers, with its token in a second one: `renkei.token.<token>`.
+pub const SUBPROTOCOL: &str = "renkei.v1";
+const TOKEN_PROTOCOL_PREFIX: &str = "renkei.token.";
+/// Largest frame or message a client may send; beyond it the connection closes with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route(&format!("{}/ws", renkei_protocol::API_PREFIX), axum::routing::get(upgrade))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<(String, bool)> {
+    if let Some(token) =
+        headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some((token.to_owned(), false));
+    }
+    let offered = headers.get(SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
+    let token = offered.split(',').map(str::trim).find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX))?;
+    Some((token.to_owned(), true))
+}
+
+async fn upgrade(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    match accept(state, req).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn accept(state: AppState, req: axum::extract::Request) -> Result<Response, ApiError> {
+    let (mut parts, _) = req.into_parts();
+    if let Some(origin) = parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok())
+        && !state.config.ws_allowed_origins.iter().any(|allowed| allowed == origin)
+    {
+        return Err(ApiError::Forbidden(crate::policy::Denied::OriginNotAllowed));
+    }
+    let (token, via_subprotocol) = bearer(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+    let session = AnySession::from_token(&state, &token).await?;
+    if let Some(step) = session.pending(&state) {
+        return Err(ApiError::Pending(step));
+    }
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+        .await
+        .map_err(|e| ApiError::Malformed(format!("not a WebSocket upgrade: {e}")))?;
+    let mut upgrade = upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES);
+    if via_subprotocol {
+        upgrade = upgrade.protocols([SUBPROTOCOL]);
+    }
+    tracing::debug!(user = %session.account.id(), "websocket opened");
+    Ok(upgrade.on_upgrade(move |socket| conn::run(state, session, socket)))
+}

@@ -1,0 +1,341 @@
+//! Real-time messaging over real sockets with the real client library, on SQLite and PostgreSQL: durable
+//! acknowledged posts in one order for everyone, idempotent retries, edits with history, seen and read
+//! marks, gapless resume after forced disconnects, removal stopping delivery, a slow reader catching up.
+
+use std::time::Duration;
+
+use renkei_cli::live::{Live, Tail, TailEvent};
+use renkei_cli::{Client, ClientError};
+use renkei_protocol::{ClientFrame, ErrorCode, MembershipChange, NewPost, PostKind, ServerFrame, Subscription};
+use renkei_tests::both_backends;
+use uuid::Uuid;
+
+fn new_post(body: &str, id: &str) -> NewPost {
+    NewPost { kind: PostKind::Update, body: body.into(), reply_to: None, client_msg_id: id.into() }
+}
+
+fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
+    match r {
+        Err(e) => e.code().unwrap_or_else(|| panic!("expected a typed error, got {e:?}")),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+/// The next frame, or a failure after 10 s.
+async fn next(live: &mut Live) -> ServerFrame {
+    match tokio::time::timeout(Duration::from_secs(10), live.next()).await {
+        Ok(Some(Ok(frame))) => frame,
+        other => panic!("no frame: {other:?}"),
+    }
+}
+
+/// Frames until one matches `pred`, which is returned.
+async fn until(live: &mut Live, pred: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
+    loop {
+        let frame = next(live).await;
+        if pred(&frame) {
+            return frame;
+        }
+    }
+}
+
+async fn subscribe(client: &Client, group: Uuid, after_seq: i64) -> Live {
+    let mut live = client.connect_live().await.unwrap();
+    live.send(&ClientFrame::Subscribe { id: "s".into(), groups: vec![Subscription { group_id: group, after_seq }] })
+        .await
+        .unwrap();
+    live
+}
+
+async fn next_post(tail: &mut Tail) -> renkei_protocol::Post {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), tail.next()).await.expect("tail event within 15 s").unwrap()
+        {
+            TailEvent::Post(post) => return post,
+            _ => continue,
+        }
+    }
+}
+
+both_backends!(
+    async fn posts_are_sequenced_acknowledged_once_durable_and_idempotent(app: TestApp) {
+        let team = app.team().await;
+        let first = team.nurse.post(team.group, &new_post("血圧 128/76、体温 36.5℃", "n-1")).await.unwrap();
+        let second =
+            team.care_manager.post(team.group, &new_post("デイサービスの曜日を変更します", "c-1")).await.unwrap();
+        assert_eq!((first.seq, second.seq), (1, 2));
+        assert_eq!(first.author.profession, renkei_protocol::Profession::Nurse);
+        assert_eq!(first.author.organisation, "むさしの訪問看護");
+        assert_eq!(first.consent_version, Some(1));
+        // A retry with the same client message id returns the original, never a second post.
+        let retry = team.nurse.post(team.group, &new_post("血圧 128/76、体温 36.5℃", "n-1")).await.unwrap();
+        assert_eq!(retry, first);
+        let mut reply = new_post("了解しました", "d-1");
+        reply.reply_to = Some(1);
+        reply.kind = PostKind::TreatmentQuestion;
+        assert_eq!(team.doctor.post(team.group, &reply).await.unwrap().seq, 3);
+        let mut dangling = new_post("?", "d-2");
+        dangling.reply_to = Some(99);
+        assert_eq!(code_of(team.doctor.post(team.group, &dangling).await), ErrorCode::ValidationFailed);
+        // History pages forward and backward by sequence number.
+        let page = team.nurse.posts(team.group, Some(0), None, 2).await.unwrap();
+        assert_eq!(page.posts.iter().map(|p| p.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(page.last_seq, 3);
+        let back = team.nurse.posts(team.group, None, Some(3), 10).await.unwrap();
+        assert_eq!(back.posts.iter().map(|p| p.seq).collect::<Vec<_>>(), [1, 2]);
+        // A burst of concurrent posts from three members: one gap-free order.
+        let mut handles = Vec::new();
+        for (who, client) in [("n", team.nurse.clone()), ("c", team.care_manager.clone()), ("d", team.doctor.clone())] {
+            let group = team.group;
+            handles.push(tokio::spawn(async move {
+                for i in 0..20 {
+                    client.post(group, &new_post(&format!("{who} {i}"), &format!("{who}-burst-{i}"))).await.unwrap();
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        let all = team.doctor.posts(team.group, Some(0), None, 500).await.unwrap().posts;
+        assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=63).collect::<Vec<_>>());
+        // Non-members, empty and oversized bodies get typed errors.
+        let (_, outsider) = app.member(&team.admin, "ns-outside", renkei_protocol::Profession::Nurse).await;
+        assert_eq!(code_of(outsider.post(team.group, &new_post("hello", "o-1")).await), ErrorCode::NotFound);
+        assert_eq!(code_of(team.nurse.post(team.group, &new_post("   ", "n-2")).await), ErrorCode::ValidationFailed);
+        let huge = "あ".repeat(8001);
+        assert_eq!(code_of(team.nurse.post(team.group, &new_post(&huge, "n-3")).await), ErrorCode::ValidationFailed);
+        assert_eq!(team.nurse.posts(team.group, Some(0), None, 500).await.unwrap().last_seq, 63);
+    }
+);
+
+both_backends!(
+    async fn edits_deletions_seen_and_read_marks_are_kept_and_shared(app: TestApp) {
+        let team = app.team().await;
+        let post = team.nurse.post(team.group, &new_post("褥瘡 2cm", "n-1")).await.unwrap();
+        let mut watcher = subscribe(&team.care_manager, team.group, 1).await;
+        until(&mut watcher, |f| matches!(f, ServerFrame::Subscribed { .. })).await;
+
+        let edited = team.nurse.edit_post(team.group, post.seq, "褥瘡 2.5cm（訂正）").await.unwrap();
+        assert_eq!((edited.version, edited.body.as_deref()), (2, Some("褥瘡 2.5cm（訂正）")));
+        assert!(edited.edited_at.is_some());
+        let ServerFrame::PostUpdated { post: seen_edit } =
+            until(&mut watcher, |f| matches!(f, ServerFrame::PostUpdated { .. })).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(seen_edit.version, 2);
+        // Only the author edits or deletes.
+        assert_eq!(code_of(team.doctor.edit_post(team.group, post.seq, "x").await), ErrorCode::Forbidden);
+        assert_eq!(code_of(team.doctor.delete_post(team.group, post.seq).await), ErrorCode::Forbidden);
+
+        let mark = team.doctor.mark_seen(team.group, post.seq).await.unwrap();
+        assert_eq!(mark.by.display_name, "dr-suzuki さん");
+        let ServerFrame::Seen { mark: live_mark } =
+            until(&mut watcher, |f| matches!(f, ServerFrame::Seen { .. })).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(live_mark.seq, post.seq);
+        team.doctor.mark_seen(team.group, post.seq).await.unwrap();
+        assert_eq!(team.nurse.seen(team.group, post.seq).await.unwrap().seen.len(), 1);
+
+        let deleted = team.nurse.delete_post(team.group, post.seq).await.unwrap();
+        assert_eq!((deleted.body, deleted.version), (None, 3));
+        assert!(deleted.deleted_at.is_some());
+        assert_eq!(code_of(team.nurse.edit_post(team.group, post.seq, "y").await), ErrorCode::Forbidden);
+        let history = team.care_manager.post_history(team.group, post.seq).await.unwrap().versions;
+        let bodies: Vec<_> = history.iter().map(|v| v.body.as_deref()).collect();
+        assert_eq!(bodies, [Some("褥瘡 2cm"), Some("褥瘡 2.5cm（訂正）"), None]);
+
+        team.nurse.post(team.group, &new_post("2", "n-2")).await.unwrap();
+        team.nurse.post(team.group, &new_post("3", "n-3")).await.unwrap();
+        let unread = team.care_manager.unread().await.unwrap().groups;
+        assert_eq!((unread[0].last_seq, unread[0].unread), (3, 3));
+        assert_eq!(team.care_manager.mark_read(team.group, 2).await.unwrap(), 2);
+        // Read positions never go backwards, and cannot pass the end.
+        assert_eq!(team.care_manager.mark_read(team.group, 1).await.unwrap(), 2);
+        assert_eq!(code_of(team.care_manager.mark_read(team.group, 4).await), ErrorCode::ValidationFailed);
+        assert_eq!(team.care_manager.unread().await.unwrap().groups[0].unread, 1);
+        watcher.close().await;
+    }
+);
+
+both_backends!(
+    async fn live_posts_arrive_in_order_and_resume_without_gap_or_duplicate(app: TestApp) {
+        let team = app.team().await;
+        team.doctor.post(team.group, &new_post("before", "d-0")).await.unwrap();
+        let mut tail = Tail::new(team.nurse.clone(), [(team.group, 0)]);
+        assert_eq!(next_post(&mut tail).await.seq, 1);
+
+        // Posts over the socket, acknowledged with their sequence numbers.
+        let mut writer = team.care_manager.connect_live().await.unwrap();
+        for i in 0..10 {
+            let post = new_post(&format!("live {i}"), &format!("c-{i}"));
+            writer.send(&ClientFrame::Post { id: format!("r{i}"), group_id: team.group, post }).await.unwrap();
+        }
+        let mut acked = Vec::new();
+        while acked.len() < 10 {
+            if let ServerFrame::Ack { id, seq: Some(seq), .. } = next(&mut writer).await {
+                acked.push((id, seq));
+            }
+        }
+        acked.sort_by_key(|(_, seq)| *seq);
+        assert_eq!(acked.iter().map(|(_, s)| *s).collect::<Vec<_>>(), (2..=11).collect::<Vec<_>>());
+        for expected in 2..=6 {
+            assert_eq!(next_post(&mut tail).await.seq, expected);
+        }
+        // A forced disconnect; posts keep coming meanwhile.
+        tail.disconnect();
+        for i in 10..20 {
+            team.care_manager.post(team.group, &new_post(&format!("offline {i}"), &format!("c-{i}"))).await.unwrap();
+        }
+        let mut seqs = Vec::new();
+        while seqs.len() < 15 {
+            seqs.push(next_post(&mut tail).await.seq);
+        }
+        assert_eq!(seqs, (7..=21).collect::<Vec<_>>(), "resumed without gap or duplicate");
+        // Twice more, disconnecting in the middle of delivery.
+        for round in 0..2 {
+            for i in 0..5 {
+                team.doctor.post(team.group, &new_post("x", &format!("d-{round}-{i}"))).await.unwrap();
+            }
+            assert_eq!(next_post(&mut tail).await.seq, 22 + round * 5);
+            tail.disconnect();
+            for expected in 23 + round * 5..=26 + round * 5 {
+                assert_eq!(next_post(&mut tail).await.seq, expected);
+            }
+        }
+        writer.close().await;
+    }
+);
+
+both_backends!(
+    async fn removal_and_withdrawal_stop_delivery_at_once_and_disabled_sockets_close(app: TestApp) {
+        let team = app.team().await;
+        let mut nurse = subscribe(&team.nurse, team.group, 0).await;
+        until(&mut nurse, |f| matches!(f, ServerFrame::Subscribed { .. })).await;
+        let mut cm = subscribe(&team.care_manager, team.group, 0).await;
+        until(&mut cm, |f| matches!(f, ServerFrame::Subscribed { .. })).await;
+
+        team.doctor.remove_member(team.group, "ns-sato").await.unwrap();
+        let frame = until(&mut nurse, |f| matches!(f, ServerFrame::MembershipChanged { .. })).await;
+        assert_eq!(frame, ServerFrame::MembershipChanged { group_id: team.group, change: MembershipChange::Ended });
+        team.doctor.post(team.group, &new_post("after the removal", "d-1")).await.unwrap();
+        let ServerFrame::Post { post } = until(&mut cm, |f| matches!(f, ServerFrame::Post { .. })).await else {
+            unreachable!()
+        };
+        assert_eq!(post.seq, 1);
+        // The removed nurse gets nothing more, and cannot subscribe or post again.
+        nurse.send(&ClientFrame::Ping { id: "p".into() }).await.unwrap();
+        assert_eq!(next(&mut nurse).await, ServerFrame::Pong { id: "p".into() });
+        nurse
+            .send(&ClientFrame::Subscribe {
+                id: "again".into(),
+                groups: vec![Subscription { group_id: team.group, after_seq: 0 }],
+            })
+            .await
+            .unwrap();
+        let ServerFrame::Error { code, .. } = next(&mut nurse).await else { panic!("expected an error") };
+        assert_eq!(code, ErrorCode::NotFound);
+        let post = new_post("still here?", "n-1");
+        nurse.send(&ClientFrame::Post { id: "np".into(), group_id: team.group, post }).await.unwrap();
+        let ServerFrame::Error { id, code, .. } = next(&mut nurse).await else { panic!("expected an error") };
+        assert_eq!((id.as_deref(), code), (Some("np"), ErrorCode::NotFound));
+
+        // Withdrawal removes the care manager too; the group is read-only.
+        team.doctor.withdraw_consent(team.group, &renkei_tests::care::withdrawal()).await.unwrap();
+        until(&mut cm, |f| matches!(f, ServerFrame::MembershipChanged { .. })).await;
+        assert_eq!(code_of(team.doctor.post(team.group, &new_post("x", "d-2")).await), ErrorCode::GroupNotActive);
+
+        // A disabled account's sockets close.
+        let mut doctor = subscribe(&team.doctor, team.group, 0).await;
+        until(&mut doctor, |f| matches!(f, ServerFrame::Subscribed { .. })).await;
+        team.admin.admin_disable_user("dr-suzuki").await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match doctor.next().await {
+                    None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the disabled user's socket stayed open");
+    }
+);
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| c.ws_queue_frames = 1;
+    async fn a_slow_reader_resyncs_from_the_database_without_losing_a_post(app: TestApp) {
+        let team = app.team().await;
+        let mut slow = subscribe(&team.nurse, team.group, 0).await;
+        until(&mut slow, |f| matches!(f, ServerFrame::Subscribed { .. })).await;
+        // Posts pipelined over a socket commit in large batches, published faster than one connection with
+        // a one-frame queue can take them, while the reader does not read at all.
+        let body = "経過記録。".repeat(500);
+        let mut writer = team.care_manager.connect_live().await.unwrap();
+        for i in 0..150 {
+            let post = new_post(&body, &format!("c-{i}"));
+            writer.send(&ClientFrame::Post { id: format!("r{i}"), group_id: team.group, post }).await.unwrap();
+        }
+        let mut acks = 0;
+        while acks < 150 {
+            if let ServerFrame::Ack { .. } = next(&mut writer).await {
+                acks += 1;
+            }
+        }
+        let mut seqs = Vec::new();
+        let mut resyncs = 0;
+        while seqs.len() < 150 {
+            match next(&mut slow).await {
+                ServerFrame::Post { post } => seqs.push(post.seq),
+                ServerFrame::Resync { .. } => resyncs += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(seqs, (1..=150).collect::<Vec<_>>(), "every post, once, in order");
+        assert!(resyncs > 0, "the reader was never slow enough to lag; the test proves nothing");
+    }
+);
+
+both_backends!(
+    async fn bad_frames_get_typed_errors_and_the_connection_goes_on(app: TestApp) {
+        use tokio_tungstenite::tungstenite::Message;
+        let team = app.team().await;
+        let mut live = team.nurse.connect_live().await.unwrap();
+        for (raw, code) in [
+            (Message::Text("{not json".into()), ErrorCode::MalformedRequest),
+            (Message::Text(r#"{"type":"shout","id":"1"}"#.into()), ErrorCode::MalformedRequest),
+            (Message::Text(r#"{"type":"ping","id":1}"#.into()), ErrorCode::MalformedRequest),
+            (Message::Binary(vec![0xff, 0x00].into()), ErrorCode::MalformedRequest),
+        ] {
+            live.send_raw(raw).await.unwrap();
+            let ServerFrame::Error { code: got, .. } = next(&mut live).await else { panic!("expected an error") };
+            assert_eq!(got, code);
+        }
+        let out_of_range = ClientFrame::Subscribe {
+            id: "s".into(),
+            groups: vec![Subscription { group_id: team.group, after_seq: 5 }],
+        };
+        live.send(&out_of_range).await.unwrap();
+        let ServerFrame::Error { code, .. } = next(&mut live).await else { panic!("expected an error") };
+        assert_eq!(code, ErrorCode::ValidationFailed);
+        let nowhere = ClientFrame::Post { id: "p".into(), group_id: Uuid::new_v4(), post: new_post("x", "n-1") };
+        live.send(&nowhere).await.unwrap();
+        let ServerFrame::Error { id, code, .. } = next(&mut live).await else { panic!("expected an error") };
+        assert_eq!((id.as_deref(), code), (Some("p"), ErrorCode::NotFound));
+        live.send(&ClientFrame::Ping { id: "still".into() }).await.unwrap();
+        assert_eq!(next(&mut live).await, ServerFrame::Pong { id: "still".into() });
+        // An oversized frame closes the connection with 1009; nothing was stored.
+        live.send_raw(Message::Text("x".repeat(70 * 1024).into())).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(10), live.next()).await.expect("closed");
+        assert!(
+            matches!(&closed, Some(Err(ClientError::Live(reason))) if reason.contains("1009")) || closed.is_none(),
+            "{closed:?}"
+        );
+        assert_eq!(team.nurse.posts(team.group, Some(0), None, 10).await.unwrap().last_seq, 0);
+        // Without a token there is no upgrade.
+        let anonymous = app.client();
+        assert!(anonymous.connect_live().await.is_err());
+    }
+);
