@@ -162,6 +162,23 @@ impl Store {
         }
     }
 
+    /// Terminates every backend of this database that is listening on the cluster channel (tests and
+    /// operators use it to exercise the catch-up after a lost listener). Returns how many were ended.
+    pub async fn terminate_listeners(&self) -> Result<u64, StoreError> {
+        match &self.db {
+            Db::Postgres(pool) => {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'listen%') t",
+                )
+                .fetch_one(pool)
+                .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+            Db::Sqlite(_) => Ok(0),
+        }
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         with_pool!(self, |pool| pool.close().await);
