@@ -483,3 +483,92 @@ async fn the_cli_trusts_a_dev_certificate_given_with_ca_cert() {
     let me = run(renkei, &config, "C", &["--json", "whoami"], "", &[]).await;
     assert_eq!(me.json()["login"], "admin", "{}", me.stderr);
 }
+
+/// Starts `renkei-server serve` on a free port against `database_url`; returns the child and its URL.
+async fn start_server_process(database_url: &str, data_dir: &Path, log: &Path) -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let child = tokio::process::Command::new(server_binary())
+        .env_clear()
+        .env("RENKEI_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RENKEI_DATABASE_URL", database_url)
+        .env("RENKEI_DATA_DIR", data_dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return (child, url);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("server did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
+both_backends!(
+    async fn a_crash_loses_no_acknowledged_post_and_retries_create_no_duplicates(app: TestApp) {
+        use renkei_protocol::{ClientFrame, NewPost, PostKind, ServerFrame};
+        const POSTS: usize = 400;
+        let team = app.team().await;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let (mut server, url) = start_server_process(&app.database_url, dir.path(), &log).await;
+
+        let nurse = renkei_cli::Client::new(&url, None).unwrap().with_token(team.nurse.token().unwrap().clone());
+        let mut live = nurse.connect_live().await.unwrap();
+        let post = |i: usize| NewPost {
+            kind: PostKind::Update,
+            body: format!("バイタル記録 {i}"),
+            reply_to: None,
+            client_msg_id: format!("crash-{i}"),
+        };
+        for i in 0..POSTS {
+            live.send(&ClientFrame::Post { id: i.to_string(), group_id: team.group, post: post(i) }).await.unwrap();
+        }
+        // Kill -9 once some posts are acknowledged, in the middle of the stream.
+        let mut acked = std::collections::BTreeMap::new();
+        while acked.len() < 50 {
+            match live.next().await {
+                Some(Ok(ServerFrame::Ack { id, seq: Some(seq), .. })) => {
+                    acked.insert(id.parse::<usize>().unwrap(), seq);
+                }
+                Some(Ok(_)) => {}
+                other => panic!("stream ended early: {other:?}"),
+            }
+        }
+        let pid = server.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+        let _ = server.wait().await;
+        // Acks already on the wire before the kill still count.
+        while let Some(Ok(frame)) = live.next().await {
+            if let ServerFrame::Ack { id, seq: Some(seq), .. } = frame {
+                acked.insert(id.parse::<usize>().unwrap(), seq);
+            }
+        }
+        assert!(acked.len() < POSTS, "the crash came too late to prove anything");
+
+        // After a restart, every acknowledged post is there with the sequence number it was acknowledged with.
+        let (_server, url) = start_server_process(&app.database_url, dir.path(), &log).await;
+        let nurse = renkei_cli::Client::new(&url, None).unwrap().with_token(team.nurse.token().unwrap().clone());
+        let stored = nurse.posts(team.group, Some(0), None, 500).await.unwrap().posts;
+        for (i, seq) in &acked {
+            let found =
+                stored.iter().find(|p| p.client_msg_id == format!("crash-{i}")).expect("acknowledged post lost");
+            assert_eq!(found.seq, *seq);
+        }
+        // Retrying everything by client message id creates no duplicates and fills the rest.
+        for i in 0..POSTS {
+            nurse.post(team.group, &post(i)).await.unwrap();
+        }
+        let all = nurse.posts(team.group, Some(0), None, 500).await.unwrap().posts;
+        assert_eq!(all.len(), POSTS);
+        assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=POSTS as i64).collect::<Vec<_>>(), "gap-free");
+        let mut ids: Vec<_> = all.iter().map(|p| p.client_msg_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), POSTS, "no client message id twice");
+    }
+);
