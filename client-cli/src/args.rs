@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use renkei_protocol::{ConsentMethod, ConsenterKind, Profession};
+use renkei_protocol::{ConsentMethod, ConsenterKind, PostKind, Profession};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -76,6 +76,61 @@ pub enum Command {
     Remove { group: String, user: String },
     /// Leave a group.
     Leave { group: String },
+    /// Post to a group (the body from the argument, or from stdin when omitted).
+    Post {
+        group: String,
+        body: Option<String>,
+        /// update, treatment_question (to the attending physician) or care_plan_question (to the care manager).
+        #[arg(long, value_parser = parse_wire::<PostKind>, default_value = "update")]
+        kind: PostKind,
+        /// The sequence number of the post this one answers.
+        #[arg(long)]
+        reply_to: Option<i64>,
+        /// Your own id for this post; retrying with the same id never posts twice (default: a new one).
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+    /// A group's history: the latest posts, or those after/before a sequence number.
+    History {
+        group: String,
+        #[arg(long)]
+        after: Option<i64>,
+        #[arg(long)]
+        before: Option<i64>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Show every version of this post instead.
+        #[arg(long)]
+        versions: Option<i64>,
+    },
+    /// Edit one of my posts (every version is kept).
+    Edit { group: String, seq: i64, body: String },
+    /// Delete one of my posts (a tombstone keeps its place).
+    Delete { group: String, seq: i64 },
+    /// 「見ました」: mark a post as seen, or list who has seen it with --list.
+    Seen {
+        group: String,
+        seq: i64,
+        #[arg(long)]
+        list: bool,
+    },
+    /// Move my read position (default: to the latest post).
+    Read { group: String, seq: Option<i64> },
+    /// Unread posts per group.
+    Unread,
+    /// Follow groups live (all of mine when none is named); survives disconnects without gaps.
+    Tail {
+        groups: Vec<String>,
+        /// Advance my read position as posts are shown.
+        #[arg(long)]
+        mark_read: bool,
+        /// Start from the beginning of each group's history instead of the latest post.
+        #[arg(long)]
+        from_start: bool,
+        /// Stop after this many posts (for scripts and tests).
+        #[arg(long)]
+        count: Option<usize>,
+    },
     /// Administrator commands.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -269,7 +324,7 @@ macro_rules! wire_enum_arg {
         }
     )*};
 }
-wire_enum_arg!(Profession, ConsenterKind, ConsentMethod);
+wire_enum_arg!(Profession, ConsenterKind, ConsentMethod, PostKind);
 
 fn parse_date(s: &str) -> Result<time::Date, String> {
     time::Date::parse(s.trim(), time::macros::format_description!("[year]-[month]-[day]"))

@@ -10,8 +10,8 @@ use renkei_cli::profile::{ConfigDir, Profile};
 use renkei_protocol::{CreateUserRequest, ErrorCode, PendingStep, Sensitive, User};
 
 use crate::args::{AdminCommand, AdminUserCommand, Cli, Command, ConfigCommand, SessionsCommand, TotpCommand};
-use crate::care;
 use crate::output::{CliError, Output};
+use crate::{care, messages};
 
 type Result<T> = std::result::Result<T, CliError>;
 
@@ -69,6 +69,20 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Decline { invitation } => care::answer(&ctx.client()?, out, invitation.as_deref(), false).await,
         Command::Remove { group, user } => care::remove(&ctx.client()?, out, &group, &user).await,
         Command::Leave { group } => care::leave(&ctx.client()?, out, &group).await,
+        Command::Post { group, body, kind, reply_to, client_id } => {
+            messages::post(&ctx.client()?, out, &group, body, kind, reply_to, client_id).await
+        }
+        Command::History { group, after, before, limit, versions } => {
+            messages::history(&ctx.client()?, out, &group, after, before, limit, versions).await
+        }
+        Command::Edit { group, seq, body } => messages::edit(&ctx.client()?, out, &group, seq, &body).await,
+        Command::Delete { group, seq } => messages::delete(&ctx.client()?, out, &group, seq).await,
+        Command::Seen { group, seq, list } => messages::seen(&ctx.client()?, out, &group, seq, list).await,
+        Command::Read { group, seq } => messages::read(&ctx.client()?, out, &group, seq).await,
+        Command::Unread => messages::unread(&ctx.client()?, out).await,
+        Command::Tail { groups, mark_read, from_start, count } => {
+            messages::tail(&ctx.client()?, out, &groups, mark_read, from_start, count).await
+        }
         Command::Config(ConfigCommand::Show) => {
             let logged_in = ctx.dir.load_token(&ctx.profile_name)?.is_some();
             let server = ctx.profile.server.clone().unwrap_or_default();

@@ -71,6 +71,8 @@ pub enum Msg {
     HandoverDeclined,
     Archived,
     CommunityMemberAdded,
+    SeenMark,
+    Reconnected,
 }
 
 impl Msg {
@@ -152,6 +154,8 @@ impl Msg {
             HandoverDeclined => lang.pick("引継ぎを辞退しました", "Handover declined"),
             Archived => lang.pick("グループをアーカイブしました（閲覧のみ）", "Group archived (read-only)"),
             CommunityMemberAdded => lang.pick("メンバーを追加しました", "Member added"),
+            SeenMark => lang.pick("見ました", "Seen"),
+            Reconnected => lang.pick("再接続しました（取りこぼしなし）", "Reconnected (nothing missed)"),
         }
     }
 }

@@ -14,6 +14,7 @@
 mod args;
 mod care;
 mod commands;
+mod messages;
 mod output;
 
 use clap::Parser;

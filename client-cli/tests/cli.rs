@@ -572,3 +572,80 @@ both_backends!(
         assert_eq!(ids.len(), POSTS, "no client message id twice");
     }
 );
+
+both_backends!(
+    async fn members_post_read_and_follow_a_group_from_the_terminal(app: TestApp) {
+        let config = tempfile::tempdir().unwrap();
+        let cli = Cli { app: &app, dir: config.path().join("renkei") };
+        let team = app.team().await;
+        for who in ["ns-sato", "cm-kato", "dr-suzuki"] {
+            assert_eq!(cli.renkei(&["--profile", who, "login", who], &format!("{PASSWORD}\n")).await.code, 0);
+        }
+        // A live tail in the background, from the start of the group, for three posts.
+        let renkei = Path::new(env!("CARGO_BIN_EXE_renkei"));
+        let tail = tokio::process::Command::new(renkei)
+            .args([
+                "--server",
+                &app.base_url,
+                "--profile",
+                "cm-kato",
+                "--json",
+                "tail",
+                "山田",
+                "--from-start",
+                "--count",
+                "3",
+                "--mark-read",
+            ])
+            .env_clear()
+            .env("RENKEI_CONFIG_DIR", &cli.dir)
+            .env("LANG", "C")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+
+        let out = cli.as_user("ns-sato", &["post", "山田", "血圧 130/80、SpO2 97%", "--client-id", "n-1"]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains("#1") && out.stdout.contains("nurse"), "{}", out.stdout);
+        // The same client id again: the original, not a second post.
+        let again =
+            cli.as_user("ns-sato", &["--json", "post", "山田", "血圧 130/80、SpO2 97%", "--client-id", "n-1"]).await;
+        assert_eq!(again.json()["seq"], 1);
+        let question = cli
+            .renkei(
+                &["--profile", "ns-sato", "post", "山田", "--kind", "treatment-question", "--reply-to", "1"],
+                "夜間の頓用薬を増やしてよいですか\n",
+            )
+            .await;
+        assert_eq!(question.code, 0, "{}", question.stderr);
+        assert_eq!(cli.as_user("dr-suzuki", &["post", "山田", "はい、1回分まで追加可です"]).await.code, 0);
+
+        let followed = tokio::time::timeout(std::time::Duration::from_secs(30), tail.wait_with_output())
+            .await
+            .expect("tail ended")
+            .unwrap();
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8_lossy(&followed.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.iter().map(|p| p["seq"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(lines[1]["kind"], "treatment_question");
+        // --mark-read advanced the care manager's read position.
+        let unread = cli.as_user("cm-kato", &["--json", "unread"]).await.json();
+        assert_eq!(unread["groups"][0]["unread"], 0);
+
+        let history = cli.as_user("dr-suzuki", &["history", "山田"]).await;
+        assert!(history.stdout.contains("SpO2 97%") && history.stdout.contains("↩#1"), "{}", history.stdout);
+        assert_eq!(cli.as_user("ns-sato", &["edit", "山田", "1", "血圧 132/80（訂正）、SpO2 97%"]).await.code, 0);
+        let versions = cli.as_user("cm-kato", &["--json", "history", "山田", "--versions", "1"]).await.json();
+        assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
+        assert_eq!(cli.as_user("dr-suzuki", &["edit", "山田", "1", "x"]).await.code, 5, "only the author edits");
+        assert_eq!(cli.as_user("dr-suzuki", &["seen", "山田", "1"]).await.code, 0);
+        let seen = cli.as_user("ns-sato", &["seen", "山田", "1", "--list"]).await;
+        assert!(seen.stdout.contains("dr-suzuki さん"), "{}", seen.stdout);
+        assert_eq!(cli.as_user("ns-sato", &["delete", "山田", "3"]).await.code, 5, "not hers");
+        assert_eq!(cli.as_user("dr-suzuki", &["delete", "山田", "3"]).await.code, 0);
+        assert_eq!(cli.as_user("ns-sato", &["read", "山田"]).await.code, 0);
+        let _ = team;
+    }
+);

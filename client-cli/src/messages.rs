@@ -1,0 +1,276 @@
+//! Posting and reading from the terminal: post, history, edit, delete, 「見ました」, read marks, unread
+//! counts, and `tail`, the live view that survives disconnects.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use renkei_cli::Client;
+use renkei_cli::i18n::{Msg, profession_text};
+use renkei_cli::live::{Tail, TailEvent};
+use renkei_protocol::{NewPost, Post, PostKind};
+use uuid::Uuid;
+
+use crate::care::resolve_group;
+use crate::output::{CliError, Output};
+
+type Result<T> = std::result::Result<T, CliError>;
+
+fn kind_mark(kind: PostKind) -> &'static str {
+    match kind {
+        PostKind::Update => "",
+        PostKind::TreatmentQuestion => "［治療の質問］",
+        PostKind::CarePlanQuestion => "［ケアプランの質問］",
+    }
+}
+
+/// One post as a few lines: number, time, author with profession and organisation, marks, body.
+pub fn render_post(out: &Output, group_label: Option<&str>, post: &Post) -> String {
+    let mut head = format!(
+        "#{} {} {}（{}・{}）{}",
+        post.seq,
+        out.time(post.created_at),
+        post.author.display_name,
+        profession_text(post.author.profession, out.lang),
+        post.author.organisation,
+        kind_mark(post.kind)
+    );
+    if let Some(label) = group_label {
+        head = format!("[{label}] {head}");
+    }
+    if let Some(r) = post.reply_to {
+        head.push_str(&format!(" ↩#{r}"));
+    }
+    if post.deleted_at.is_some() {
+        head.push_str(" (deleted)");
+    } else if post.edited_at.is_some() {
+        head.push_str(" (edited)");
+    }
+    let body = post.body.as_deref().unwrap_or("—");
+    let body: Vec<String> = body.lines().map(|l| format!("    {l}")).collect();
+    format!("{head}\n{}", body.join("\n"))
+}
+
+pub async fn post(
+    client: &Client,
+    out: &Output,
+    group: &str,
+    body: Option<String>,
+    kind: PostKind,
+    reply_to: Option<i64>,
+    client_id: Option<String>,
+) -> Result<()> {
+    let id = resolve_group(client, group).await?;
+    let body = match body {
+        Some(b) => b,
+        None => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            text
+        }
+    };
+    let client_msg_id = client_id.unwrap_or_else(|| Uuid::new_v4().to_string());
+    let posted = client.post(id, &NewPost { kind, body, reply_to, client_msg_id }).await?;
+    if out.json {
+        out.json(&posted);
+    } else {
+        println!("{}", render_post(out, None, &posted));
+    }
+    Ok(())
+}
+
+pub async fn history(
+    client: &Client,
+    out: &Output,
+    group: &str,
+    after: Option<i64>,
+    before: Option<i64>,
+    limit: i64,
+    versions: Option<i64>,
+) -> Result<()> {
+    let id = resolve_group(client, group).await?;
+    if let Some(seq) = versions {
+        let history = client.post_history(id, seq).await?;
+        if out.json {
+            out.json(&history);
+        } else {
+            let rows = history
+                .versions
+                .iter()
+                .map(|v| {
+                    vec![
+                        format!("v{}", v.version),
+                        out.time(v.at),
+                        v.body.clone().unwrap_or_else(|| "(deleted)".into()),
+                    ]
+                })
+                .collect();
+            out.table(&["version", "at", "body"], rows);
+        }
+        return Ok(());
+    }
+    // Without a position, the latest page.
+    let before = match (after, before) {
+        (None, None) => Some(client.posts(id, None, None, 1).await?.last_seq + 1),
+        (_, b) => b,
+    };
+    let page = client.posts(id, after, before, limit).await?;
+    if out.json {
+        out.json(&page);
+    } else {
+        for post in &page.posts {
+            println!("{}\n", render_post(out, None, post));
+        }
+    }
+    Ok(())
+}
+
+pub async fn edit(client: &Client, out: &Output, group: &str, seq: i64, body: &str) -> Result<()> {
+    let id = resolve_group(client, group).await?;
+    let post = client.edit_post(id, seq, body).await?;
+    show(out, &post);
+    Ok(())
+}
+
+pub async fn delete(client: &Client, out: &Output, group: &str, seq: i64) -> Result<()> {
+    let id = resolve_group(client, group).await?;
+    let post = client.delete_post(id, seq).await?;
+    show(out, &post);
+    Ok(())
+}
+
+fn show(out: &Output, post: &Post) {
+    if out.json {
+        out.json(post);
+    } else {
+        println!("{}", render_post(out, None, post));
+    }
+}
+
+pub async fn seen(client: &Client, out: &Output, group: &str, seq: i64, list: bool) -> Result<()> {
+    let id = resolve_group(client, group).await?;
+    if !list {
+        let mark = client.mark_seen(id, seq).await?;
+        if out.json {
+            out.json(&mark);
+        } else {
+            println!("{} #{} — {}", out.msg(Msg::SeenMark), mark.seq, out.time(mark.at));
+        }
+        return Ok(());
+    }
+    let seen = client.seen(id, seq).await?;
+    if out.json {
+        out.json(&seen);
+    } else {
+        let rows = seen
+            .seen
+            .iter()
+            .map(|m| {
+                vec![
+                    m.by.display_name.clone(),
+                    profession_text(m.by.profession, out.lang).to_owned(),
+                    m.by.organisation.clone(),
+                    out.time(m.at),
+                ]
+            })
+            .collect();
+        out.table(&["seen by", "profession", "organisation", "at"], rows);
+    }
+    Ok(())
+}
+
+pub async fn read(client: &Client, out: &Output, group: &str, seq: Option<i64>) -> Result<()> {
+    let id = resolve_group(client, group).await?;
+    let seq = match seq {
+        Some(s) => s,
+        None => client.posts(id, None, None, 1).await?.last_seq,
+    };
+    let kept = client.mark_read(id, seq).await?;
+    if out.json {
+        out.json(&serde_json::json!({ "group_id": id, "last_read_seq": kept }));
+    } else {
+        println!("#{kept}");
+    }
+    Ok(())
+}
+
+pub async fn unread(client: &Client, out: &Output) -> Result<()> {
+    let list = client.unread().await?;
+    if out.json {
+        out.json(&list);
+    } else {
+        let rows = list
+            .groups
+            .iter()
+            .map(|u| {
+                vec![u.label.clone(), u.unread.to_string(), format!("#{}", u.last_read_seq), format!("#{}", u.last_seq)]
+            })
+            .collect();
+        out.table(&["group", "unread", "read up to", "latest"], rows);
+    }
+    Ok(())
+}
+
+pub async fn tail(
+    client: &Client,
+    out: &Output,
+    groups: &[String],
+    mark_read: bool,
+    from_start: bool,
+    count: Option<usize>,
+) -> Result<()> {
+    let mine = client.groups().await?.groups;
+    let mut labels = BTreeMap::new();
+    let mut start = Vec::new();
+    let selected: Vec<Uuid> = if groups.is_empty() {
+        mine.iter().map(|g| g.id).collect()
+    } else {
+        let mut ids = Vec::new();
+        for g in groups {
+            ids.push(resolve_group(client, g).await?);
+        }
+        ids
+    };
+    for id in selected {
+        let label = mine.iter().find(|g| g.id == id).map(|g| g.label.clone()).unwrap_or_else(|| id.to_string());
+        labels.insert(id, label);
+        let after = if from_start { 0 } else { client.posts(id, None, None, 1).await?.last_seq };
+        start.push((id, after));
+    }
+    let mut tail = Tail::new(client.clone(), start);
+    let mut shown = 0;
+    while count.is_none_or(|c| shown < c) {
+        match tail.next().await? {
+            TailEvent::Post(post) => {
+                shown += 1;
+                if out.json {
+                    println!("{}", serde_json::to_string(&post).unwrap_or_default());
+                } else {
+                    let label = if labels.len() > 1 { labels.get(&post.group_id).map(String::as_str) } else { None };
+                    println!("{}\n", render_post(out, label, &post));
+                }
+                if mark_read {
+                    client.mark_read(post.group_id, post.seq).await?;
+                }
+            }
+            TailEvent::Updated(post) if !out.json => println!("{}\n", render_post(out, None, &post)),
+            TailEvent::Seen(mark) if !out.json => {
+                println!(
+                    "  {} #{} — {}（{}）",
+                    out.msg(Msg::SeenMark),
+                    mark.seq,
+                    mark.by.display_name,
+                    out.time(mark.at)
+                );
+            }
+            TailEvent::Ended(group) => {
+                eprintln!("renkei: {} — membership ended", labels.get(&group).cloned().unwrap_or_default());
+                if tail.positions().is_empty() {
+                    break;
+                }
+            }
+            TailEvent::Reconnected if !out.json => eprintln!("renkei: {}", out.msg(Msg::Reconnected)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
