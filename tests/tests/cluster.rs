@@ -67,6 +67,28 @@ async fn posts_and_membership_changes_cross_nodes_and_survive_a_lost_listener() 
         assert_eq!(next_post_seq(&mut tail).await, expected);
     }
 
+    // Both nodes accept posts to the same group at once: one gap-free sequence.
+    let doctor_on_b = node_b.login("dr-suzuki", renkei_tests::PASSWORD).await;
+    let (a, b) = (team.care_manager.clone(), doctor_on_b.clone());
+    let group = team.group;
+    let on_a = tokio::spawn(async move {
+        for i in 0..25 {
+            a.post(group, &new_post("a", &format!("a-{i}"))).await.unwrap();
+        }
+    });
+    let on_b = tokio::spawn(async move {
+        for i in 0..25 {
+            b.post(group, &new_post("b", &format!("b-{i}"))).await.unwrap();
+        }
+    });
+    on_a.await.unwrap();
+    on_b.await.unwrap();
+    for expected in 31..=80 {
+        assert_eq!(next_post_seq(&mut tail).await, expected);
+    }
+    let all = doctor_on_b.posts(group, Some(0), None, 500).await.unwrap().posts;
+    assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=80).collect::<Vec<_>>());
+
     // A removal on node A stops delivery on node B.
     team.doctor.remove_member(team.group, "ns-sato").await.unwrap();
     loop {

@@ -339,3 +339,58 @@ both_backends!(
         assert!(anonymous.connect_live().await.is_err());
     }
 );
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| {
+        c.ws_allowed_origins = vec!["https://renkei.example.jp".into()];
+        c.ws_frames_per_second = 5;
+    };
+    async fn browsers_authenticate_by_subprotocol_from_allowed_origins_and_floods_are_limited(app: TestApp) {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let team = app.team().await;
+        let url = format!("{}/api/v1/ws", app.base_url.replacen("http", "ws", 1));
+        let token = team.nurse.token().unwrap().expose().to_owned();
+        let browser = |origin: &str| {
+            let mut request = url.clone().into_client_request().unwrap();
+            let headers = request.headers_mut();
+            headers.insert("origin", origin.parse().unwrap());
+            headers.insert("sec-websocket-protocol", format!("renkei.v1, renkei.token.{token}").parse().unwrap());
+            request
+        };
+        let (mut socket, response) = tokio_tungstenite::connect_async(browser("https://renkei.example.jp")).await.unwrap();
+        assert_eq!(response.headers().get("sec-websocket-protocol").unwrap(), "renkei.v1");
+        use futures_util::{SinkExt, StreamExt};
+        socket.send(tokio_tungstenite::tungstenite::Message::Text(r#"{"type":"ping","id":"b"}"#.into())).await.unwrap();
+        let reply = loop {
+            match socket.next().await.unwrap().unwrap() {
+                tokio_tungstenite::tungstenite::Message::Text(text) => break text,
+                _ => continue,
+            }
+        };
+        assert_eq!(reply.as_str(), r#"{"type":"pong","id":"b"}"#);
+        let refused = tokio_tungstenite::connect_async(browser("https://evil.example")).await;
+        match refused {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+            other => panic!("a foreign origin was let in: {other:?}"),
+        }
+
+        // A flood of frames: beyond the per-connection rate, typed errors; the connection survives.
+        let mut live = team.nurse.connect_live().await.unwrap();
+        for i in 0..30 {
+            live.send(&ClientFrame::Ping { id: i.to_string() }).await.unwrap();
+        }
+        let mut limited = 0;
+        let mut pongs = 0;
+        while limited + pongs < 30 {
+            match next(&mut live).await {
+                ServerFrame::Error { code: ErrorCode::RateLimited, .. } => limited += 1,
+                ServerFrame::Pong { .. } => pongs += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(limited > 0 && pongs >= 5, "limited {limited}, answered {pongs}");
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        live.send(&ClientFrame::Ping { id: "later".into() }).await.unwrap();
+        assert_eq!(next(&mut live).await, ServerFrame::Pong { id: "later".into() });
+    }
+);

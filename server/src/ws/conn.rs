@@ -67,7 +67,7 @@ pub(super) async fn run(state: AppState, session: AnySession, socket: WebSocket)
     let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
     let mut conn = Conn { state, session, sent: HashMap::new(), sink };
     let mut in_flight: FuturesUnordered<Reply> = FuturesUnordered::new();
-    let mut ping = tokio::time::interval(PING_INTERVAL);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let mut last_heard = Instant::now();
     let signals = registration.signals.clone();
     loop {
