@@ -236,18 +236,15 @@ fn validate_post(state: &AppState, mut post: NewPost) -> Result<NewPost, ApiErro
     if problems.is_empty() { Ok(post) } else { Err(ApiError::Validation(problems)) }
 }
 
-/// Validates, authorises and queues a post for the group commit; answers once it is durable. Shared by
-/// HTTP and WebSocket.
+/// Validates a post and queues it for the group commit; answers once it is durable. Authorisation happens
+/// inside the commit transaction (`policy::groups::authorize(.., Post)`), once, where no concurrent
+/// removal can race it. Shared by HTTP and WebSocket.
 pub(crate) async fn submit_post(
     state: &AppState,
     author: &Account,
     group_id: Uuid,
     post: NewPost,
 ) -> Result<(Post, bool), ApiError> {
-    // Fast refusal for what is already known; the commit transaction checks again.
-    let group = state.store.group(group_id).await?.ok_or(ApiError::NotFound)?;
-    let membership = state.store.current_membership(group_id, author.id()).await?;
-    rules::authorize(&group, membership.as_ref(), GroupAction::Post)?;
     let post = validate_post(state, post)?;
     let person = author.person();
     let author = renkei_protocol::Author {
