@@ -89,7 +89,15 @@ pub enum Command {
         /// Your own id for this post; retrying with the same id never posts twice (default: a new one).
         #[arg(long)]
         client_id: Option<String>,
+        /// Send it although it reads like an emergency, confirming it is not one ("今日は急変なし"). Recorded.
+        #[arg(long)]
+        confirm_not_emergency: bool,
     },
+    /// Questions addressed to me that I have not answered or marked seen.
+    Addressed,
+    /// My availability hours and how I prefer to be reached (「ケアマネタイム」).
+    #[command(subcommand)]
+    Availability(AvailabilityCommand),
     /// A group's history: the latest posts, or those after/before a sequence number.
     History {
         group: String,
@@ -159,6 +167,19 @@ pub enum SessionsCommand {
     List,
     /// End one of my sessions (a lost phone, a shared PC).
     Revoke { id: Uuid },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AvailabilityCommand {
+    /// Show my availability.
+    Show,
+    /// Replace my availability: `--window "mon-fri 09:00-17:00"` (repeatable) and `--contact TEXT`.
+    Set {
+        #[arg(long = "window")]
+        windows: Vec<String>,
+        #[arg(long)]
+        contact: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

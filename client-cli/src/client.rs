@@ -11,7 +11,10 @@ use renkei_protocol::{
     SessionList, SetupPasswordRequest, SetupToken, TotpCode, TotpEnrollment, User, UserList, UserRef,
     WithdrawConsentRequest,
 };
-use renkei_protocol::{EditPost, NewPost, Post, PostHistory, PostPage, ReadMark, SeenList, SeenMark, UnreadList};
+use renkei_protocol::{
+    AddressedList, Availability, EditPost, NewPost, Post, PostHistory, PostPage, PostReceipt, ReadMark, SeenList,
+    SeenMark, UnreadList,
+};
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -329,7 +332,25 @@ impl Client {
 impl Client {
     /// Posts and waits until it is durably committed; a retried `client_msg_id` returns the original.
     pub async fn post(&self, group: Uuid, post: &NewPost) -> Result<Post, ClientError> {
+        Ok(self.post_receipt(group, post).await?.post)
+    }
+
+    /// Like [`Client::post`], with who of the addressees is off hours (rule 5).
+    pub async fn post_receipt(&self, group: Uuid, post: &NewPost) -> Result<PostReceipt, ClientError> {
         self.call(Method::POST, &format!("/groups/{group}/posts"), Some(post)).await
+    }
+
+    /// Questions addressed to me that I have neither answered nor marked seen.
+    pub async fn addressed(&self) -> Result<AddressedList, ClientError> {
+        self.call::<(), _>(Method::GET, "/addressed", None).await
+    }
+
+    pub async fn availability(&self) -> Result<Availability, ClientError> {
+        self.call::<(), _>(Method::GET, "/me/availability", None).await
+    }
+
+    pub async fn set_availability(&self, availability: &Availability) -> Result<Availability, ClientError> {
+        self.call(Method::PUT, "/me/availability", Some(availability)).await
     }
 
     /// A page of history: after `after` going forward, or before `before` going backward.
@@ -351,7 +372,18 @@ impl Client {
     }
 
     pub async fn edit_post(&self, group: Uuid, seq: i64, body: &str) -> Result<Post, ClientError> {
-        let edit = EditPost { body: body.to_owned() };
+        self.edit_post_confirmed(group, seq, body, false).await
+    }
+
+    /// Edits, confirming the new text is not an emergency although it reads like one (rule 6).
+    pub async fn edit_post_confirmed(
+        &self,
+        group: Uuid,
+        seq: i64,
+        body: &str,
+        confirm_not_emergency: bool,
+    ) -> Result<Post, ClientError> {
+        let edit = EditPost { body: body.to_owned(), confirm_not_emergency };
         self.call(Method::PATCH, &format!("/groups/{group}/posts/{seq}"), Some(&edit)).await
     }
 

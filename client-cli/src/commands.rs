@@ -69,9 +69,12 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Decline { invitation } => care::answer(&ctx.client()?, out, invitation.as_deref(), false).await,
         Command::Remove { group, user } => care::remove(&ctx.client()?, out, &group, &user).await,
         Command::Leave { group } => care::leave(&ctx.client()?, out, &group).await,
-        Command::Post { group, body, kind, reply_to, client_id } => {
-            messages::post(&ctx.client()?, out, &group, body, kind, reply_to, client_id).await
+        Command::Post { group, body, kind, reply_to, client_id, confirm_not_emergency } => {
+            let options = messages::PostOptions { kind, reply_to, client_id, confirm_not_emergency };
+            messages::post(&ctx.client()?, out, &group, body, options).await
         }
+        Command::Addressed => messages::addressed(&ctx.client()?, out).await,
+        Command::Availability(cmd) => messages::availability(&ctx.client()?, out, cmd).await,
         Command::History { group, after, before, limit, versions } => {
             messages::history(&ctx.client()?, out, &group, after, before, limit, versions).await
         }

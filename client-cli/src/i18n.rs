@@ -73,6 +73,7 @@ pub enum Msg {
     CommunityMemberAdded,
     SeenMark,
     Reconnected,
+    OffHours,
 }
 
 impl Msg {
@@ -155,6 +156,10 @@ impl Msg {
             Archived => lang.pick("グループをアーカイブしました（閲覧のみ）", "Group archived (read-only)"),
             CommunityMemberAdded => lang.pick("メンバーを追加しました", "Member added"),
             SeenMark => lang.pick("見ました", "Seen"),
+            OffHours => lang.pick(
+                "次の方は現在対応時間外です。すぐの返信は期待しないでください（急ぎは電話で）:",
+                "These addressees are off hours now; do not expect an immediate reply (urgent matters go by phone):",
+            ),
             Reconnected => lang.pick("再接続しました（取りこぼしなし）", "Reconnected (nothing missed)"),
         }
     }
@@ -213,6 +218,18 @@ pub fn error_text(code: ErrorCode, lang: Lang) -> &'static str {
         InvitationExpired => lang.pick(
             "招待の有効期限が切れています。主治医に再招待を依頼してください",
             "The invitation has expired; ask the attending physician to invite you again",
+        ),
+        EmergencyUseProhibited => lang.pick(
+            "緊急・急ぎの連絡は renkei ではなく電話でお願いします。緊急でない場合は --confirm-not-emergency を付けて再送してください",
+            "Emergencies go by telephone, never through renkei. If this is not an emergency, send it again with --confirm-not-emergency",
+        ),
+        PatientInfoInCommunityGroup => lang.pick(
+            "全体グループでは個別の患者情報を共有できません。その患者のグループに投稿してください",
+            "Individual patient information is not shared in community groups; post it in the patient's own group",
+        ),
+        NoCareManagerInGroup => lang.pick(
+            "このグループにはケアマネジャーがいません。ケアプランの質問は送れません",
+            "There is no care manager in this group to address a care-plan question to",
         ),
         RateLimited => {
             lang.pick("送信が多すぎます。少し待ってから再度お試しください", "Too many messages at once; slow down")

@@ -50,15 +50,23 @@ pub fn render_post(out: &Output, group_label: Option<&str>, post: &Post) -> Stri
     format!("{head}\n{}", body.join("\n"))
 }
 
+/// How to post, beyond the text.
+#[derive(Debug)]
+pub struct PostOptions {
+    pub kind: PostKind,
+    pub reply_to: Option<i64>,
+    pub client_id: Option<String>,
+    pub confirm_not_emergency: bool,
+}
+
 pub async fn post(
     client: &Client,
     out: &Output,
     group: &str,
     body: Option<String>,
-    kind: PostKind,
-    reply_to: Option<i64>,
-    client_id: Option<String>,
+    options: PostOptions,
 ) -> Result<()> {
+    let PostOptions { kind, reply_to, client_id, confirm_not_emergency } = options;
     let id = resolve_group(client, group).await?;
     let body = match body {
         Some(b) => b,
@@ -69,11 +77,19 @@ pub async fn post(
         }
     };
     let client_msg_id = client_id.unwrap_or_else(|| Uuid::new_v4().to_string());
-    let posted = client.post(id, &NewPost { kind, body, reply_to, client_msg_id }).await?;
+    let receipt =
+        client.post_receipt(id, &NewPost { kind, body, reply_to, client_msg_id, confirm_not_emergency }).await?;
     if out.json {
-        out.json(&posted);
-    } else {
-        println!("{}", render_post(out, None, &posted));
+        out.json(&receipt);
+        return Ok(());
+    }
+    println!("{}", render_post(out, None, &receipt.post));
+    if !receipt.off_hours.is_empty() {
+        println!("\n{}", out.msg(Msg::OffHours));
+        for o in &receipt.off_hours {
+            let contact = o.contact_preference.as_deref().unwrap_or("");
+            println!("  {}（{}）{contact}", o.person.display_name, profession_text(o.person.profession, out.lang));
+        }
     }
     Ok(())
 }
@@ -271,6 +287,70 @@ pub async fn tail(
             TailEvent::Reconnected if !out.json => eprintln!("renkei: {}", out.msg(Msg::Reconnected)),
             _ => {}
         }
+    }
+    Ok(())
+}
+
+pub async fn addressed(client: &Client, out: &Output) -> Result<()> {
+    let list = client.addressed().await?;
+    if out.json {
+        out.json(&list);
+        return Ok(());
+    }
+    let labels: BTreeMap<Uuid, String> = client.groups().await?.groups.into_iter().map(|g| (g.id, g.label)).collect();
+    for post in &list.posts {
+        println!("{}\n", render_post(out, labels.get(&post.group_id).map(String::as_str), post));
+    }
+    Ok(())
+}
+
+/// `mon-fri 09:00-17:00`, `sat,sun 10:00-12:00`.
+fn parse_window(text: &str) -> Result<renkei_protocol::AvailabilityWindow> {
+    use renkei_protocol::Weekday;
+    let bad = || CliError::Other(format!("window {text:?}: expected e.g. \"mon-fri 09:00-17:00\""));
+    let (days, hours) = text.trim().split_once(' ').ok_or_else(bad)?;
+    let (start, end) = hours.trim().split_once('-').ok_or_else(bad)?;
+    let all = Weekday::ALL;
+    let index = |d: &str| all.iter().position(|w| w.as_str() == d.trim().to_ascii_lowercase()).ok_or_else(bad);
+    let mut selected = Vec::new();
+    for part in days.split(',') {
+        match part.split_once('-') {
+            Some((from, to)) => {
+                let (from, to) = (index(from)?, index(to)?);
+                if from > to {
+                    return Err(bad());
+                }
+                selected.extend_from_slice(&all[from..=to]);
+            }
+            None => selected.push(all[index(part)?]),
+        }
+    }
+    Ok(renkei_protocol::AvailabilityWindow { days: selected, start: start.trim().into(), end: end.trim().into() })
+}
+
+pub async fn availability(client: &Client, out: &Output, cmd: crate::args::AvailabilityCommand) -> Result<()> {
+    let current = match cmd {
+        crate::args::AvailabilityCommand::Show => client.availability().await?,
+        crate::args::AvailabilityCommand::Set { windows, contact } => {
+            let windows = windows.iter().map(|w| parse_window(w)).collect::<Result<Vec<_>>>()?;
+            client.set_availability(&renkei_protocol::Availability { windows, contact_preference: contact }).await?
+        }
+    };
+    if out.json {
+        out.json(&current);
+        return Ok(());
+    }
+    let rows = current
+        .windows
+        .iter()
+        .map(|w| {
+            let days: Vec<&str> = w.days.iter().map(|d| d.as_str()).collect();
+            vec![days.join(","), format!("{}-{}", w.start, w.end)]
+        })
+        .collect();
+    out.table(&["days", "hours"], rows);
+    if let Some(contact) = &current.contact_preference {
+        println!("{contact}");
     }
     Ok(())
 }

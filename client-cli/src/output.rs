@@ -43,7 +43,10 @@ impl CliError {
                 | C::PasswordTooWeak
                 | C::OutsideConsentScope
                 | C::ConsentRequired
-                | C::GroupNotActive => 5,
+                | C::GroupNotActive
+                | C::EmergencyUseProhibited
+                | C::PatientInfoInCommunityGroup
+                | C::NoCareManagerInGroup => 5,
                 C::MalformedRequest
                 | C::ValidationFailed
                 | C::UnsupportedMediaType

@@ -524,6 +524,7 @@ both_backends!(
             body: format!("バイタル記録 {i}"),
             reply_to: None,
             client_msg_id: format!("crash-{i}"),
+            confirm_not_emergency: false,
         };
         for i in 0..POSTS {
             live.send(&ClientFrame::Post { id: i.to_string(), group_id: team.group, post: post(i) }).await.unwrap();

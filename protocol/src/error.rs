@@ -58,6 +58,14 @@ pub enum ErrorCode {
     GroupNotActive,
     /// Too many frames on this connection; slow down.
     RateLimited,
+    /// Rule 6: the post reads as an emergency. Telephone instead (the attending physician's number is in
+    /// `fields` when there is one), or re-send with `confirm_not_emergency` if it is not one.
+    EmergencyUseProhibited,
+    /// Rule 4: a community group post names a patient. Individual support information stays in the
+    /// patient's own group.
+    PatientInfoInCommunityGroup,
+    /// Rule 3: a care-plan question needs a care manager in the group.
+    NoCareManagerInGroup,
     /// The server could not reach its database; try again.
     Unavailable,
     /// An unexpected server fault. The cause is logged on the server, never sent.
@@ -92,6 +100,9 @@ impl ErrorCode {
             Self::InvitationExpired => "invitation_expired",
             Self::GroupNotActive => "group_not_active",
             Self::RateLimited => "rate_limited",
+            Self::EmergencyUseProhibited => "emergency_use_prohibited",
+            Self::PatientInfoInCommunityGroup => "patient_info_in_community_group",
+            Self::NoCareManagerInGroup => "no_care_manager_in_group",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -159,6 +170,9 @@ mod tests {
             ErrorCode::InvitationExpired,
             ErrorCode::GroupNotActive,
             ErrorCode::RateLimited,
+            ErrorCode::EmergencyUseProhibited,
+            ErrorCode::PatientInfoInCommunityGroup,
+            ErrorCode::NoCareManagerInGroup,
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ] {

@@ -29,6 +29,10 @@ pub struct NewPost {
     pub reply_to: Option<i64>,
     /// Chosen by the client; retrying with the same id returns the original post, never a second one.
     pub client_msg_id: String,
+    /// The author confirms this is not an emergency although it reads like one ("今日は急変なし"). The
+    /// override is audited with the matched terms (rule 6).
+    #[serde(default)]
+    pub confirm_not_emergency: bool,
 }
 
 /// A post's author as stamped when it was written: profession and organisation at that time (rule 8).
@@ -74,6 +78,55 @@ pub struct PostPage {
 #[serde(deny_unknown_fields)]
 pub struct EditPost {
     pub body: String,
+    #[serde(default)]
+    pub confirm_not_emergency: bool,
+}
+
+/// An addressee who is outside their availability hours right now (rule 5): no immediate reply should be
+/// expected, and here is how they prefer to be reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OffHours {
+    pub person: Person,
+    pub contact_preference: Option<String>,
+}
+
+/// The answer to a post: the post as committed, and who of its addressees is off hours now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PostReceipt {
+    pub post: Post,
+    #[serde(default)]
+    pub off_hours: Vec<OffHours>,
+}
+
+/// Questions addressed to me (treatment questions as attending physician, care-plan questions as care
+/// manager) that I have neither answered nor marked seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AddressedList {
+    pub posts: Vec<Post>,
+}
+
+wire_enum!(
+    Weekday { Mon = "mon", Tue = "tue", Wed = "wed", Thu = "thu", Fri = "fri", Sat = "sat", Sun = "sun" }
+);
+
+/// A weekly window in the server's time zone, e.g. Mon–Fri 09:00–17:00 (`end` may be `24:00`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityWindow {
+    pub days: Vec<Weekday>,
+    pub start: String,
+    pub end: String,
+}
+
+/// When and how a member prefers to be reached — the local 「ケアマネタイム」 (rule 5). No windows means no
+/// claim either way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Availability {
+    #[serde(default)]
+    pub windows: Vec<AvailabilityWindow>,
+    #[serde(default)]
+    pub contact_preference: Option<String>,
 }
 
 /// One version of a post (clinical records keep every version).
@@ -213,6 +266,9 @@ pub enum ServerFrame {
         seq: Option<i64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         post_id: Option<Uuid>,
+        /// For a post: addressees off hours right now (rule 5).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        off_hours: Vec<OffHours>,
     },
     Error {
         #[serde(default)]
@@ -235,13 +291,19 @@ mod tests {
         assert_eq!(frame, ClientFrame::Ping { id: "1".into() });
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"post","id":"1","urgent":true}"#).is_err());
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"shout","id":"1"}"#).is_err());
-        let ack = ServerFrame::Ack { id: "7".into(), group_id: None, seq: Some(3), post_id: None };
+        let ack = ServerFrame::Ack { id: "7".into(), group_id: None, seq: Some(3), post_id: None, off_hours: vec![] };
         assert_eq!(serde_json::to_string(&ack).unwrap(), r#"{"type":"ack","id":"7","seq":3}"#);
     }
 
     #[test]
     fn there_is_no_urgency_anywhere_in_a_post() {
-        let post = NewPost { kind: PostKind::Update, body: "x".into(), reply_to: None, client_msg_id: "c".into() };
+        let post = NewPost {
+            kind: PostKind::Update,
+            body: "x".into(),
+            reply_to: None,
+            client_msg_id: "c".into(),
+            confirm_not_emergency: false,
+        };
         let json = serde_json::to_string(&post).unwrap();
         assert!(!json.contains("urgent") && !json.contains("priority"));
         let urgent = r#"{"kind":"update","body":"x","client_msg_id":"c","priority":"high"}"#;

@@ -21,6 +21,8 @@ pub struct AppState {
     pub store: Store,
     /// The group commit, the fan-out hub and the cluster link.
     pub messaging: Arc<crate::messaging::Messaging>,
+    /// The emergency lexicon (rule 6), parsed once at start.
+    pub lexicon: Arc<crate::policy::content::Lexicon>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
 }
@@ -58,8 +60,21 @@ impl Application {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         crate::auth::password::warm_up();
+        let lexicon = match &config.emergency_lexicon_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading the emergency lexicon {}", path.display()))?,
+            None => crate::policy::content::DEFAULT_LEXICON.to_owned(),
+        };
+        let lexicon = crate::policy::content::Lexicon::parse(&lexicon);
+        anyhow::ensure!(!lexicon.is_empty(), "the emergency lexicon is empty");
         let messaging = crate::messaging::Messaging::start(store.clone(), config.ws_queue_frames);
-        let state = AppState { store, messaging, config: Arc::new(config), metrics: Arc::new(Metrics::default()) };
+        let state = AppState {
+            store,
+            messaging,
+            lexicon: Arc::new(lexicon),
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+        };
         Ok(Self { listener, local_addr, tls, state })
     }
 

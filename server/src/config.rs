@@ -47,6 +47,10 @@ pub struct Config {
     pub invitation_days: u32,
     /// Longest post body, in characters.
     pub max_post_chars: usize,
+    /// The time zone availability hours are kept in, as a UTC offset (Japan: `+09:00`).
+    pub time_zone: String,
+    /// A file replacing the emergency lexicon that ships with the server (one term per line).
+    pub emergency_lexicon_file: Option<PathBuf>,
     /// Frames queued per WebSocket connection before it is marked lagged and catches up from the database.
     pub ws_queue_frames: usize,
     /// Origins allowed to open a WebSocket from a browser (e.g. `https://renkei.example.jp`). Clients that
@@ -97,6 +101,8 @@ impl Default for Config {
             setup_token_hours: 72,
             invitation_days: 14,
             max_post_chars: 8000,
+            time_zone: "+09:00".to_owned(),
+            emergency_lexicon_file: None,
             ws_queue_frames: 256,
             ws_allowed_origins: Vec::new(),
             ws_frames_per_second: 200,
@@ -161,10 +167,22 @@ impl Config {
         if self.login_account_failures_per_hour == 0 || self.login_address_failures_per_hour == 0 {
             return Err(ConfigError::Invalid("login failure limits must be positive".into()));
         }
+        if self.utc_offset().is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "time_zone {:?}: expected an offset like +09:00",
+                self.time_zone
+            )));
+        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
         }
         Ok(())
+    }
+
+    /// [`Config::time_zone`] as an offset.
+    pub fn utc_offset(&self) -> Option<time::UtcOffset> {
+        let format = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+        time::UtcOffset::parse(self.time_zone.trim(), &format).ok()
     }
 
     /// The database URL in effect: the configured one, or SQLite inside the data directory.

@@ -46,6 +46,15 @@ pub enum ApiError {
     NotFound,
     #[error("target refused: {0:?}")]
     Target(TargetRefused),
+    /// Rule 6: reads as an emergency (matched lexicon terms; the attending physician's phone, if any).
+    #[error("emergency use prohibited")]
+    Emergency { matched: Vec<String>, phone: Option<String> },
+    /// Rule 4: a community-group post names a patient.
+    #[error("patient information in a community group")]
+    PatientInfoInCommunityGroup,
+    /// Rule 3: a care-plan question without a care manager in the group.
+    #[error("no care manager in the group")]
+    NoCareManager,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("conflict: {0:?}")]
@@ -119,6 +128,25 @@ impl ApiError {
                 (S::FORBIDDEN, C::Forbidden, "only the attending physician may do this".into())
             }
             Self::NotFound => (S::NOT_FOUND, C::NotFound, "not found".into()),
+            Self::Emergency { .. } => (
+                S::UNPROCESSABLE_ENTITY,
+                C::EmergencyUseProhibited,
+                "緊急・急ぎの連絡は renkei ではなく電話でお願いします。Emergencies go by telephone, never through \
+                 renkei. If this is not an emergency, send it again confirming so."
+                    .into(),
+            ),
+            Self::PatientInfoInCommunityGroup => (
+                S::UNPROCESSABLE_ENTITY,
+                C::PatientInfoInCommunityGroup,
+                "全体グループでは個別の患者情報を共有できません。患者グループに投稿してください。Individual patient \
+                 information is not shared in community groups; post it in the patient's own group."
+                    .into(),
+            ),
+            Self::NoCareManager => (
+                S::UNPROCESSABLE_ENTITY,
+                C::NoCareManagerInGroup,
+                "このグループにはケアマネジャーがいません。There is no care manager in this group.".into(),
+            ),
             Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, C::MethodNotAllowed, "method not allowed".into()),
             Self::Conflict(Conflict::LoginTaken) => (S::CONFLICT, C::Conflict, "this login is already taken".into()),
             Self::Conflict(Conflict::TotpAlreadyEnabled) => {
@@ -168,6 +196,12 @@ impl ApiError {
                 body = body.with_field("retry_after_seconds", wait.as_secs().max(1).to_string());
             }
             Self::Conflict(Conflict::LoginTaken) => body = body.with_field("login", "taken"),
+            Self::Emergency { matched, phone } => {
+                body = body.with_field("matched", matched.join(","));
+                if let Some(phone) = phone {
+                    body = body.with_field("attending_physician_phone", phone.clone());
+                }
+            }
             Self::Target(TargetRefused::NotAPhysician) => body = body.with_field("user", "not_a_physician"),
             Self::Target(TargetRefused::AccountDisabled) => body = body.with_field("user", "disabled"),
             Self::Target(TargetRefused::NotAnActiveMember) => body = body.with_field("user", "not_an_active_member"),

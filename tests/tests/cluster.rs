@@ -9,7 +9,13 @@ use renkei_protocol::{NewPost, PostKind};
 use renkei_tests::{Backend, TestApp};
 
 fn new_post(body: &str, id: &str) -> NewPost {
-    NewPost { kind: PostKind::Update, body: body.into(), reply_to: None, client_msg_id: id.into() }
+    NewPost {
+        kind: PostKind::Update,
+        body: body.into(),
+        reply_to: None,
+        client_msg_id: id.into(),
+        confirm_not_emergency: false,
+    }
 }
 
 async fn next_event(tail: &mut Tail) -> TailEvent {

@@ -11,7 +11,13 @@ use renkei_tests::both_backends;
 use uuid::Uuid;
 
 fn new_post(body: &str, id: &str) -> NewPost {
-    NewPost { kind: PostKind::Update, body: body.into(), reply_to: None, client_msg_id: id.into() }
+    NewPost {
+        kind: PostKind::Update,
+        body: body.into(),
+        reply_to: None,
+        client_msg_id: id.into(),
+        confirm_not_emergency: false,
+    }
 }
 
 fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {

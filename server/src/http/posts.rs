@@ -5,8 +5,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use renkei_protocol::{
-    EditPost, ErrorBody, MAX_CLIENT_MSG_ID, NewPost, Post, PostHistory, PostPage, ReadMark, SeenList, SeenMark,
-    UnreadList,
+    AddressedList, Availability, EditPost, ErrorBody, GroupKind, MAX_CLIENT_MSG_ID, NewPost, OffHours, Post,
+    PostHistory, PostKind, PostPage, PostReceipt, ReadMark, SeenList, SeenMark, UnreadList,
 };
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,6 +19,8 @@ use crate::app::AppState;
 use crate::auth::Member as Caller;
 use crate::domain::{self, Account, FieldError, GroupRecord, parse_notes};
 use crate::error::ApiError;
+use crate::policy::availability::{self, Addressees};
+use crate::policy::content;
 use crate::policy::groups::{self as rules, GroupAction};
 use crate::store::{PostRefused, PostRequest};
 
@@ -30,6 +32,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_seen_http, list_seen))
         .routes(routes!(mark_read_http))
         .routes(routes!(unread))
+        .routes(routes!(addressed))
+        .routes(routes!(get_availability, put_availability))
 }
 
 /// Largest page of history one request returns.
@@ -54,17 +58,17 @@ fn parse_seq(raw: &str) -> Result<i64, ApiError> {
 /// the original post (200) instead of creating a second one (201).
 #[utoipa::path(post, path = "/api/v1/groups/{id}/posts", tag = "posts", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = NewPost,
-    responses((status = 201, body = Post), (status = 200, description = "the original post, for a retried client_msg_id", body = Post),
+    responses((status = 201, body = PostReceipt), (status = 200, description = "the original post, for a retried client_msg_id", body = PostReceipt),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_post(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(post): ApiJson<NewPost>,
-) -> Result<(StatusCode, axum::Json<Post>), ApiError> {
+) -> Result<(StatusCode, axum::Json<PostReceipt>), ApiError> {
     let group = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    let (post, created) = submit_post(&state, &caller.0.account, group, post).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(post)))
+    let (receipt, created) = submit_post(&state, &caller.0.account, group, post).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(receipt)))
 }
 
 /// A page of history, in sequence order.
@@ -121,7 +125,7 @@ async fn edit_post(
     ApiJson(edit): ApiJson<EditPost>,
 ) -> Result<axum::Json<Post>, ApiError> {
     let body = validate_body(&state, &edit.body)?;
-    revise(&state, &caller, &id, &seq, Some(body)).await.map(axum::Json)
+    revise(&state, &caller, &id, &seq, Some((body, edit.confirm_not_emergency))).await.map(axum::Json)
 }
 
 /// Deletes one of my posts: a tombstone keeps its place; every version stays in the history.
@@ -141,13 +145,22 @@ async fn revise(
     caller: &Caller,
     id: &str,
     seq: &str,
-    body: Option<String>,
+    edit: Option<(String, bool)>,
 ) -> Result<Post, ApiError> {
     let (group, post) = find_post(state, caller, id, seq, GroupAction::Post).await?;
     if !crate::policy::posts::may_revise(&post, &caller.0.account) {
         return Err(ApiError::Forbidden(crate::policy::Denied::NotTheAuthor));
     }
+    let mut overridden = Vec::new();
+    if let Some((body, confirm)) = &edit {
+        overridden = check_content(state, &group, body, *confirm).await?;
+    }
+    let body = edit.map(|(body, _)| body);
     let revised = state.store.revise_post(group.id, post.seq, body.as_deref(), domain::now()).await?;
+    if !overridden.is_empty() {
+        let me = caller.0.account.id();
+        state.store.record_override("emergency", me, group.id, Some(post.id), &overridden, domain::now()).await?;
+    }
     let revised = revised.ok_or(ApiError::Conflict(crate::store::Conflict::StateChanged))?;
     state.messaging.post_updated(&revised).await;
     Ok(revised)
@@ -204,6 +217,50 @@ async fn mark_read_http(
     Ok(axum::Json(ReadMark { seq }))
 }
 
+/// Questions addressed to me that I have neither answered nor marked seen (rule 3).
+#[utoipa::path(get, path = "/api/v1/addressed", tag = "posts", security(("bearer" = [])),
+    responses((status = 200, body = AddressedList)))]
+async fn addressed(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<AddressedList>, ApiError> {
+    let me = &caller.0.account;
+    let care_manager = me.user.profession == renkei_protocol::Profession::CareManager;
+    Ok(axum::Json(AddressedList { posts: state.store.addressed_to(me.id(), care_manager).await? }))
+}
+
+/// My availability hours and contact preference (rule 5).
+#[utoipa::path(get, path = "/api/v1/me/availability", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = Availability)))]
+async fn get_availability(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<Availability>, ApiError> {
+    Ok(axum::Json(state.store.availability(caller.0.account.id()).await?))
+}
+
+/// Sets my availability hours (weekly windows in the server's time zone) and contact preference.
+#[utoipa::path(put, path = "/api/v1/me/availability", tag = "me", security(("bearer" = [])),
+    request_body = Availability, responses((status = 200, body = Availability), (status = 422, body = ErrorBody)))]
+async fn put_availability(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(mut availability): ApiJson<Availability>,
+) -> Result<axum::Json<Availability>, ApiError> {
+    let mut problems = Vec::new();
+    if availability.windows.len() > 50 {
+        problems.push(FieldError::new("windows", "too_many"));
+    }
+    for w in &availability.windows {
+        if let Err(problem) = availability::check_window(w) {
+            problems.push(FieldError::new("windows", problem));
+        }
+    }
+    match parse_notes("contact_preference", availability.contact_preference.as_deref(), 500) {
+        Ok(p) => availability.contact_preference = p,
+        Err(e) => problems.push(e),
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    state.store.set_availability(caller.0.account.id(), &availability).await?;
+    Ok(axum::Json(availability))
+}
+
 /// Unread counts for each of my groups.
 #[utoipa::path(get, path = "/api/v1/unread", tag = "posts", security(("bearer" = [])),
     responses((status = 200, body = UnreadList)))]
@@ -236,32 +293,104 @@ fn validate_post(state: &AppState, mut post: NewPost) -> Result<NewPost, ApiErro
     if problems.is_empty() { Ok(post) } else { Err(ApiError::Validation(problems)) }
 }
 
-/// Validates a post and queues it for the group commit; answers once it is durable. Authorisation happens
-/// inside the commit transaction (`policy::groups::authorize(.., Post)`), once, where no concurrent
-/// removal can race it. Shared by HTTP and WebSocket.
+/// The content rules every post and edit passes, in every kind of group: rule 6 (no emergencies — unless
+/// the author explicitly confirms it is not one, which is recorded) and, in community groups, rule 4 (no
+/// patient names). Returns the matched emergency terms that were overridden, if any.
+async fn check_content(
+    state: &AppState,
+    group: &GroupRecord,
+    text: &str,
+    confirm_not_emergency: bool,
+) -> Result<Vec<String>, ApiError> {
+    let matched = state.lexicon.emergency_terms(text);
+    if !matched.is_empty() && !confirm_not_emergency {
+        let phone = match group.attending_physician_id {
+            Some(id) => state.store.account_by_id(id).await?.and_then(|a| a.user.phone),
+            None => None,
+        };
+        return Err(ApiError::Emergency { matched, phone });
+    }
+    if group.kind == GroupKind::Community {
+        let patients = state.store.active_patient_identifiers().await?;
+        if content::mentions_patient(text, &patients) {
+            // Says that some patient matched, never which one.
+            return Err(ApiError::PatientInfoInCommunityGroup);
+        }
+    }
+    Ok(matched)
+}
+
+/// Validates a post, applies the content rules, and queues it for the group commit; answers once it is
+/// durable, with the addressees who are off hours. Membership and routing (rule 3) are checked inside the
+/// commit transaction (`policy::groups::authorize(.., Post)`), where no concurrent removal can race them.
+/// Shared by HTTP and WebSocket. The flag is false when a retried client id returned the original post.
 pub(crate) async fn submit_post(
     state: &AppState,
     author: &Account,
     group_id: Uuid,
     post: NewPost,
-) -> Result<(Post, bool), ApiError> {
+) -> Result<(PostReceipt, bool), ApiError> {
     let post = validate_post(state, post)?;
+    let group = state.store.group(group_id).await?.ok_or(ApiError::NotFound)?;
+    // Content rules only for members: an outsider learns nothing from the refusal they get instead.
+    let membership = state.store.current_membership(group_id, author.id()).await?;
+    rules::authorize(&group, membership.as_ref(), GroupAction::Post)?;
+    let overridden = check_content(state, &group, &post.body, post.confirm_not_emergency).await?;
     let person = author.person();
-    let author = renkei_protocol::Author {
+    let kind = post.kind;
+    let author_ref = renkei_protocol::Author {
         id: person.id,
         display_name: person.display_name,
         profession: person.profession,
         organisation: person.organisation,
     };
-    let outcome = state.messaging.post(PostRequest { group_id, author, post }).await.map_err(|e| match &*e {
-        crate::store::StoreError::Unavailable(_) => ApiError::Unavailable(anyhow::anyhow!("group commit: {e}")),
-        _ => ApiError::internal(anyhow::anyhow!("group commit failed: {e}")),
-    })?;
-    match outcome {
-        Ok(done) => Ok(done),
-        Err(PostRefused::Denied(denied)) => Err(denied.into()),
-        Err(PostRefused::UnknownReplyTo) => Err(ApiError::field("reply_to", "unknown_post")),
+    let outcome =
+        state.messaging.post(PostRequest { group_id, author: author_ref, post }).await.map_err(|e| match &*e {
+            crate::store::StoreError::Unavailable(_) => ApiError::Unavailable(anyhow::anyhow!("group commit: {e}")),
+            _ => ApiError::internal(anyhow::anyhow!("group commit failed: {e}")),
+        })?;
+    let (post, created) = match outcome {
+        Ok(done) => done,
+        Err(PostRefused::Denied(denied)) => return Err(denied.into()),
+        Err(PostRefused::UnknownReplyTo) => return Err(ApiError::field("reply_to", "unknown_post")),
+        Err(PostRefused::NoCareManager) => return Err(ApiError::NoCareManager),
+        Err(PostRefused::QuestionOutsidePatientGroup) => {
+            return Err(ApiError::field("kind", "questions_only_in_patient_groups"));
+        }
+    };
+    if created && !overridden.is_empty() {
+        state
+            .store
+            .record_override("emergency", author.id(), group_id, Some(post.id), &overridden, domain::now())
+            .await?;
+        tracing::info!(user = %author.id(), group = %group_id, matched = %overridden.join(","), "emergency rule overridden");
     }
+    let off_hours = off_hours(state, &group, author.id(), kind).await?;
+    Ok((PostReceipt { post, off_hours }, created))
+}
+
+/// Rule 5: which of a post's addressees are outside their availability hours now.
+async fn off_hours(
+    state: &AppState,
+    group: &GroupRecord,
+    author: Uuid,
+    kind: PostKind,
+) -> Result<Vec<OffHours>, ApiError> {
+    let offset = state.config.utc_offset().unwrap_or(time::UtcOffset::UTC);
+    let now = domain::now().to_offset(offset);
+    let addressed = availability::addressees(kind);
+    let members = state.store.members_availability(group.id).await?;
+    Ok(members
+        .into_iter()
+        .filter(|m| m.person.id != author)
+        .filter(|m| match addressed {
+            Addressees::Group => true,
+            Addressees::AttendingPhysician => m.role == renkei_protocol::MemberRole::AttendingPhysician,
+            Addressees::CareManagers => m.person.profession == renkei_protocol::Profession::CareManager,
+        })
+        .filter(|m| availability::is_off_hours(&m.availability, now))
+        .map(|m| OffHours { person: m.person, contact_preference: m.availability.contact_preference })
+        .collect())
 }
 
 pub(crate) async fn mark_seen(state: &AppState, who: &Account, group_id: Uuid, seq: i64) -> Result<SeenMark, ApiError> {

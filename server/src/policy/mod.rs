@@ -5,6 +5,8 @@
 //! (PRODUCT.md rules 2 and 3) — who opens a patient group, who sees it, who consent covers.
 
 mod accounts;
+pub mod availability;
+pub mod content;
 pub mod groups;
 pub mod posts;
 

@@ -12,6 +12,7 @@ mod groups;
 mod postgres;
 mod posts;
 mod rows;
+mod rules;
 mod sqlite;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use accounts::{LoginFailureStats, NewSession, NewUser};
 pub use groups::NewConsent;
 pub use posts::{PostOutcome, PostRefused, PostRequest};
+pub use rules::MemberAvailability;
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use. The body is
 /// type-checked once per backend, so one SQL text serves both.

@@ -30,6 +30,10 @@ pub enum PostRefused {
     Denied(GroupDenied),
     /// `reply_to` names no earlier post of the group.
     UnknownReplyTo,
+    /// Rule 3: a care-plan question in a group without a care manager.
+    NoCareManager,
+    /// Questions are addressed within a patient's care team, not in community groups.
+    QuestionOutsidePatientGroup,
 }
 
 /// The outcome for one request of a batch: the post, and whether this batch created it (false when the
@@ -168,6 +172,24 @@ impl Store {
                 if req.post.reply_to.is_some_and(|r| r < 1 || r > group.last_seq) {
                     outcomes.push(Err(PostRefused::UnknownReplyTo));
                     continue;
+                }
+                let question = req.post.kind != PostKind::Update;
+                if question && group.record.kind != renkei_protocol::GroupKind::Patient {
+                    outcomes.push(Err(PostRefused::QuestionOutsidePatientGroup));
+                    continue;
+                }
+                if req.post.kind == PostKind::CarePlanQuestion {
+                    let care_managers: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id \
+                         WHERE m.group_id = $1 AND m.state = 'active' AND u.profession = 'care_manager'",
+                    )
+                    .bind(req.group_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if care_managers == 0 {
+                        outcomes.push(Err(PostRefused::NoCareManager));
+                        continue;
+                    }
                 }
                 let seq = group.last_seq + 1;
                 let row: PostRow = sqlx::query_as(concat!(
@@ -409,6 +431,26 @@ impl Store {
         .fetch_one(pool)
         .await)?;
         Ok(kept)
+    }
+
+    /// Questions addressed to `user` (rule 3) that they have neither answered nor marked seen: treatment
+    /// questions in groups where they are the attending physician, care-plan questions where they are a
+    /// care manager.
+    pub async fn addressed_to(&self, user: Uuid, is_care_manager: bool) -> Result<Vec<Post>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            post_columns!(),
+            " FROM posts p WHERE p.deleted_at IS NULL AND p.author_id <> $1 \
+             AND EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = p.group_id AND m.user_id = $1 AND m.state = 'active') \
+             AND ((p.kind = 'treatment_question' AND EXISTS (SELECT 1 FROM groups g WHERE g.id = p.group_id AND g.attending_physician_id = $1)) \
+               OR (p.kind = 'care_plan_question' AND $2)) \
+             AND NOT EXISTS (SELECT 1 FROM posts r WHERE r.group_id = p.group_id AND r.reply_to = p.seq AND r.author_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM post_seen s WHERE s.post_id = p.id AND s.user_id = $1) \
+             ORDER BY p.created_at, p.id"
+        );
+        let rows: Vec<PostRow> =
+            with_pool!(self, |pool| sqlx::query_as(sql).bind(user).bind(is_care_manager).fetch_all(pool).await)?;
+        rows.into_iter().map(Post::try_from).collect()
     }
 
     /// Unread counts for every group the user is an active member of.

@@ -16,7 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::{SinkExt, stream::SplitSink};
 use governor::{Quota, RateLimiter};
-use renkei_protocol::{ClientFrame, ErrorCode, MembershipChange, ServerFrame, Subscription};
+use renkei_protocol::{ClientFrame, ErrorCode, MembershipChange, PostReceipt, ServerFrame, Subscription};
 use uuid::Uuid;
 
 use super::MAX_FRAME_BYTES;
@@ -248,11 +248,12 @@ impl Conn {
                 let account = self.session.account.clone();
                 in_flight.push(Box::pin(async move {
                     match ops::submit_post(&state, &account, group_id, post).await {
-                        Ok((post, _)) => ServerFrame::Ack {
+                        Ok((PostReceipt { post, off_hours }, _)) => ServerFrame::Ack {
                             id,
                             group_id: Some(group_id),
                             seq: Some(post.seq),
                             post_id: Some(post.id),
+                            off_hours,
                         },
                         Err(e) => error_frame(Some(id), &e),
                     }
@@ -261,14 +262,26 @@ impl Conn {
             }
             ClientFrame::MarkSeen { id, group_id, seq } => {
                 let reply = match ops::mark_seen(&self.state, &self.session.account, group_id, seq).await {
-                    Ok(_) => ServerFrame::Ack { id, group_id: Some(group_id), seq: Some(seq), post_id: None },
+                    Ok(_) => ServerFrame::Ack {
+                        id,
+                        group_id: Some(group_id),
+                        seq: Some(seq),
+                        post_id: None,
+                        off_hours: Vec::new(),
+                    },
                     Err(e) => error_frame(Some(id), &e),
                 };
                 self.send(&reply).await
             }
             ClientFrame::MarkRead { id, group_id, seq } => {
                 let reply = match ops::mark_read(&self.state, &self.session.account, group_id, seq).await {
-                    Ok(kept) => ServerFrame::Ack { id, group_id: Some(group_id), seq: Some(kept), post_id: None },
+                    Ok(kept) => ServerFrame::Ack {
+                        id,
+                        group_id: Some(group_id),
+                        seq: Some(kept),
+                        post_id: None,
+                        off_hours: Vec::new(),
+                    },
                     Err(e) => error_frame(Some(id), &e),
                 };
                 self.send(&reply).await
