@@ -613,7 +613,7 @@ both_backends!(
         // The same client id again: the original, not a second post.
         let again =
             cli.as_user("ns-sato", &["--json", "post", "山田", "血圧 130/80、SpO2 97%", "--client-id", "n-1"]).await;
-        assert_eq!(again.json()["seq"], 1);
+        assert_eq!(again.json()["post"]["seq"], 1);
         let question = cli
             .renkei(
                 &["--profile", "ns-sato", "post", "山田", "--kind", "treatment-question", "--reply-to", "1"],

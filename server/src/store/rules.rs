@@ -53,7 +53,7 @@ impl Store {
             availability: Option<String>,
         }
         let rows: Vec<Row> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT u.id, u.display_name, u.profession, u.organisation, m.role, u.availability \\
+            "SELECT u.id, u.display_name, u.profession, u.organisation, m.role, u.availability \
              FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND m.state = 'active'"
         )
         .bind(group)
@@ -79,7 +79,7 @@ impl Store {
     /// The identifiers of every active patient group's patient (rule 4).
     pub async fn active_patient_identifiers(&self) -> Result<Vec<PatientIdentifiers>, StoreError> {
         let rows: Vec<(String, Option<String>, Option<String>)> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT patient_full_name, patient_kana, patient_number FROM groups \\
+            "SELECT patient_full_name, patient_kana, patient_number FROM groups \
              WHERE kind = 'patient' AND status = 'active' AND patient_full_name IS NOT NULL"
         )
         .fetch_all(pool)
