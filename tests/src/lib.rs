@@ -260,6 +260,22 @@ pub mod care {
     pub fn person(id: Uuid) -> ScopeEntry {
         ScopeEntry { organisation: None, profession: None, user: Some(id) }
     }
+
+    /// A post of `kind` with the client message id `id`.
+    pub fn post(kind: renkei_protocol::PostKind, body: &str, id: &str) -> renkei_protocol::NewPost {
+        renkei_protocol::NewPost {
+            kind,
+            body: body.into(),
+            reply_to: None,
+            client_msg_id: id.into(),
+            confirm_not_emergency: false,
+        }
+    }
+
+    /// An ordinary update.
+    pub fn update(body: &str, id: &str) -> renkei_protocol::NewPost {
+        post(renkei_protocol::PostKind::Update, body, id)
+    }
 }
 
 /// A care team ready to talk: an administrator, a physician who opened a patient group with consent

@@ -5,18 +5,8 @@
 use std::time::Duration;
 
 use renkei_cli::live::{Tail, TailEvent};
-use renkei_protocol::{NewPost, PostKind};
+use renkei_tests::care::update;
 use renkei_tests::{Backend, TestApp};
-
-fn new_post(body: &str, id: &str) -> NewPost {
-    NewPost {
-        kind: PostKind::Update,
-        body: body.into(),
-        reply_to: None,
-        client_msg_id: id.into(),
-        confirm_not_emergency: false,
-    }
-}
 
 async fn next_event(tail: &mut Tail) -> TailEvent {
     tokio::time::timeout(Duration::from_secs(20), tail.next()).await.expect("an event within 20 s").unwrap()
@@ -39,11 +29,11 @@ async fn posts_and_membership_changes_cross_nodes_and_survive_a_lost_listener() 
     let nurse_on_b = node_b.login("ns-sato", renkei_tests::PASSWORD).await;
     let mut tail = Tail::new(nurse_on_b.clone(), [(team.group, 0)]);
     // Wait until node B has the subscription in place: a first post proves it.
-    team.doctor.post(team.group, &new_post("first", "d-0")).await.unwrap();
+    team.doctor.post(team.group, &update("first", "d-0")).await.unwrap();
     assert_eq!(next_post_seq(&mut tail).await, 1);
 
     for i in 1..=20 {
-        team.care_manager.post(team.group, &new_post(&format!("{i}"), &format!("c-{i}"))).await.unwrap();
+        team.care_manager.post(team.group, &update(&format!("{i}"), &format!("c-{i}"))).await.unwrap();
     }
     for expected in 2..=21 {
         assert_eq!(next_post_seq(&mut tail).await, expected);
@@ -59,15 +49,14 @@ async fn posts_and_membership_changes_cross_nodes_and_survive_a_lost_listener() 
         profession: renkei_protocol::Profession::Physician,
         organisation: "鈴木内科クリニック".into(),
     };
-    let silent =
-        renkei_server::store::PostRequest { group_id: team.group, author, post: new_post("silent", "d-silent") };
+    let silent = renkei_server::store::PostRequest { group_id: team.group, author, post: update("silent", "d-silent") };
     let outcome = store.commit_posts(&[silent], time::OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!(outcome[0].as_ref().unwrap().0.seq, 22);
     let killed = store.terminate_listeners().await.unwrap();
     assert!(killed >= 1, "no listener connection found to kill");
     assert_eq!(next_post_seq(&mut tail).await, 22, "recovered by the catch-up after the listener reconnected");
     for i in 23..=30 {
-        team.care_manager.post(team.group, &new_post(&format!("{i}"), &format!("c-{i}"))).await.unwrap();
+        team.care_manager.post(team.group, &update(&format!("{i}"), &format!("c-{i}"))).await.unwrap();
     }
     for expected in 23..=30 {
         assert_eq!(next_post_seq(&mut tail).await, expected);
@@ -79,12 +68,12 @@ async fn posts_and_membership_changes_cross_nodes_and_survive_a_lost_listener() 
     let group = team.group;
     let on_a = tokio::spawn(async move {
         for i in 0..25 {
-            a.post(group, &new_post("a", &format!("a-{i}"))).await.unwrap();
+            a.post(group, &update("a", &format!("a-{i}"))).await.unwrap();
         }
     });
     let on_b = tokio::spawn(async move {
         for i in 0..25 {
-            b.post(group, &new_post("b", &format!("b-{i}"))).await.unwrap();
+            b.post(group, &update("b", &format!("b-{i}"))).await.unwrap();
         }
     });
     on_a.await.unwrap();

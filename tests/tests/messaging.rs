@@ -6,19 +6,10 @@ use std::time::Duration;
 
 use renkei_cli::live::{Live, Tail, TailEvent};
 use renkei_cli::{Client, ClientError};
-use renkei_protocol::{ClientFrame, ErrorCode, MembershipChange, NewPost, PostKind, ServerFrame, Subscription};
+use renkei_protocol::{ClientFrame, ErrorCode, MembershipChange, PostKind, ServerFrame, Subscription};
 use renkei_tests::both_backends;
+use renkei_tests::care::update;
 use uuid::Uuid;
-
-fn new_post(body: &str, id: &str) -> NewPost {
-    NewPost {
-        kind: PostKind::Update,
-        body: body.into(),
-        reply_to: None,
-        client_msg_id: id.into(),
-        confirm_not_emergency: false,
-    }
-}
 
 fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
     match r {
@@ -66,21 +57,21 @@ async fn next_post(tail: &mut Tail) -> renkei_protocol::Post {
 both_backends!(
     async fn posts_are_sequenced_acknowledged_once_durable_and_idempotent(app: TestApp) {
         let team = app.team().await;
-        let first = team.nurse.post(team.group, &new_post("血圧 128/76、体温 36.5℃", "n-1")).await.unwrap();
+        let first = team.nurse.post(team.group, &update("血圧 128/76、体温 36.5℃", "n-1")).await.unwrap();
         let second =
-            team.care_manager.post(team.group, &new_post("デイサービスの曜日を変更します", "c-1")).await.unwrap();
+            team.care_manager.post(team.group, &update("デイサービスの曜日を変更します", "c-1")).await.unwrap();
         assert_eq!((first.seq, second.seq), (1, 2));
         assert_eq!(first.author.profession, renkei_protocol::Profession::Nurse);
         assert_eq!(first.author.organisation, "むさしの訪問看護");
         assert_eq!(first.consent_version, Some(1));
         // A retry with the same client message id returns the original, never a second post.
-        let retry = team.nurse.post(team.group, &new_post("血圧 128/76、体温 36.5℃", "n-1")).await.unwrap();
+        let retry = team.nurse.post(team.group, &update("血圧 128/76、体温 36.5℃", "n-1")).await.unwrap();
         assert_eq!(retry, first);
-        let mut reply = new_post("了解しました", "d-1");
+        let mut reply = update("了解しました", "d-1");
         reply.reply_to = Some(1);
         reply.kind = PostKind::TreatmentQuestion;
         assert_eq!(team.doctor.post(team.group, &reply).await.unwrap().seq, 3);
-        let mut dangling = new_post("?", "d-2");
+        let mut dangling = update("?", "d-2");
         dangling.reply_to = Some(99);
         assert_eq!(code_of(team.doctor.post(team.group, &dangling).await), ErrorCode::ValidationFailed);
         // History pages forward and backward by sequence number.
@@ -95,7 +86,7 @@ both_backends!(
             let group = team.group;
             handles.push(tokio::spawn(async move {
                 for i in 0..20 {
-                    client.post(group, &new_post(&format!("{who} {i}"), &format!("{who}-burst-{i}"))).await.unwrap();
+                    client.post(group, &update(&format!("{who} {i}"), &format!("{who}-burst-{i}"))).await.unwrap();
                 }
             }));
         }
@@ -106,10 +97,10 @@ both_backends!(
         assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=63).collect::<Vec<_>>());
         // Non-members, empty and oversized bodies get typed errors.
         let (_, outsider) = app.member(&team.admin, "ns-outside", renkei_protocol::Profession::Nurse).await;
-        assert_eq!(code_of(outsider.post(team.group, &new_post("hello", "o-1")).await), ErrorCode::NotFound);
-        assert_eq!(code_of(team.nurse.post(team.group, &new_post("   ", "n-2")).await), ErrorCode::ValidationFailed);
+        assert_eq!(code_of(outsider.post(team.group, &update("hello", "o-1")).await), ErrorCode::NotFound);
+        assert_eq!(code_of(team.nurse.post(team.group, &update("   ", "n-2")).await), ErrorCode::ValidationFailed);
         let huge = "あ".repeat(8001);
-        assert_eq!(code_of(team.nurse.post(team.group, &new_post(&huge, "n-3")).await), ErrorCode::ValidationFailed);
+        assert_eq!(code_of(team.nurse.post(team.group, &update(&huge, "n-3")).await), ErrorCode::ValidationFailed);
         assert_eq!(team.nurse.posts(team.group, Some(0), None, 500).await.unwrap().last_seq, 63);
     }
 );
@@ -117,7 +108,7 @@ both_backends!(
 both_backends!(
     async fn edits_deletions_seen_and_read_marks_are_kept_and_shared(app: TestApp) {
         let team = app.team().await;
-        let post = team.nurse.post(team.group, &new_post("褥瘡 2cm", "n-1")).await.unwrap();
+        let post = team.nurse.post(team.group, &update("褥瘡 2cm", "n-1")).await.unwrap();
         let mut watcher = subscribe(&team.care_manager, team.group, 1).await;
         until(&mut watcher, |f| matches!(f, ServerFrame::Subscribed { .. })).await;
 
@@ -153,8 +144,8 @@ both_backends!(
         let bodies: Vec<_> = history.iter().map(|v| v.body.as_deref()).collect();
         assert_eq!(bodies, [Some("褥瘡 2cm"), Some("褥瘡 2.5cm（訂正）"), None]);
 
-        team.nurse.post(team.group, &new_post("2", "n-2")).await.unwrap();
-        team.nurse.post(team.group, &new_post("3", "n-3")).await.unwrap();
+        team.nurse.post(team.group, &update("2", "n-2")).await.unwrap();
+        team.nurse.post(team.group, &update("3", "n-3")).await.unwrap();
         let unread = team.care_manager.unread().await.unwrap().groups;
         assert_eq!((unread[0].last_seq, unread[0].unread), (3, 3));
         assert_eq!(team.care_manager.mark_read(team.group, 2).await.unwrap(), 2);
@@ -169,14 +160,14 @@ both_backends!(
 both_backends!(
     async fn live_posts_arrive_in_order_and_resume_without_gap_or_duplicate(app: TestApp) {
         let team = app.team().await;
-        team.doctor.post(team.group, &new_post("before", "d-0")).await.unwrap();
+        team.doctor.post(team.group, &update("before", "d-0")).await.unwrap();
         let mut tail = Tail::new(team.nurse.clone(), [(team.group, 0)]);
         assert_eq!(next_post(&mut tail).await.seq, 1);
 
         // Posts over the socket, acknowledged with their sequence numbers.
         let mut writer = team.care_manager.connect_live().await.unwrap();
         for i in 0..10 {
-            let post = new_post(&format!("live {i}"), &format!("c-{i}"));
+            let post = update(&format!("live {i}"), &format!("c-{i}"));
             writer.send(&ClientFrame::Post { id: format!("r{i}"), group_id: team.group, post }).await.unwrap();
         }
         let mut acked = Vec::new();
@@ -193,7 +184,7 @@ both_backends!(
         // A forced disconnect; posts keep coming meanwhile.
         tail.disconnect();
         for i in 10..20 {
-            team.care_manager.post(team.group, &new_post(&format!("offline {i}"), &format!("c-{i}"))).await.unwrap();
+            team.care_manager.post(team.group, &update(&format!("offline {i}"), &format!("c-{i}"))).await.unwrap();
         }
         let mut seqs = Vec::new();
         while seqs.len() < 15 {
@@ -203,7 +194,7 @@ both_backends!(
         // Twice more, disconnecting in the middle of delivery.
         for round in 0..2 {
             for i in 0..5 {
-                team.doctor.post(team.group, &new_post("x", &format!("d-{round}-{i}"))).await.unwrap();
+                team.doctor.post(team.group, &update("x", &format!("d-{round}-{i}"))).await.unwrap();
             }
             assert_eq!(next_post(&mut tail).await.seq, 22 + round * 5);
             tail.disconnect();
@@ -226,7 +217,7 @@ both_backends!(
         team.doctor.remove_member(team.group, "ns-sato").await.unwrap();
         let frame = until(&mut nurse, |f| matches!(f, ServerFrame::MembershipChanged { .. })).await;
         assert_eq!(frame, ServerFrame::MembershipChanged { group_id: team.group, change: MembershipChange::Ended });
-        team.doctor.post(team.group, &new_post("after the removal", "d-1")).await.unwrap();
+        team.doctor.post(team.group, &update("after the removal", "d-1")).await.unwrap();
         let ServerFrame::Post { post } = until(&mut cm, |f| matches!(f, ServerFrame::Post { .. })).await else {
             unreachable!()
         };
@@ -243,7 +234,7 @@ both_backends!(
             .unwrap();
         let ServerFrame::Error { code, .. } = next(&mut nurse).await else { panic!("expected an error") };
         assert_eq!(code, ErrorCode::NotFound);
-        let post = new_post("still here?", "n-1");
+        let post = update("still here?", "n-1");
         nurse.send(&ClientFrame::Post { id: "np".into(), group_id: team.group, post }).await.unwrap();
         let ServerFrame::Error { id, code, .. } = next(&mut nurse).await else { panic!("expected an error") };
         assert_eq!((id.as_deref(), code), (Some("np"), ErrorCode::NotFound));
@@ -251,7 +242,7 @@ both_backends!(
         // Withdrawal removes the care manager too; the group is read-only.
         team.doctor.withdraw_consent(team.group, &renkei_tests::care::withdrawal()).await.unwrap();
         until(&mut cm, |f| matches!(f, ServerFrame::MembershipChanged { .. })).await;
-        assert_eq!(code_of(team.doctor.post(team.group, &new_post("x", "d-2")).await), ErrorCode::GroupNotActive);
+        assert_eq!(code_of(team.doctor.post(team.group, &update("x", "d-2")).await), ErrorCode::GroupNotActive);
 
         // A disabled account's sockets close.
         let mut doctor = subscribe(&team.doctor, team.group, 0).await;
@@ -281,7 +272,7 @@ both_backends!(
         let body = "経過記録。".repeat(500);
         let mut writer = team.care_manager.connect_live().await.unwrap();
         for i in 0..150 {
-            let post = new_post(&body, &format!("c-{i}"));
+            let post = update(&body, &format!("c-{i}"));
             writer.send(&ClientFrame::Post { id: format!("r{i}"), group_id: team.group, post }).await.unwrap();
         }
         let mut acks = 0;
@@ -326,7 +317,7 @@ both_backends!(
         live.send(&out_of_range).await.unwrap();
         let ServerFrame::Error { code, .. } = next(&mut live).await else { panic!("expected an error") };
         assert_eq!(code, ErrorCode::ValidationFailed);
-        let nowhere = ClientFrame::Post { id: "p".into(), group_id: Uuid::new_v4(), post: new_post("x", "n-1") };
+        let nowhere = ClientFrame::Post { id: "p".into(), group_id: Uuid::new_v4(), post: update("x", "n-1") };
         live.send(&nowhere).await.unwrap();
         let ServerFrame::Error { id, code, .. } = next(&mut live).await else { panic!("expected an error") };
         assert_eq!((id.as_deref(), code), (Some("p"), ErrorCode::NotFound));

@@ -6,13 +6,10 @@ use std::time::Duration;
 
 use renkei_cli::ClientError;
 use renkei_protocol::{
-    Availability, AvailabilityWindow, ClientFrame, ErrorCode, NewPost, PostKind, ServerFrame, Subscription, Weekday,
+    Availability, AvailabilityWindow, ClientFrame, ErrorCode, PostKind, ServerFrame, Subscription, Weekday,
 };
 use renkei_tests::both_backends;
-
-fn post(kind: PostKind, body: &str, id: &str) -> NewPost {
-    NewPost { kind, body: body.into(), reply_to: None, client_msg_id: id.into(), confirm_not_emergency: false }
-}
+use renkei_tests::care::post;
 
 fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> renkei_protocol::ErrorBody {
     match r {
