@@ -216,3 +216,23 @@ both_backends!(
         }
     }
 );
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| {
+        let path = std::env::temp_dir().join(format!("renkei-lexicon-{}.txt", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "# the operator's own list\n大至急\nright now\n").unwrap();
+        c.emergency_lexicon_file = Some(path);
+    };
+    async fn an_operator_can_replace_the_emergency_lexicon(app: TestApp) {
+        let team = app.team().await;
+        let r = refusal(team.nurse.post(team.group, &post(PostKind::Update, "大至急お願いします", "n-1")).await);
+        assert_eq!(r.code, ErrorCode::EmergencyUseProhibited);
+        let r = refusal(team.nurse.post(team.group, &post(PostKind::Update, "Come RIGHT NOW", "n-2")).await);
+        assert_eq!(r.fields.get("matched").map(String::as_str), Some("right now"));
+        // The shipped list is replaced, not extended.
+        team.nurse.post(team.group, &post(PostKind::Update, "urgent とは書かない", "n-3")).await.unwrap();
+        if let Some(path) = &app.config.emergency_lexicon_file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+);
