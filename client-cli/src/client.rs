@@ -304,6 +304,26 @@ impl Client {
         self.call::<(), _>(Method::GET, &format!("/users/{}", path_segment(user)), None).await
     }
 
+    /// Audit entries, filtered by user (actor or target), group and action.
+    pub async fn admin_audit(
+        &self,
+        user: Option<Uuid>,
+        group: Option<Uuid>,
+        action: Option<&str>,
+    ) -> Result<renkei_protocol::AuditList, ClientError> {
+        let mut path = String::from("/admin/audit?limit=10000");
+        if let Some(user) = user {
+            path.push_str(&format!("&user={user}"));
+        }
+        if let Some(group) = group {
+            path.push_str(&format!("&group={group}"));
+        }
+        if let Some(action) = action {
+            path.push_str(&format!("&action={}", path_segment(action)));
+        }
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
     pub async fn admin_groups(&self) -> Result<AdminGroupList, ClientError> {
         self.call::<(), _>(Method::GET, "/admin/groups", None).await
     }

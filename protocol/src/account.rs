@@ -206,3 +206,26 @@ mod tests {
         assert!(req.phone.is_none());
     }
 }
+
+/// One entry of the audit log, as administrators see it: who did what, where and when — never content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub group_id: Option<Uuid>,
+    pub target_user_id: Option<Uuid>,
+    pub client_addr: Option<String>,
+    pub session_id: Option<Uuid>,
+    /// Action details as JSON text (ids, versions, matched terms — never bodies or identifiers).
+    pub details: String,
+    /// SHA-256 over the previous entry's hash and this entry (hex).
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditList {
+    pub entries: Vec<AuditEntry>,
+}

@@ -21,6 +21,8 @@ pub struct AppState {
     pub store: Store,
     /// The group commit, the fan-out hub and the cluster link.
     pub messaging: Arc<crate::messaging::Messaging>,
+    /// The audit recorder.
+    pub audit: Arc<crate::audit::Audit>,
     /// The emergency lexicon (rule 6), parsed once at start.
     pub lexicon: Arc<crate::policy::content::Lexicon>,
     pub config: Arc<Config>,
@@ -69,6 +71,7 @@ impl Application {
         anyhow::ensure!(!lexicon.is_empty(), "the emergency lexicon is empty");
         let messaging = crate::messaging::Messaging::start(store.clone(), config.ws_queue_frames);
         let state = AppState {
+            audit: Arc::new(crate::audit::Audit::new(store.clone())),
             store,
             messaging,
             lexicon: Arc::new(lexicon),

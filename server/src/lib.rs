@@ -5,6 +5,7 @@
 
 pub mod admin_cli;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod domain;

@@ -36,6 +36,9 @@ enum Command {
         #[arg(long, default_value = "renkei administration")]
         organisation: String,
     },
+    /// The audit log: verify the hash chain, or print the latest entry as an anchor.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Write a self-signed development certificate and key (never for production).
     DevCert {
         #[arg(long, default_value = "renkei-dev-cert.pem")]
@@ -46,6 +49,18 @@ enum Command {
         #[arg(long = "name", default_values = ["localhost", "127.0.0.1"])]
         names: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; report the first entry changed, deleted, inserted or reordered. With
+    /// `--anchor FILE` (a line `SEQ HASH` from `audit anchor`), a cut-off tail is detected too.
+    Verify {
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
+    },
+    /// Print the latest entry as `SEQ HASH`, to keep in a separate place (a file, another system's log).
+    Anchor,
 }
 
 fn main() -> std::process::ExitCode {
@@ -92,10 +107,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("administrator {} created ({})", user.login, user.id);
             Ok(())
         }
+        Command::Audit(cmd) => {
+            let store = Store::connect(&config.effective_database_url(), 1).await?;
+            store.migrate().await?;
+            let result = audit_command(&store, cmd).await;
+            store.close().await;
+            result
+        }
         Command::DevCert { cert, key, names } => {
             admin_cli::dev_cert(&cert, &key, names)?;
             println!("wrote {} and {} (key mode 0600)", cert.display(), key.display());
             Ok(())
+        }
+    }
+}
+
+async fn audit_command(store: &Store, cmd: AuditCommand) -> anyhow::Result<()> {
+    match cmd {
+        AuditCommand::Anchor => {
+            match renkei_server::audit::anchor(store).await? {
+                Some((seq, hash)) => println!("{seq} {hash}"),
+                None => println!("0 {}", renkei_server::domain::audit::GENESIS),
+            }
+            Ok(())
+        }
+        AuditCommand::Verify { anchor } => {
+            let anchor = match anchor {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let (seq, hash) = text.trim().split_once(' ').context("anchor: expected `SEQ HASH`")?;
+                    Some((seq.parse::<i64>().context("anchor: bad sequence number")?, hash.to_owned()))
+                }
+                None => None,
+            };
+            match renkei_server::audit::verify(store, anchor).await? {
+                Ok(last) => {
+                    println!("audit log intact: {last} entries");
+                    Ok(())
+                }
+                Err(broken) => anyhow::bail!("audit log TAMPERED: {broken}"),
+            }
         }
     }
 }

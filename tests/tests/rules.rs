@@ -42,19 +42,25 @@ both_backends!(
         let accepted = team.nurse.post(team.group, &calm).await.unwrap();
         assert_eq!(accepted.seq, 1);
         let store = app.store().await;
-        let overrides = store.rule_overrides().await.unwrap();
-        assert_eq!(overrides.len(), 1);
-        let (rule, user, group, matched) = &overrides[0];
-        assert_eq!(
-            (rule.as_str(), *user, *group, matched.as_str()),
-            ("emergency", team.nurse_user.id, team.group, "急変")
-        );
-        assert!(!matched.contains("バイタル"), "the audit keeps the matched terms, never the text");
+        let overrides = || async {
+            let filter = renkei_server::store::AuditFilter {
+                action: Some("emergency_override".into()),
+                limit: 100,
+                ..Default::default()
+            };
+            store.audit_entries(&filter).await.unwrap()
+        };
+        let recorded = overrides().await;
+        assert_eq!(recorded.len(), 1);
+        let entry = &recorded[0];
+        assert_eq!((entry.actor_id, entry.group_id), (Some(team.nurse_user.id), Some(team.group)));
+        assert!(entry.details.contains("急変"), "{}", entry.details);
+        assert!(!entry.details.contains("バイタル"), "the audit keeps the matched terms, never the text");
         // Edits are checked the same way.
         let r = refusal(team.nurse.edit_post(team.group, 1, "やはり急変").await);
         assert_eq!(r.code, ErrorCode::EmergencyUseProhibited);
         team.nurse.edit_post_confirmed(team.group, 1, "やはり急変なし", true).await.unwrap();
-        assert_eq!(store.rule_overrides().await.unwrap().len(), 2);
+        assert_eq!(overrides().await.len(), 2);
 
         // The WebSocket path goes through the same rule.
         let mut live = team.nurse.connect_live().await.unwrap();

@@ -2,6 +2,7 @@
 //! edge never re-checks a login's shape or a display name's length.
 
 mod account;
+pub mod audit;
 mod groups;
 mod text;
 

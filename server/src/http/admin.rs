@@ -10,8 +10,9 @@ use utoipa_axum::routes;
 
 use super::{ApiJson, resolve_user};
 use crate::app::AppState;
-use crate::auth::{Admin, password, token};
-use crate::domain::{self, Account, DisplayName, FieldError, Login, Organisation, Phone};
+use crate::audit::{Actor, action};
+use crate::auth::{Admin, AnySession, password, token};
+use crate::domain::{self, DisplayName, FieldError, Login, Organisation, Phone};
 use crate::error::ApiError;
 use crate::policy;
 use crate::store::NewUser;
@@ -82,6 +83,9 @@ async fn create_user(
         )
         .await?;
     tracing::info!(admin = %caller.account.id(), user = %account.id(), "user created");
+    let details =
+        serde_json::json!({ "role": account.user.role.as_str(), "profession": account.user.profession.as_str() });
+    state.audit.record(action::ACCOUNT_CREATED, &Actor::from(&caller), None, Some(account.id()), details).await;
     Ok((StatusCode::CREATED, axum::Json(CreatedUser { user: account.user, setup: setup.map(|(t, _)| t) })))
 }
 
@@ -111,7 +115,13 @@ async fn show_user(
     Ok(axum::Json(resolve_user(&state, &key).await?.user))
 }
 
-async fn set_status(state: &AppState, caller: &Account, key: &str, status: AccountStatus) -> Result<User, ApiError> {
+async fn set_status(
+    state: &AppState,
+    session: &AnySession,
+    key: &str,
+    status: AccountStatus,
+) -> Result<User, ApiError> {
+    let caller = &session.account;
     let target = resolve_user(state, key).await?;
     if status == AccountStatus::Disabled && !policy::may_disable(caller, &target) {
         return Err(ApiError::field("user", "cannot_disable_self"));
@@ -122,6 +132,8 @@ async fn set_status(state: &AppState, caller: &Account, key: &str, status: Accou
         state.messaging.user_disabled(account.id()).await;
     }
     tracing::info!(admin = %caller.id(), user = %account.id(), status = status.as_str(), "account status changed");
+    let act = if status == AccountStatus::Disabled { action::ACCOUNT_DISABLED } else { action::ACCOUNT_ENABLED };
+    state.audit.record(act, &Actor::from(session), None, Some(account.id()), serde_json::json!({})).await;
     Ok(account.user)
 }
 
@@ -134,7 +146,7 @@ async fn disable_user(
     Admin(caller): Admin,
     Path(key): Path<String>,
 ) -> Result<axum::Json<User>, ApiError> {
-    set_status(&state, &caller.account, &key, AccountStatus::Disabled).await.map(axum::Json)
+    set_status(&state, &caller, &key, AccountStatus::Disabled).await.map(axum::Json)
 }
 
 /// Re-enables a disabled account.
@@ -146,7 +158,7 @@ async fn enable_user(
     Admin(caller): Admin,
     Path(key): Path<String>,
 ) -> Result<axum::Json<User>, ApiError> {
-    set_status(&state, &caller.account, &key, AccountStatus::Active).await.map(axum::Json)
+    set_status(&state, &caller, &key, AccountStatus::Active).await.map(axum::Json)
 }
 
 /// Issues a new one-time setup token (a lost token, a forgotten password). Earlier unused tokens stop
@@ -164,5 +176,9 @@ async fn new_setup_token(
     let (setup, hash) = new_setup(&state, now)?;
     state.store.replace_setup_token(target.id(), &hash, setup.expires_at, now).await?;
     tracing::info!(admin = %caller.account.id(), user = %target.id(), "setup token issued");
+    state
+        .audit
+        .record(action::SETUP_TOKEN_ISSUED, &Actor::from(&caller), None, Some(target.id()), serde_json::json!({}))
+        .await;
     Ok(axum::Json(setup))
 }

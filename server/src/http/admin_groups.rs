@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{ApiJson, resolve_user};
 use crate::app::AppState;
+use crate::audit::{Actor, action};
 use crate::auth::Admin;
 use crate::domain::{self, GroupRecord, parse_label};
 use crate::error::ApiError;
@@ -98,6 +99,10 @@ async fn create_community_group(
     let label = parse_label("label", &req.label, 100)?;
     let group = state.store.create_community_group(&label, caller.account.id(), domain::now()).await?;
     tracing::info!(admin = %caller.account.id(), group = %group.id, "community group created");
+    state
+        .audit
+        .record(action::COMMUNITY_GROUP_CREATED, &Actor::from(&caller), Some(group.id), None, serde_json::json!({}))
+        .await;
     Ok((StatusCode::CREATED, axum::Json(admin_view(&state, group).await?)))
 }
 
@@ -122,6 +127,16 @@ async fn add_community_member(
     let user = resolve_user(&state, &req.user).await?;
     state.store.add_member(group.id, user.id(), caller.account.id(), domain::now()).await?;
     tracing::info!(admin = %caller.account.id(), group = %group.id, user = %user.id(), "community member added");
+    state
+        .audit
+        .record(
+            action::COMMUNITY_MEMBER_ADDED,
+            &Actor::from(&caller),
+            Some(group.id),
+            Some(user.id()),
+            serde_json::json!({}),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -140,5 +155,9 @@ async fn remove_community_member(
     }
     state.messaging.memberships_ended(group.id, vec![user.id()]).await;
     tracing::info!(admin = %caller.account.id(), group = %group.id, user = %user.id(), "community member removed");
+    state
+        .audit
+        .record(action::MEMBER_REMOVED, &Actor::from(&caller), Some(group.id), Some(user.id()), serde_json::json!({}))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use super::ApiJson;
 use crate::app::AppState;
+use crate::audit::{Actor, action};
 use crate::auth::{AnySession, ClientInfo, password, token, totp};
 use crate::domain::{self, Login};
 use crate::error::ApiError;
@@ -37,7 +38,16 @@ async fn login(
     client: ClientInfo,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
+    let typed_login: String = req.login.trim().to_lowercase().chars().take(64).collect();
     let outcome = try_login(&state, &client, req).await;
+    if let Err(e) = &outcome
+        && !matches!(e, ApiError::TotpRequired)
+    {
+        let reason = e.body().code;
+        let details = serde_json::json!({ "login": typed_login, "reason": reason });
+        let act = if matches!(e, ApiError::TotpInvalid) { action::TOTP_FAILED } else { action::LOGIN_FAILED };
+        state.audit.record(act, &Actor::anonymous(&client), None, None, details).await;
+    }
     state.metrics.login(match &outcome {
         Ok(_) => LoginOutcome::Success,
         Err(ApiError::TooManyAttempts(_)) => LoginOutcome::Throttled,
@@ -102,6 +112,8 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
         )
         .await?;
     tracing::info!(user = %account.id(), session = %session.id, "login");
+    let actor = Actor { id: Some(account.id()), client_addr: Some(client.addr.clone()), session_id: Some(session.id) };
+    state.audit.record(action::LOGIN, &actor, None, Some(account.id()), serde_json::json!({})).await;
     Ok(LoginResponse {
         token,
         session_id: session.id,
@@ -116,6 +128,10 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
     responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(State(state): State<AppState>, caller: AnySession) -> Result<StatusCode, ApiError> {
     state.store.revoke_session(caller.account.id(), caller.session.id, domain::now()).await?;
+    state
+        .audit
+        .record(action::LOGOUT, &Actor::from(&caller), None, Some(caller.account.id()), serde_json::json!({}))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -139,5 +155,7 @@ async fn setup_password(
         .await?
         .ok_or(ApiError::SetupTokenInvalid)?;
     tracing::info!(user = %account.id(), "password set with setup token");
+    let actor = Actor { id: Some(account.id()), ..Actor::default() };
+    state.audit.record(action::PASSWORD_SET, &actor, None, Some(account.id()), serde_json::json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }

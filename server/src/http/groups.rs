@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::{ApiJson, resolve_user};
 use crate::app::AppState;
+use crate::audit::{Actor, action};
 use crate::auth::Member as Caller;
 use crate::domain::{self, FieldError, GroupRecord, Membership, parse_label, parse_notes, parse_optional_label};
 use crate::error::ApiError;
@@ -113,6 +114,10 @@ async fn open_group(
     let me = caller.0.account.id();
     let group = state.store.open_patient_group(&label, &patient, notes.as_deref(), me, domain::now()).await?;
     tracing::info!(user = %me, group = %group.id, "patient group opened");
+    state
+        .audit
+        .record(action::GROUP_OPENED, &Actor::from(&caller.0), Some(group.id), None, serde_json::json!({}))
+        .await;
     let mine = state.store.current_membership(group.id, me).await?.ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, axum::Json(group_view(&state, group, &mine).await?)))
 }
@@ -268,6 +273,10 @@ async fn change_consent(
     state.messaging.memberships_ended(group.id, removed.iter().map(|p| p.id).collect()).await;
     tracing::info!(user = %me, group = %group.id, version = consent.version, kind = consent.kind.as_str(),
         removed = removed.len(), "consent changed");
+    let removed_ids: Vec<Uuid> = removed.iter().map(|p| p.id).collect();
+    let details =
+        serde_json::json!({ "version": consent.version, "kind": consent.kind.as_str(), "removed": removed_ids });
+    state.audit.record(action::CONSENT_RECORDED, &Actor::from(&caller.0), Some(group.id), None, details).await;
     Ok(ConsentChange { consent, removed })
 }
 
@@ -305,6 +314,11 @@ async fn invite(
     let me = &caller.0.account;
     let membership = state.store.invite(group.id, invitee.id(), me.id(), version, expires_at, now).await?;
     tracing::info!(user = %me.id(), group = %group.id, invitee = %invitee.id(), "invitation sent");
+    let details = serde_json::json!({ "consent_version": version, "invitation": membership.id });
+    state
+        .audit
+        .record(action::INVITATION_SENT, &Actor::from(&caller.0), Some(group.id), Some(invitee.id()), details)
+        .await;
     Ok((
         StatusCode::CREATED,
         axum::Json(renkei_protocol::Invitation {
@@ -336,6 +350,16 @@ async fn remove_member(
     }
     state.messaging.memberships_ended(group.id, vec![target.id()]).await;
     tracing::info!(user = %caller.0.account.id(), group = %group.id, removed = %target.id(), "member removed");
+    state
+        .audit
+        .record(
+            action::MEMBER_REMOVED,
+            &Actor::from(&caller.0),
+            Some(group.id),
+            Some(target.id()),
+            serde_json::json!({}),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -350,6 +374,10 @@ async fn leave(State(state): State<AppState>, caller: Caller, Path(id): Path<Str
     }
     state.messaging.memberships_ended(group.id, vec![me]).await;
     tracing::info!(user = %me, group = %group.id, "member left");
+    state
+        .audit
+        .record(action::MEMBER_LEFT, &Actor::from(&caller.0), Some(group.id), Some(me), serde_json::json!({}))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -371,6 +399,16 @@ async fn handover(
     rules::check_handover_target(consent.as_ref(), &target, target_membership.as_ref())?;
     state.store.request_handover(group.id, target.id(), domain::now()).await?;
     tracing::info!(user = %mine.user_id, group = %group.id, to = %target.id(), "handover requested");
+    state
+        .audit
+        .record(
+            action::HANDOVER_REQUESTED,
+            &Actor::from(&caller.0),
+            Some(group.id),
+            Some(target.id()),
+            serde_json::json!({}),
+        )
+        .await;
     let group = state.store.group(group.id).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(group_view(&state, group, &mine).await?))
 }
@@ -404,6 +442,8 @@ async fn answer_handover(state: &AppState, caller: &Caller, id: &str, accept: bo
     let me = caller.0.account.id();
     state.store.answer_handover(group.id, me, accept, domain::now()).await?;
     tracing::info!(user = %me, group = %group.id, accepted = accept, "handover answered");
+    let details = serde_json::json!({ "accepted": accept });
+    state.audit.record(action::HANDOVER_ANSWERED, &Actor::from(&caller.0), Some(group.id), Some(me), details).await;
     let group = state.store.group(group.id).await?.ok_or(ApiError::NotFound)?;
     let mine = state.store.current_membership(group.id, me).await?.ok_or(ApiError::NotFound)?;
     group_view(state, group, &mine).await
@@ -421,6 +461,10 @@ async fn archive(
     let (group, mine) = authorized(&state, &caller, &id, GroupAction::Archive).await?;
     state.store.archive_group(group.id, domain::now()).await?;
     tracing::info!(user = %mine.user_id, group = %group.id, "group archived");
+    state
+        .audit
+        .record(action::GROUP_ARCHIVED, &Actor::from(&caller.0), Some(group.id), None, serde_json::json!({}))
+        .await;
     let group = state.store.group(group.id).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(group_view(&state, group, &mine).await?))
 }

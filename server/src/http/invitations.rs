@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::groups::group_view;
 use crate::app::AppState;
+use crate::audit::{Actor, action};
 use crate::auth::Member as Caller;
 use crate::domain::{self, Membership};
 use crate::error::ApiError;
@@ -86,5 +87,10 @@ async fn answer(state: &AppState, caller: &Caller, id: &str, accept: bool) -> Re
         other => other.into(),
     })?;
     tracing::info!(user = %me, group = %membership.group_id, accepted = accept, "invitation answered");
+    let details = serde_json::json!({ "accepted": accept, "invitation": membership.id });
+    state
+        .audit
+        .record(action::INVITATION_ANSWERED, &Actor::from(&caller.0), Some(membership.group_id), Some(me), details)
+        .await;
     Ok(membership)
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::ApiJson;
 use crate::app::AppState;
+use crate::audit::{Actor, action};
 use crate::auth::{AnySession, Member, password, totp};
 use crate::domain::{self, SessionInfo};
 use crate::error::ApiError;
@@ -58,6 +59,10 @@ async fn change_password(
     let hash = password::hash(&req.new_password).await.map_err(ApiError::internal)?;
     state.store.set_password(caller.account.id(), &hash, Some(caller.session.id), domain::now()).await?;
     tracing::info!(user = %caller.account.id(), "password changed");
+    state
+        .audit
+        .record(action::PASSWORD_CHANGED, &Actor::from(&caller), None, Some(caller.account.id()), serde_json::json!({}))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -96,6 +101,7 @@ async fn totp_confirm(
         return Err(ApiError::TotpInvalid);
     }
     tracing::info!(user = %id, "TOTP enabled");
+    state.audit.record(action::TOTP_ENROLLED, &Actor::from(&caller), None, Some(id), serde_json::json!({})).await;
     let account = state.store.account_by_id(id).await?.ok_or(ApiError::Unauthenticated)?;
     Ok(axum::Json(account.user))
 }
@@ -138,6 +144,11 @@ async fn revoke_session(
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     if state.store.revoke_session(caller.account.id(), id, domain::now()).await? {
+        let details = serde_json::json!({ "session": id });
+        state
+            .audit
+            .record(action::SESSION_REVOKED, &Actor::from(&caller), None, Some(caller.account.id()), details)
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)

@@ -2,6 +2,7 @@
 //! operational endpoints. Every failure is an [`ApiError`] with the one `{code, message, fields}` body.
 
 mod admin;
+mod admin_audit;
 mod admin_groups;
 mod auth;
 mod directory;
@@ -111,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(posts::router())
         .merge(invitations::router())
         .merge(admin_groups::router())
+        .merge(admin_audit::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     Router::new()

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::groups::authorized;
 use super::{ApiJson, ApiQuery};
 use crate::app::AppState;
+use crate::audit::{Actor, action};
 use crate::auth::Member as Caller;
 use crate::domain::{self, Account, FieldError, GroupRecord, parse_notes};
 use crate::error::ApiError;
@@ -89,7 +90,22 @@ async fn list_posts(
         return Err(ApiError::field("after", "out_of_range"));
     }
     let posts = state.store.posts_page(group.id, page.after, page.before, limit).await?;
+    record_read(&state, &caller, &group, posts.first().map(|p| p.seq), posts.last().map(|p| p.seq)).await;
     Ok(axum::Json(PostPage { posts, last_seq: state.store.last_seq(group.id).await? }))
+}
+
+/// Every read of a patient group's posts is audited: who, which group, which range, when — never content.
+pub(crate) async fn record_read(
+    state: &AppState,
+    caller: &Caller,
+    group: &GroupRecord,
+    from: Option<i64>,
+    to: Option<i64>,
+) {
+    if group.kind == GroupKind::Patient {
+        let details = serde_json::json!({ "from": from, "to": to });
+        state.audit.record(action::POSTS_READ, &Actor::from(&caller.0), Some(group.id), None, details).await;
+    }
 }
 
 async fn find_post(
@@ -111,7 +127,9 @@ async fn show_post(
     caller: Caller,
     Path((id, seq)): Path<(String, String)>,
 ) -> Result<axum::Json<Post>, ApiError> {
-    Ok(axum::Json(find_post(&state, &caller, &id, &seq, GroupAction::View).await?.1))
+    let (group, post) = find_post(&state, &caller, &id, &seq, GroupAction::View).await?;
+    record_read(&state, &caller, &group, Some(post.seq), Some(post.seq)).await;
+    Ok(axum::Json(post))
 }
 
 /// Edits one of my posts; the previous version is kept.
@@ -159,7 +177,11 @@ async fn revise(
     let revised = state.store.revise_post(group.id, post.seq, body.as_deref(), domain::now()).await?;
     if !overridden.is_empty() {
         let me = caller.0.account.id();
-        state.store.record_override("emergency", me, group.id, Some(post.id), &overridden, domain::now()).await?;
+        let details = serde_json::json!({ "matched": overridden, "post": post.id, "seq": post.seq, "edit": true });
+        state
+            .audit
+            .record(action::EMERGENCY_OVERRIDE, &Actor::from(&caller.0), Some(group.id), Some(me), details)
+            .await;
     }
     let revised = revised.ok_or(ApiError::Conflict(crate::store::Conflict::StateChanged))?;
     state.messaging.post_updated(&revised).await;
@@ -174,7 +196,8 @@ async fn post_history(
     caller: Caller,
     Path((id, seq)): Path<(String, String)>,
 ) -> Result<axum::Json<PostHistory>, ApiError> {
-    let (_, post) = find_post(&state, &caller, &id, &seq, GroupAction::View).await?;
+    let (group, post) = find_post(&state, &caller, &id, &seq, GroupAction::View).await?;
+    record_read(&state, &caller, &group, Some(post.seq), Some(post.seq)).await;
     Ok(axum::Json(PostHistory { versions: state.store.post_versions(post.id).await? }))
 }
 
@@ -359,10 +382,9 @@ pub(crate) async fn submit_post(
         }
     };
     if created && !overridden.is_empty() {
-        state
-            .store
-            .record_override("emergency", author.id(), group_id, Some(post.id), &overridden, domain::now())
-            .await?;
+        let actor = Actor { id: Some(author.id()), ..Actor::default() };
+        let details = serde_json::json!({ "matched": overridden, "post": post.id, "seq": post.seq });
+        state.audit.record(action::EMERGENCY_OVERRIDE, &actor, Some(group_id), None, details).await;
         tracing::info!(user = %author.id(), group = %group_id, matched = %overridden.join(","), "emergency rule overridden");
     }
     let off_hours = off_hours(state, &group, author.id(), kind).await?;

@@ -7,6 +7,7 @@
 //! operation; a transaction never crosses this module's boundary.
 
 mod accounts;
+mod audit;
 mod group_rows;
 mod groups;
 mod postgres;
@@ -20,6 +21,7 @@ use std::path::Path;
 use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{LoginFailureStats, NewSession, NewUser};
+pub use audit::{AuditFilter, AuditRow, NewAuditEntry};
 pub use groups::NewConsent;
 pub use posts::{PostOutcome, PostRefused, PostRequest};
 pub use rules::MemberAvailability;

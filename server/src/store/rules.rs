@@ -2,11 +2,9 @@
 //! and the record of rule overrides.
 
 use renkei_protocol::{Availability, MemberRole, PatientIdentifiers, Person, Profession};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Store, StoreError, with_pool};
-use crate::domain::to_micros;
 
 /// An active member with what rule 5 needs to know.
 #[derive(Debug, Clone)]
@@ -88,42 +86,5 @@ impl Store {
             .into_iter()
             .map(|(full_name, kana, patient_number)| PatientIdentifiers { full_name, kana, patient_number })
             .collect())
-    }
-
-    /// Records that `user` overrode `rule` (the matched terms, never the text).
-    pub async fn record_override(
-        &self,
-        rule: &str,
-        user: Uuid,
-        group: Uuid,
-        post: Option<Uuid>,
-        matched: &[String],
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query(
-            "INSERT INTO rule_overrides (id, rule, user_id, group_id, post_id, matched, at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        )
-        .bind(Uuid::now_v7())
-        .bind(rule)
-        .bind(user)
-        .bind(group)
-        .bind(post)
-        .bind(matched.join(","))
-        .bind(to_micros(now))
-        .execute(pool)
-        .await
-        .map(drop)
-        })?;
-        Ok(())
-    }
-
-    /// Rule overrides, newest first (for administrators and tests).
-    pub async fn rule_overrides(&self) -> Result<Vec<(String, Uuid, Uuid, String)>, StoreError> {
-        Ok(with_pool!(self, |pool| sqlx::query_as(
-            "SELECT rule, user_id, group_id, matched FROM rule_overrides ORDER BY at DESC, id DESC"
-        )
-        .fetch_all(pool)
-        .await)?)
     }
 }

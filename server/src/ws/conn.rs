@@ -309,6 +309,14 @@ impl Conn {
                 }
                 continue;
             }
+            // Reading a patient's timeline is audited (who, which group, from where on), never its content.
+            if let Ok(Some(record)) = self.state.store.group(group_id).await
+                && record.kind == renkei_protocol::GroupKind::Patient
+            {
+                let actor = crate::audit::Actor::from(&self.session);
+                let details = serde_json::json!({ "from": after_seq + 1, "live": true });
+                self.state.audit.record(crate::audit::action::POSTS_READ, &actor, Some(group_id), None, details).await;
+            }
             // Register first, then read the backlog: whatever commits in between is queued, and the
             // sequence check drops what the backlog already sent.
             self.state.messaging.hub.subscribe(conn_id, group_id);

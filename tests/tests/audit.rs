@@ -1,0 +1,229 @@
+//! The audit log: every security-relevant act is exactly one entry with the right fields; the hash chain
+//! finds every kind of tampering at its entry; the log is append-only in the database; administrators
+//! query it (and are audited doing so) without ever reaching post bodies. On SQLite and PostgreSQL.
+
+use renkei_cli::ClientError;
+use renkei_protocol::{AuditEntry, ClientFrame, ErrorCode, ServerFrame, Subscription};
+use renkei_server::domain::audit::ChainBreak;
+use renkei_tests::care::update;
+use renkei_tests::{Backend, PASSWORD, TestApp, both_backends};
+
+async fn all_entries(app: &TestApp) -> Vec<AuditEntry> {
+    let store = app.store().await;
+    let entries =
+        store.audit_entries(&renkei_server::store::AuditFilter { limit: 10_000, ..Default::default() }).await.unwrap();
+    store.close().await;
+    entries
+}
+
+async fn verify(app: &TestApp, anchor: Option<(i64, String)>) -> Result<i64, ChainBreak> {
+    let store = app.store().await;
+    let result = renkei_server::audit::verify(&store, anchor).await.unwrap();
+    store.close().await;
+    result
+}
+
+/// Raw SQL with the append-only triggers out of the way — what an attacker with database access could do.
+async fn tamper(app: &TestApp, statements: &[&str]) {
+    match app.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+            for s in ["DROP TRIGGER IF EXISTS audit_log_no_update", "DROP TRIGGER IF EXISTS audit_log_no_delete"]
+                .iter()
+                .chain(statements)
+            {
+                sqlx::query(sqlx::AssertSqlSafe(s.to_string())).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER USER").execute(&mut *tx).await.unwrap();
+            for s in statements {
+                sqlx::query(sqlx::AssertSqlSafe(s.to_string())).execute(&mut *tx).await.unwrap();
+            }
+            sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER USER").execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+both_backends!(
+    async fn every_act_is_exactly_one_entry_with_the_right_fields(app: TestApp) {
+        let team = app.team().await;
+        let doctor_id = team.doctor.me().await.unwrap().id;
+        // Only what happens from here on is examined.
+        let before = all_entries(&app).await.len();
+        let _ = app.client().login("ns-sato", &renkei_protocol::Sensitive::new("wrong password here"), None).await;
+        team.nurse.post(team.group, &update("血圧 120/70", "n-1")).await.unwrap();
+        team.care_manager.posts(team.group, Some(0), None, 10).await.unwrap();
+        team.doctor.remove_member(team.group, "cm-kato").await.unwrap();
+        team.admin.admin_disable_user("cm-kato").await.unwrap();
+        let entries = all_entries(&app).await;
+        let new: Vec<(&str, Option<uuid::Uuid>)> =
+            entries[before..].iter().map(|e| (e.action.as_str(), e.target_user_id)).collect();
+        let actions: Vec<&str> = new.iter().map(|(a, _)| *a).collect();
+        assert_eq!(actions, ["login_failed", "posts_read", "member_removed", "account_disabled"]);
+        let failed = &entries[before];
+        assert!(
+            failed.details.contains("ns-sato") && failed.details.contains("invalid_credentials"),
+            "{}",
+            failed.details
+        );
+        assert!(failed.client_addr.as_deref() == Some("127.0.0.1"));
+        let read = &entries[before + 1];
+        assert_eq!(read.group_id, Some(team.group));
+        assert!(read.session_id.is_some());
+        let removed = &entries[before + 2];
+        assert_eq!((removed.actor_id, removed.group_id), (Some(doctor_id), Some(team.group)));
+        // The whole setup is there too, in order, one entry each.
+        let setup: Vec<&str> = entries[..before].iter().map(|e| e.action.as_str()).collect();
+        for expected in [
+            "account_created",
+            "login",
+            "password_changed",
+            "group_opened",
+            "consent_recorded",
+            "invitation_sent",
+            "invitation_answered",
+        ] {
+            assert!(setup.contains(&expected), "no {expected} in {setup:?}");
+        }
+        assert_eq!(setup.iter().filter(|a| **a == "group_opened").count(), 1);
+        assert_eq!(setup.iter().filter(|a| **a == "invitation_sent").count(), 2);
+        // Never a body, a password or a patient identifier.
+        let text = serde_json::to_string(&entries).unwrap();
+        for secret in ["血圧", PASSWORD, "山田 花子", "やまだ", "P-0001", "rks_"] {
+            assert!(!text.contains(secret), "the audit log contains {secret}");
+        }
+    }
+);
+
+both_backends!(
+    async fn the_hash_chain_finds_every_kind_of_tampering_at_its_entry(app: TestApp) {
+        let _team = app.team().await;
+        let entries = all_entries(&app).await;
+        let n = entries.len() as i64;
+        assert!(n >= 10, "a log long enough to tamper with");
+        assert_eq!(verify(&app, None).await, Ok(n), "no false alarm on an untouched log");
+        let anchor = (n, entries.last().unwrap().hash.clone());
+        assert_eq!(verify(&app, Some(anchor.clone())).await, Ok(n));
+
+        // Change a row, then put it back.
+        let original = entries[4].details.replace('\'', "''");
+        tamper(&app, &["UPDATE audit_log SET details = '{\"forged\":true}' WHERE seq = 5"]).await;
+        assert_eq!(verify(&app, None).await, Err(ChainBreak::Altered { seq: 5 }));
+        tamper(&app, &[&format!("UPDATE audit_log SET details = '{original}' WHERE seq = 5")]).await;
+        assert_eq!(verify(&app, None).await, Ok(n));
+
+        // Delete a row.
+        tamper(
+            &app,
+            &[
+                "CREATE TABLE audit_keep AS SELECT * FROM audit_log WHERE seq = 6",
+                "DELETE FROM audit_log WHERE seq = 6",
+            ],
+        )
+        .await;
+        assert_eq!(verify(&app, None).await, Err(ChainBreak::Gap { expected: 6, found: 7 }));
+        tamper(&app, &["INSERT INTO audit_log SELECT * FROM audit_keep", "DROP TABLE audit_keep"]).await;
+        assert_eq!(verify(&app, None).await, Ok(n));
+
+        // Swap two rows' contents (keeping their numbers).
+        let swap = [
+            "UPDATE audit_log SET seq = -3 WHERE seq = 3",
+            "UPDATE audit_log SET seq = 3 WHERE seq = 4",
+            "UPDATE audit_log SET seq = 4 WHERE seq = -3",
+        ];
+        tamper(&app, &swap).await;
+        assert!(matches!(
+            verify(&app, None).await,
+            Err(ChainBreak::Unlinked { seq: 3 } | ChainBreak::Altered { seq: 3 })
+        ));
+        tamper(&app, &swap).await;
+        assert_eq!(verify(&app, None).await, Ok(n));
+
+        // Insert a row (shifting the rest up by one to hide it).
+        tamper(&app, &[
+            "UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 8",
+            "UPDATE audit_log SET seq = seq - 999 WHERE seq >= 1008",
+            "INSERT INTO audit_log SELECT 8, at, actor_id, 'login', group_id, target_user_id, client_addr, session_id, details, prev_hash, hash FROM audit_log WHERE seq = 7",
+        ]).await;
+        assert_eq!(verify(&app, None).await, Err(ChainBreak::Unlinked { seq: 8 }));
+        tamper(
+            &app,
+            &[
+                "DELETE FROM audit_log WHERE seq = 8",
+                "UPDATE audit_log SET seq = seq + 999 WHERE seq >= 9",
+                "UPDATE audit_log SET seq = seq - 1000 WHERE seq >= 1008",
+            ],
+        )
+        .await;
+        assert_eq!(verify(&app, None).await, Ok(n));
+
+        // Truncate the tail: the chain alone cannot tell, the anchor can.
+        tamper(&app, &[&format!("DELETE FROM audit_log WHERE seq > {}", n - 2)]).await;
+        assert_eq!(verify(&app, None).await, Ok(n - 2));
+        assert_eq!(verify(&app, Some(anchor)).await, Err(ChainBreak::Truncated { anchor_seq: n, last_seq: n - 2 }));
+    }
+);
+
+both_backends!(
+    async fn the_log_is_append_only_in_the_database(app: TestApp) {
+        let _admin = app.admin().await;
+        let refused = match app.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+                let update = sqlx::query("UPDATE audit_log SET action = 'x'").execute(&pool).await;
+                let delete = sqlx::query("DELETE FROM audit_log").execute(&pool).await;
+                pool.close().await;
+                [update.is_err(), delete.is_err()]
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+                let update = sqlx::query("UPDATE audit_log SET action = 'x'").execute(&pool).await;
+                let delete = sqlx::query("DELETE FROM audit_log").execute(&pool).await;
+                let truncate = sqlx::query("TRUNCATE audit_log").execute(&pool).await;
+                pool.close().await;
+                [update.is_err(), delete.is_err() && truncate.is_err()]
+            }
+        };
+        assert_eq!(refused, [true, true]);
+        assert!(verify(&app, None).await.is_ok());
+    }
+);
+
+both_backends!(
+    async fn administrators_query_the_log_are_audited_and_never_reach_post_bodies(app: TestApp) {
+        let team = app.team().await;
+        let nurse = team.nurse.me().await.unwrap();
+        team.nurse.post(team.group, &update("褥瘡 2cm", "n-1")).await.unwrap();
+        let by_nurse = team.admin.admin_audit(Some(nurse.id), None, None).await.unwrap().entries;
+        assert!(by_nurse.iter().all(|e| e.actor_id == Some(nurse.id) || e.target_user_id == Some(nurse.id)));
+        assert!(by_nurse.iter().any(|e| e.action == "invitation_answered"));
+        let in_group = team.admin.admin_audit(None, Some(team.group), Some("consent_recorded")).await.unwrap().entries;
+        assert_eq!(in_group.len(), 1);
+        // The queries themselves are on record.
+        let queries = team.admin.admin_audit(None, None, Some("audit_queried")).await.unwrap().entries;
+        assert_eq!(queries.len(), 2);
+        // Members cannot query; administrators cannot read posts through any path.
+        assert!(matches!(team.nurse.admin_audit(None, None, None).await, Err(ClientError::Api { status: 403, .. })));
+        let code = |r: Result<_, ClientError>| r.err().and_then(|e| e.code());
+        assert_eq!(code(team.admin.posts(team.group, Some(0), None, 10).await.map(drop)), Some(ErrorCode::NotFound));
+        assert_eq!(code(team.admin.post_history(team.group, 1).await.map(drop)), Some(ErrorCode::NotFound));
+        let mut live = team.admin.connect_live().await.unwrap();
+        live.send(&ClientFrame::Subscribe {
+            id: "a".into(),
+            groups: vec![Subscription { group_id: team.group, after_seq: 0 }],
+        })
+        .await
+        .unwrap();
+        let frame =
+            tokio::time::timeout(std::time::Duration::from_secs(10), live.next()).await.unwrap().unwrap().unwrap();
+        assert!(matches!(frame, ServerFrame::Error { code: ErrorCode::NotFound, .. }), "{frame:?}");
+        let everything = serde_json::to_string(&team.admin.admin_audit(None, None, None).await.unwrap()).unwrap();
+        assert!(!everything.contains("褥瘡"));
+    }
+);
