@@ -267,6 +267,20 @@ pub enum AdminCommand {
     /// Community groups (city-wide, per profession).
     #[command(subcommand)]
     Community(CommunityCommand),
+    /// Query the audit log (metadata only; the query itself is audited).
+    Audit {
+        /// Entries where this user (login or id) acted or was acted upon.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        group: Option<Uuid>,
+        /// e.g. login_failed, posts_read, consent_recorded, emergency_override.
+        #[arg(long)]
+        action: Option<String>,
+        /// CSV instead of a table (with --json: JSON).
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -61,6 +61,9 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Admin(AdminCommand::User(cmd)) => admin_user_cmd(&ctx, out, cmd).await,
         Command::Admin(AdminCommand::Groups { group }) => care::admin_groups(&ctx.client()?, out, group).await,
         Command::Admin(AdminCommand::Community(cmd)) => care::community_cmd(&ctx.client()?, out, cmd).await,
+        Command::Admin(AdminCommand::Audit { user, group, action, csv }) => {
+            admin_audit(&ctx.client()?, out, user, group, action, csv).await
+        }
         Command::Group(cmd) => care::group_cmd(&ctx.client()?, out, cmd).await,
         Command::Consent(cmd) => care::consent_cmd(&ctx.client()?, out, cmd).await,
         Command::Invite { group, user } => care::invite(&ctx.client()?, out, &group, &user).await,
@@ -402,4 +405,62 @@ fn show_user(out: &Output, user: &User) {
         ("id", user.id.to_string()),
         ("created", out.time(user.created_at)),
     ]);
+}
+
+async fn admin_audit(
+    client: &Client,
+    out: &Output,
+    user: Option<String>,
+    group: Option<uuid::Uuid>,
+    action: Option<String>,
+    csv: bool,
+) -> Result<()> {
+    let user = match user {
+        Some(u) => Some(client.admin_show_user(&u).await?.id),
+        None => None,
+    };
+    let list = client.admin_audit(user, group, action.as_deref()).await?;
+    if out.json {
+        out.json(&list);
+        return Ok(());
+    }
+    let opt = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+    if csv {
+        // RFC 4180: quote every field, double the quotes inside.
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        println!("seq,at,action,actor,group,target,client_addr,session,details,hash");
+        for e in &list.entries {
+            let at = e.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            let fields = [
+                e.seq.to_string(),
+                at,
+                e.action.clone(),
+                opt(e.actor_id),
+                opt(e.group_id),
+                opt(e.target_user_id),
+                e.client_addr.clone().unwrap_or_default(),
+                opt(e.session_id),
+                e.details.clone(),
+                e.hash.clone(),
+            ];
+            println!("{}", fields.iter().map(|f| quote(f)).collect::<Vec<_>>().join(","));
+        }
+        return Ok(());
+    }
+    let rows = list
+        .entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.seq.to_string(),
+                out.time(e.at),
+                e.action.clone(),
+                opt(e.actor_id),
+                opt(e.group_id),
+                e.details.clone(),
+            ]
+        })
+        .collect();
+    out.table(&["seq", "at", "action", "actor", "group", "details"], rows);
+    Ok(())
 }

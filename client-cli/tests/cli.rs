@@ -650,3 +650,38 @@ both_backends!(
         let _ = team;
     }
 );
+
+both_backends!(
+    async fn administrators_audit_from_the_terminal_and_operators_verify_the_chain(app: TestApp) {
+        let config = tempfile::tempdir().unwrap();
+        let cli = Cli { app: &app, dir: config.path().join("renkei") };
+        let _team = app.team().await;
+        for who in ["admin", "ns-sato"] {
+            assert_eq!(cli.renkei(&["--profile", who, "login", who], &format!("{PASSWORD}\n")).await.code, 0);
+        }
+        let csv = cli.as_user("admin", &["admin", "audit", "--user", "ns-sato", "--csv"]).await;
+        assert_eq!(csv.code, 0, "{}", csv.stderr);
+        let mut lines = csv.stdout.lines();
+        assert_eq!(lines.next(), Some("seq,at,action,actor,group,target,client_addr,session,details,hash"));
+        assert!(csv.stdout.contains("\"invitation_answered\""), "{}", csv.stdout);
+        let json = cli.as_user("admin", &["--json", "admin", "audit", "--action", "group_opened"]).await.json();
+        assert_eq!(json["entries"].as_array().unwrap().len(), 1);
+        assert_eq!(cli.as_user("ns-sato", &["admin", "audit"]).await.code, 5);
+
+        // The operator's side: verify the chain, keep an anchor, verify against it.
+        let verified = cli.server(&["audit", "verify"], "").await;
+        assert_eq!(verified.code, 0, "{}", verified.stderr);
+        assert!(verified.stdout.contains("intact"), "{}", verified.stdout);
+        let anchor = cli.server(&["audit", "anchor"], "").await;
+        let anchor_file = config.path().join("anchor");
+        std::fs::write(&anchor_file, &anchor.stdout).unwrap();
+        let against = cli.server(&["audit", "verify", "--anchor", anchor_file.to_str().unwrap()], "").await;
+        assert_eq!(against.code, 0, "{}", against.stderr);
+        // An anchor from the future (a log whose tail was cut) fails.
+        let (seq, hash) = anchor.stdout.trim().split_once(' ').unwrap();
+        std::fs::write(&anchor_file, format!("{} {hash}", seq.parse::<i64>().unwrap() + 5)).unwrap();
+        let cut = cli.server(&["audit", "verify", "--anchor", anchor_file.to_str().unwrap()], "").await;
+        assert_eq!(cut.code, 1);
+        assert!(cut.stderr.contains("TAMPERED"), "{}", cut.stderr);
+    }
+);
