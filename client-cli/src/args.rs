@@ -213,6 +213,17 @@ pub enum GroupCommand {
     AcceptHandover { group: String },
     /// Decline a group handed over to me.
     DeclineHandover { group: String },
+    /// Export the timeline for the medical record (attending physician): JSON, or Markdown with --markdown.
+    Export {
+        group: String,
+        #[arg(long)]
+        markdown: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Who was in the group, added by whom under which consent, and who read it when (attending physician).
+    AccessReport { group: String },
 }
 
 #[derive(Debug, Subcommand)]

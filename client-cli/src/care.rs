@@ -238,6 +238,39 @@ pub async fn group_cmd(client: &Client, out: &Output, cmd: GroupCommand) -> Resu
             out.say(Msg::HandoverRequested);
             show_group(out, &g);
         }
+        GroupCommand::Export { group, markdown, output } => {
+            let id = resolve_group(client, &group).await?;
+            let text = if markdown {
+                client.export_timeline_markdown(id).await?
+            } else {
+                serde_json::to_string_pretty(&client.export_timeline(id).await?).unwrap_or_default()
+            };
+            match output {
+                Some(path) => std::fs::write(&path, text)?,
+                None => println!("{text}"),
+            }
+        }
+        GroupCommand::AccessReport { group } => {
+            let id = resolve_group(client, &group).await?;
+            let report = client.access_report(id).await?;
+            if out.json {
+                out.json(&report);
+                return Ok(());
+            }
+            let name = |id: Option<Uuid>| {
+                id.and_then(|id| report.people.iter().find(|p| p.id == id))
+                    .map(|p| p.display_name.clone())
+                    .unwrap_or_default()
+            };
+            let rows = report
+                .events
+                .iter()
+                .map(|e| {
+                    vec![out.time(e.at), e.action.clone(), name(e.actor_id), name(e.target_user_id), e.details.clone()]
+                })
+                .collect();
+            out.table(&["at", "action", "by", "whom", "details"], rows);
+        }
         GroupCommand::AcceptHandover { group } => {
             let id = resolve_group(client, &group).await?;
             let g = client.answer_handover(id, true).await?;

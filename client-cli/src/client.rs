@@ -304,6 +304,21 @@ impl Client {
         self.call::<(), _>(Method::GET, &format!("/users/{}", path_segment(user)), None).await
     }
 
+    /// The timeline for the medical record, as JSON (attending physician).
+    pub async fn export_timeline(&self, group: Uuid) -> Result<renkei_protocol::TimelineExport, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/groups/{group}/export"), None).await
+    }
+
+    /// The timeline as a readable Markdown document.
+    pub async fn export_timeline_markdown(&self, group: Uuid) -> Result<String, ClientError> {
+        let response = self.send::<()>(Method::GET, &format!("/groups/{group}/export?format=markdown"), None).await?;
+        response.text().await.map_err(ClientError::Transport)
+    }
+
+    pub async fn access_report(&self, group: Uuid) -> Result<renkei_protocol::AccessReport, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/groups/{group}/access-report"), None).await
+    }
+
     /// Audit entries, filtered by user (actor or target), group and action.
     pub async fn admin_audit(
         &self,

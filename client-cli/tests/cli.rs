@@ -647,6 +647,17 @@ both_backends!(
         assert_eq!(cli.as_user("ns-sato", &["delete", "山田", "3"]).await.code, 5, "not hers");
         assert_eq!(cli.as_user("dr-suzuki", &["delete", "山田", "3"]).await.code, 0);
         assert_eq!(cli.as_user("ns-sato", &["read", "山田"]).await.code, 0);
+        // The attending physician exports the timeline for the medical record.
+        let file = config.path().join("timeline.md");
+        let out = cli
+            .as_user("dr-suzuki", &["group", "export", "山田", "--markdown", "--output", file.to_str().unwrap()])
+            .await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("血圧 132/80（訂正）") && text.contains("（削除）"), "{text}");
+        assert_eq!(cli.as_user("ns-sato", &["group", "export", "山田"]).await.code, 5);
+        let report = cli.as_user("dr-suzuki", &["group", "access-report", "山田"]).await;
+        assert!(report.stdout.contains("posts_read") && report.stdout.contains("cm-kato さん"), "{}", report.stdout);
         let _ = team;
     }
 );

@@ -310,3 +310,37 @@ mod tests {
         assert!(serde_json::from_str::<NewPost>(urgent).is_err());
     }
 }
+
+/// One post of a timeline export: every version and every 「見ました」.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExportedPost {
+    pub post: Post,
+    pub versions: Vec<PostVersion>,
+    pub seen: Vec<SeenMark>,
+}
+
+/// A patient group's timeline for the medical record (attending physician only; audited).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TimelineExport {
+    pub group_id: Uuid,
+    pub label: String,
+    pub patient: Option<crate::PatientIdentifiers>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub exported_at: OffsetDateTime,
+    pub posts: Vec<ExportedPost>,
+}
+
+/// Who was in a patient group and who read it (for the attending physician, and for the patient or family
+/// on request): every membership episode, and every audited act on the group — invitations with their
+/// consent version, removals, reads of the timeline — with the people named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccessReport {
+    pub group_id: Uuid,
+    pub label: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+    pub memberships: Vec<crate::MembershipRecord>,
+    pub events: Vec<crate::AuditEntry>,
+    /// Everyone the events name.
+    pub people: Vec<Person>,
+}

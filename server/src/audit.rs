@@ -45,6 +45,8 @@ pub mod action {
     pub const EMERGENCY_OVERRIDE: &str = "emergency_override";
     pub const POSTS_READ: &str = "posts_read";
     pub const AUDIT_QUERIED: &str = "audit_queried";
+    pub const TIMELINE_EXPORTED: &str = "timeline_exported";
+    pub const ACCESS_REPORT_EXPORTED: &str = "access_report_exported";
 }
 
 /// Who did it and from where, taken from the caller's session.

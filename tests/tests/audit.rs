@@ -227,3 +227,63 @@ both_backends!(
         assert!(!everything.contains("褥瘡"));
     }
 );
+
+both_backends!(
+    async fn the_attending_physician_exports_the_timeline_and_the_access_report(app: TestApp) {
+        let team = app.team().await;
+        team.nurse.post(team.group, &update("褥瘡 2cm", "n-1")).await.unwrap();
+        team.nurse.edit_post(team.group, 1, "褥瘡 2.5cm（訂正）").await.unwrap();
+        team.care_manager.post(team.group, &update("デイの曜日を変更", "c-1")).await.unwrap();
+        team.doctor.mark_seen(team.group, 1).await.unwrap();
+        team.care_manager.posts(team.group, Some(0), None, 10).await.unwrap();
+
+        let export = team.doctor.export_timeline(team.group).await.unwrap();
+        assert_eq!(export.posts.len(), 2);
+        let first = &export.posts[0];
+        let bodies: Vec<_> = first.versions.iter().map(|v| v.body.as_deref()).collect();
+        assert_eq!(bodies, [Some("褥瘡 2cm"), Some("褥瘡 2.5cm（訂正）")]);
+        assert_eq!(first.seen.len(), 1);
+        // The export matches what the database holds.
+        let page = team.doctor.posts(team.group, Some(0), None, 10).await.unwrap().posts;
+        assert_eq!(export.posts.iter().map(|e| e.post.clone()).collect::<Vec<_>>(), page);
+        let markdown = team.doctor.export_timeline_markdown(team.group).await.unwrap();
+        assert!(
+            markdown.contains("# 山田 花子 様")
+                && markdown.contains("褥瘡 2.5cm（訂正）")
+                && markdown.contains("見ました")
+        );
+
+        // Only the attending physician; administrators have no path at all.
+        let code = |r: Result<_, ClientError>| r.err().and_then(|e| e.code());
+        assert_eq!(code(team.nurse.export_timeline(team.group).await.map(drop)), Some(ErrorCode::Forbidden));
+        assert_eq!(code(team.admin.export_timeline(team.group).await.map(drop)), Some(ErrorCode::NotFound));
+        assert_eq!(code(team.admin.access_report(team.group).await.map(drop)), Some(ErrorCode::NotFound));
+
+        let report = team.doctor.access_report(team.group).await.unwrap();
+        assert_eq!(report.memberships.len(), 3);
+        let actions: Vec<&str> = report.events.iter().map(|e| e.action.as_str()).collect();
+        for expected in [
+            "group_opened",
+            "consent_recorded",
+            "invitation_sent",
+            "invitation_answered",
+            "posts_read",
+            "timeline_exported",
+        ] {
+            assert!(actions.contains(&expected), "no {expected} in {actions:?}");
+        }
+        let cm = team.care_manager.me().await.unwrap();
+        let read = report
+            .events
+            .iter()
+            .find(|e| e.action == "posts_read" && e.actor_id == Some(cm.id))
+            .expect("the care manager's read");
+        assert!(report.people.iter().any(|p| Some(p.id) == read.actor_id && p.display_name == "cm-kato さん"));
+        let invited = report.events.iter().find(|e| e.action == "invitation_sent").unwrap();
+        assert!(invited.details.contains("\"consent_version\":1"), "{}", invited.details);
+        // Both exports are themselves on record.
+        let exports = team.admin.admin_audit(None, Some(team.group), Some("timeline_exported")).await.unwrap().entries;
+        assert_eq!(exports.len(), 2);
+        assert!(!serde_json::to_string(&report).unwrap().contains("褥瘡"), "the access report carries no content");
+    }
+);

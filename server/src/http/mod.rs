@@ -6,6 +6,7 @@ mod admin_audit;
 mod admin_groups;
 mod auth;
 mod directory;
+mod exports;
 mod groups;
 mod invitations;
 mod me;
@@ -110,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .merge(directory::router())
         .merge(groups::router())
         .merge(posts::router())
+        .merge(exports::router())
         .merge(invitations::router())
         .merge(admin_groups::router())
         .merge(admin_audit::router())

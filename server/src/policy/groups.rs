@@ -22,6 +22,8 @@ pub enum GroupAction {
     AnswerHandover,
     /// Post, edit one's own post, mark seen.
     Post,
+    /// Export the timeline for the medical record, or the access report (attending physician).
+    Export,
 }
 
 /// Why a group action is refused.
@@ -53,6 +55,8 @@ pub fn authorize(group: &GroupRecord, membership: Option<&Membership>, action: G
     match action {
         A::View => Ok(()),
         A::Post if group.status == GroupStatus::Active => Ok(()),
+        A::Export if patient_group && attending => Ok(()),
+        A::Export => Err(GroupDenied::Forbidden),
         A::ChangeConsent | A::Invite | A::RemoveMember | A::Handover | A::Archive if !(patient_group && attending) => {
             Err(GroupDenied::Forbidden)
         }
