@@ -34,6 +34,11 @@ pub fn may_disable(actor: &Account, target: &Account) -> bool {
     actor.id() != target.id()
 }
 
+/// A browser may open the live connection only from an allowed origin; programs send no Origin.
+pub fn origin_allowed(origin: Option<&str>, allowed: &[String]) -> bool {
+    origin.is_none_or(|o| allowed.iter().any(|a| a == o))
+}
+
 /// Minimum password length (MHLW guideline 6.0, 14.1): 13 characters, or 8 when a second factor is on.
 const MIN_PASSWORD_CHARS: usize = 13;
 const MIN_PASSWORD_CHARS_WITH_TOTP: usize = 8;

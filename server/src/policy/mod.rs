@@ -11,5 +11,6 @@ pub mod groups;
 pub mod posts;
 
 pub use accounts::{
-    Denied, LoginThrottle, check_new_password, login_throttle, may_disable, pending_step, require_admin, totp_required,
+    Denied, LoginThrottle, check_new_password, login_throttle, may_disable, origin_allowed, pending_step,
+    require_admin, totp_required,
 };

@@ -44,9 +44,8 @@ async fn upgrade(State(state): State<AppState>, req: axum::extract::Request) -> 
 
 async fn accept(state: AppState, req: axum::extract::Request) -> Result<Response, ApiError> {
     let (mut parts, _) = req.into_parts();
-    if let Some(origin) = parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok())
-        && !state.config.ws_allowed_origins.iter().any(|allowed| allowed == origin)
-    {
+    let origin = parts.headers.get(ORIGIN).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    if !crate::policy::origin_allowed(origin, &state.config.ws_allowed_origins) {
         return Err(ApiError::Forbidden(crate::policy::Denied::OriginNotAllowed));
     }
     let (token, via_subprotocol) = bearer(&parts.headers).ok_or(ApiError::Unauthenticated)?;
