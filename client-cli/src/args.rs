@@ -339,6 +339,8 @@ pub enum AdminUserCommand {
     Enable { user: String },
     /// Issue a new one-time setup token (lost token, forgotten password).
     SetupToken { user: String },
+    /// A user's sessions: when they logged in, for how long, from where.
+    Sessions { user: String },
 }
 
 #[derive(Debug, Subcommand)]

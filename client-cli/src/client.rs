@@ -319,6 +319,11 @@ impl Client {
         self.call::<(), _>(Method::GET, &format!("/groups/{group}/access-report"), None).await
     }
 
+    /// A user's sessions with their durations (administrators).
+    pub async fn admin_user_sessions(&self, user: &str) -> Result<renkei_protocol::SessionHistory, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/admin/users/{}/sessions", path_segment(user)), None).await
+    }
+
     /// Audit entries, filtered by user (actor or target), group and action.
     pub async fn admin_audit(
         &self,

@@ -375,6 +375,28 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
             show_user(out, &user);
             Ok(())
         }
+        AdminUserCommand::Sessions { user } => {
+            let history = client.admin_user_sessions(&user).await?;
+            if out.json {
+                out.json(&history);
+                return Ok(());
+            }
+            let rows = history
+                .sessions
+                .iter()
+                .map(|s| {
+                    vec![
+                        out.time(s.started_at),
+                        s.ended_at.map(|t| out.time(t)).unwrap_or_else(|| "live".into()),
+                        format!("{}m", s.duration_seconds / 60),
+                        s.client_addr.clone().unwrap_or_default(),
+                        s.user_agent.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            out.table(&["started", "ended", "duration", "address", "client"], rows);
+            Ok(())
+        }
         AdminUserCommand::SetupToken { user } => {
             let setup = client.admin_new_setup_token(&user).await?;
             if out.json {

@@ -229,3 +229,26 @@ pub struct AuditEntry {
 pub struct AuditList {
     pub entries: Vec<AuditEntry>,
 }
+
+/// One session of a user, for administrators: when it began, was last used, and ended, and how long it
+/// lasted (MHLW guideline 6.0: who was logged in, when, for how long).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    /// Logout, revocation, or expiry (absolute or idle); `None` while the session is live.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    /// From start to end (or to now, while live), in seconds.
+    pub duration_seconds: i64,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionHistory {
+    pub sessions: Vec<SessionRecord>,
+}

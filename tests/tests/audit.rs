@@ -208,6 +208,14 @@ both_backends!(
         // The queries themselves are on record.
         let queries = team.admin.admin_audit(None, None, Some("audit_queried")).await.unwrap().entries;
         assert_eq!(queries.len(), 2);
+        // Sessions with their durations: the nurse's own (live) session, and a second one that logged out.
+        let mut extra = app.login("ns-sato", PASSWORD).await;
+        extra.logout().await.unwrap();
+        let sessions = team.admin.admin_user_sessions("ns-sato").await.unwrap().sessions;
+        assert_eq!(sessions.len(), 2, "{sessions:?}");
+        assert!(sessions[0].ended_at.is_some(), "the logged-out session ended");
+        assert!(sessions.iter().any(|s| s.ended_at.is_none()), "the live one has not");
+        assert!(sessions.iter().all(|s| s.duration_seconds >= 0 && s.client_addr.as_deref() == Some("127.0.0.1")));
         // Members cannot query; administrators cannot read posts through any path.
         assert!(matches!(team.nurse.admin_audit(None, None, None).await, Err(ClientError::Api { status: 403, .. })));
         let code = |r: Result<_, ClientError>| r.err().and_then(|e| e.code());

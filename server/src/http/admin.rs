@@ -24,6 +24,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(disable_user))
         .routes(routes!(enable_user))
         .routes(routes!(new_setup_token))
+        .routes(routes!(user_sessions))
 }
 
 /// Registers a professional. Without `initial_password` the answer carries a one-time setup token to hand
@@ -181,4 +182,42 @@ async fn new_setup_token(
         .record(action::SETUP_TOKEN_ISSUED, &Actor::from(&caller), None, Some(target.id()), serde_json::json!({}))
         .await;
     Ok(axum::Json(setup))
+}
+
+/// A user's sessions with their durations: when they logged in, for how long, from where.
+#[utoipa::path(get, path = "/api/v1/admin/users/{user}/sessions", tag = "admin", security(("bearer" = [])),
+    params(("user" = String, Path, description = "user id or login")),
+    responses((status = 200, body = renkei_protocol::SessionHistory), (status = 404, body = ErrorBody)))]
+async fn user_sessions(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(key): Path<String>,
+) -> Result<axum::Json<renkei_protocol::SessionHistory>, ApiError> {
+    let target = resolve_user(&state, &key).await?;
+    let now = domain::now();
+    let idle = Duration::minutes(i64::from(state.config.session_idle_minutes));
+    let sessions = state
+        .store
+        .session_history(target.id())
+        .await?
+        .into_iter()
+        .map(|(s, revoked_at)| {
+            // A session ends at its revocation, or when it expired: absolute expiry or the idle timeout.
+            let expired = (s.last_seen_at + idle).min(s.expires_at);
+            let ended_at = revoked_at.map(|r| r.min(expired)).or((expired <= now).then_some(expired));
+            let end = ended_at.unwrap_or(now);
+            renkei_protocol::SessionRecord {
+                id: s.id,
+                started_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                ended_at,
+                duration_seconds: (end - s.created_at).whole_seconds().max(0),
+                client_addr: s.client_addr,
+                user_agent: s.user_agent,
+            }
+        })
+        .collect();
+    let details = serde_json::json!({ "query": "sessions" });
+    state.audit.record(action::AUDIT_QUERIED, &Actor::from(&caller), None, Some(target.id()), details).await;
+    Ok(axum::Json(renkei_protocol::SessionHistory { sessions }))
 }

@@ -405,6 +405,30 @@ impl Store {
         Ok(rows.into_iter().map(SessionInfo::from).collect())
     }
 
+    /// Every session of a user, newest first, with its revocation time if any:
+    /// (session, revoked_at).
+    pub async fn session_history(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Vec<(SessionInfo, Option<OffsetDateTime>)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            session: SessionRow,
+            revoked_at: Option<i64>,
+        }
+        let sql = concat!(
+            "SELECT ",
+            session_columns!(),
+            ", revoked_at FROM sessions WHERE user_id = $1 ORDER BY created_at DESC"
+        );
+        let rows: Vec<Row> = with_pool!(self, |pool| sqlx::query_as(sql).bind(user_id).fetch_all(pool).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (SessionInfo::from(r.session), r.revoked_at.map(crate::domain::from_micros)))
+            .collect())
+    }
+
     /// Records a failed login for the login name tried (whether or not it exists) and the client address,
     /// and forgets records older than `forget_before`.
     pub async fn record_login_failure(
