@@ -512,7 +512,10 @@ both_backends!(
     async fn a_crash_loses_no_acknowledged_post_and_retries_create_no_duplicates(app: TestApp) {
         use renkei_protocol::{ClientFrame, NewPost, PostKind, ServerFrame};
         const POSTS: usize = 400;
+        let mut app = app;
         let team = app.team().await;
+        // The server process below is the only one on this database (SQLite allows one).
+        app.stop_server().await;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("server.log");
         let (mut server, url) = start_server_process(&app.database_url, dir.path(), &log).await;

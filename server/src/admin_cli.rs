@@ -54,6 +54,67 @@ pub async fn create_admin(
     }
 }
 
+/// Copies the live SQLite database into `dest` as `renkei-YYYYMMDD-HHMMSS-mmm.sqlite3` (consistent while
+/// the server runs), checks the copy and its audit chain, and keeps the newest `keep` generations there.
+pub async fn backup(config: &Config, dest: &Path, keep: usize) -> anyhow::Result<std::path::PathBuf> {
+    let url = config.effective_database_url();
+    if Store::sqlite_path(&url).is_none() {
+        bail!(
+            "backup is for SQLite; back PostgreSQL up with pg_dump or base backups + WAL archiving (deploy/README.md)"
+        );
+    }
+    std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let stamp = domain::now()
+        .format(time::macros::format_description!("[year][month][day]-[hour][minute][second]-[subsecond digits:3]"))
+        .unwrap_or_default();
+    let file = dest.join(format!("renkei-{stamp}.sqlite3"));
+    let store = Store::connect(&url, 1).await.context("connecting to the database")?;
+    store.backup_into(&file).await.context("copying the database")?;
+    store.close().await;
+    check_copy(&file).await?;
+    let mut generations: Vec<_> = std::fs::read_dir(dest)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("renkei-") && n.ends_with(".sqlite3"))
+        })
+        .collect();
+    generations.sort();
+    let excess = generations.len().saturating_sub(keep.max(1));
+    for old in &generations[..excess] {
+        std::fs::remove_file(old).with_context(|| format!("removing old backup {}", old.display()))?;
+    }
+    Ok(file)
+}
+
+/// A copy must pass SQLite's integrity check and have an intact audit chain; returns its audit entries.
+async fn check_copy(file: &Path) -> anyhow::Result<i64> {
+    let store = Store::connect(&format!("sqlite://{}", file.display()), 1).await?;
+    let sound = store.integrity_ok().await?;
+    let chain = crate::audit::verify(&store, None).await?;
+    store.close().await;
+    anyhow::ensure!(sound, "{} fails SQLite's integrity check", file.display());
+    chain.map_err(|broken| anyhow::anyhow!("{}: audit log {broken}", file.display()))
+}
+
+/// Replaces the configured SQLite database with a backup, after checking the backup. Refuses while a
+/// server is using the database.
+pub async fn restore(config: &Config, backup: &Path) -> anyhow::Result<i64> {
+    let url = config.effective_database_url();
+    let Some(target) = Store::sqlite_path(&url) else {
+        bail!("restore is for SQLite; restore PostgreSQL with pg_restore (deploy/README.md)");
+    };
+    let entries = check_copy(backup).await?;
+    let _lock = crate::app::lock_database(target)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = std::path::PathBuf::from(format!("{}{suffix}", target.display()));
+        if side.exists() {
+            std::fs::remove_file(&side).with_context(|| format!("removing {}", side.display()))?;
+        }
+    }
+    std::fs::copy(backup, target).with_context(|| format!("copying {} to {}", backup.display(), target.display()))?;
+    Ok(entries)
+}
+
 /// Writes a self-signed certificate and key for `names` (for development and tests; use a real
 /// certificate in production). `renkei --ca-cert CERT` trusts it.
 pub fn dev_cert(cert_path: &Path, key_path: &Path, names: Vec<String>) -> anyhow::Result<()> {

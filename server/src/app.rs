@@ -32,6 +32,9 @@ pub struct AppState {
 /// A bound, migrated, not yet serving server.
 #[derive(Debug)]
 pub struct Application {
+    /// For SQLite: an exclusive lock on `<database>.lock`, held while this server runs, so that a restore
+    /// (or a second server) cannot replace the file under it.
+    _lock: Option<std::fs::File>,
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
     tls: Option<RustlsConfig>,
@@ -45,10 +48,16 @@ impl Application {
     /// Connects to the configured database, applies migrations, loads TLS material and binds the socket.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let url = config.effective_database_url();
+        let lock = match Store::sqlite_path(&url) {
+            Some(path) => Some(lock_database(path)?),
+            None => None,
+        };
         let store =
             Store::connect(&url, config.database_max_connections).await.context("connecting to the database")?;
         store.migrate().await.context("applying migrations")?;
-        Self::build_with_store(config, store).await
+        let mut app = Self::build_with_store(config, store).await?;
+        app._lock = lock;
+        Ok(app)
     }
 
     /// Like [`Application::build`] with a store the caller already connected and migrated.
@@ -78,7 +87,7 @@ impl Application {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
         };
-        Ok(Self { listener, local_addr, tls, state })
+        Ok(Self { _lock: None, listener, local_addr, tls, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -97,7 +106,8 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops accepting and drains in-flight requests.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, tls, state, .. } = self;
+        // The database lock lives as long as the server serves.
+        let Self { listener, tls, state, _lock: lock, .. } = self;
         let store = state.store.clone();
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
@@ -112,8 +122,25 @@ impl Application {
             None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await?,
         }
         store.close().await;
+        drop(lock);
         Ok(())
     }
+}
+
+/// Takes the exclusive lock on `<database>.lock`; fails when another process holds it.
+pub fn lock_database(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let lock_path = path.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    file.try_lock().map_err(|_| anyhow::anyhow!("{} is in use by a running renkei-server", path.display()))?;
+    Ok(file)
 }
 
 /// rustls with TLS 1.3 and 1.2 only, the server's cipher-suite order, and HTTP/2 and HTTP/1.1 by ALPN.

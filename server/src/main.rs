@@ -36,6 +36,15 @@ enum Command {
         #[arg(long, default_value = "renkei administration")]
         organisation: String,
     },
+    /// Back up the SQLite database (consistent while the server runs) into DEST, keeping generations.
+    Backup {
+        dest: PathBuf,
+        /// How many generations to keep in DEST.
+        #[arg(long, default_value_t = 14)]
+        keep: usize,
+    },
+    /// Restore the SQLite database from a backup (refused while a server uses it).
+    Restore { backup: PathBuf },
     /// The audit log: verify the hash chain, or print the latest entry as an anchor.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -105,6 +114,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = read_password()?;
             let user = admin_cli::create_admin(&config, &login, &display_name, &organisation, &password).await?;
             println!("administrator {} created ({})", user.login, user.id);
+            Ok(())
+        }
+        Command::Backup { dest, keep } => {
+            let file = admin_cli::backup(&config, &dest, keep).await?;
+            println!("backed up to {} (integrity and audit chain verified)", file.display());
+            Ok(())
+        }
+        Command::Restore { backup } => {
+            let entries = admin_cli::restore(&config, &backup).await?;
+            println!("restored from {} ({entries} audit entries verified)", backup.display());
             Ok(())
         }
         Command::Audit(cmd) => {

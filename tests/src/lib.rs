@@ -183,6 +183,17 @@ impl TestApp {
         renkei_server::store::Store::connect(&self.database_url, 2).await.expect("store")
     }
 
+    /// Stops the server (releasing its database) but keeps the database, for tests that then run the
+    /// server binary, a backup or a restore against it.
+    pub async fn stop_server(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran cleanly");
+        }
+    }
+
     /// Stops the server and waits for it to drain.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -106,6 +106,11 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl Store {
+    /// The SQLite file a URL names, if it is a SQLite URL.
+    pub fn sqlite_path(url: &str) -> Option<&Path> {
+        url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).map(Path::new)
+    }
+
     /// Connects to `url` (`sqlite://PATH` or `postgres://...`). Does not migrate.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let db = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
@@ -180,6 +185,29 @@ impl Store {
                 Ok(u64::try_from(n).unwrap_or(0))
             }
             Db::Sqlite(_) => Ok(0),
+        }
+    }
+
+    /// A consistent copy of a live SQLite database (`VACUUM INTO`: one read transaction, so writers may
+    /// carry on). PostgreSQL is backed up with its own tools (pg_dump, base backups + WAL archiving).
+    pub async fn backup_into(&self, path: &Path) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query("VACUUM INTO $1").bind(path.display().to_string()).execute(pool).await?;
+                Ok(())
+            }
+            Db::Postgres(_) => Err(StoreError::UnsupportedUrl),
+        }
+    }
+
+    /// SQLite's own consistency check: true when the file is sound.
+    pub async fn integrity_ok(&self) -> Result<bool, StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => {
+                let result: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(pool).await?;
+                Ok(result == "ok")
+            }
+            Db::Postgres(_) => Ok(true),
         }
     }
 
