@@ -534,24 +534,34 @@ both_backends!(
         }
         // Kill -9 once some posts are acknowledged, in the middle of the stream.
         let mut acked = std::collections::BTreeMap::new();
-        while acked.len() < 50 {
-            match live.next().await {
-                Some(Ok(ServerFrame::Ack { id, seq: Some(seq), .. })) => {
-                    acked.insert(id.parse::<usize>().unwrap(), seq);
+        let collected = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while acked.len() < 50 {
+                match live.next().await {
+                    Some(Ok(ServerFrame::Ack { id, seq: Some(seq), .. })) => {
+                        acked.insert(id.parse::<usize>().unwrap(), seq);
+                    }
+                    Some(Ok(ServerFrame::Error { code, message, .. })) => {
+                        panic!("a post was refused: {code} {message}")
+                    }
+                    Some(Ok(_)) => {}
+                    other => panic!("stream ended early: {other:?}"),
                 }
-                Some(Ok(_)) => {}
-                other => panic!("stream ended early: {other:?}"),
             }
-        }
+        })
+        .await;
+        assert!(collected.is_ok(), "no 50 acknowledgements within 60 s");
         let pid = server.id().unwrap().to_string();
         assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
         let _ = server.wait().await;
         // Acks already on the wire before the kill still count.
-        while let Some(Ok(frame)) = live.next().await {
-            if let ServerFrame::Ack { id, seq: Some(seq), .. } = frame {
-                acked.insert(id.parse::<usize>().unwrap(), seq);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Some(Ok(frame)) = live.next().await {
+                if let ServerFrame::Ack { id, seq: Some(seq), .. } = frame {
+                    acked.insert(id.parse::<usize>().unwrap(), seq);
+                }
             }
-        }
+        })
+        .await;
         assert!(acked.len() < POSTS, "the crash came too late to prove anything");
 
         // After a restart, every acknowledged post is there with the sequence number it was acknowledged with.
@@ -699,3 +709,118 @@ both_backends!(
         assert!(cut.stderr.contains("TAMPERED"), "{}", cut.stderr);
     }
 );
+
+/// `deploy/local-cluster.sh` starts a private PostgreSQL and two nodes; a post through one node reaches a
+/// subscriber on the other; SIGTERM stops everything and removes the directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_cluster_script_runs_two_nodes_on_one_postgres() {
+    use renkei_protocol::{ClientFrame, ServerFrame, Subscription};
+    use tokio::io::AsyncBufReadExt;
+    if std::fs::read_dir("/usr/lib/postgresql").is_err() {
+        assert_ne!(std::env::var("RENKEI_REQUIRE_POSTGRES").as_deref(), Ok("1"), "PostgreSQL is required");
+        eprintln!("SKIPPING the local cluster test: no PostgreSQL server binaries");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster_dir = dir.path().join("cluster");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local-cluster.sh");
+    let mut child = tokio::process::Command::new("bash")
+        .arg(&script)
+        .arg(&cluster_dir)
+        .env("RENKEI_SERVER", server_binary())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut pg, mut nodes) = (String::new(), Vec::new());
+    let started = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            match line.split_once(' ') {
+                Some(("postgres", url)) => pg = url.to_owned(),
+                Some((node, url)) if node.starts_with("node") => nodes.push(url.to_owned()),
+                _ if line == "ready" => return true,
+                _ => {}
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(started, Ok(true), "the cluster did not start");
+    assert_eq!(nodes.len(), 2);
+
+    let config = dir.path().join("cli");
+    let env = [("RENKEI_DATABASE_URL", pg.as_str())];
+    let out = run(
+        &server_binary(),
+        &config,
+        "C",
+        &["create-admin", "--login", "admin", "--display-name", "A"],
+        &format!("{PASSWORD}\n"),
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut on_1 = renkei_cli::Client::new(&nodes[0], None).unwrap();
+    on_1.login("admin", &renkei_protocol::Sensitive::new(PASSWORD), None).await.unwrap();
+    let city = on_1.admin_create_community_group("全体").await.unwrap();
+    on_1.admin_add_community_member(city.id, "admin").await.unwrap();
+    let on_2 = renkei_cli::Client::new(&nodes[1], None).unwrap().with_token(on_1.token().unwrap().clone());
+    let mut live = on_2.connect_live().await.unwrap();
+    live.send(&ClientFrame::Subscribe {
+        id: "s".into(),
+        groups: vec![Subscription { group_id: city.id, after_seq: 0 }],
+    })
+    .await
+    .unwrap();
+    let subscribed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !matches!(live.next().await, Some(Ok(ServerFrame::Subscribed { .. })) | None) {}
+    })
+    .await;
+    assert!(subscribed.is_ok(), "no subscription within 20 s");
+    on_1.post(city.id, &renkei_tests::care::update("研修会のお知らせ", "a-1")).await.unwrap();
+    let delivered = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            if let Some(Ok(ServerFrame::Post { post })) = live.next().await {
+                return post.seq;
+            }
+        }
+    })
+    .await;
+    assert_eq!(delivered, Ok(1), "posted on node 1, delivered on node 2");
+
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status =
+        tokio::time::timeout(std::time::Duration::from_secs(60), child.wait()).await.expect("stopped").unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!cluster_dir.exists(), "the cluster directory was removed");
+}
+
+/// The systemd units parse (`systemd-analyze verify`, when the machine has it), with ExecStart pointed at
+/// the built binary.
+#[test]
+fn the_systemd_units_verify() {
+    if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("SKIPPING: systemd-analyze is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/systemd");
+    for unit in ["renkei-server.service", "renkei-backup.service", "renkei-backup.timer"] {
+        let text = std::fs::read_to_string(units.join(unit)).unwrap();
+        let text = text.replace("/usr/local/bin/renkei-server", server_binary().to_str().unwrap());
+        std::fs::write(dir.path().join(unit), text).unwrap();
+    }
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.path().join("renkei-server.service"))
+        .arg(dir.path().join("renkei-backup.service"))
+        .arg(dir.path().join("renkei-backup.timer"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("renkei"), "{stderr}");
+}
