@@ -111,7 +111,7 @@ pub(super) async fn run(state: AppState, session: AnySession, socket: WebSocket)
             break;
         }
     }
-    // Drain acknowledgements of posts already committed, so a client that stays connected sees them.
+    // A clean close frame for the peer; posts still in flight were committed or refused already.
     let _ = conn.sink.close().await;
     tracing::debug!(user = %conn.session.account.id(), "websocket closed");
 }
