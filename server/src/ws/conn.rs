@@ -111,7 +111,8 @@ pub(super) async fn run(state: AppState, session: AnySession, socket: WebSocket)
             break;
         }
     }
-    // A clean close frame for the peer; posts still in flight were committed or refused already.
+    // Posts still waiting for the group commit finish without an acknowledgement; clients retry them by
+    // client message id, which never creates a second post.
     let _ = conn.sink.close().await;
     tracing::debug!(user = %conn.session.account.id(), "websocket closed");
 }
