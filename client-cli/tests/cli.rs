@@ -212,8 +212,7 @@ both_backends!(
 async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cli");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("http://127.0.0.1:{port}");
+    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let data = dir.path().join("data");
     let env = [
@@ -221,40 +220,12 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
         ("RENKEI_DATA_DIR", data.to_str().unwrap()),
         ("RENKEI_LOG_FILTER", "debug"),
     ];
-
-    let out = run(
-        &server_binary(),
-        &config,
-        "C",
-        &["create-admin", "--login", "admin", "--display-name", "A"],
-        &format!("{PASSWORD}\n"),
-        &env,
-    )
-    .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    create_admin(&config, &env).await;
     let printed = run(&server_binary(), &config, "C", &["print-config"], "", &env).await;
     assert!(printed.stdout.contains(&format!("listen = \"{listen}\"")), "{}", printed.stdout);
 
     let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = tokio::process::Command::new(server_binary())
-        .env_clear()
-        .envs(env)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        if http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(ready, "server did not become ready: {}", std::fs::read_to_string(&log_path).unwrap_or_default());
+    let (mut server, url) = start_server_process(port, &env[1..], &log_path).await;
 
     let renkei = Path::new(env!("CARGO_BIN_EXE_renkei"));
     let out = run(renkei, &config, "C", &["--server", &url, "login", "admin"], &format!("{PASSWORD}\n"), &[]).await;
@@ -484,15 +455,19 @@ async fn the_cli_trusts_a_dev_certificate_given_with_ca_cert() {
     assert_eq!(me.json()["login"], "admin", "{}", me.stderr);
 }
 
-/// Starts `renkei-server serve` on a free port against `database_url`; returns the child and its URL.
-async fn start_server_process(database_url: &str, data_dir: &Path, log: &Path) -> (tokio::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `renkei-server serve` on `port` with exactly `env` (plus `RENKEI_LISTEN`), its stderr appended to
+/// `log`, and waits until it is ready; returns the child and its URL.
+async fn start_server_process(port: u16, env: &[(&str, &str)], log: &Path) -> (tokio::process::Child, String) {
     let url = format!("http://127.0.0.1:{port}");
     let child = tokio::process::Command::new(server_binary())
         .env_clear()
         .env("RENKEI_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RENKEI_DATABASE_URL", database_url)
-        .env("RENKEI_DATA_DIR", data_dir)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
         .kill_on_drop(true)
@@ -508,6 +483,13 @@ async fn start_server_process(database_url: &str, data_dir: &Path, log: &Path) -
     panic!("server did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
+/// `renkei-server create-admin` for the login `admin` with the test password, in `env`.
+async fn create_admin(config: &Path, env: &[(&str, &str)]) {
+    let args = ["create-admin", "--login", "admin", "--display-name", "A"];
+    let out = run(&server_binary(), config, "C", &args, &format!("{PASSWORD}\n"), env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
 both_backends!(
     async fn a_crash_loses_no_acknowledged_post_and_retries_create_no_duplicates(app: TestApp) {
         use renkei_protocol::{ClientFrame, NewPost, PostKind, ServerFrame};
@@ -518,7 +500,9 @@ both_backends!(
         app.stop_server().await;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("server.log");
-        let (mut server, url) = start_server_process(&app.database_url, dir.path(), &log).await;
+        let data_dir = dir.path().to_string_lossy().into_owned();
+        let env = [("RENKEI_DATABASE_URL", app.database_url.as_str()), ("RENKEI_DATA_DIR", data_dir.as_str())];
+        let (mut server, url) = start_server_process(free_port(), &env, &log).await;
 
         let nurse = renkei_cli::Client::new(&url, None).unwrap().with_token(team.nurse.token().unwrap().clone());
         let mut live = nurse.connect_live().await.unwrap();
@@ -565,7 +549,7 @@ both_backends!(
         assert!(acked.len() < POSTS, "the crash came too late to prove anything");
 
         // After a restart, every acknowledged post is there with the sequence number it was acknowledged with.
-        let (_server, url) = start_server_process(&app.database_url, dir.path(), &log).await;
+        let (_server, url) = start_server_process(free_port(), &env, &log).await;
         let nurse = renkei_cli::Client::new(&url, None).unwrap().with_token(team.nurse.token().unwrap().clone());
         let stored = nurse.posts(team.group, Some(0), None, 500).await.unwrap().posts;
         for (i, seq) in &acked {
@@ -751,17 +735,7 @@ async fn the_local_cluster_script_runs_two_nodes_on_one_postgres() {
     assert_eq!(nodes.len(), 2);
 
     let config = dir.path().join("cli");
-    let env = [("RENKEI_DATABASE_URL", pg.as_str())];
-    let out = run(
-        &server_binary(),
-        &config,
-        "C",
-        &["create-admin", "--login", "admin", "--display-name", "A"],
-        &format!("{PASSWORD}\n"),
-        &env,
-    )
-    .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    create_admin(&config, &[("RENKEI_DATABASE_URL", pg.as_str())]).await;
     let mut on_1 = renkei_cli::Client::new(&nodes[0], None).unwrap();
     on_1.login("admin", &renkei_protocol::Sensitive::new(PASSWORD), None).await.unwrap();
     let city = on_1.admin_create_community_group("全体").await.unwrap();

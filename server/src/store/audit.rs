@@ -69,16 +69,17 @@ impl AuditRow {
     }
 
     pub fn entry(&self) -> AuditEntry {
+        let f = self.fields();
         AuditEntry {
-            seq: self.seq,
-            at: from_micros(self.at),
-            actor_id: self.actor_id,
-            action: self.action.clone(),
-            group_id: self.group_id,
-            target_user_id: self.target_user_id,
-            client_addr: self.client_addr.clone(),
-            session_id: self.session_id,
-            details: self.details.clone(),
+            seq: f.seq,
+            at: from_micros(f.at),
+            actor_id: f.actor_id,
+            action: f.action,
+            group_id: f.group_id,
+            target_user_id: f.target_user_id,
+            client_addr: f.client_addr,
+            session_id: f.session_id,
+            details: f.details,
             hash: self.hash.clone(),
         }
     }
