@@ -1,5 +1,5 @@
 //! Storage for the ICT collaboration rules: availability hours, the identifiers rule 4 compares against,
-//! and the record of rule overrides.
+//! and the members' availability (rule overrides are audit entries, see `audit.rs`).
 
 use renkei_protocol::{Availability, MemberRole, PatientIdentifiers, Person, Profession};
 use uuid::Uuid;
