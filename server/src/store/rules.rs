@@ -1,5 +1,5 @@
-//! Storage for the ICT collaboration rules: availability hours, the identifiers rule 4 compares against,
-//! and the members' availability (rule overrides are audit entries, see `audit.rs`).
+//! Storage for the ICT collaboration rules: members' availability hours and the identifiers rule 4 compares
+//! against. Rule overrides are audit entries (`audit.rs`).
 
 use renkei_protocol::{Availability, MemberRole, PatientIdentifiers, Person, Profession};
 use uuid::Uuid;
