@@ -139,6 +139,13 @@ pub enum Command {
         #[arg(long)]
         count: Option<usize>,
     },
+    /// Talk in one group interactively: type a line to post it, see the others' posts arrive live.
+    Chat {
+        group: String,
+        /// How many recent posts to show first.
+        #[arg(long, default_value_t = 20)]
+        recent: i64,
+    },
     /// Administrator commands.
     #[command(subcommand)]
     Admin(AdminCommand),

@@ -89,6 +89,17 @@ impl Client {
         self
     }
 
+    /// The same server and connection pool, not logged in.
+    pub fn without_token(mut self) -> Self {
+        self.token = None;
+        self
+    }
+
+    /// The same session on another node of the same region (another base URL, same CA).
+    pub fn on_node(&self, base_url: &str) -> Self {
+        Self { base: base_url.trim_end_matches('/').to_owned(), ..self.clone() }
+    }
+
     pub fn token(&self) -> Option<&Sensitive> {
         self.token.as_ref()
     }

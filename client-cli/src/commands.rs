@@ -89,6 +89,7 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Tail { groups, mark_read, from_start, count } => {
             messages::tail(&ctx.client()?, out, &groups, mark_read, from_start, count).await
         }
+        Command::Chat { group, recent } => messages::chat(&ctx.client()?, out, &group, recent).await,
         Command::Config(ConfigCommand::Show) => {
             let logged_in = ctx.dir.load_token(&ctx.profile_name)?.is_some();
             let server = ctx.profile.server.clone().unwrap_or_default();

@@ -74,6 +74,9 @@ pub enum Msg {
     SeenMark,
     Reconnected,
     OffHours,
+    ChatHelp,
+    ChatConfirmHint,
+    NothingToConfirm,
 }
 
 impl Msg {
@@ -161,6 +164,18 @@ impl Msg {
                 "These addressees are off hours now; do not expect an immediate reply (urgent matters go by phone):",
             ),
             Reconnected => lang.pick("再接続しました（取りこぼしなし）", "Reconnected (nothing missed)"),
+            ChatHelp => lang.pick(
+                "1行入力すると投稿します。/treatment 本文＝主治医への治療の質問、/careplan 本文＝ケアマネへの質問、\
+                 /confirm＝緊急ではないと確認して直前の投稿を再送、/quit＝終了。緊急の連絡は電話で。",
+                "Type a line to post it. /treatment TEXT asks the attending physician, /careplan TEXT the care \
+                 manager, /confirm re-sends the refused post confirming it is not an emergency, /quit leaves. \
+                 Emergencies go by telephone.",
+            ),
+            ChatConfirmHint => lang.pick(
+                "緊急でなければ /confirm で送信できます（記録されます）。緊急なら今すぐ電話してください。",
+                "If it is not an emergency, /confirm sends it (the override is recorded). If it is, call now.",
+            ),
+            NothingToConfirm => lang.pick("確認して再送する投稿はありません", "There is no refused post to confirm"),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::{Client, ClientError};
 /// One WebSocket connection, speaking the protocol's frames.
 #[derive(Debug)]
 pub struct Live {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    socket: Socket,
 }
 
 impl Client {
@@ -82,8 +82,7 @@ fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<Arc<rustls::ClientCon
 
 impl Live {
     pub async fn send(&mut self, frame: &ClientFrame) -> Result<(), ClientError> {
-        let text = serde_json::to_string(frame).map_err(|e| ClientError::Setup(e.to_string()))?;
-        self.send_raw(Message::Text(text.into())).await
+        self.send_raw(encode(frame)?).await
     }
 
     /// Sends any message as is (tests use it for malformed frames).
@@ -93,27 +92,76 @@ impl Live {
 
     /// The next server frame; `None` when the connection ended. Pings are answered by the library.
     pub async fn next(&mut self) -> Option<Result<ServerFrame, ClientError>> {
-        loop {
-            match self.socket.next().await? {
-                Ok(Message::Text(text)) => {
-                    return Some(
-                        serde_json::from_str(text.as_str())
-                            .map_err(|e| ClientError::Unexpected { status: 101, detail: e.to_string() }),
-                    );
-                }
-                Ok(Message::Close(frame)) => {
-                    let reason =
-                        frame.map(|f| format!("closed {}: {}", u16::from(f.code), f.reason)).unwrap_or_default();
-                    return Some(Err(ClientError::Live(reason)));
-                }
-                Ok(_) => continue,
-                Err(e) => return Some(Err(ClientError::Live(e.to_string()))),
-            }
-        }
+        next_frame(&mut self.socket).await
+    }
+
+    /// Splits the connection so one task can send while another receives (`renkei chat`, the load
+    /// generator). Pings are still answered, by whichever half is used next.
+    pub fn split(self) -> (LiveSender, LiveReceiver) {
+        let (sink, stream) = self.socket.split();
+        (LiveSender { sink }, LiveReceiver { stream })
     }
 
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The sending half of a [`Live`] connection.
+#[derive(Debug)]
+pub struct LiveSender {
+    sink: futures_util::stream::SplitSink<Socket, Message>,
+}
+
+impl LiveSender {
+    pub async fn send(&mut self, frame: &ClientFrame) -> Result<(), ClientError> {
+        self.sink.send(encode(frame)?).await.map_err(|e| ClientError::Live(e.to_string()))
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.sink.close().await;
+    }
+}
+
+/// The receiving half of a [`Live`] connection.
+#[derive(Debug)]
+pub struct LiveReceiver {
+    stream: futures_util::stream::SplitStream<Socket>,
+}
+
+impl LiveReceiver {
+    /// The next server frame; `None` when the connection ended.
+    pub async fn next(&mut self) -> Option<Result<ServerFrame, ClientError>> {
+        next_frame(&mut self.stream).await
+    }
+}
+
+fn encode(frame: &ClientFrame) -> Result<Message, ClientError> {
+    let text = serde_json::to_string(frame).map_err(|e| ClientError::Setup(e.to_string()))?;
+    Ok(Message::Text(text.into()))
+}
+
+async fn next_frame<S>(stream: &mut S) -> Option<Result<ServerFrame, ClientError>>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match stream.next().await? {
+            Ok(Message::Text(text)) => {
+                return Some(
+                    serde_json::from_str(text.as_str())
+                        .map_err(|e| ClientError::Unexpected { status: 101, detail: e.to_string() }),
+                );
+            }
+            Ok(Message::Close(frame)) => {
+                let reason = frame.map(|f| format!("closed {}: {}", u16::from(f.code), f.reason)).unwrap_or_default();
+                return Some(Err(ClientError::Live(reason)));
+            }
+            Ok(_) => continue,
+            Err(e) => return Some(Err(ClientError::Live(e.to_string()))),
+        }
     }
 }
 

@@ -284,11 +284,127 @@ pub async fn tail(
                     break;
                 }
             }
-            TailEvent::Reconnected if !out.json => eprintln!("renkei: {}", out.msg(Msg::Reconnected)),
+            // On stderr, so --json output stays clean.
+            TailEvent::Reconnected => eprintln!("renkei: {}", out.msg(Msg::Reconnected)),
             _ => {}
         }
     }
     Ok(())
+}
+
+/// `renkei chat GROUP`: the latest posts, then a line typed is a post and the others' posts arrive as
+/// they are written. Receiving goes through [`Tail`] (a dropped connection resumes without a gap),
+/// sending through the API (idempotent by client id); a refusal is explained in place, and a post
+/// refused as an emergency is re-sent with `/confirm` once its author confirms it is not one.
+pub async fn chat(client: &Client, out: &Output, group: &str, recent: i64) -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let id = resolve_group(client, group).await?;
+    let page = client.posts(id, None, None, recent).await?;
+    for post in &page.posts {
+        println!("{}\n", render_post(out, None, post));
+    }
+    let mut tail = Tail::new(client.clone(), [(id, page.last_seq)]);
+    eprintln!("{}", out.msg(Msg::ChatHelp));
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    // A post refused as an emergency, kept for /confirm; my posts not yet shown back to me.
+    let mut refused: Option<NewPost> = None;
+    let mut unseen: std::collections::BTreeSet<i64> = Default::default();
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Some(line) = line? else { break };
+                let (kind, text) = match line.trim() {
+                    "" => continue,
+                    "/quit" | "/exit" => break,
+                    "/help" => {
+                        eprintln!("{}", out.msg(Msg::ChatHelp));
+                        continue;
+                    }
+                    "/confirm" => {
+                        match refused.take() {
+                            Some(post) => {
+                                let post = NewPost { confirm_not_emergency: true, ..post };
+                                send_chat(client, out, id, post, &mut refused, &mut unseen).await;
+                            }
+                            None => eprintln!("renkei: {}", out.msg(Msg::NothingToConfirm)),
+                        }
+                        continue;
+                    }
+                    other => match other.split_once(' ') {
+                        Some(("/treatment", text)) => (PostKind::TreatmentQuestion, text),
+                        Some(("/careplan", text)) => (PostKind::CarePlanQuestion, text),
+                        _ => (PostKind::Update, line.as_str()),
+                    },
+                };
+                let post = NewPost {
+                    kind,
+                    body: text.to_owned(),
+                    reply_to: None,
+                    client_msg_id: Uuid::new_v4().to_string(),
+                    confirm_not_emergency: false,
+                };
+                send_chat(client, out, id, post, &mut refused, &mut unseen).await;
+            }
+            event = tail.next() => {
+                match event? {
+                    TailEvent::Post(post) | TailEvent::Updated(post) => {
+                        unseen.remove(&post.seq);
+                        println!("{}\n", render_post(out, None, &post));
+                    }
+                    TailEvent::Seen(mark) => {
+                        println!("  {} #{} — {}", out.msg(Msg::SeenMark), mark.seq, mark.by.display_name);
+                    }
+                    TailEvent::Ended(_) => {
+                        eprintln!("renkei: membership ended");
+                        return Ok(());
+                    }
+                    TailEvent::Reconnected => eprintln!("renkei: {}", out.msg(Msg::Reconnected)),
+                }
+            }
+        }
+    }
+    // Input ended: show my last posts coming back before leaving (bounded).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !unseen.is_empty() {
+        match tokio::time::timeout_at(deadline, tail.next()).await {
+            Ok(Ok(TailEvent::Post(post))) => {
+                unseen.remove(&post.seq);
+                println!("{}\n", render_post(out, None, &post));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Sends one chat line; a refusal is printed in place, not fatal.
+async fn send_chat(
+    client: &Client,
+    out: &Output,
+    group: Uuid,
+    post: NewPost,
+    refused: &mut Option<NewPost>,
+    unseen: &mut std::collections::BTreeSet<i64>,
+) {
+    match client.post_receipt(group, &post).await {
+        Ok(receipt) => {
+            unseen.insert(receipt.post.seq);
+            if !receipt.off_hours.is_empty() {
+                let names: Vec<String> = receipt.off_hours.iter().map(|o| o.person.display_name.clone()).collect();
+                eprintln!("renkei: {} {}", out.msg(Msg::OffHours), names.join("、"));
+            }
+        }
+        Err(e) => {
+            let emergency = e.code() == Some(renkei_protocol::ErrorCode::EmergencyUseProhibited);
+            out.error(&e.into());
+            if emergency {
+                eprintln!("renkei: {}", out.msg(Msg::ChatConfirmHint));
+                *refused = Some(post);
+            }
+        }
+    }
 }
 
 pub async fn addressed(client: &Client, out: &Output) -> Result<()> {

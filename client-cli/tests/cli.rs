@@ -798,3 +798,115 @@ fn the_systemd_units_verify() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("renkei"), "{stderr}");
 }
+
+/// Reads `lines` into `seen` until `done(seen)` holds; panics after 30 s with what was read.
+async fn read_until<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+    seen: &mut String,
+    done: impl Fn(&str) -> bool,
+) {
+    let found = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !done(seen) {
+            match lines.next_line().await.unwrap() {
+                Some(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                None => return,
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok() && done(seen), "not found in:\n{seen}");
+}
+
+both_backends!(
+    async fn chat_and_tail_through_the_binary_survive_a_server_restart(app: TestApp) {
+        use tokio::io::AsyncBufReadExt;
+        let mut app = app;
+        let team = app.team().await;
+        // A server process this test can kill -9 and start again on the same port.
+        app.stop_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let data_dir = dir.path().to_string_lossy().into_owned();
+        let env = [("RENKEI_DATABASE_URL", app.database_url.as_str()), ("RENKEI_DATA_DIR", data_dir.as_str())];
+        let port = free_port();
+        let (mut server, url) = start_server_process(port, &env, &log).await;
+        let doctor = team.doctor.on_node(&url);
+
+        let config = dir.path().join("renkei");
+        let renkei = Path::new(env!("CARGO_BIN_EXE_renkei"));
+        for who in ["ns-sato", "cm-kato"] {
+            let out = crate::run(
+                renkei,
+                &config,
+                "C",
+                &["--server", &url, "--profile", who, "login", who],
+                &format!("{PASSWORD}\n"),
+                &[],
+            )
+            .await;
+            assert_eq!(out.code, 0, "{}", out.stderr);
+        }
+        let spawn = |args: &[&str]| {
+            tokio::process::Command::new(renkei)
+                .args(args)
+                .env_clear()
+                .env("RENKEI_CONFIG_DIR", &config)
+                .env("LANG", "C")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap()
+        };
+        let tail = spawn(&["--profile", "cm-kato", "--json", "tail", "山田", "--from-start", "--count", "4"]);
+        let mut chat = spawn(&["--profile", "ns-sato", "chat", "山田"]);
+        let mut input = chat.stdin.take().unwrap();
+        let mut shown = tokio::io::BufReader::new(chat.stdout.take().unwrap()).lines();
+        let mut errors = tokio::io::BufReader::new(chat.stderr.take().unwrap()).lines();
+        let mut screen = String::new();
+        let mut said = String::new();
+        read_until(&mut errors, &mut said, |s| s.contains("/confirm")).await;
+
+        // A typed line is posted and comes back; the doctor's post arrives live.
+        input.write_all("訪問しました。血圧 120/70\n".as_bytes()).await.unwrap();
+        read_until(&mut shown, &mut screen, |s| s.contains("#1 ") && s.contains("血圧 120/70")).await;
+        doctor.post(team.group, &renkei_tests::care::update("明日の午後に往診します", "d-1")).await.unwrap();
+        read_until(&mut shown, &mut screen, |s| s.contains("明日の午後に往診します")).await;
+
+        // The server dies and comes back on the same address; both clients carry on.
+        let pid = server.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+        let _ = server.wait().await;
+        let (_server, _) = start_server_process(port, &env, &log).await;
+
+        // Reads like an emergency: refused in place, with what to do; /confirm sends it, recorded.
+        input.write_all("昨夜の急変はその後落ち着いています\n".as_bytes()).await.unwrap();
+        read_until(&mut errors, &mut said, |s| s.contains("emergency_use_prohibited") && s.contains("call now")).await;
+        input.write_all(b"/confirm\n").await.unwrap();
+        read_until(&mut shown, &mut screen, |s| s.contains("#3 ") && s.contains("落ち着いています")).await;
+        doctor.post(team.group, &renkei_tests::care::update("承知しました", "d-2")).await.unwrap();
+        read_until(&mut shown, &mut screen, |s| s.contains("#4 ") && s.contains("承知しました")).await;
+        assert!(screen.contains("看護") || screen.contains("nurse"), "profession shown: {screen}");
+
+        // End of input ends the chat cleanly.
+        drop(input);
+        let status = tokio::time::timeout(std::time::Duration::from_secs(30), chat.wait()).await.unwrap().unwrap();
+        assert!(status.success());
+
+        // The tail saw every post once, in order, across the restart.
+        let followed = tokio::time::timeout(std::time::Duration::from_secs(60), tail.wait_with_output())
+            .await
+            .expect("tail ended")
+            .unwrap();
+        let seqs: Vec<i64> = String::from_utf8_lossy(&followed.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4], "{}", String::from_utf8_lossy(&followed.stderr));
+        assert!(String::from_utf8_lossy(&followed.stderr).contains("Reconnected"));
+    }
+);

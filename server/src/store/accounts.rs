@@ -1,5 +1,6 @@
 //! Accounts, setup tokens, sessions and failed-login records.
 
+use crate::store::BeginWrite;
 use renkei_protocol::{AccountStatus, Profession, Role};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -54,7 +55,7 @@ impl Store {
         let id = Uuid::now_v7();
         let now = to_micros(now);
         let row: UserRow = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let inserted = sqlx::query_as::<_, UserRow>(concat!(
                 "INSERT INTO users (id, login, display_name, profession, organisation, phone, role, status, \
                  password_hash, must_change_password, created_at, updated_at) \
@@ -106,7 +107,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = to_micros(now);
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE setup_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
                 .bind(user_id)
                 .bind(now)
@@ -136,7 +137,7 @@ impl Store {
     ) -> Result<Option<Account>, StoreError> {
         let now = to_micros(now);
         let row: Option<UserRow> = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let user_id: Option<Uuid> = sqlx::query_scalar(
                 "UPDATE setup_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
                  AND user_id IN (SELECT id FROM users WHERE status = 'active') RETURNING user_id",
@@ -193,7 +194,7 @@ impl Store {
     ) -> Result<Option<Account>, StoreError> {
         let now = to_micros(now);
         let row: Option<UserRow> = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row = sqlx::query_as::<_, UserRow>(concat!(
                 "UPDATE users SET status = $2, updated_at = $3 WHERE id = $1 RETURNING ",
                 user_columns!()
@@ -227,7 +228,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = to_micros(now);
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 WHERE id = $1",
             )
@@ -439,7 +440,7 @@ impl Store {
         forget_before: OffsetDateTime,
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM login_failures WHERE at < $1 AND (login = $2 OR client_addr = $3)")
                 .bind(to_micros(forget_before))
                 .bind(login)

@@ -1,5 +1,6 @@
 //! The audit log's storage: appending with the hash chain, querying, and reading it back for verification.
 
+use crate::store::BeginWrite;
 use renkei_protocol::AuditEntry;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -93,7 +94,7 @@ impl Store {
     pub async fn append_audit(&self, new: &NewAuditEntry, now: OffsetDateTime) -> Result<i64, StoreError> {
         let at = to_micros(now);
         let seq = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if matches!(self.db, Db::Postgres(_)) {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK).execute(&mut *tx).await?;
             }

@@ -3,6 +3,7 @@
 //! backends (a row lock in PostgreSQL, the write lock in SQLite): a consent change and an invitation can
 //! never interleave.
 
+use crate::store::BeginWrite;
 use renkei_protocol::{
     Consent, ConsentKind, ConsentMethod, Consenter, GroupStatus, Member, MemberRole, MembershipRecord, MembershipState,
     PatientIdentifiers, Person, ScopeEntry,
@@ -79,7 +80,7 @@ impl Store {
         let id = Uuid::now_v7();
         let now = to_micros(now);
         let row: GroupRow = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row = sqlx::query_as::<_, GroupRow>(concat!(
                 "INSERT INTO groups (id, kind, label, status, attending_physician_id, patient_full_name, patient_kana, \
                  patient_number, notes, created_by, created_at, updated_at) \
@@ -251,7 +252,7 @@ impl Store {
         let scope = serde_json::to_string(&new.scope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let status = if new.kind == ConsentKind::Withdrawn { GroupStatus::ReadOnly } else { GroupStatus::Active };
         let (row, removed): (ConsentRow, Vec<MemberRow>) = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             match lock_group!(tx, group, now) {
                 Some(GroupStatus::Archived) => {
                     return Err(StoreError::Conflict(Conflict::GroupNotActive));
@@ -359,7 +360,7 @@ impl Store {
     ) -> Result<Membership, StoreError> {
         let now = to_micros(now);
         let row: MembershipRow = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if lock_group!(tx, group, now) != Some(GroupStatus::Active) {
                 return Err(StoreError::Conflict(Conflict::GroupNotActive));
             }
@@ -431,7 +432,7 @@ impl Store {
         let now = to_micros(now);
         let membership = self.invitation(id, user).await?.ok_or(StoreError::Conflict(Conflict::StateChanged))?;
         let row: MembershipRow = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if lock_group!(tx, membership.group_id, now) != Some(GroupStatus::Active) {
                 return Err(StoreError::Conflict(Conflict::GroupNotActive));
             }
@@ -483,7 +484,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = to_micros(now);
         let done = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if lock_group!(tx, group, now).is_none() {
                 return Ok(false);
             }
@@ -519,7 +520,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = to_micros(now);
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if lock_group!(tx, group, now) != Some(GroupStatus::Active) {
                 return Err(StoreError::Conflict(Conflict::GroupNotActive));
             }
@@ -563,7 +564,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = to_micros(now);
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let pending = sqlx::query(
                 "UPDATE groups SET handover_to_id = NULL, updated_at = $3 WHERE id = $1 AND handover_to_id = $2 \
                  AND status = 'active'",

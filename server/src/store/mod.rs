@@ -38,6 +38,37 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Starts a transaction that will write. Every store transaction writes, so every one starts here.
+///
+/// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads
+/// first and writes later cannot wait for a concurrent writer — SQLite fails its upgrade at once with
+/// `SQLITE_BUSY`, busy timeout or not. renkei-bench found this losing audit entries (which read the
+/// last hash first) as soon as members logged in concurrently.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send {
+        self.begin()
+    }
+}
+
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

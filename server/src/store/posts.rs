@@ -5,6 +5,7 @@
 //! posts, so they are gap-free per group on any number of nodes: a rolled-back transaction rolls back its
 //! numbers too, and the group row's lock orders concurrent writers.
 
+use crate::store::BeginWrite;
 use std::collections::HashMap;
 
 use renkei_protocol::{Author, NewPost, Person, Post, PostKind, PostVersion, Profession, SeenMark, Unread};
@@ -113,7 +114,7 @@ impl Store {
     ) -> Result<Vec<PostOutcome>, StoreError> {
         let now = to_micros(now);
         let outcomes = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut locked: HashMap<Uuid, Locked> = HashMap::new();
             let mut outcomes = Vec::with_capacity(batch.len());
             for req in batch {
@@ -328,7 +329,7 @@ impl Store {
             )
         };
         let row: Option<PostRow> = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row: Option<PostRow> =
                 sqlx::query_as(sql).bind(group).bind(seq).bind(body).bind(now).fetch_optional(&mut *tx).await?;
             if let Some(row) = &row {

@@ -1,0 +1,204 @@
+//! What a run measured: figures beside their goals, latency percentiles from HDR histograms, and the
+//! CPU and memory of every process; printed as a table and written as JSON.
+
+use comfy_table::{Cell, Table};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::servers::ProcFigure;
+
+/// A latency histogram in microseconds, 1 µs to 1 h at 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Percentiles of one histogram, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub name: String,
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+impl Latency {
+    pub fn of(name: &str, h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            name: name.to_owned(),
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+            mean_ms: h.mean() / 1000.0,
+        }
+    }
+}
+
+/// The goal a figure is held against.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Goal {
+    fn met_by(self, value: f64) -> bool {
+        match self {
+            Self::AtLeast(goal) => value >= goal,
+            Self::AtMost(goal) => value <= goal,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Self::AtLeast(goal) => format!("≥ {goal}"),
+            Self::AtMost(goal) => format!("≤ {goal}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+    pub goal: Option<Goal>,
+    pub meets_goal: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub memory_kib: u64,
+    pub kernel: String,
+}
+
+impl Machine {
+    fn read() -> Self {
+        let memory_kib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")).map(|v| v.trim().to_owned()))
+            .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+        Self { cores: std::thread::available_parallelism().map_or(0, |n| n.get()), memory_kib, kernel }
+    }
+}
+
+/// One run of one scenario.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: time::OffsetDateTime,
+    pub command: String,
+    pub backend: String,
+    pub nodes: usize,
+    pub machine: Machine,
+    pub parameters: serde_json::Value,
+    pub figures: Vec<Figure>,
+    pub latencies: Vec<Latency>,
+    pub counters: Vec<(String, u64)>,
+    pub processes: Vec<ProcFigure>,
+}
+
+impl Report {
+    pub fn new(scenario: &str, backend: &str, nodes: usize, parameters: serde_json::Value) -> Self {
+        Self {
+            scenario: scenario.to_owned(),
+            started_at: time::OffsetDateTime::now_utc(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            backend: backend.to_owned(),
+            nodes,
+            machine: Machine::read(),
+            parameters,
+            figures: Vec::new(),
+            latencies: Vec::new(),
+            counters: Vec::new(),
+            processes: Vec::new(),
+        }
+    }
+
+    pub fn figure(&mut self, name: &str, value: f64, unit: &str, goal: Option<Goal>) {
+        let meets_goal = goal.map(|g| g.met_by(value));
+        self.figures.push(Figure { name: name.into(), value, unit: unit.into(), goal, meets_goal });
+    }
+
+    pub fn latency(&mut self, name: &str, h: &Histogram<u64>) {
+        self.latencies.push(Latency::of(name, h));
+    }
+
+    pub fn count(&mut self, name: &str, value: u64) {
+        self.counters.push((name.into(), value));
+    }
+
+    pub fn print(&self) {
+        println!(
+            "renkei-bench {} — {} backend, {} node(s), {} cores",
+            self.scenario, self.backend, self.nodes, self.machine.cores
+        );
+        let mut figures = Table::new();
+        figures.set_header(["figure", "value", "unit", "goal", "meets"]);
+        for f in &self.figures {
+            figures.add_row([
+                Cell::new(&f.name),
+                Cell::new(format!("{:.1}", f.value)),
+                Cell::new(&f.unit),
+                Cell::new(f.goal.map(Goal::describe).unwrap_or_default()),
+                Cell::new(match f.meets_goal {
+                    Some(true) => "yes",
+                    Some(false) => "NO",
+                    None => "",
+                }),
+            ]);
+        }
+        println!("{figures}");
+        if !self.latencies.is_empty() {
+            let mut table = Table::new();
+            table.set_header(["latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max", "mean"]);
+            for l in &self.latencies {
+                table.add_row([
+                    l.name.clone(),
+                    l.count.to_string(),
+                    format!("{:.2}", l.p50_ms),
+                    format!("{:.2}", l.p90_ms),
+                    format!("{:.2}", l.p99_ms),
+                    format!("{:.2}", l.p999_ms),
+                    format!("{:.2}", l.max_ms),
+                    format!("{:.2}", l.mean_ms),
+                ]);
+            }
+            println!("{table}");
+        }
+        if !self.counters.is_empty() {
+            let mut table = Table::new();
+            table.set_header(["counter", "value"]);
+            for (name, value) in &self.counters {
+                table.add_row([name.clone(), value.to_string()]);
+            }
+            println!("{table}");
+        }
+        let mut procs = Table::new();
+        procs.set_header(["process", "CPU s", "CPU % of a core", "RSS start MiB", "RSS end MiB", "RSS peak MiB"]);
+        for p in &self.processes {
+            let mib = |k: u64| format!("{:.1}", k as f64 / 1024.0);
+            procs.add_row([
+                p.process.clone(),
+                format!("{:.1}", p.cpu_seconds),
+                format!("{:.0}", p.cpu_percent),
+                mib(p.rss_start_kib),
+                mib(p.rss_end_kib),
+                mib(p.rss_peak_kib),
+            ]);
+        }
+        println!("{procs}");
+    }
+}
