@@ -67,17 +67,31 @@ both_backends!(
         // A retry with the same client message id returns the original, never a second post.
         let retry = team.nurse.post(team.group, &update("血圧 128/76、体温 36.5℃", "n-1")).await.unwrap();
         assert_eq!(retry, first);
+        // Also when the retry lands in the same group commit as the original (pipelined on one socket).
+        let mut live = team.nurse.connect_live().await.unwrap();
+        for id in ["a", "b", "c"] {
+            let post = update("夕方に再訪問します", "n-twice");
+            live.send(&renkei_protocol::ClientFrame::Post { id: id.into(), group_id: team.group, post }).await.unwrap();
+        }
+        let mut acked = Vec::new();
+        while acked.len() < 3 {
+            if let Some(Ok(renkei_protocol::ServerFrame::Ack { seq: Some(seq), .. })) = live.next().await {
+                acked.push(seq);
+            }
+        }
+        assert_eq!(acked, [3, 3, 3], "one post, acknowledged three times");
+        live.close().await;
         let mut reply = update("了解しました", "d-1");
         reply.reply_to = Some(1);
         reply.kind = PostKind::TreatmentQuestion;
-        assert_eq!(team.doctor.post(team.group, &reply).await.unwrap().seq, 3);
+        assert_eq!(team.doctor.post(team.group, &reply).await.unwrap().seq, 4);
         let mut dangling = update("?", "d-2");
         dangling.reply_to = Some(99);
         assert_eq!(code_of(team.doctor.post(team.group, &dangling).await), ErrorCode::ValidationFailed);
         // History pages forward and backward by sequence number.
         let page = team.nurse.posts(team.group, Some(0), None, 2).await.unwrap();
         assert_eq!(page.posts.iter().map(|p| p.seq).collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(page.last_seq, 3);
+        assert_eq!(page.last_seq, 4);
         let back = team.nurse.posts(team.group, None, Some(3), 10).await.unwrap();
         assert_eq!(back.posts.iter().map(|p| p.seq).collect::<Vec<_>>(), [1, 2]);
         // A burst of concurrent posts from three members: one gap-free order.
@@ -94,14 +108,14 @@ both_backends!(
             h.await.unwrap();
         }
         let all = team.doctor.posts(team.group, Some(0), None, 500).await.unwrap().posts;
-        assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=63).collect::<Vec<_>>());
+        assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=64).collect::<Vec<_>>());
         // Non-members, empty and oversized bodies get typed errors.
         let (_, outsider) = app.member(&team.admin, "ns-outside", renkei_protocol::Profession::Nurse).await;
         assert_eq!(code_of(outsider.post(team.group, &update("hello", "o-1")).await), ErrorCode::NotFound);
         assert_eq!(code_of(team.nurse.post(team.group, &update("   ", "n-2")).await), ErrorCode::ValidationFailed);
         let huge = "あ".repeat(8001);
         assert_eq!(code_of(team.nurse.post(team.group, &update(&huge, "n-3")).await), ErrorCode::ValidationFailed);
-        assert_eq!(team.nurse.posts(team.group, Some(0), None, 500).await.unwrap().last_seq, 63);
+        assert_eq!(team.nurse.posts(team.group, Some(0), None, 500).await.unwrap().last_seq, 64);
     }
 );
 

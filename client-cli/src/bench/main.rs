@@ -83,7 +83,7 @@ async fn run(args: Args) -> Result<()> {
     };
     if let Err(e) = outcome {
         if let Some(dir) = servers.dir() {
-            eprintln!("renkei-bench: server logs in {} (kept with RENKEI_BENCH_KEEP=1)", dir.display());
+            eprintln!("renkei-bench: server logs in {} (kept with --keep)", dir.display());
         }
         return Err(e);
     }

@@ -36,6 +36,9 @@ pub struct ServerArgs {
     /// PEM file of roots to trust for https servers.
     #[arg(long, global = true)]
     pub ca_cert: Option<PathBuf>,
+    /// Keep the started servers' data directory and logs.
+    #[arg(long, global = true)]
+    pub keep: bool,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -61,6 +64,7 @@ pub struct Servers {
     pub admin: Client,
     pub backend: String,
     dir: Option<PathBuf>,
+    keep: bool,
 }
 
 impl Servers {
@@ -99,6 +103,7 @@ impl Servers {
             env
         };
         let mut create = Command::new(&bin)
+            .env_clear()
             .args(["create-admin", "--login", &admin_login, "--display-name", "ベンチ管理者"])
             .envs(node_env(1))
             .stdin(Stdio::piped())
@@ -119,7 +124,9 @@ impl Servers {
         for i in 1..=nodes {
             let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let log = std::fs::File::create(dir.join(format!("node{i}.log")))?;
+            // Only the settings given here: this program's own RENKEI_BENCH_* would be unknown settings.
             let child = Command::new(&bin)
+                .env_clear()
                 .arg("serve")
                 .envs(node_env(i))
                 .env("RENKEI_LISTEN", format!("127.0.0.1:{port}"))
@@ -137,6 +144,7 @@ impl Servers {
             admin: Client::new(&first, None)?,
             backend: if is_postgres { "postgres".into() } else { "sqlite".into() },
             dir: Some(dir),
+            keep: args.keep,
         };
         for node in &servers.nodes {
             wait_ready(&node.url).await?;
@@ -159,7 +167,7 @@ impl Servers {
             .enumerate()
             .map(|(i, url)| Node { url: url.clone(), pid: args.server_pids.get(i).copied(), child: None })
             .collect();
-        Ok(Self { nodes, admin, backend: "unknown (--url)".into(), dir: None })
+        Ok(Self { nodes, admin, backend: "unknown (--url)".into(), dir: None, keep: false })
     }
 
     /// Where started servers keep their data and logs.
@@ -183,7 +191,7 @@ impl Drop for Servers {
             }
         }
         if let Some(dir) = &self.dir
-            && std::env::var_os("RENKEI_BENCH_KEEP").is_none()
+            && !self.keep
         {
             let _ = std::fs::remove_dir_all(dir);
         }

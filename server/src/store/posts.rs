@@ -96,17 +96,35 @@ impl TryFrom<PostRow> for Post {
     }
 }
 
-/// What a batch remembers about a group it has locked.
+/// What a batch remembers about a group it has locked: the group, its sequence, its consent version
+/// and its active members, each read once per batch.
 struct Locked {
     record: GroupRecord,
     last_seq: i64,
     consent_version: Option<i32>,
+    members: HashMap<Uuid, Membership>,
 }
+
+/// A group row locked and read in one statement.
+#[derive(sqlx::FromRow)]
+struct LockedGroupRow {
+    #[sqlx(flatten)]
+    group: GroupRow,
+    last_seq: i64,
+}
+
+/// Rows per multi-row `INSERT` of post versions (3 parameters each; far below both databases' limits).
+const VERSION_ROWS_PER_INSERT: usize = 256;
 
 impl Store {
     /// Commits a batch of posts in one transaction (one fsync for all of them): the group commit. Each post
     /// is authorised inside the transaction (`policy::groups::authorize(.., Post)`), so a removal committed
     /// before cannot be raced. A retried client message id returns the original post.
+    ///
+    /// The committer is the one serial step of posting, so its statements are few: per group in the batch,
+    /// one to lock and read the group, one for its consent version, one for its active members and one to
+    /// advance its sequence; per post one `INSERT … ON CONFLICT DO NOTHING` (a retried client id inserts
+    /// nothing and is then read back); the first versions of all posts in a few multi-row inserts.
     pub async fn commit_posts(
         &self,
         batch: &[PostRequest],
@@ -115,58 +133,58 @@ impl Store {
         let now = to_micros(now);
         let outcomes = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let mut locked: HashMap<Uuid, Locked> = HashMap::new();
+            // `None`: no such group.
+            let mut locked: HashMap<Uuid, Option<Locked>> = HashMap::new();
             let mut outcomes = Vec::with_capacity(batch.len());
+            let mut versions: Vec<(Uuid, &str)> = Vec::with_capacity(batch.len());
             for req in batch {
                 if let std::collections::hash_map::Entry::Vacant(slot) = locked.entry(req.group_id) {
                     // Lock the group row first: this orders writers on every node and makes the reads below
                     // see everything committed before.
-                    let row: Option<(i64,)> =
-                        sqlx::query_as("UPDATE groups SET updated_at = updated_at WHERE id = $1 RETURNING last_seq")
-                            .bind(req.group_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    let Some((last_seq,)) = row else {
+                    let row: Option<LockedGroupRow> = sqlx::query_as(concat!(
+                        "UPDATE groups SET updated_at = updated_at WHERE id = $1 RETURNING ",
+                        group_columns!(),
+                        ", last_seq"
+                    ))
+                    .bind(req.group_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else {
+                        slot.insert(None);
                         outcomes.push(Err(PostRefused::Denied(GroupDenied::NotFound)));
                         continue;
                     };
-                    let group: GroupRow =
-                        sqlx::query_as(concat!("SELECT ", group_columns!(), " FROM groups WHERE id = $1"))
-                            .bind(req.group_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
                     let consent_version: Option<i32> =
                         sqlx::query_scalar("SELECT MAX(version) FROM consents WHERE group_id = $1")
                             .bind(req.group_id)
                             .fetch_one(&mut *tx)
                             .await?;
-                    slot.insert(Locked { record: group.try_into()?, last_seq, consent_version });
+                    let members: Vec<MembershipRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        membership_columns!(),
+                        " FROM memberships m WHERE m.group_id = $1 AND m.state = 'active'"
+                    ))
+                    .bind(req.group_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let members = members
+                        .into_iter()
+                        .map(|m| Membership::try_from(m).map(|m| (m.user_id, m)))
+                        .collect::<Result<_, _>>()?;
+                    slot.insert(Some(Locked {
+                        record: row.group.try_into()?,
+                        last_seq: row.last_seq,
+                        consent_version,
+                        members,
+                    }));
                 }
-                let existing: Option<PostRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    post_columns!(),
-                    " FROM posts WHERE author_id = $1 AND client_msg_id = $2"
-                ))
-                .bind(req.author.id)
-                .bind(&req.post.client_msg_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(existing) = existing {
-                    outcomes.push(Ok((Post::try_from(existing)?, false)));
+                let Some(Some(group)) = locked.get_mut(&req.group_id) else {
+                    outcomes.push(Err(PostRefused::Denied(GroupDenied::NotFound)));
                     continue;
-                }
-                let membership: Option<MembershipRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    membership_columns!(),
-                    " FROM memberships m WHERE m.group_id = $1 AND m.user_id = $2 AND m.state = 'active'"
-                ))
-                .bind(req.group_id)
-                .bind(req.author.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let membership = membership.map(Membership::try_from).transpose()?;
-                let group = locked.get_mut(&req.group_id).ok_or_else(|| StoreError::Corrupt("lost lock".into()))?;
-                if let Err(denied) = rules::authorize(&group.record, membership.as_ref(), GroupAction::Post) {
+                };
+                if let Err(denied) =
+                    rules::authorize(&group.record, group.members.get(&req.author.id), GroupAction::Post)
+                {
                     outcomes.push(Err(PostRefused::Denied(denied)));
                     continue;
                 }
@@ -193,10 +211,11 @@ impl Store {
                     }
                 }
                 let seq = group.last_seq + 1;
-                let row: PostRow = sqlx::query_as(concat!(
+                let inserted: Option<PostRow> = sqlx::query_as(concat!(
                     "INSERT INTO posts (",
                     post_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, NULL, NULL) RETURNING ",
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, NULL, NULL) \
+                     ON CONFLICT (author_id, client_msg_id) DO NOTHING RETURNING ",
                     post_columns!()
                 ))
                 .bind(Uuid::now_v7())
@@ -212,18 +231,44 @@ impl Store {
                 .bind(&req.post.client_msg_id)
                 .bind(group.consent_version)
                 .bind(now)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                sqlx::query("INSERT INTO post_versions (post_id, version, body, at) VALUES ($1, 1, $2, $3)")
-                    .bind(row.id)
-                    .bind(&req.post.body)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                group.last_seq = seq;
-                outcomes.push(Ok((Post::try_from(row)?, true)));
+                match inserted {
+                    Some(row) => {
+                        versions.push((row.id, req.post.body.as_str()));
+                        group.last_seq = seq;
+                        outcomes.push(Ok((Post::try_from(row)?, true)));
+                    }
+                    None => {
+                        // A retry: the original, committed earlier or earlier in this batch.
+                        let existing: PostRow = sqlx::query_as(concat!(
+                            "SELECT ",
+                            post_columns!(),
+                            " FROM posts WHERE author_id = $1 AND client_msg_id = $2"
+                        ))
+                        .bind(req.author.id)
+                        .bind(&req.post.client_msg_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        outcomes.push(Ok((Post::try_from(existing)?, false)));
+                    }
+                }
+            }
+            for chunk in versions.chunks(VERSION_ROWS_PER_INSERT) {
+                let mut sql = String::from("INSERT INTO post_versions (post_id, version, body, at) VALUES ");
+                for i in 0..chunk.len() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    sql.push_str(&format!("{sep}(${}, 1, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+                }
+                // Only placeholders are generated; every value is bound.
+                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, body) in chunk {
+                    insert = insert.bind(*id).bind(*body).bind(now);
+                }
+                insert.execute(&mut *tx).await?;
             }
             for (id, group) in &locked {
+                let Some(group) = group else { continue };
                 sqlx::query("UPDATE groups SET last_seq = $2 WHERE id = $1 AND last_seq < $2")
                     .bind(id)
                     .bind(group.last_seq)
