@@ -36,7 +36,11 @@ impl Client {
         request.headers_mut().insert("authorization", value);
         let connector =
             if url_is_tls(self.base_url()) { Some(Connector::Rustls(tls_config(self.ca_cert())?)) } else { None };
-        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
+        // Small buffers: the library's defaults cost ~130 KiB per socket, which the load generator has thousands of.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0);
+        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
             .await
             .map_err(|e| match e {
                 // The server refused the upgrade with a typed error (expired session, not allowed).

@@ -108,6 +108,7 @@ pub struct Report {
     pub latencies: Vec<Latency>,
     pub counters: Vec<(String, u64)>,
     pub processes: Vec<ProcFigure>,
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -124,11 +125,12 @@ impl Report {
             latencies: Vec::new(),
             counters: Vec::new(),
             processes: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
     pub fn figure(&mut self, name: &str, value: f64, unit: &str, goal: Option<Goal>) {
-        let meets_goal = goal.map(|g| g.met_by(value));
+        let meets_goal = goal.map(|g| value.is_finite() && g.met_by(value));
         self.figures.push(Figure { name: name.into(), value, unit: unit.into(), goal, meets_goal });
     }
 
@@ -200,5 +202,8 @@ impl Report {
             ]);
         }
         println!("{procs}");
+        for note in &self.notes {
+            println!("note: {note}");
+        }
     }
 }

@@ -38,6 +38,11 @@ fn new_post(id: String, group_id: Uuid, body: String) -> ClientFrame {
     }
 }
 
+/// A percentile in milliseconds; NaN (never meeting a goal) when nothing was measured.
+fn percentile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() { f64::NAN } else { h.value_at_quantile(q) as f64 / 1000.0 }
+}
+
 fn micros_since(base: Instant) -> u64 {
     base.elapsed().as_micros() as u64
 }
@@ -80,6 +85,8 @@ struct Recorder {
     acks: u64,
     deliveries: u64,
     errors: u64,
+    /// The first error frame, to say what went wrong.
+    first_error: Option<String>,
     resyncs: u64,
 }
 
@@ -125,6 +132,7 @@ pub async fn rate(servers: &Servers, run: &str, args: &RateArgs, nodes: usize, r
         acks: 0,
         deliveries: 0,
         errors: 0,
+        first_error: None,
         resyncs: 0,
     }));
     let subscribed = Arc::new(AtomicUsize::new(0));
@@ -170,7 +178,11 @@ pub async fn rate(servers: &Servers, run: &str, args: &RateArgs, nodes: usize, r
                                     let _ = r.ack.record(now.saturating_sub(due).max(1));
                                 }
                             }
-                            ServerFrame::Error { .. } => recorder.lock().expect("recorder").errors += 1,
+                            ServerFrame::Error { code, message, .. } => {
+                                let mut r = recorder.lock().expect("recorder");
+                                r.errors += 1;
+                                r.first_error.get_or_insert_with(|| format!("{code}: {message}"));
+                            }
                             ServerFrame::Resync { .. } => recorder.lock().expect("recorder").resyncs += 1,
                             _ => {}
                         }
@@ -253,23 +265,13 @@ pub async fn rate(servers: &Servers, run: &str, args: &RateArgs, nodes: usize, r
         report.figure("posts delivered across nodes", r.other_node.len() as f64 / seconds, "deliveries/s", None);
         report.figure(
             "post→delivery p99, other node",
-            r.other_node.value_at_quantile(0.99) as f64 / 1000.0,
+            percentile_ms(&r.other_node, 0.99),
             "ms",
             Some(Goal::AtMost(50.0)),
         );
     } else {
-        report.figure(
-            "post→delivery p50",
-            r.same_node.value_at_quantile(0.50) as f64 / 1000.0,
-            "ms",
-            Some(Goal::AtMost(5.0)),
-        );
-        report.figure(
-            "post→delivery p99",
-            r.same_node.value_at_quantile(0.99) as f64 / 1000.0,
-            "ms",
-            Some(Goal::AtMost(25.0)),
-        );
+        report.figure("post→delivery p50", percentile_ms(&r.same_node, 0.50), "ms", Some(Goal::AtMost(5.0)));
+        report.figure("post→delivery p99", percentile_ms(&r.same_node, 0.99), "ms", Some(Goal::AtMost(25.0)));
     }
     report.figure("generator behind schedule at the end", behind.as_secs_f64() * 1000.0, "ms", None);
     report.latency("post→ack", &r.ack);
@@ -284,6 +286,9 @@ pub async fn rate(servers: &Servers, run: &str, args: &RateArgs, nodes: usize, r
     report.count("deliveries received", r.deliveries);
     report.count("error frames", r.errors);
     report.count("resyncs (slow reader replays)", r.resyncs);
+    if let Some(error) = &r.first_error {
+        report.notes.push(format!("first error frame: {error}"));
+    }
     Ok(())
 }
 

@@ -137,47 +137,50 @@ impl Store {
             let mut locked: HashMap<Uuid, Option<Locked>> = HashMap::new();
             let mut outcomes = Vec::with_capacity(batch.len());
             let mut versions: Vec<(Uuid, &str)> = Vec::with_capacity(batch.len());
+            // Lock every group of the batch first, in one global order (by id): two nodes committing batches
+            // that share groups would otherwise lock them in different orders and deadlock (renkei-bench's
+            // multinode scenario found this on PostgreSQL).
+            let mut group_ids: Vec<Uuid> = batch.iter().map(|r| r.group_id).collect();
+            group_ids.sort_unstable();
+            group_ids.dedup();
+            for group_id in group_ids {
+                // Lock the group row first: this orders writers on every node and makes the reads below
+                // see everything committed before.
+                let row: Option<LockedGroupRow> = sqlx::query_as(concat!(
+                    "UPDATE groups SET updated_at = updated_at WHERE id = $1 RETURNING ",
+                    group_columns!(),
+                    ", last_seq"
+                ))
+                .bind(group_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    locked.insert(group_id, None);
+                    continue;
+                };
+                let consent_version: Option<i32> =
+                    sqlx::query_scalar("SELECT MAX(version) FROM consents WHERE group_id = $1")
+                        .bind(group_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let members: Vec<MembershipRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    membership_columns!(),
+                    " FROM memberships m WHERE m.group_id = $1 AND m.state = 'active'"
+                ))
+                .bind(group_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let members = members
+                    .into_iter()
+                    .map(|m| Membership::try_from(m).map(|m| (m.user_id, m)))
+                    .collect::<Result<_, _>>()?;
+                locked.insert(
+                    group_id,
+                    Some(Locked { record: row.group.try_into()?, last_seq: row.last_seq, consent_version, members }),
+                );
+            }
             for req in batch {
-                if let std::collections::hash_map::Entry::Vacant(slot) = locked.entry(req.group_id) {
-                    // Lock the group row first: this orders writers on every node and makes the reads below
-                    // see everything committed before.
-                    let row: Option<LockedGroupRow> = sqlx::query_as(concat!(
-                        "UPDATE groups SET updated_at = updated_at WHERE id = $1 RETURNING ",
-                        group_columns!(),
-                        ", last_seq"
-                    ))
-                    .bind(req.group_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(row) = row else {
-                        slot.insert(None);
-                        outcomes.push(Err(PostRefused::Denied(GroupDenied::NotFound)));
-                        continue;
-                    };
-                    let consent_version: Option<i32> =
-                        sqlx::query_scalar("SELECT MAX(version) FROM consents WHERE group_id = $1")
-                            .bind(req.group_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    let members: Vec<MembershipRow> = sqlx::query_as(concat!(
-                        "SELECT ",
-                        membership_columns!(),
-                        " FROM memberships m WHERE m.group_id = $1 AND m.state = 'active'"
-                    ))
-                    .bind(req.group_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let members = members
-                        .into_iter()
-                        .map(|m| Membership::try_from(m).map(|m| (m.user_id, m)))
-                        .collect::<Result<_, _>>()?;
-                    slot.insert(Some(Locked {
-                        record: row.group.try_into()?,
-                        last_seq: row.last_seq,
-                        consent_version,
-                        members,
-                    }));
-                }
                 let Some(Some(group)) = locked.get_mut(&req.group_id) else {
                     outcomes.push(Err(PostRefused::Denied(GroupDenied::NotFound)));
                     continue;
