@@ -78,7 +78,7 @@ impl Application {
         };
         let lexicon = crate::policy::content::Lexicon::parse(&lexicon);
         anyhow::ensure!(!lexicon.is_empty(), "the emergency lexicon is empty");
-        let messaging = crate::messaging::Messaging::start(store.clone(), config.ws_queue_frames);
+        let messaging = crate::messaging::Messaging::start(store.clone(), config.ws_queue_frames).await?;
         let state = AppState {
             audit: Arc::new(crate::audit::Audit::new(store.clone())),
             store,
@@ -109,6 +109,7 @@ impl Application {
         // The database lock lives as long as the server serves.
         let Self { listener, tls, state, _lock: lock, .. } = self;
         let store = state.store.clone();
+        let housekeeping = crate::housekeeping::start(state.clone());
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
@@ -121,6 +122,7 @@ impl Application {
             Some(tls) => axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(app).await?,
             None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await?,
         }
+        housekeeping.abort();
         store.close().await;
         drop(lock);
         Ok(())

@@ -23,6 +23,7 @@ pub mod action {
     pub const LOGIN_FAILED: &str = "login_failed";
     pub const LOGOUT: &str = "logout";
     pub const SESSION_REVOKED: &str = "session_revoked";
+    pub const SESSION_EXPIRED: &str = "session_expired";
     pub const PASSWORD_CHANGED: &str = "password_changed";
     pub const PASSWORD_SET: &str = "password_set";
     pub const TOTP_ENROLLED: &str = "totp_enrolled";
@@ -38,6 +39,7 @@ pub mod action {
     pub const CONSENT_RECORDED: &str = "consent_recorded";
     pub const INVITATION_SENT: &str = "invitation_sent";
     pub const INVITATION_ANSWERED: &str = "invitation_answered";
+    pub const INVITATION_EXPIRED: &str = "invitation_expired";
     pub const MEMBER_REMOVED: &str = "member_removed";
     pub const MEMBER_LEFT: &str = "member_left";
     pub const COMMUNITY_GROUP_CREATED: &str = "community_group_created";

@@ -66,6 +66,12 @@ pub struct Config {
     pub login_address_failures_per_hour: u32,
     /// Longest back-off after repeated failures, in seconds; keeps an attacker from locking a user out for long.
     pub login_backoff_max_seconds: u32,
+    /// How often expired sessions and invitations are closed (each with an audit entry) and the audit
+    /// anchor is written, in seconds.
+    pub housekeeping_seconds: u32,
+    /// A file the latest audit entry (`SEQ HASH`) is written to after every sweep that saw new entries:
+    /// keep it (or ship it) somewhere the database's administrators cannot change, and verify against it.
+    pub audit_anchor_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +116,8 @@ impl Default for Config {
             login_account_failures_per_hour: 100,
             login_address_failures_per_hour: 1000,
             login_backoff_max_seconds: 60,
+            housekeeping_seconds: 60,
+            audit_anchor_file: None,
         }
     }
 }

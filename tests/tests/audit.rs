@@ -326,3 +326,62 @@ both_backends!(
         assert_eq!(verify(&app, None).await, Ok(entries.len() as i64));
     }
 );
+
+both_backends!(
+    async fn expiry_of_sessions_and_invitations_is_recorded_once(app: TestApp) {
+        let team = app.team().await;
+        let (nurse_2, nurse_2_client) = app.member(&team.admin, "ns-second", renkei_protocol::Profession::Nurse).await;
+        team.doctor.invite(team.group, "ns-second").await.unwrap();
+        let store = app.store().await;
+        // A sweep two weeks and a day from now: every session is past its 12 hours, the invitation past
+        // its 14 days.
+        let later = time::OffsetDateTime::now_utc() + time::Duration::days(15);
+        let sessions = store.expire_sessions(later, later - time::Duration::hours(1)).await.unwrap();
+        assert!(sessions >= 5, "admin, three team members and the new nurse: {sessions}");
+        assert_eq!(store.expire_invitations(later).await.unwrap(), 1);
+        // A second sweep (or a second node) finds nothing left.
+        assert_eq!(store.expire_sessions(later, later).await.unwrap(), 0);
+        assert_eq!(store.expire_invitations(later).await.unwrap(), 0);
+        store.close().await;
+
+        let entries = all_entries(&app).await;
+        let expired: Vec<_> = entries.iter().filter(|e| e.action == "session_expired").collect();
+        assert_eq!(expired.len(), sessions);
+        let mine: Vec<_> = expired.iter().filter(|e| e.actor_id == Some(nurse_2.id)).collect();
+        assert_eq!(mine.len(), 1);
+        assert!(mine[0].session_id.is_some() && mine[0].details.contains("\"reason\":\"absolute\""), "{:?}", mine[0]);
+        let invitation: Vec<_> = entries.iter().filter(|e| e.action == "invitation_expired").collect();
+        assert_eq!(invitation.len(), 1);
+        assert_eq!((invitation[0].group_id, invitation[0].target_user_id), (Some(team.group), Some(nurse_2.id)));
+        assert_eq!(verify(&app, None).await, Ok(entries.len() as i64));
+        // An expired session no longer opens anything, and the invitation is gone.
+        assert!(matches!(nurse_2_client.me().await, Err(ClientError::Api { status: 401, .. })));
+        let again = app.login("ns-second", PASSWORD).await;
+        assert!(again.invitations().await.unwrap().invitations.is_empty());
+    }
+);
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| {
+        c.housekeeping_seconds = 1;
+        c.audit_anchor_file = Some(std::env::temp_dir().join(format!("renkei-anchor-{}", uuid::Uuid::new_v4())));
+    };
+    async fn the_server_writes_the_audit_anchor_as_entries_arrive(app: TestApp) {
+        let path = app.config.audit_anchor_file.clone().expect("an anchor file");
+        let team = app.team().await;
+        team.nurse.post(team.group, &update("訪問しました", "n-1")).await.unwrap();
+        let last = all_entries(&app).await.last().map(|e| (e.seq, e.hash.clone())).unwrap();
+        let mut written = String::new();
+        for _ in 0..100 {
+            written = std::fs::read_to_string(&path).unwrap_or_default();
+            if written.trim() == format!("{} {}", last.0, last.1) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(written.trim(), format!("{} {}", last.0, last.1));
+        // What was anchored verifies (a log cut short of an anchor is the tamper tests' business).
+        assert_eq!(verify(&app, Some(last.clone())).await, Ok(last.0));
+        let _ = std::fs::remove_file(&path);
+    }
+);

@@ -118,16 +118,20 @@ impl Broadcaster {
 }
 
 impl Messaging {
-    /// Starts the committer (and, on PostgreSQL, the cluster listener) for this node.
-    pub fn start(store: Store, queue_frames: usize) -> Arc<Self> {
+    /// Starts the committer (and, on PostgreSQL, the cluster listener) for this node, each on database
+    /// connections of its own ([`Store::dedicated`]).
+    pub async fn start(store: Store, queue_frames: usize) -> Result<Arc<Self>, StoreError> {
         let hub = Hub::new(queue_frames);
-        let broadcaster = Broadcaster { store: store.clone(), hub: hub.clone(), node: Uuid::new_v4() };
+        let node = Uuid::new_v4();
+        let broadcaster = Broadcaster { store: store.clone(), hub: hub.clone(), node };
+        let committer = Broadcaster { store: store.dedicated(1).await?, hub: hub.clone(), node };
         let (commits, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run_committer(broadcaster.clone(), rx));
+        tokio::spawn(run_committer(committer, rx));
         if store.backend() == crate::store::Backend::Postgres {
-            tokio::spawn(cluster::listen(broadcaster.clone()));
+            let link = Broadcaster { store: store.dedicated(2).await?, hub: hub.clone(), node };
+            tokio::spawn(cluster::listen(link));
         }
-        Arc::new(Self { hub, broadcaster, commits })
+        Ok(Arc::new(Self { hub, broadcaster, commits }))
     }
 
     /// Queues a post for the next group commit and waits until it is durably committed (or refused).

@@ -341,7 +341,8 @@ impl Store {
             "SELECT u.*, ",
             auth_session_columns!(),
             " FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND s.last_seen_at > $3 \
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expired_at IS NULL AND s.expires_at > $2 \
+             AND s.last_seen_at > $3 \
              AND u.status = 'active'"
         );
         let row: Option<AuthRow> = with_pool!(self, |pool| {

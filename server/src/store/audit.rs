@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Db, Store, StoreError, with_pool};
-use crate::domain::audit::{AuditFields, GENESIS};
+use crate::domain::audit::AuditFields;
 use crate::domain::{from_micros, to_micros};
 
 /// An act to record. `details` is JSON text of ids and parameters — never content.
@@ -38,6 +38,7 @@ macro_rules! audit_columns {
         "seq, at, actor_id, action, group_id, target_user_id, client_addr, session_id, details, prev_hash, hash"
     };
 }
+pub(super) use audit_columns;
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct AuditRow {
@@ -87,54 +88,70 @@ impl AuditRow {
 }
 
 /// Serialises appenders across nodes (PostgreSQL); within a node the caller holds a lock.
-const AUDIT_LOCK: i64 = 0x7265_6e6b_6569;
+pub(crate) const AUDIT_LOCK: i64 = 0x7265_6e6b_6569;
+
+/// Appends one audit entry inside the open transaction `$tx` (of either backend): the act and its entry
+/// commit together or not at all. On PostgreSQL an advisory lock held to the end of the transaction
+/// serialises appenders across nodes; on SQLite the write transaction itself does.
+macro_rules! append_audit_in {
+    ($tx:ident, $postgres:expr, $new:expr, $at:expr) => {{
+        let tx = &mut $tx;
+        let new: &$crate::store::NewAuditEntry = $new;
+        if $postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind($crate::store::audit::AUDIT_LOCK)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+        let (last_seq, prev_hash) = last.unwrap_or((0, $crate::domain::audit::GENESIS.to_owned()));
+        let fields = $crate::domain::audit::AuditFields {
+            seq: last_seq + 1,
+            at: $at,
+            actor_id: new.actor_id,
+            action: new.action.to_owned(),
+            group_id: new.group_id,
+            target_user_id: new.target_user_id,
+            client_addr: new.client_addr.clone(),
+            session_id: new.session_id,
+            details: new.details.clone(),
+        };
+        let hash = fields.hash(&prev_hash);
+        sqlx::query(concat!(
+            "INSERT INTO audit_log (",
+            $crate::store::audit::audit_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(fields.seq)
+        .bind(fields.at)
+        .bind(fields.actor_id)
+        .bind(&fields.action)
+        .bind(fields.group_id)
+        .bind(fields.target_user_id)
+        .bind(&fields.client_addr)
+        .bind(fields.session_id)
+        .bind(&fields.details)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+        fields.seq
+    }};
+}
+pub(crate) use append_audit_in;
 
 impl Store {
-    /// Appends one entry, chained to the last. Callers serialise appends within a process.
+    /// Appends one entry, chained to the last, in a transaction of its own.
     pub async fn append_audit(&self, new: &NewAuditEntry, now: OffsetDateTime) -> Result<i64, StoreError> {
         let at = to_micros(now);
+        let postgres = matches!(self.db, Db::Postgres(_));
         let seq = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if matches!(self.db, Db::Postgres(_)) {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK).execute(&mut *tx).await?;
-            }
-            let last: Option<(i64, String)> =
-                sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let (last_seq, prev_hash) = last.unwrap_or((0, GENESIS.to_owned()));
-            let fields = AuditFields {
-                seq: last_seq + 1,
-                at,
-                actor_id: new.actor_id,
-                action: new.action.to_owned(),
-                group_id: new.group_id,
-                target_user_id: new.target_user_id,
-                client_addr: new.client_addr.clone(),
-                session_id: new.session_id,
-                details: new.details.clone(),
-            };
-            let hash = fields.hash(&prev_hash);
-            sqlx::query(concat!(
-                "INSERT INTO audit_log (",
-                audit_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ))
-            .bind(fields.seq)
-            .bind(fields.at)
-            .bind(fields.actor_id)
-            .bind(&fields.action)
-            .bind(fields.group_id)
-            .bind(fields.target_user_id)
-            .bind(&fields.client_addr)
-            .bind(fields.session_id)
-            .bind(&fields.details)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
+            let seq = append_audit_in!(tx, postgres, new, at);
             tx.commit().await?;
-            fields.seq
+            seq
         });
         Ok(seq)
     }

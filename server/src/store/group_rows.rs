@@ -23,7 +23,7 @@ pub(super) use group_columns;
 
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct GroupRow {
-    id: Uuid,
+    pub(super) id: Uuid,
     kind: String,
     label: String,
     status: String,

@@ -63,10 +63,6 @@ macro_rules! insert_active_member {
     };
 }
 
-/// Marks invitations past their expiry as expired (for one user, or one user in one group).
-const EXPIRE_INVITATIONS: &str = "UPDATE memberships SET state = 'expired', ended_at = expires_at \
-     WHERE user_id = $1 AND ($2 IS NULL OR group_id = $2) AND state = 'invited' AND expires_at <= $3";
-
 impl Store {
     /// Opens a patient group with `physician` as its attending physician and first active member.
     pub async fn open_patient_group(
@@ -359,6 +355,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Membership, StoreError> {
         let now = to_micros(now);
+        let postgres = self.backend() == super::Backend::Postgres;
         let row: MembershipRow = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if lock_group!(tx, group, now) != Some(GroupStatus::Active) {
@@ -371,7 +368,7 @@ impl Store {
             if version != Some(consent_version) {
                 return Err(StoreError::Conflict(Conflict::StateChanged));
             }
-            sqlx::query(EXPIRE_INVITATIONS).bind(invitee).bind(Some(group)).bind(now).execute(&mut *tx).await?;
+            super::housekeeping::expire_invitations_in!(tx, postgres, Some(invitee), Some(group), now);
             let inserted = sqlx::query_as::<_, MembershipRow>(concat!(
                 "INSERT INTO memberships (id, group_id, user_id, role, state, invited_by, invited_at, expires_at) \
                  VALUES ($1, $2, $3, 'member', 'invited', $4, $5, $6) RETURNING ",
@@ -405,8 +402,11 @@ impl Store {
             membership_columns!(),
             " FROM memberships m WHERE m.user_id = $1 AND m.state = 'invited' ORDER BY m.invited_at DESC"
         );
+        let postgres = self.backend() == super::Backend::Postgres;
         let rows: Vec<MembershipRow> = with_pool!(self, |pool| {
-            sqlx::query(EXPIRE_INVITATIONS).bind(user).bind(None::<Uuid>).bind(now).execute(pool).await?;
+            let mut tx = pool.begin_write().await?;
+            super::housekeeping::expire_invitations_in!(tx, postgres, Some(user), None::<Uuid>, now);
+            tx.commit().await?;
             sqlx::query_as(sql).bind(user).fetch_all(pool).await
         })?;
         rows.into_iter().map(Membership::try_from).collect()
@@ -431,18 +431,14 @@ impl Store {
     ) -> Result<Membership, StoreError> {
         let now = to_micros(now);
         let membership = self.invitation(id, user).await?.ok_or(StoreError::Conflict(Conflict::StateChanged))?;
+        let postgres = self.backend() == super::Backend::Postgres;
         let row: MembershipRow = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if lock_group!(tx, membership.group_id, now) != Some(GroupStatus::Active) {
                 return Err(StoreError::Conflict(Conflict::GroupNotActive));
             }
-            let expired = sqlx::query(EXPIRE_INVITATIONS)
-                .bind(user)
-                .bind(Some(membership.group_id))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let expired =
+                super::housekeeping::expire_invitations_in!(tx, postgres, Some(user), Some(membership.group_id), now);
             if expired > 0 {
                 tx.commit().await?;
                 return Err(StoreError::Conflict(Conflict::InvitationExpired));

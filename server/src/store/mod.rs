@@ -10,6 +10,7 @@ mod accounts;
 mod audit;
 mod group_rows;
 mod groups;
+mod housekeeping;
 mod postgres;
 mod posts;
 mod rows;
@@ -150,6 +151,28 @@ impl Store {
             Db::Postgres(postgres::connect(url, max_connections).await?)
         } else {
             return Err(StoreError::UnsupportedUrl);
+        };
+        Ok(Self { db })
+    }
+
+    /// A store on the same database with a pool of its own of `max_connections`. The group committer and
+    /// the cluster link use one each: under overload thousands of requests wait for the shared pool, and
+    /// the one task that makes progress must not wait behind them (renkei-bench's multinode scenario
+    /// collapsed to pool timeouts until it had its own connection).
+    pub async fn dedicated(&self, max_connections: u32) -> Result<Self, StoreError> {
+        let db = match &self.db {
+            Db::Sqlite(pool) => Db::Sqlite(
+                sqlx::pool::PoolOptions::new()
+                    .max_connections(max_connections)
+                    .connect_with((*pool.connect_options()).clone())
+                    .await?,
+            ),
+            Db::Postgres(pool) => Db::Postgres(
+                sqlx::pool::PoolOptions::new()
+                    .max_connections(max_connections)
+                    .connect_with((*pool.connect_options()).clone())
+                    .await?,
+            ),
         };
         Ok(Self { db })
     }

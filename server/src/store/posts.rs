@@ -113,91 +113,138 @@ struct LockedGroupRow {
     last_seq: i64,
 }
 
+/// `$first, $first+1, …` — `count` placeholders for an `IN` list (only placeholders are generated; every
+/// value is bound).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Rows per multi-row `INSERT` of post versions (3 parameters each; far below both databases' limits).
 const VERSION_ROWS_PER_INSERT: usize = 256;
+/// Posts per multi-row statement (13 parameters each: 1,664, far below SQLite's 32,766 and PostgreSQL's 65,535).
+const POST_ROWS_PER_STATEMENT: usize = 128;
 
 impl Store {
     /// Commits a batch of posts in one transaction (one fsync for all of them): the group commit. Each post
     /// is authorised inside the transaction (`policy::groups::authorize(.., Post)`), so a removal committed
     /// before cannot be raced. A retried client message id returns the original post.
     ///
-    /// The committer is the one serial step of posting, so its statements are few: per group in the batch,
-    /// one to lock and read the group, one for its consent version, one for its active members and one to
-    /// advance its sequence; per post one `INSERT … ON CONFLICT DO NOTHING` (a retried client id inserts
-    /// nothing and is then read back); the first versions of all posts in a few multi-row inserts.
+    /// The committer is the one serial step of posting, so a batch costs a handful of statements whatever
+    /// its size: one to lock and read all its groups (in id order), one each for their consent versions
+    /// and active members, one per 128 posts to find retried client ids, one per 128 new posts to insert
+    /// them, one per 256 for their first versions, and one to advance every group's sequence. Only the
+    /// placeholders of these statements are generated; every value is bound.
     pub async fn commit_posts(
         &self,
         batch: &[PostRequest],
         now: OffsetDateTime,
     ) -> Result<Vec<PostOutcome>, StoreError> {
         let now = to_micros(now);
+        let postgres = self.backend() == super::Backend::Postgres;
         let outcomes = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // `None`: no such group.
             let mut locked: HashMap<Uuid, Option<Locked>> = HashMap::new();
-            let mut outcomes = Vec::with_capacity(batch.len());
-            let mut versions: Vec<(Uuid, &str)> = Vec::with_capacity(batch.len());
-            // Lock every group of the batch first, in one global order (by id): two nodes committing batches
-            // that share groups would otherwise lock them in different orders and deadlock (renkei-bench's
-            // multinode scenario found this on PostgreSQL).
+            // Lock and read every group of the batch at once, in one global order (by id): two nodes
+            // committing batches that share groups would otherwise lock them in different orders and
+            // deadlock (renkei-bench's multinode scenario found this on PostgreSQL). SQLite's write
+            // transaction already excludes every other writer.
             let mut group_ids: Vec<Uuid> = batch.iter().map(|r| r.group_id).collect();
             group_ids.sort_unstable();
             group_ids.dedup();
-            for group_id in group_ids {
-                // Lock the group row first: this orders writers on every node and makes the reads below
-                // see everything committed before.
-                let row: Option<LockedGroupRow> = sqlx::query_as(concat!(
-                    "UPDATE groups SET updated_at = updated_at WHERE id = $1 RETURNING ",
-                    group_columns!(),
-                    ", last_seq"
-                ))
-                .bind(group_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = row else {
-                    locked.insert(group_id, None);
-                    continue;
-                };
-                let consent_version: Option<i32> =
-                    sqlx::query_scalar("SELECT MAX(version) FROM consents WHERE group_id = $1")
-                        .bind(group_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let members: Vec<MembershipRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    membership_columns!(),
-                    " FROM memberships m WHERE m.group_id = $1 AND m.state = 'active'"
-                ))
-                .bind(group_id)
-                .fetch_all(&mut *tx)
-                .await?;
-                let members = members
-                    .into_iter()
-                    .map(|m| Membership::try_from(m).map(|m| (m.user_id, m)))
-                    .collect::<Result<_, _>>()?;
+            let list = placeholders(1, group_ids.len());
+            let lock = format!(
+                "SELECT {}, last_seq FROM groups WHERE id IN ({list}) ORDER BY id{}",
+                group_columns!(),
+                if postgres { " FOR UPDATE" } else { "" }
+            );
+            let mut query = sqlx::query_as::<_, LockedGroupRow>(sqlx::AssertSqlSafe(lock));
+            for id in &group_ids {
+                query = query.bind(*id);
+            }
+            let rows = query.fetch_all(&mut *tx).await?;
+            let consents =
+                format!("SELECT group_id, MAX(version) FROM consents WHERE group_id IN ({list}) GROUP BY group_id");
+            let mut query = sqlx::query_as::<_, (Uuid, Option<i32>)>(sqlx::AssertSqlSafe(consents));
+            for id in &group_ids {
+                query = query.bind(*id);
+            }
+            let consents: HashMap<Uuid, Option<i32>> = query.fetch_all(&mut *tx).await?.into_iter().collect();
+            let members = format!(
+                "SELECT {} FROM memberships m WHERE m.group_id IN ({list}) AND m.state = 'active'",
+                membership_columns!()
+            );
+            let mut query = sqlx::query_as::<_, MembershipRow>(sqlx::AssertSqlSafe(members));
+            for id in &group_ids {
+                query = query.bind(*id);
+            }
+            let mut members: HashMap<Uuid, HashMap<Uuid, Membership>> = HashMap::new();
+            for row in query.fetch_all(&mut *tx).await? {
+                let m = Membership::try_from(row)?;
+                members.entry(m.group_id).or_default().insert(m.user_id, m);
+            }
+            for row in rows {
+                let id = row.group.id;
+                let record: GroupRecord = row.group.try_into()?;
                 locked.insert(
-                    group_id,
-                    Some(Locked { record: row.group.try_into()?, last_seq: row.last_seq, consent_version, members }),
+                    id,
+                    Some(Locked {
+                        record,
+                        last_seq: row.last_seq,
+                        consent_version: consents.get(&id).copied().flatten(),
+                        members: members.remove(&id).unwrap_or_default(),
+                    }),
                 );
             }
+            // Retried client ids: the originals, found in one statement per chunk of the batch.
+            let mut existing: HashMap<(Uuid, String), Post> = HashMap::new();
+            for chunk in batch.chunks(POST_ROWS_PER_STATEMENT) {
+                let terms: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("(author_id = ${} AND client_msg_id = ${})", 2 * i + 1, 2 * i + 2))
+                    .collect();
+                let sql = format!("SELECT {} FROM posts WHERE {}", post_columns!(), terms.join(" OR "));
+                let mut query = sqlx::query_as::<_, PostRow>(sqlx::AssertSqlSafe(sql));
+                for req in chunk {
+                    query = query.bind(req.author.id).bind(&req.post.client_msg_id);
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    let post = Post::try_from(row)?;
+                    existing.insert((post.author.id, post.client_msg_id.clone()), post);
+                }
+            }
+            // Each request becomes an outcome now, or a new row whose post the insert below returns.
+            let mut outcomes: Vec<Option<PostOutcome>> = Vec::with_capacity(batch.len());
+            let mut new_rows: Vec<(Uuid, &PostRequest, i64, Option<i32>)> = Vec::new();
+            let mut new_index: HashMap<(Uuid, &str), usize> = HashMap::new();
+            // (outcome slot, new row, created): a retry within the batch gets the same row, not created.
+            let mut fills: Vec<(usize, usize, bool)> = Vec::new();
             for req in batch {
+                if let Some(post) = existing.get(&(req.author.id, req.post.client_msg_id.clone())) {
+                    outcomes.push(Some(Ok((post.clone(), false))));
+                    continue;
+                }
+                if let Some(&row) = new_index.get(&(req.author.id, req.post.client_msg_id.as_str())) {
+                    fills.push((outcomes.len(), row, false));
+                    outcomes.push(None);
+                    continue;
+                }
                 let Some(Some(group)) = locked.get_mut(&req.group_id) else {
-                    outcomes.push(Err(PostRefused::Denied(GroupDenied::NotFound)));
+                    outcomes.push(Some(Err(PostRefused::Denied(GroupDenied::NotFound))));
                     continue;
                 };
                 if let Err(denied) =
                     rules::authorize(&group.record, group.members.get(&req.author.id), GroupAction::Post)
                 {
-                    outcomes.push(Err(PostRefused::Denied(denied)));
+                    outcomes.push(Some(Err(PostRefused::Denied(denied))));
                     continue;
                 }
                 if req.post.reply_to.is_some_and(|r| r < 1 || r > group.last_seq) {
-                    outcomes.push(Err(PostRefused::UnknownReplyTo));
+                    outcomes.push(Some(Err(PostRefused::UnknownReplyTo)));
                     continue;
                 }
                 let question = req.post.kind != PostKind::Update;
                 if question && group.record.kind != renkei_protocol::GroupKind::Patient {
-                    outcomes.push(Err(PostRefused::QuestionOutsidePatientGroup));
+                    outcomes.push(Some(Err(PostRefused::QuestionOutsidePatientGroup)));
                     continue;
                 }
                 if req.post.kind == PostKind::CarePlanQuestion {
@@ -209,77 +256,97 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?;
                     if care_managers == 0 {
-                        outcomes.push(Err(PostRefused::NoCareManager));
+                        outcomes.push(Some(Err(PostRefused::NoCareManager)));
                         continue;
                     }
                 }
-                let seq = group.last_seq + 1;
-                let inserted: Option<PostRow> = sqlx::query_as(concat!(
-                    "INSERT INTO posts (",
+                group.last_seq += 1;
+                new_index.insert((req.author.id, req.post.client_msg_id.as_str()), new_rows.len());
+                fills.push((outcomes.len(), new_rows.len(), true));
+                outcomes.push(None);
+                new_rows.push((Uuid::now_v7(), req, group.last_seq, group.consent_version));
+            }
+            // The new posts in multi-row inserts.
+            let mut inserted: HashMap<Uuid, Post> = HashMap::with_capacity(new_rows.len());
+            for chunk in new_rows.chunks(POST_ROWS_PER_STATEMENT) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let p: Vec<String> = (1..=13).map(|k| format!("${}", 13 * i + k)).collect();
+                        format!("({}, 1, NULL, NULL)", p.join(", "))
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO posts ({}) VALUES {} RETURNING {}",
                     post_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, NULL, NULL) \
-                     ON CONFLICT (author_id, client_msg_id) DO NOTHING RETURNING ",
+                    values.join(", "),
                     post_columns!()
-                ))
-                .bind(Uuid::now_v7())
-                .bind(req.group_id)
-                .bind(seq)
-                .bind(req.author.id)
-                .bind(&req.author.display_name)
-                .bind(req.author.profession.as_str())
-                .bind(&req.author.organisation)
-                .bind(req.post.kind.as_str())
-                .bind(&req.post.body)
-                .bind(req.post.reply_to)
-                .bind(&req.post.client_msg_id)
-                .bind(group.consent_version)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match inserted {
-                    Some(row) => {
-                        versions.push((row.id, req.post.body.as_str()));
-                        group.last_seq = seq;
-                        outcomes.push(Ok((Post::try_from(row)?, true)));
-                    }
-                    None => {
-                        // A retry: the original, committed earlier or earlier in this batch.
-                        let existing: PostRow = sqlx::query_as(concat!(
-                            "SELECT ",
-                            post_columns!(),
-                            " FROM posts WHERE author_id = $1 AND client_msg_id = $2"
-                        ))
+                );
+                let mut insert = sqlx::query_as::<_, PostRow>(sqlx::AssertSqlSafe(sql));
+                for (id, req, seq, consent_version) in chunk {
+                    insert = insert
+                        .bind(*id)
+                        .bind(req.group_id)
+                        .bind(*seq)
                         .bind(req.author.id)
+                        .bind(&req.author.display_name)
+                        .bind(req.author.profession.as_str())
+                        .bind(&req.author.organisation)
+                        .bind(req.post.kind.as_str())
+                        .bind(&req.post.body)
+                        .bind(req.post.reply_to)
                         .bind(&req.post.client_msg_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        outcomes.push(Ok((Post::try_from(existing)?, false)));
-                    }
+                        .bind(*consent_version)
+                        .bind(now);
+                }
+                for row in insert.fetch_all(&mut *tx).await? {
+                    let post = Post::try_from(row)?;
+                    inserted.insert(post.id, post);
                 }
             }
+            let versions: Vec<(Uuid, &str)> =
+                new_rows.iter().map(|(id, req, _, _)| (*id, req.post.body.as_str())).collect();
             for chunk in versions.chunks(VERSION_ROWS_PER_INSERT) {
-                let mut sql = String::from("INSERT INTO post_versions (post_id, version, body, at) VALUES ");
-                for i in 0..chunk.len() {
-                    let sep = if i == 0 { "" } else { ", " };
-                    sql.push_str(&format!("{sep}(${}, 1, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
-                }
-                // Only placeholders are generated; every value is bound.
+                let rows: Vec<String> =
+                    (0..chunk.len()).map(|i| format!("(${}, 1, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+                let sql = format!("INSERT INTO post_versions (post_id, version, body, at) VALUES {}", rows.join(", "));
                 let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (id, body) in chunk {
                     insert = insert.bind(*id).bind(*body).bind(now);
                 }
                 insert.execute(&mut *tx).await?;
             }
-            for (id, group) in &locked {
-                let Some(group) = group else { continue };
-                sqlx::query("UPDATE groups SET last_seq = $2 WHERE id = $1 AND last_seq < $2")
-                    .bind(id)
-                    .bind(group.last_seq)
-                    .execute(&mut *tx)
-                    .await?;
+            // Advance every group's sequence in one statement.
+            let advanced: Vec<(Uuid, i64)> =
+                locked.iter().filter_map(|(id, g)| g.as_ref().map(|g| (*id, g.last_seq))).collect();
+            if !advanced.is_empty() {
+                let mut sql = String::from("UPDATE groups SET last_seq = CASE id");
+                for i in 0..advanced.len() {
+                    sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2));
+                }
+                sql.push_str(&format!(
+                    " ELSE last_seq END WHERE id IN ({})",
+                    placeholders(2 * advanced.len() + 1, advanced.len())
+                ));
+                let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, seq) in &advanced {
+                    update = update.bind(*id).bind(*seq);
+                }
+                for (id, _) in &advanced {
+                    update = update.bind(*id);
+                }
+                update.execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            for (slot, row, created) in fills {
+                let post = inserted
+                    .get(&new_rows[row].0)
+                    .ok_or_else(|| StoreError::Corrupt("an inserted post was not returned".into()))?;
+                outcomes[slot] = Some(Ok((post.clone(), created)));
+            }
             outcomes
+                .into_iter()
+                .map(|o| o.ok_or_else(|| StoreError::Corrupt("post without outcome".into())))
+                .collect::<Result<Vec<_>, _>>()?
         });
         Ok(outcomes)
     }

@@ -1,0 +1,98 @@
+//! Expiry, recorded: sessions past their absolute expiry or idle timeout, and invitations past theirs,
+//! are closed by one statement that returns what it closed, and each gets its audit entry in the same
+//! transaction — exactly one, also when several nodes sweep at once (the second finds nothing left).
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::audit::append_audit_in;
+use super::{BeginWrite, NewAuditEntry, Store, StoreError, with_pool};
+use crate::audit::action;
+use crate::domain::to_micros;
+
+/// Marks pending invitations past their expiry as expired — all of them, or one user's (in one group) —
+/// inside the open transaction `$tx`, with an `invitation_expired` entry each; evaluates to how many.
+macro_rules! expire_invitations_in {
+    ($tx:ident, $postgres:expr, $user:expr, $group:expr, $now:expr) => {{
+        let user: Option<uuid::Uuid> = $user;
+        let group: Option<uuid::Uuid> = $group;
+        let expired: Vec<(uuid::Uuid, uuid::Uuid, Option<uuid::Uuid>)> = sqlx::query_as(
+            "UPDATE memberships SET state = 'expired', ended_at = expires_at \
+             WHERE state = 'invited' AND expires_at <= $3 AND ($1 IS NULL OR user_id = $1) \
+             AND ($2 IS NULL OR group_id = $2) RETURNING group_id, user_id, invited_by",
+        )
+        .bind(user)
+        .bind(group)
+        .bind($now)
+        .fetch_all(&mut *$tx)
+        .await?;
+        for (group_id, user_id, invited_by) in &expired {
+            let entry = $crate::store::NewAuditEntry {
+                action: $crate::audit::action::INVITATION_EXPIRED,
+                actor_id: None,
+                group_id: Some(*group_id),
+                target_user_id: Some(*user_id),
+                client_addr: None,
+                session_id: None,
+                details: serde_json::json!({ "invited_by": invited_by }).to_string(),
+            };
+            $crate::store::audit::append_audit_in!($tx, $postgres, &entry, $now);
+        }
+        expired.len()
+    }};
+}
+pub(super) use expire_invitations_in;
+
+impl Store {
+    /// Closes the sessions past their absolute expiry (`expires_at`) or idle since `idle_cutoff`, each
+    /// with a `session_expired` entry saying why and how long it lasted; returns how many.
+    pub async fn expire_sessions(&self, now: OffsetDateTime, idle_cutoff: OffsetDateTime) -> Result<usize, StoreError> {
+        let (now, idle_cutoff) = (to_micros(now), to_micros(idle_cutoff));
+        let postgres = self.backend() == super::Backend::Postgres;
+        let count = with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let expired: Vec<(Uuid, Uuid, i64, i64, i64)> = sqlx::query_as(
+                "UPDATE sessions SET expired_at = $1 WHERE revoked_at IS NULL AND expired_at IS NULL \
+                 AND (expires_at <= $1 OR last_seen_at <= $2) \
+                 RETURNING id, user_id, created_at, last_seen_at, expires_at",
+            )
+            .bind(now)
+            .bind(idle_cutoff)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, user, created, last_seen, expires) in &expired {
+                let reason = if *expires <= now { "absolute" } else { "idle" };
+                let entry = NewAuditEntry {
+                    action: action::SESSION_EXPIRED,
+                    actor_id: Some(*user),
+                    group_id: None,
+                    target_user_id: None,
+                    client_addr: None,
+                    session_id: Some(*id),
+                    details: serde_json::json!({
+                        "reason": reason,
+                        "duration_seconds": (last_seen - created) / 1_000_000,
+                    })
+                    .to_string(),
+                };
+                append_audit_in!(tx, postgres, &entry, now);
+            }
+            tx.commit().await?;
+            expired.len()
+        });
+        Ok(count)
+    }
+
+    /// Marks every pending invitation past its expiry as expired, each with an `invitation_expired` entry.
+    pub async fn expire_invitations(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let now = to_micros(now);
+        let postgres = self.backend() == super::Backend::Postgres;
+        let count = with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let count = expire_invitations_in!(tx, postgres, None, None, now);
+            tx.commit().await?;
+            count
+        });
+        Ok(count)
+    }
+}
