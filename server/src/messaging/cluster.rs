@@ -46,14 +46,22 @@ async fn listen_once(b: &Broadcaster) -> Result<(), StoreError> {
 }
 
 async fn replay(b: &Broadcaster, events: Vec<ClusterEvent>) -> Result<(), StoreError> {
-    let watched = b.hub.watched();
-    let is_watched = |g: &uuid::Uuid| watched.iter().any(|(w, _)| w == g);
+    let watched: std::collections::HashSet<uuid::Uuid> = b.hub.watched().into_iter().map(|(g, _)| g).collect();
+    let is_watched = |g: &uuid::Uuid| watched.contains(g);
+    // A batch's posts, read at once for every group watched here.
+    let ranges: Vec<(uuid::Uuid, i64, i64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClusterEvent::Posts { g, from, to } if is_watched(g) => Some((*g, *from, *to)),
+            _ => None,
+        })
+        .collect();
+    if !ranges.is_empty() {
+        let posts = b.store.posts_in_ranges(&ranges).await?;
+        b.publish_posts_locally(&posts);
+    }
     for event in events {
         match event {
-            ClusterEvent::Posts { g, from, to } if is_watched(&g) => {
-                let posts = b.store.posts_between(g, from, to).await?;
-                b.publish_posts_locally(&posts);
-            }
             ClusterEvent::Updated { g, s } if is_watched(&g) => {
                 if let Some(post) = b.store.post(g, s).await? {
                     b.publish_update_locally(&post);

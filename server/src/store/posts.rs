@@ -404,6 +404,30 @@ impl Store {
         rows.into_iter().map(Post::try_from).collect()
     }
 
+    /// The posts of several groups' ranges (`(group, from, to)`, inclusive), in one statement per 128
+    /// ranges, ordered by group and sequence: how a node replays another node's committed batch.
+    pub async fn posts_in_ranges(&self, ranges: &[(Uuid, i64, i64)]) -> Result<Vec<Post>, StoreError> {
+        let mut posts = Vec::new();
+        for chunk in ranges.chunks(POST_ROWS_PER_STATEMENT) {
+            let terms: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(group_id = ${} AND seq >= ${} AND seq <= ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect();
+            let sql =
+                format!("SELECT {} FROM posts WHERE {} ORDER BY group_id, seq", post_columns!(), terms.join(" OR "));
+            let rows: Vec<PostRow> = with_pool!(self, |pool| {
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for (group, from, to) in chunk {
+                    query = query.bind(*group).bind(*from).bind(*to);
+                }
+                query.fetch_all(pool).await
+            })?;
+            for row in rows {
+                posts.push(Post::try_from(row)?);
+            }
+        }
+        Ok(posts)
+    }
+
     pub async fn last_seq(&self, group: Uuid) -> Result<i64, StoreError> {
         let seq: Option<i64> =
             with_pool!(self, |pool| sqlx::query_scalar("SELECT last_seq FROM groups WHERE id = $1")
