@@ -48,13 +48,23 @@ impl ClientError {
     }
 }
 
+/// Told how much of a response body has arrived: bytes so far, and the total when the server said it.
+pub type Progress = std::sync::Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
+
 /// A connection to one renkei server, optionally logged in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<Sensitive>,
     ca_cert: Option<std::path::PathBuf>,
+    progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).field("logged_in", &self.token.is_some()).finish()
+    }
 }
 
 impl Client {
@@ -81,12 +91,37 @@ impl Client {
             base: base_url.trim_end_matches('/').to_owned(),
             token: None,
             ca_cert: ca_cert.map(std::path::Path::to_path_buf),
+            progress: None,
         })
     }
 
     pub fn with_token(mut self, token: Sensitive) -> Self {
         self.token = Some(token);
         self
+    }
+
+    /// Reports the progress of every response body this client downloads (exports, audit queries, long
+    /// histories): the CLI draws a progress bar with it.
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Reads a response body, reporting progress as it arrives.
+    async fn body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+        let total = response.content_length();
+        let mut body = Vec::with_capacity(total.unwrap_or(0).min(64 << 20) as usize);
+        while let Some(chunk) = response.chunk().await.map_err(ClientError::Transport)? {
+            body.extend_from_slice(&chunk);
+            if let Some(progress) = &self.progress {
+                progress(body.len() as u64, total);
+            }
+        }
+        // Done: received equals total, also when the server did not say the length.
+        if let Some(progress) = &self.progress {
+            progress(body.len() as u64, Some(body.len() as u64));
+        }
+        Ok(body)
     }
 
     /// The same server and connection pool, not logged in.
@@ -120,7 +155,7 @@ impl Client {
     ) -> Result<T, ClientError> {
         let response = self.send(method, path, body).await?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(ClientError::Transport)?;
+        let bytes = self.body(response).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Unexpected { status: status.as_u16(), detail: e.to_string() })
     }
@@ -323,7 +358,9 @@ impl Client {
     /// The timeline as a readable Markdown document.
     pub async fn export_timeline_markdown(&self, group: Uuid) -> Result<String, ClientError> {
         let response = self.send::<()>(Method::GET, &format!("/groups/{group}/export?format=markdown"), None).await?;
-        response.text().await.map_err(ClientError::Transport)
+        let status = response.status().as_u16();
+        String::from_utf8(self.body(response).await?)
+            .map_err(|e| ClientError::Unexpected { status, detail: e.to_string() })
     }
 
     pub async fn access_report(&self, group: Uuid) -> Result<renkei_protocol::AccessReport, ClientError> {

@@ -144,7 +144,8 @@ impl Context {
 
     fn client(&self) -> Result<Client> {
         let token = self.dir.load_token(&self.profile_name)?.ok_or(CliError::Message(Msg::NotLoggedIn))?;
-        Ok(self.anonymous_client()?.with_token(token))
+        let progress = crate::output::download_progress(renkei_cli::i18n::Lang::detect());
+        Ok(self.anonymous_client()?.with_token(token).with_progress(progress))
     }
 
     fn save_profile(&self) -> Result<()> {

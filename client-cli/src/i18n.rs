@@ -77,6 +77,7 @@ pub enum Msg {
     ChatHelp,
     ChatConfirmHint,
     NothingToConfirm,
+    Downloading,
 }
 
 impl Msg {
@@ -176,6 +177,7 @@ impl Msg {
                 "If it is not an emergency, /confirm sends it (the override is recorded). If it is, call now.",
             ),
             NothingToConfirm => lang.pick("確認して再送する投稿はありません", "There is no refused post to confirm"),
+            Downloading => lang.pick("ダウンロード中", "Downloading"),
         }
     }
 }

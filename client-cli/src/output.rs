@@ -146,3 +146,34 @@ impl Output {
         }
     }
 }
+
+/// Downloads this large get a progress bar; smaller ones finish before a bar would be worth drawing.
+const PROGRESS_FROM_BYTES: u64 = 256 * 1024;
+
+/// A progress bar on stderr for large downloads (timeline exports, audit queries, long histories), drawn
+/// only on a terminal: a pipe or a file gets nothing.
+pub fn download_progress(lang: Lang) -> renkei_cli::client::Progress {
+    let bar: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+    std::sync::Arc::new(move |received, total| {
+        let Ok(mut bar) = bar.lock() else { return };
+        if bar.is_none() && received >= PROGRESS_FROM_BYTES && total != Some(received) {
+            let new = indicatif::ProgressBar::with_draw_target(total, indicatif::ProgressDrawTarget::stderr());
+            let template = "{msg} {bytes}/{total_bytes} {wide_bar} {eta}";
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                new.set_style(style);
+            }
+            new.set_message(Msg::Downloading.text(lang));
+            *bar = Some(new);
+        }
+        if let Some(b) = bar.as_ref() {
+            if let Some(total) = total {
+                b.set_length(total);
+            }
+            b.set_position(received);
+            if total == Some(received) {
+                b.finish_and_clear();
+                *bar = None;
+            }
+        }
+    })
+}

@@ -245,7 +245,17 @@ both_backends!(
         team.doctor.mark_seen(team.group, 1).await.unwrap();
         team.care_manager.posts(team.group, Some(0), None, 10).await.unwrap();
 
-        let export = team.doctor.export_timeline(team.group).await.unwrap();
+        // A download reports its progress (the CLI draws its bar with it), ending at the whole body.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let doctor = team.doctor.clone().with_progress(std::sync::Arc::new(move |got, total| {
+            record.lock().unwrap().push((got, total));
+        }));
+        let export = doctor.export_timeline(team.group).await.unwrap();
+        let reported = seen.lock().unwrap().clone();
+        let (got, total) = *reported.last().expect("progress reported");
+        assert!(got > 0 && total == Some(got), "{reported:?}");
+        assert!(reported.windows(2).all(|w| w[0].0 <= w[1].0), "progress only grows: {reported:?}");
         assert_eq!(export.posts.len(), 2);
         let first = &export.posts[0];
         let bodies: Vec<_> = first.versions.iter().map(|v| v.body.as_deref()).collect();
