@@ -354,11 +354,12 @@ pub(crate) async fn submit_post(
     post: NewPost,
 ) -> Result<(PostReceipt, bool), ApiError> {
     let post = validate_post(state, post)?;
-    let group = state.store.group(group_id).await?.ok_or(ApiError::NotFound)?;
+    // One read: the group, its active members and their hours.
+    let context = state.store.post_context(group_id).await?.ok_or(ApiError::NotFound)?;
+    let group = &context.group;
     // Content rules only for members: an outsider learns nothing from the refusal they get instead.
-    let membership = state.store.current_membership(group_id, author.id()).await?;
-    rules::authorize(&group, membership.as_ref(), GroupAction::Post)?;
-    let overridden = check_content(state, &group, &post.body, post.confirm_not_emergency).await?;
+    rules::authorize(group, context.membership_of(author.id()), GroupAction::Post)?;
+    let overridden = check_content(state, group, &post.body, post.confirm_not_emergency).await?;
     let person = author.person();
     let kind = post.kind;
     let author_ref = renkei_protocol::Author {
@@ -387,23 +388,18 @@ pub(crate) async fn submit_post(
         state.audit.record(action::EMERGENCY_OVERRIDE, &actor, Some(group_id), None, details).await;
         tracing::info!(user = %author.id(), group = %group_id, matched = %overridden.join(","), "emergency rule overridden");
     }
-    let off_hours = off_hours(state, &group, author.id(), kind).await?;
+    let off_hours = off_hours(state, &context, author.id(), kind);
     Ok((PostReceipt { post, off_hours }, created))
 }
 
-/// Rule 5: which of a post's addressees are outside their availability hours now.
-async fn off_hours(
-    state: &AppState,
-    group: &GroupRecord,
-    author: Uuid,
-    kind: PostKind,
-) -> Result<Vec<OffHours>, ApiError> {
+/// Rule 5: which of a post's addressees are outside their availability hours now (the members as read
+/// before the commit).
+fn off_hours(state: &AppState, context: &crate::store::PostContext, author: Uuid, kind: PostKind) -> Vec<OffHours> {
     let offset = state.config.utc_offset().unwrap_or(time::UtcOffset::UTC);
     let now = domain::now().to_offset(offset);
     let addressed = availability::addressees(kind);
-    let members = state.store.members_availability(group.id).await?;
-    Ok(members
-        .into_iter()
+    context
+        .availability()
         .filter(|m| m.person.id != author)
         .filter(|m| match addressed {
             Addressees::Group => true,
@@ -411,8 +407,8 @@ async fn off_hours(
             Addressees::CareManagers => m.person.profession == renkei_protocol::Profession::CareManager,
         })
         .filter(|m| availability::is_off_hours(&m.availability, now))
-        .map(|m| OffHours { person: m.person, contact_preference: m.availability.contact_preference })
-        .collect())
+        .map(|m| OffHours { person: m.person.clone(), contact_preference: m.availability.contact_preference.clone() })
+        .collect()
 }
 
 pub(crate) async fn mark_seen(state: &AppState, who: &Account, group_id: Uuid, seq: i64) -> Result<SeenMark, ApiError> {

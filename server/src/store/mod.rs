@@ -25,7 +25,7 @@ pub use accounts::{LoginFailureStats, NewSession, NewUser};
 pub use audit::{AuditFilter, AuditRow, NewAuditEntry};
 pub use groups::NewConsent;
 pub use posts::{PostOutcome, PostRefused, PostRequest};
-pub use rules::MemberAvailability;
+pub use rules::{MemberAvailability, PostContext};
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use. The body is
 /// type-checked once per backend, so one SQL text serves both.
