@@ -405,3 +405,21 @@ both_backends!(
         assert_eq!(next(&mut live).await, ServerFrame::Pong { id: "later".into() });
     }
 );
+
+both_backends!(
+    async fn the_per_node_post_cache_never_turns_away_a_new_member_nor_admits_a_removed_one(app: TestApp) {
+        let team = app.team().await;
+        // The nurse's post leaves the group's context cached for a second.
+        team.nurse.post(team.group, &update("訪問しました", "n-1")).await.unwrap();
+        let (_, newcomer) = app.member(&team.admin, "ns-new", renkei_protocol::Profession::Nurse).await;
+        team.doctor.invite(team.group, "ns-new").await.unwrap();
+        let invitation = newcomer.invitations().await.unwrap().invitations.remove(0);
+        newcomer.accept_invitation(invitation.id).await.unwrap();
+        // At once: the cached entry does not list her, so the server asks the database again.
+        assert_eq!(newcomer.post(team.group, &update("本日から担当します", "new-1")).await.unwrap().seq, 2);
+        team.doctor.remove_member(team.group, "ns-new").await.unwrap();
+        // At once after the removal: refused, and nothing was posted.
+        assert_eq!(code_of(newcomer.post(team.group, &update("まだ見えますか", "new-2")).await), ErrorCode::NotFound);
+        assert_eq!(team.doctor.posts(team.group, Some(0), None, 10).await.unwrap().last_seq, 2);
+    }
+);

@@ -354,8 +354,8 @@ pub(crate) async fn submit_post(
     post: NewPost,
 ) -> Result<(PostReceipt, bool), ApiError> {
     let post = validate_post(state, post)?;
-    // One read: the group, its active members and their hours.
-    let context = state.store.post_context(group_id).await?.ok_or(ApiError::NotFound)?;
+    // One read (or none, within a second of the last): the group, its active members and their hours.
+    let context = state.messaging.contexts.get(&state.store, group_id, author.id()).await?.ok_or(ApiError::NotFound)?;
     let group = &context.group;
     // Content rules only for members: an outsider learns nothing from the refusal they get instead.
     rules::authorize(group, context.membership_of(author.id()), GroupAction::Post)?;

@@ -2,6 +2,7 @@
 //! between nodes sharing one PostgreSQL (LISTEN/NOTIFY with ids only; the data is read from the database).
 
 mod cluster;
+mod contexts;
 pub mod hub;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+pub use contexts::PostContexts;
 pub use hub::Hub;
 
 use crate::domain;
@@ -47,6 +49,8 @@ struct ClusterMessage {
 #[derive(Debug)]
 pub struct Messaging {
     pub hub: Arc<Hub>,
+    /// What posting to a group reads first, for a second.
+    pub contexts: PostContexts,
     broadcaster: Broadcaster,
     commits: mpsc::Sender<Job>,
 }
@@ -131,7 +135,7 @@ impl Messaging {
             let link = Broadcaster { store: store.dedicated(2).await?, hub: hub.clone(), node };
             tokio::spawn(cluster::listen(link));
         }
-        Ok(Arc::new(Self { hub, broadcaster, commits }))
+        Ok(Arc::new(Self { hub, contexts: PostContexts::default(), broadcaster, commits }))
     }
 
     /// Queues a post for the next group commit and waits until it is durably committed (or refused).
@@ -156,6 +160,7 @@ impl Messaging {
 
     /// Delivery of `group` to these users stops at once, on every node.
     pub async fn memberships_ended(&self, group: Uuid, users: Vec<Uuid>) {
+        self.contexts.forget(group);
         if users.is_empty() {
             return;
         }
