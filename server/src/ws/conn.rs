@@ -72,27 +72,25 @@ pub(super) async fn run(state: AppState, session: AnySession, socket: WebSocket)
     let signals = registration.signals.clone();
     loop {
         let flow = tokio::select! {
-            // The handlers' futures are boxed: an idle connection's task then holds only the few small
-            // futures it waits on, not room for the largest handler (a database read inside a post).
-            () = signals.notify.notified() => Box::pin(conn.on_signal(&signals, registration.id)).await,
-            Some(reply) = in_flight.next(), if !in_flight.is_empty() => Box::pin(conn.send(&reply)).await,
-            Some(out) = registration.rx.recv() => Box::pin(conn.deliver(out, registration.id)).await,
+            () = signals.notify.notified() => conn.on_signal(&signals, registration.id).await,
+            Some(reply) = in_flight.next(), if !in_flight.is_empty() => conn.send(&reply).await,
+            Some(out) = registration.rx.recv() => conn.deliver(out, registration.id).await,
             incoming = stream.next(), if in_flight.len() < MAX_IN_FLIGHT => {
                 last_heard = Instant::now();
                 match incoming {
                     None => Flow::Stop,
-                    Some(Err(e)) => Box::pin(conn.on_read_error(e)).await,
+                    Some(Err(e)) => conn.on_read_error(e).await,
                     Some(Ok(Message::Text(t))) => {
                         if limiter.check().is_err() {
                             let e = ServerFrame::Error { id: None, code: ErrorCode::RateLimited, message: "too many frames".into() };
-                            Box::pin(conn.send(&e)).await
+                            conn.send(&e).await
                         } else {
-                            Box::pin(conn.on_text(t.as_str(), registration.id, &mut in_flight)).await
+                            conn.on_text(t.as_str(), registration.id, &mut in_flight).await
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
                         let e = ServerFrame::Error { id: None, code: ErrorCode::MalformedRequest, message: "binary frames are not accepted; send JSON text".into() };
-                        Box::pin(conn.send(&e)).await
+                        conn.send(&e).await
                     }
                     // After a Close, keep reading until the peer ends the stream (tungstenite answers it).
                     Some(Ok(Message::Close(_) | Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
