@@ -483,6 +483,29 @@ async fn start_server_process(port: u16, env: &[(&str, &str)], log: &Path) -> (t
     panic!("server did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
+/// The test app's database served by `renkei-server` processes the test can kill -9 and start again.
+struct ServerProcess {
+    dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+}
+
+impl ServerProcess {
+    /// Stops the app's in-process server first: a process server is the only one on the database (SQLite
+    /// allows one).
+    async fn take_over(app: &mut TestApp) -> Self {
+        app.stop_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_string_lossy().into_owned();
+        Self { env: vec![("RENKEI_DATABASE_URL", app.database_url.clone()), ("RENKEI_DATA_DIR", data_dir)], dir }
+    }
+
+    /// Starts one on `port`, logging to `server.log` in its directory.
+    async fn start(&self, port: u16) -> (tokio::process::Child, String) {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        start_server_process(port, &env, &self.dir.path().join("server.log")).await
+    }
+}
+
 /// `renkei-server create-admin` for the login `admin` with the test password, in `env`.
 async fn create_admin(config: &Path, env: &[(&str, &str)]) {
     let args = ["create-admin", "--login", "admin", "--display-name", "A"];
@@ -496,13 +519,8 @@ both_backends!(
         const POSTS: usize = 400;
         let mut app = app;
         let team = app.team().await;
-        // The server process below is the only one on this database (SQLite allows one).
-        app.stop_server().await;
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("server.log");
-        let data_dir = dir.path().to_string_lossy().into_owned();
-        let env = [("RENKEI_DATABASE_URL", app.database_url.as_str()), ("RENKEI_DATA_DIR", data_dir.as_str())];
-        let (mut server, url) = start_server_process(free_port(), &env, &log).await;
+        let process = ServerProcess::take_over(&mut app).await;
+        let (mut server, url) = process.start(free_port()).await;
 
         let nurse = renkei_cli::Client::new(&url, None).unwrap().with_token(team.nurse.token().unwrap().clone());
         let mut live = nurse.connect_live().await.unwrap();
@@ -549,7 +567,7 @@ both_backends!(
         assert!(acked.len() < POSTS, "the crash came too late to prove anything");
 
         // After a restart, every acknowledged post is there with the sequence number it was acknowledged with.
-        let (_server, url) = start_server_process(free_port(), &env, &log).await;
+        let (_server, url) = process.start(free_port()).await;
         let nurse = renkei_cli::Client::new(&url, None).unwrap().with_token(team.nurse.token().unwrap().clone());
         let stored = nurse.posts(team.group, Some(0), None, 500).await.unwrap().posts;
         for (i, seq) in &acked {
@@ -826,16 +844,12 @@ both_backends!(
         let mut app = app;
         let team = app.team().await;
         // A server process this test can kill -9 and start again on the same port.
-        app.stop_server().await;
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("server.log");
-        let data_dir = dir.path().to_string_lossy().into_owned();
-        let env = [("RENKEI_DATABASE_URL", app.database_url.as_str()), ("RENKEI_DATA_DIR", data_dir.as_str())];
+        let process = ServerProcess::take_over(&mut app).await;
         let port = free_port();
-        let (mut server, url) = start_server_process(port, &env, &log).await;
+        let (mut server, url) = process.start(port).await;
         let doctor = team.doctor.on_node(&url);
 
-        let config = dir.path().join("renkei");
+        let config = process.dir.path().join("renkei");
         let renkei = Path::new(env!("CARGO_BIN_EXE_renkei"));
         for who in ["ns-sato", "cm-kato"] {
             let out = crate::run(
@@ -881,7 +895,7 @@ both_backends!(
         let pid = server.id().unwrap().to_string();
         assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
         let _ = server.wait().await;
-        let (_server, _) = start_server_process(port, &env, &log).await;
+        let (_server, _) = process.start(port).await;
 
         // Reads like an emergency: refused in place, with what to do; /confirm sends it, recorded.
         input.write_all("昨夜の急変はその後落ち着いています\n".as_bytes()).await.unwrap();

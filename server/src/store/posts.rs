@@ -392,18 +392,6 @@ impl Store {
         rows.into_iter().map(Post::try_from).collect()
     }
 
-    /// The posts of a group with sequence numbers in `from..=to`.
-    pub async fn posts_between(&self, group: Uuid, from: i64, to: i64) -> Result<Vec<Post>, StoreError> {
-        let sql = concat!(
-            "SELECT ",
-            post_columns!(),
-            " FROM posts WHERE group_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq"
-        );
-        let rows: Vec<PostRow> =
-            with_pool!(self, |pool| sqlx::query_as(sql).bind(group).bind(from).bind(to).fetch_all(pool).await)?;
-        rows.into_iter().map(Post::try_from).collect()
-    }
-
     /// The posts of several groups' ranges (`(group, from, to)`, inclusive), in one statement per 128
     /// ranges, ordered by group and sequence: how a node replays another node's committed batch.
     pub async fn posts_in_ranges(&self, ranges: &[(Uuid, i64, i64)]) -> Result<Vec<Post>, StoreError> {

@@ -130,41 +130,6 @@ impl Store {
         Ok(parse_availability(text.flatten()))
     }
 
-    /// The active members of a group with their role and availability.
-    pub async fn members_availability(&self, group: Uuid) -> Result<Vec<MemberAvailability>, StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: Uuid,
-            display_name: String,
-            profession: String,
-            organisation: String,
-            role: String,
-            availability: Option<String>,
-        }
-        let rows: Vec<Row> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT u.id, u.display_name, u.profession, u.organisation, m.role, u.availability \
-             FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND m.state = 'active'"
-        )
-        .bind(group)
-        .fetch_all(pool)
-        .await)?;
-        rows.into_iter()
-            .map(|r| {
-                let corrupt = || StoreError::Corrupt(format!("member {}", r.id));
-                Ok(MemberAvailability {
-                    person: Person {
-                        id: r.id,
-                        display_name: r.display_name.clone(),
-                        profession: Profession::parse(&r.profession).ok_or_else(corrupt)?,
-                        organisation: r.organisation.clone(),
-                    },
-                    role: MemberRole::parse(&r.role).ok_or_else(corrupt)?,
-                    availability: parse_availability(r.availability),
-                })
-            })
-            .collect()
-    }
-
     /// The identifiers of every active patient group's patient (rule 4).
     pub async fn active_patient_identifiers(&self) -> Result<Vec<PatientIdentifiers>, StoreError> {
         let rows: Vec<(String, Option<String>, Option<String>)> = with_pool!(self, |pool| sqlx::query_as(
