@@ -95,7 +95,9 @@ impl Audit {
             details: details.to_string(),
         };
         let _guard = self.lock.lock().await;
-        if let Err(e) = self.store.append_audit(&entry, domain::now()).await {
+        // Boxed: callers queue on the lock above, and each waiting caller's future would otherwise carry
+        // room for the whole database write (~9 KiB).
+        if let Err(e) = Box::pin(self.store.append_audit(&entry, domain::now())).await {
             tracing::error!(error = ?e, action, "AUDIT ENTRY NOT RECORDED");
         }
     }

@@ -1,12 +1,13 @@
-//! The fan-out hub of one node: which connection is subscribed to which group, and a bounded queue per
-//! connection. Publishing never blocks and never grows memory: a full queue marks the connection as
-//! lagged, and the connection catches up from the database (it never silently loses a post).
+//! The fan-out hub of one node: which connection is subscribed to which group, and a bounded inbox per
+//! connection. Publishing never blocks and never grows memory: a full inbox marks the connection as
+//! lagged, and the connection catches up from the database (it never silently loses a post). An idle
+//! connection's inbox holds no allocation at all: the queue exists only while frames wait in it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// What the hub hands a connection.
@@ -18,19 +19,49 @@ pub enum Outbound {
     MembershipEnded(Uuid),
 }
 
-/// Signals a connection reads when its queue could not take a frame, or when it must close.
+/// A connection's inbox: the frames waiting for it, and the signals it reads when woken.
 #[derive(Debug, Default)]
-pub struct ConnSignals {
+pub struct Inbox {
+    queue: Mutex<VecDeque<Outbound>>,
+    /// Set when the queue was full: frames were dropped, and the connection must catch up from the database.
     pub lagged: AtomicBool,
+    /// Set when the connection must close (its account was disabled).
     pub close: AtomicBool,
+    /// Woken whenever something above changes.
     pub notify: Notify,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update under these locks is a single call, so a panic elsewhere cannot leave them
+    // inconsistent: a poisoned lock is still usable.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inbox {
+    /// Takes every waiting frame, in the order published; the queue's memory goes with them.
+    pub fn take(&self) -> VecDeque<Outbound> {
+        std::mem::take(&mut *lock(&self.queue))
+    }
+
+    fn push(&self, out: Outbound, limit: usize) {
+        {
+            let mut queue = lock(&self.queue);
+            if queue.len() < limit {
+                queue.push_back(out);
+            } else {
+                self.lagged.store(true, Ordering::Release);
+            }
+        }
+        self.notify.notify_one();
+    }
 }
 
 #[derive(Debug)]
 struct Conn {
     user: Uuid,
-    tx: mpsc::Sender<Outbound>,
-    signals: Arc<ConnSignals>,
+    inbox: Arc<Inbox>,
+    /// The groups this connection is subscribed to, so that leaving touches only those.
+    groups: Vec<Uuid>,
 }
 
 #[derive(Debug, Default)]
@@ -47,7 +78,18 @@ struct Inner {
     groups: HashMap<Uuid, GroupSubs>,
 }
 
-/// The hub. A sync mutex: it is only held for map updates and `try_send`s, never across an `.await`.
+impl Inner {
+    fn leave(&mut self, conn: u64, group: Uuid) {
+        if let Some(subs) = self.groups.get_mut(&group) {
+            subs.conns.remove(&conn);
+            if subs.conns.is_empty() {
+                self.groups.remove(&group);
+            }
+        }
+    }
+}
+
+/// The hub. A sync mutex: it is only held for map updates and queue pushes, never across an `.await`.
 #[derive(Debug)]
 pub struct Hub {
     inner: Mutex<Inner>,
@@ -59,18 +101,17 @@ pub struct Hub {
 pub struct Registration {
     hub: Arc<Hub>,
     pub id: u64,
-    pub rx: mpsc::Receiver<Outbound>,
-    pub signals: Arc<ConnSignals>,
+    pub inbox: Arc<Inbox>,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut inner = self.hub.lock();
-        inner.conns.remove(&self.id);
-        inner.groups.retain(|_, subs| {
-            subs.conns.remove(&self.id);
-            !subs.conns.is_empty()
-        });
+        if let Some(conn) = inner.conns.remove(&self.id) {
+            for group in conn.groups {
+                inner.leave(self.id, group);
+            }
+        }
     }
 }
 
@@ -80,30 +121,33 @@ impl Hub {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the maps inconsistent (each update is one call),
-        // so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 
     pub fn register(self: &Arc<Self>, user: Uuid) -> Registration {
-        let (tx, rx) = mpsc::channel(self.queue_frames);
-        let signals = Arc::new(ConnSignals::default());
+        let inbox = Arc::new(Inbox::default());
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
-        inner.conns.insert(id, Conn { user, tx, signals: signals.clone() });
-        Registration { hub: self.clone(), id, rx, signals }
+        inner.conns.insert(id, Conn { user, inbox: inbox.clone(), groups: Vec::new() });
+        Registration { hub: self.clone(), id, inbox }
     }
 
     pub fn subscribe(&self, conn: u64, group: Uuid) {
-        self.lock().groups.entry(group).or_default().conns.insert(conn);
+        let mut inner = self.lock();
+        let Some(c) = inner.conns.get_mut(&conn) else { return };
+        if !c.groups.contains(&group) {
+            c.groups.push(group);
+        }
+        inner.groups.entry(group).or_default().conns.insert(conn);
     }
 
     pub fn unsubscribe(&self, conn: u64, group: Uuid) {
         let mut inner = self.lock();
-        if let Some(subs) = inner.groups.get_mut(&group) {
-            subs.conns.remove(&conn);
+        if let Some(c) = inner.conns.get_mut(&conn) {
+            c.groups.retain(|g| *g != group);
         }
+        inner.leave(conn, group);
     }
 
     /// Queues a frame for every connection subscribed to `group`, without waiting.
@@ -116,11 +160,7 @@ impl Hub {
         }
         for id in &subs.conns {
             let Some(conn) = conns.get(id) else { continue };
-            let frame = Outbound::Frame { group, seq, json: json.clone() };
-            if conn.tx.try_send(frame).is_err() {
-                conn.signals.lagged.store(true, Ordering::Release);
-                conn.signals.notify.notify_one();
-            }
+            conn.inbox.push(Outbound::Frame { group, seq, json: json.clone() }, self.queue_frames);
         }
     }
 
@@ -130,24 +170,25 @@ impl Hub {
         let Inner { conns, groups, .. } = &mut *inner;
         let Some(subs) = groups.get_mut(&group) else { return };
         subs.conns.retain(|id| {
-            let Some(conn) = conns.get(id) else { return false };
+            let Some(conn) = conns.get_mut(id) else { return false };
             if !users.contains(&conn.user) {
                 return true;
             }
-            if conn.tx.try_send(Outbound::MembershipEnded(group)).is_err() {
-                // The resync that follows re-checks membership, so the notice is not lost.
-                conn.signals.lagged.store(true, Ordering::Release);
-                conn.signals.notify.notify_one();
-            }
+            conn.groups.retain(|g| *g != group);
+            // On a full inbox the resync that follows re-checks membership, so the notice is not lost.
+            conn.inbox.push(Outbound::MembershipEnded(group), self.queue_frames);
             false
         });
+        if subs.conns.is_empty() {
+            groups.remove(&group);
+        }
     }
 
     /// Closes every connection of a user (account disabled).
     pub fn close_user(&self, user: Uuid) {
         for conn in self.lock().conns.values().filter(|c| c.user == user) {
-            conn.signals.close.store(true, Ordering::Release);
-            conn.signals.notify.notify_one();
+            conn.inbox.close.store(true, Ordering::Release);
+            conn.inbox.notify.notify_one();
         }
     }
 
@@ -185,15 +226,18 @@ mod tests {
     fn a_full_queue_marks_the_connection_lagged_instead_of_blocking_or_growing() {
         let hub = Hub::new(2);
         let group = Uuid::new_v4();
-        let mut reg = hub.register(Uuid::new_v4());
+        let reg = hub.register(Uuid::new_v4());
         hub.subscribe(reg.id, group);
         for seq in 1..=5 {
             hub.publish(group, Some(seq), Arc::from("{}"));
         }
-        assert!(reg.signals.lagged.load(Ordering::Acquire));
-        assert!(matches!(reg.rx.try_recv(), Ok(Outbound::Frame { seq: Some(1), .. })));
-        assert!(matches!(reg.rx.try_recv(), Ok(Outbound::Frame { seq: Some(2), .. })));
-        assert!(reg.rx.try_recv().is_err());
+        assert!(reg.inbox.lagged.load(Ordering::Acquire));
+        let queued: Vec<_> = reg.inbox.take().into_iter().collect();
+        assert!(matches!(
+            queued.as_slice(),
+            [Outbound::Frame { seq: Some(1), .. }, Outbound::Frame { seq: Some(2), .. }]
+        ));
+        assert!(reg.inbox.take().is_empty());
         assert_eq!(hub.watched(), vec![(group, 5)]);
     }
 
@@ -202,18 +246,37 @@ mod tests {
         let hub = Hub::new(8);
         let group = Uuid::new_v4();
         let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-        let mut a = hub.register(alice);
-        let mut b = hub.register(bob);
+        let a = hub.register(alice);
+        let b = hub.register(bob);
         hub.subscribe(a.id, group);
         hub.subscribe(b.id, group);
         hub.end_membership(group, &[bob]);
         hub.publish(group, Some(1), Arc::from("{}"));
-        assert!(matches!(a.rx.try_recv(), Ok(Outbound::Frame { .. })));
-        assert!(matches!(b.rx.try_recv(), Ok(Outbound::MembershipEnded(g)) if g == group));
-        assert!(b.rx.try_recv().is_err());
+        assert!(matches!(a.inbox.take().pop_front(), Some(Outbound::Frame { .. })));
+        let b_queue: Vec<_> = b.inbox.take().into_iter().collect();
+        assert!(matches!(b_queue.as_slice(), [Outbound::MembershipEnded(g)] if *g == group));
         drop(a);
         drop(b);
         assert!(hub.watched().is_empty());
         assert_eq!(hub.connection_count(), 0);
+    }
+
+    #[test]
+    fn leaving_removes_only_that_connections_subscriptions() {
+        let hub = Hub::new(8);
+        let (g1, g2) = (Uuid::new_v4(), Uuid::new_v4());
+        let a = hub.register(Uuid::new_v4());
+        let b = hub.register(Uuid::new_v4());
+        hub.subscribe(a.id, g1);
+        hub.subscribe(a.id, g2);
+        hub.subscribe(b.id, g2);
+        hub.unsubscribe(b.id, g2);
+        hub.subscribe(b.id, g1);
+        drop(a);
+        assert_eq!(hub.subscriptions().into_iter().map(|(g, _)| g).collect::<Vec<_>>(), vec![g1]);
+        hub.publish(g1, Some(1), Arc::from("{}"));
+        assert_eq!(b.inbox.take().len(), 1);
+        drop(b);
+        assert!(hub.watched().is_empty());
     }
 }

@@ -13,9 +13,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::{SinkExt, stream::SplitSink};
-use governor::{Quota, RateLimiter};
+use futures_util::stream::{SplitSink, SplitStream};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use renkei_protocol::{ClientFrame, ErrorCode, MembershipChange, PostReceipt, ServerFrame, Subscription};
 use uuid::Uuid;
 
@@ -24,7 +25,7 @@ use crate::app::AppState;
 use crate::auth::AnySession;
 use crate::error::ApiError;
 use crate::http::posts as ops;
-use crate::messaging::hub::Outbound;
+use crate::messaging::hub::{Inbox, Outbound, Registration};
 use crate::policy::groups::{self as rules, GroupAction};
 
 /// A ping goes out this often; a connection silent for three intervals is closed.
@@ -59,62 +60,88 @@ fn error_frame(id: Option<String>, e: &ApiError) -> ServerFrame {
     ServerFrame::Error { id, code: body.code, message: body.message }
 }
 
-pub(super) async fn run(state: AppState, session: AnySession, socket: WebSocket) {
-    let (sink, mut stream) = socket.split();
-    let mut registration = state.messaging.hub.register(session.account.id());
+/// Everything one connection holds while it waits. The task's future is this plus the few small futures
+/// it waits on: the rare, large handlers (subscribing, catching up, read marks) are boxed where they are
+/// called, so an idle socket does not carry room for them.
+struct Connection {
+    conn: Conn,
+    stream: SplitStream<WebSocket>,
+    registration: Registration,
+    limiter: DefaultDirectRateLimiter,
+    in_flight: FuturesUnordered<Reply>,
+    ping: tokio::time::Interval,
+    last_heard: Instant,
+}
+
+/// Sets the connection up, then returns the future that serves it (built outside an `async fn`, so the
+/// arguments are not kept twice in the task).
+pub(super) fn run(state: AppState, session: AnySession, socket: WebSocket) -> impl Future<Output = ()> + Send {
+    let (sink, stream) = socket.split();
+    let registration = state.messaging.hub.register(session.account.id());
     let per_second = NonZeroU32::new(state.config.ws_frames_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
     let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
     let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
-    let mut conn = Conn { state, session, sent: HashMap::new(), sink };
-    let mut in_flight: FuturesUnordered<Reply> = FuturesUnordered::new();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
-    let mut last_heard = Instant::now();
-    let signals = registration.signals.clone();
-    loop {
-        let flow = tokio::select! {
-            () = signals.notify.notified() => conn.on_signal(&signals, registration.id).await,
-            Some(reply) = in_flight.next(), if !in_flight.is_empty() => conn.send(&reply).await,
-            Some(out) = registration.rx.recv() => conn.deliver(out, registration.id).await,
-            incoming = stream.next(), if in_flight.len() < MAX_IN_FLIGHT => {
-                last_heard = Instant::now();
-                match incoming {
-                    None => Flow::Stop,
-                    Some(Err(e)) => conn.on_read_error(e).await,
-                    Some(Ok(Message::Text(t))) => {
-                        if limiter.check().is_err() {
-                            let e = ServerFrame::Error { id: None, code: ErrorCode::RateLimited, message: "too many frames".into() };
-                            conn.send(&e).await
-                        } else {
-                            conn.on_text(t.as_str(), registration.id, &mut in_flight).await
+    let mut connection = Connection {
+        conn: Conn { state, session, sent: HashMap::new(), sink },
+        stream,
+        registration,
+        limiter,
+        in_flight: FuturesUnordered::new(),
+        ping: tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL),
+        last_heard: Instant::now(),
+    };
+    async move { connection.serve().await }
+}
+
+impl Connection {
+    async fn serve(&mut self) {
+        let inbox = self.registration.inbox.clone();
+        let conn_id = self.registration.id;
+        loop {
+            let flow = tokio::select! {
+                () = inbox.notify.notified() => self.conn.on_inbox(&inbox, conn_id).await,
+                Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => self.conn.send(&reply).await,
+                incoming = self.stream.next(), if self.in_flight.len() < MAX_IN_FLIGHT => {
+                    self.last_heard = Instant::now();
+                    match incoming {
+                        None => Flow::Stop,
+                        Some(Err(e)) => self.conn.on_read_error(e).await,
+                        Some(Ok(Message::Text(t))) => {
+                            if self.limiter.check().is_err() {
+                                let e = ServerFrame::Error { id: None, code: ErrorCode::RateLimited, message: "too many frames".into() };
+                                self.conn.send(&e).await
+                            } else {
+                                self.conn.on_text(t.as_str(), conn_id, &mut self.in_flight).await
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            let e = ServerFrame::Error { id: None, code: ErrorCode::MalformedRequest, message: "binary frames are not accepted; send JSON text".into() };
+                            self.conn.send(&e).await
+                        }
+                        // After a Close, keep reading until the peer ends the stream (tungstenite answers it).
+                        Some(Ok(Message::Close(_) | Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                    }
+                }
+                _ = self.ping.tick() => {
+                    if self.last_heard.elapsed() > PING_INTERVAL * 3 {
+                        Flow::Stop
+                    } else {
+                        match self.conn.sink.send(Message::Ping(Default::default())).await {
+                            Ok(()) => Flow::Continue,
+                            Err(_) => Flow::Stop,
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => {
-                        let e = ServerFrame::Error { id: None, code: ErrorCode::MalformedRequest, message: "binary frames are not accepted; send JSON text".into() };
-                        conn.send(&e).await
-                    }
-                    // After a Close, keep reading until the peer ends the stream (tungstenite answers it).
-                    Some(Ok(Message::Close(_) | Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
                 }
+            };
+            if matches!(flow, Flow::Stop) {
+                break;
             }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > PING_INTERVAL * 3 {
-                    Flow::Stop
-                } else {
-                    match conn.sink.send(Message::Ping(Default::default())).await {
-                        Ok(()) => Flow::Continue,
-                        Err(_) => Flow::Stop,
-                    }
-                }
-            }
-        };
-        if matches!(flow, Flow::Stop) {
-            break;
         }
+        // Posts still waiting for the group commit finish without an acknowledgement; clients retry them by
+        // client message id, which never creates a second post.
+        let _ = self.conn.sink.close().await;
+        tracing::debug!(user = %self.conn.session.account.id(), "websocket closed");
     }
-    // Posts still waiting for the group commit finish without an acknowledgement; clients retry them by
-    // client message id, which never creates a second post.
-    let _ = conn.sink.close().await;
-    tracing::debug!(user = %conn.session.account.id(), "websocket closed");
 }
 
 impl Conn {
@@ -135,22 +162,34 @@ impl Conn {
         Flow::Stop
     }
 
-    async fn on_signal(&mut self, signals: &crate::messaging::hub::ConnSignals, conn_id: u64) -> Flow {
-        if signals.close.load(Ordering::Acquire) {
+    /// The hub woke this connection: close, catch up after a lag, or deliver what waits, in order.
+    async fn on_inbox(&mut self, inbox: &Inbox, conn_id: u64) -> Flow {
+        if inbox.close.load(Ordering::Acquire) {
             let frame = CloseFrame { code: 1008, reason: "account disabled".into() };
             let _ = self.sink.send(Message::Close(Some(frame))).await;
             return Flow::Stop;
         }
-        if signals.lagged.swap(false, Ordering::AcqRel) {
-            let groups: Vec<Uuid> = self.sent.keys().copied().collect();
-            for group in groups {
-                if let Flow::Stop = self.send(&ServerFrame::Resync { group_id: group }).await {
-                    return Flow::Stop;
-                }
-                let after = self.sent.get(&group).copied().unwrap_or(0);
-                if let Flow::Stop = self.catch_up(group, after, conn_id).await {
-                    return Flow::Stop;
-                }
+        for out in inbox.take() {
+            if let Flow::Stop = self.deliver(out, conn_id).await {
+                return Flow::Stop;
+            }
+        }
+        if inbox.lagged.swap(false, Ordering::AcqRel) {
+            return Box::pin(self.resync(conn_id)).await;
+        }
+        Flow::Continue
+    }
+
+    /// Frames were dropped for this connection: every group is read again from where it was.
+    async fn resync(&mut self, conn_id: u64) -> Flow {
+        let groups: Vec<Uuid> = self.sent.keys().copied().collect();
+        for group in groups {
+            if let Flow::Stop = self.send(&ServerFrame::Resync { group_id: group }).await {
+                return Flow::Stop;
+            }
+            let after = self.sent.get(&group).copied().unwrap_or(0);
+            if let Flow::Stop = self.catch_up(group, after, conn_id).await {
+                return Flow::Stop;
             }
         }
         Flow::Continue
@@ -204,12 +243,12 @@ impl Conn {
 
     async fn deliver(&mut self, out: Outbound, conn_id: u64) -> Flow {
         match out {
-            Outbound::MembershipEnded(group) => self.end_membership(group, conn_id).await,
+            Outbound::MembershipEnded(group) => Box::pin(self.end_membership(group, conn_id)).await,
             Outbound::Frame { group, seq, json } => {
                 let Some(&last) = self.sent.get(&group) else { return Flow::Continue };
                 match seq {
                     Some(seq) if seq <= last => Flow::Continue,
-                    Some(seq) if seq > last + 1 => self.catch_up(group, last, conn_id).await,
+                    Some(seq) if seq > last + 1 => Box::pin(self.catch_up(group, last, conn_id)).await,
                     Some(seq) => {
                         self.sent.insert(group, seq);
                         match self.sink.send(Message::Text(Utf8Bytes::from(json.as_ref()))).await {
@@ -243,7 +282,7 @@ impl Conn {
         };
         match frame {
             ClientFrame::Ping { id } => self.send(&ServerFrame::Pong { id }).await,
-            ClientFrame::Subscribe { id, groups } => self.subscribe(id, groups, conn_id).await,
+            ClientFrame::Subscribe { id, groups } => Box::pin(self.subscribe(id, groups, conn_id)).await,
             ClientFrame::Post { id, group_id, post } => {
                 let state = self.state.clone();
                 let account = self.session.account.clone();
@@ -262,7 +301,7 @@ impl Conn {
                 Flow::Continue
             }
             ClientFrame::MarkSeen { id, group_id, seq } => {
-                let reply = match ops::mark_seen(&self.state, &self.session.account, group_id, seq).await {
+                let reply = match Box::pin(ops::mark_seen(&self.state, &self.session.account, group_id, seq)).await {
                     Ok(_) => ServerFrame::Ack {
                         id,
                         group_id: Some(group_id),
@@ -275,7 +314,7 @@ impl Conn {
                 self.send(&reply).await
             }
             ClientFrame::MarkRead { id, group_id, seq } => {
-                let reply = match ops::mark_read(&self.state, &self.session.account, group_id, seq).await {
+                let reply = match Box::pin(ops::mark_read(&self.state, &self.session.account, group_id, seq)).await {
                     Ok(kept) => ServerFrame::Ack {
                         id,
                         group_id: Some(group_id),

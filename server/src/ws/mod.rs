@@ -17,6 +17,9 @@ use crate::error::ApiError;
 /// The subprotocol a browser offers, with its token in a second one: `renkei.token.<token>`.
 pub const SUBPROTOCOL: &str = "renkei.v1";
 const TOKEN_PROTOCOL_PREFIX: &str = "renkei.token.";
+/// What an idle socket keeps for reading. Client frames are small JSON; a larger frame gets room for
+/// itself while it is read (in reads of this size), so this bounds memory, not what a client may send.
+const READ_BUFFER_BYTES: usize = 1024;
 /// Largest frame or message a client may send; beyond it the connection closes with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
@@ -57,7 +60,7 @@ async fn accept(state: AppState, req: axum::extract::Request) -> Result<Response
         .await
         .map_err(|e| ApiError::Malformed(format!("not a WebSocket upgrade: {e}")))?;
     let mut upgrade = upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES);
