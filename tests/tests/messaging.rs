@@ -84,7 +84,8 @@ both_backends!(
         let mut reply = update("了解しました", "d-1");
         reply.reply_to = Some(1);
         reply.kind = PostKind::TreatmentQuestion;
-        assert_eq!(team.doctor.post(team.group, &reply).await.unwrap().seq, 4);
+        let replied = team.doctor.post(team.group, &reply).await.unwrap();
+        assert_eq!(replied.seq, 4);
         let mut dangling = update("?", "d-2");
         dangling.reply_to = Some(99);
         assert_eq!(code_of(team.doctor.post(team.group, &dangling).await), ErrorCode::ValidationFailed);
@@ -109,6 +110,8 @@ both_backends!(
         }
         let all = team.doctor.posts(team.group, Some(0), None, 500).await.unwrap().posts;
         assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=64).collect::<Vec<_>>());
+        // What the group commit acknowledged (built from what it inserted) is exactly what was stored.
+        assert_eq!((&all[0], &all[3]), (&first, &replied));
         // Non-members, empty and oversized bodies get typed errors.
         let (_, outsider) = app.member(&team.admin, "ns-outside", renkei_protocol::Profession::Nurse).await;
         assert_eq!(code_of(outsider.post(team.group, &update("hello", "o-1")).await), ErrorCode::NotFound);
