@@ -415,31 +415,36 @@ impl Store {
         rows.into_iter().map(Post::try_from).collect()
     }
 
-    /// The posts of several groups' ranges (`(group, from, to)`, inclusive), in one statement per 128
-    /// ranges, ordered by group and sequence: how a node replays another node's committed batch.
+    /// The posts of several groups' ranges (`(group, from, to)`, inclusive), ordered by group and
+    /// sequence: how a node replays another node's committed batch. On PostgreSQL (where nodes replay)
+    /// the ranges go as three arrays, so the statement text never changes: prepared and planned once per
+    /// connection, where an `OR` of 150 ranges took PostgreSQL 20–30 ms to plan and run under load.
     pub async fn posts_in_ranges(&self, ranges: &[(Uuid, i64, i64)]) -> Result<Vec<Post>, StoreError> {
-        let mut posts = Vec::new();
-        let postgres = self.backend() == super::Backend::Postgres;
-        for chunk in ranges.chunks(POST_ROWS_PER_STATEMENT) {
-            let mut p = Params::new(postgres);
-            let terms: Vec<String> = chunk
-                .iter()
-                .map(|_| format!("(group_id = {} AND seq >= {} AND seq <= {})", p.next(), p.next(), p.next()))
-                .collect();
-            let sql =
-                format!("SELECT {} FROM posts WHERE {} ORDER BY group_id, seq", post_columns!(), terms.join(" OR "));
-            let rows: Vec<PostRow> = with_pool!(self, |pool| {
-                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-                for (group, from, to) in chunk {
-                    query = query.bind(*group).bind(*from).bind(*to);
-                }
-                query.fetch_all(pool).await
-            })?;
-            for row in rows {
-                posts.push(Post::try_from(row)?);
+        let rows: Vec<PostRow> = match &self.db {
+            super::Db::Postgres(pool) => {
+                let sql = concat!(
+                    "SELECT ",
+                    post_columns!(),
+                    " FROM posts JOIN UNNEST($1::uuid[], $2::bigint[], $3::bigint[]) AS r(g, a, b) \
+                     ON group_id = r.g AND seq BETWEEN r.a AND r.b ORDER BY group_id, seq"
+                );
+                sqlx::query_as(sql)
+                    .bind(ranges.iter().map(|r| r.0).collect::<Vec<_>>())
+                    .bind(ranges.iter().map(|r| r.1).collect::<Vec<_>>())
+                    .bind(ranges.iter().map(|r| r.2).collect::<Vec<_>>())
+                    .fetch_all(pool)
+                    .await?
             }
-        }
-        Ok(posts)
+            // A single node never replays; a range at a time is enough here.
+            super::Db::Sqlite(_) => {
+                let mut posts = Vec::new();
+                for &(group, from, to) in ranges {
+                    posts.extend(self.posts_page(group, Some(from - 1), None, to - from + 1).await?);
+                }
+                return Ok(posts);
+            }
+        };
+        rows.into_iter().map(Post::try_from).collect()
     }
 
     pub async fn last_seq(&self, group: Uuid) -> Result<i64, StoreError> {
