@@ -114,28 +114,210 @@ struct LockedGroupRow {
     consent_version: Option<i32>,
 }
 
-/// The placeholders of a generated statement, in the order they appear in its text: `$1, $2, …` on
-/// PostgreSQL, plain `?` on SQLite, which binds a numbered parameter only after looking its name up in a
-/// list (so `$N` costs the square of a multi-row insert's parameters: renkei-bench's profile found 23 % of
-/// the server's CPU there). Only placeholders are generated; every value is bound, in the same order.
-struct Params {
-    postgres: bool,
-    count: usize,
+/// A new post of a batch: its id, its request, its sequence number and consent version.
+type NewRow<'a> = (Uuid, &'a PostRequest, i64, Option<i32>);
+
+/// `?, ?, …`: `count` anonymous SQLite placeholders. SQLite binds a numbered parameter (`$N`, `?N`) only
+/// after looking its name up in a list, so numbered ones cost the square of a multi-row insert's
+/// parameters: renkei-bench's profile found 23 % of the server's CPU there.
+fn marks(count: usize) -> String {
+    vec!["?"; count].join(", ")
 }
 
-impl Params {
-    fn new(postgres: bool) -> Self {
-        Self { postgres, count: 0 }
+/// The statements of one group commit, per database. SQLite binds every value (`?` placeholders, a
+/// statement per chunk of the batch). PostgreSQL binds arrays, so each statement's text never changes
+/// and is parsed and planned once per connection instead of once per batch.
+trait CommitStatements {
+    /// Locks and reads the groups in id order, each with its consent version in force.
+    async fn lock_groups(&mut self, ids: &[Uuid]) -> Result<Vec<LockedGroupRow>, sqlx::Error>;
+    /// The active memberships of these users in these groups.
+    async fn memberships(&mut self, groups: &[Uuid], users: &[Uuid]) -> Result<Vec<MembershipRow>, sqlx::Error>;
+    /// The posts that already have one of the batch's (author, client message id) pairs.
+    async fn originals(&mut self, batch: &[PostRequest]) -> Result<Vec<PostRow>, sqlx::Error>;
+    /// Inserts the new posts and their first versions.
+    async fn insert(&mut self, rows: &[NewRow<'_>], now: i64) -> Result<(), sqlx::Error>;
+    /// Sets each group's last sequence number.
+    async fn advance(&mut self, seqs: &[(Uuid, i64)]) -> Result<(), sqlx::Error>;
+}
+
+impl CommitStatements for sqlx::SqliteConnection {
+    async fn lock_groups(&mut self, ids: &[Uuid]) -> Result<Vec<LockedGroupRow>, sqlx::Error> {
+        // The write transaction (BEGIN IMMEDIATE) already excludes every other writer.
+        let sql = format!(
+            "SELECT {}, last_seq, (SELECT MAX(c.version) FROM consents c WHERE c.group_id = groups.id) \
+             AS consent_version FROM groups WHERE id IN ({}) ORDER BY id",
+            group_columns!(),
+            marks(ids.len())
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(&mut *self).await
     }
 
-    fn next(&mut self) -> String {
-        self.count += 1;
-        if self.postgres { format!("${}", self.count) } else { "?".to_owned() }
+    async fn memberships(&mut self, groups: &[Uuid], users: &[Uuid]) -> Result<Vec<MembershipRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {} FROM memberships m WHERE m.group_id IN ({}) AND m.user_id IN ({}) AND m.state = 'active'",
+            membership_columns!(),
+            marks(groups.len()),
+            marks(users.len())
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in groups.iter().chain(users) {
+            query = query.bind(*id);
+        }
+        query.fetch_all(&mut *self).await
     }
 
-    /// `count` placeholders separated by commas, e.g. for an `IN` list.
-    fn list(&mut self, count: usize) -> String {
-        (0..count).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    async fn originals(&mut self, batch: &[PostRequest]) -> Result<Vec<PostRow>, sqlx::Error> {
+        let mut rows = Vec::new();
+        for chunk in batch.chunks(POST_ROWS_PER_STATEMENT) {
+            let terms = vec!["(author_id = ? AND client_msg_id = ?)"; chunk.len()].join(" OR ");
+            let sql = format!("SELECT {} FROM posts WHERE {terms}", post_columns!());
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for req in chunk {
+                query = query.bind(req.author.id).bind(&req.post.client_msg_id);
+            }
+            rows.extend(query.fetch_all(&mut *self).await?);
+        }
+        Ok(rows)
+    }
+
+    async fn insert(&mut self, rows: &[NewRow<'_>], now: i64) -> Result<(), sqlx::Error> {
+        for chunk in rows.chunks(POST_ROWS_PER_STATEMENT) {
+            let values = vec![format!("({}, 1, NULL, NULL)", marks(13)); chunk.len()].join(", ");
+            let sql = format!("INSERT INTO posts ({}) VALUES {values}", post_columns!());
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, req, seq, consent_version) in chunk {
+                insert = insert
+                    .bind(*id)
+                    .bind(req.group_id)
+                    .bind(*seq)
+                    .bind(req.author.id)
+                    .bind(&req.author.display_name)
+                    .bind(req.author.profession.as_str())
+                    .bind(&req.author.organisation)
+                    .bind(req.post.kind.as_str())
+                    .bind(&req.post.body)
+                    .bind(req.post.reply_to)
+                    .bind(&req.post.client_msg_id)
+                    .bind(*consent_version)
+                    .bind(now);
+            }
+            insert.execute(&mut *self).await?;
+        }
+        for chunk in rows.chunks(VERSION_ROWS_PER_INSERT) {
+            let values = vec!["(?, 1, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!("INSERT INTO post_versions (post_id, version, body, at) VALUES {values}");
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, req, _, _) in chunk {
+                insert = insert.bind(*id).bind(&req.post.body).bind(now);
+            }
+            insert.execute(&mut *self).await?;
+        }
+        Ok(())
+    }
+
+    async fn advance(&mut self, seqs: &[(Uuid, i64)]) -> Result<(), sqlx::Error> {
+        let cases = " WHEN ? THEN ?".repeat(seqs.len());
+        let sql = format!(
+            "UPDATE groups SET last_seq = CASE id{cases} ELSE last_seq END WHERE id IN ({})",
+            marks(seqs.len())
+        );
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, seq) in seqs {
+            update = update.bind(*id).bind(*seq);
+        }
+        for (id, _) in seqs {
+            update = update.bind(*id);
+        }
+        update.execute(&mut *self).await?;
+        Ok(())
+    }
+}
+
+impl CommitStatements for sqlx::PgConnection {
+    async fn lock_groups(&mut self, ids: &[Uuid]) -> Result<Vec<LockedGroupRow>, sqlx::Error> {
+        // In id order: two nodes committing batches that share groups would otherwise lock them in
+        // different orders and deadlock (renkei-bench's multinode scenario found this).
+        let sql = concat!(
+            "SELECT ",
+            group_columns!(),
+            ", last_seq, (SELECT MAX(c.version) FROM consents c WHERE c.group_id = groups.id) AS consent_version \
+             FROM groups WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+        );
+        sqlx::query_as(sql).bind(ids).fetch_all(&mut *self).await
+    }
+
+    async fn memberships(&mut self, groups: &[Uuid], users: &[Uuid]) -> Result<Vec<MembershipRow>, sqlx::Error> {
+        let sql = concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM memberships m WHERE m.group_id = ANY($1) AND m.user_id = ANY($2) AND m.state = 'active'"
+        );
+        sqlx::query_as(sql).bind(groups).bind(users).fetch_all(&mut *self).await
+    }
+
+    async fn originals(&mut self, batch: &[PostRequest]) -> Result<Vec<PostRow>, sqlx::Error> {
+        let sql = concat!(
+            "SELECT ",
+            post_columns!(),
+            " FROM posts WHERE (author_id, client_msg_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::text[]))"
+        );
+        sqlx::query_as(sql)
+            .bind(batch.iter().map(|r| r.author.id).collect::<Vec<_>>())
+            .bind(batch.iter().map(|r| r.post.client_msg_id.as_str()).collect::<Vec<_>>())
+            .fetch_all(&mut *self)
+            .await
+    }
+
+    async fn insert(&mut self, rows: &[NewRow<'_>], now: i64) -> Result<(), sqlx::Error> {
+        let sql = concat!(
+            "INSERT INTO posts (",
+            post_columns!(),
+            ") SELECT u.*, $13::bigint, 1, NULL::bigint, NULL::bigint FROM UNNEST($1::uuid[], $2::uuid[], \
+             $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], \
+             $11::text[], $12::int[]) AS u"
+        );
+        sqlx::query(sql)
+            .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.group_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.author.id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.author.display_name.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.author.profession.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.author.organisation.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.post.kind.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.post.body.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.post.reply_to).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.post.client_msg_id.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        sqlx::query(
+            "INSERT INTO post_versions (post_id, version, body, at) \
+             SELECT u.id, 1, u.body, $3 FROM UNNEST($1::uuid[], $2::text[]) AS u(id, body)",
+        )
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.post.body.as_str()).collect::<Vec<_>>())
+        .bind(now)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn advance(&mut self, seqs: &[(Uuid, i64)]) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE groups SET last_seq = u.seq FROM UNNEST($1::uuid[], $2::bigint[]) AS u(id, seq) \
+             WHERE groups.id = u.id",
+        )
+        .bind(seqs.iter().map(|s| s.0).collect::<Vec<_>>())
+        .bind(seqs.iter().map(|s| s.1).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await?;
+        Ok(())
     }
 }
 
@@ -150,57 +332,31 @@ impl Store {
     /// before cannot be raced. A retried client message id returns the original post.
     ///
     /// The committer is the one serial step of posting, so a batch costs a handful of statements whatever
-    /// its size: one to lock and read all its groups (in id order), one each for their consent versions
-    /// and active members, one per 128 posts to find retried client ids, one per 128 new posts to insert
-    /// them, one per 256 for their first versions, and one to advance every group's sequence. Only the
-    /// placeholders of these statements are generated; every value is bound.
+    /// its size ([`CommitStatements`]): one to lock and read all its groups (in id order) with their
+    /// consent versions, one for the authors' memberships, one to find retried client ids, one each to
+    /// insert the new posts and their first versions, and one to advance every group's sequence (on
+    /// SQLite a statement per 128 rows). Only placeholders are generated; every value is bound.
     pub async fn commit_posts(
         &self,
         batch: &[PostRequest],
         now: OffsetDateTime,
     ) -> Result<Vec<PostOutcome>, StoreError> {
         let now = to_micros(now);
-        let postgres = self.backend() == super::Backend::Postgres;
         let outcomes = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // `None`: no such group.
             let mut locked: HashMap<Uuid, Option<Locked>> = HashMap::new();
-            // Lock and read every group of the batch at once, in one global order (by id): two nodes
-            // committing batches that share groups would otherwise lock them in different orders and
-            // deadlock (renkei-bench's multinode scenario found this on PostgreSQL). SQLite's write
-            // transaction already excludes every other writer.
+            // Lock and read every group of the batch at once, in one global order (by id).
             let mut group_ids: Vec<Uuid> = batch.iter().map(|r| r.group_id).collect();
             group_ids.sort_unstable();
             group_ids.dedup();
-            let lock = format!(
-                "SELECT {}, last_seq, (SELECT MAX(c.version) FROM consents c WHERE c.group_id = groups.id) \
-                 AS consent_version FROM groups WHERE id IN ({}) ORDER BY id{}",
-                group_columns!(),
-                Params::new(postgres).list(group_ids.len()),
-                if postgres { " FOR UPDATE" } else { "" }
-            );
-            let mut query = sqlx::query_as::<_, LockedGroupRow>(sqlx::AssertSqlSafe(lock));
-            for id in &group_ids {
-                query = query.bind(*id);
-            }
-            let rows = query.fetch_all(&mut *tx).await?;
+            let rows = CommitStatements::lock_groups(&mut *tx, &group_ids).await?;
             // Only the batch's authors' memberships: every row read here crosses a thread on SQLite.
             let mut authors: Vec<Uuid> = batch.iter().map(|r| r.author.id).collect();
             authors.sort_unstable();
             authors.dedup();
-            let mut p = Params::new(postgres);
-            let members = format!(
-                "SELECT {} FROM memberships m WHERE m.group_id IN ({}) AND m.user_id IN ({}) AND m.state = 'active'",
-                membership_columns!(),
-                p.list(group_ids.len()),
-                p.list(authors.len())
-            );
-            let mut query = sqlx::query_as::<_, MembershipRow>(sqlx::AssertSqlSafe(members));
-            for id in group_ids.iter().chain(&authors) {
-                query = query.bind(*id);
-            }
             let mut members: HashMap<Uuid, HashMap<Uuid, Membership>> = HashMap::new();
-            for row in query.fetch_all(&mut *tx).await? {
+            for row in CommitStatements::memberships(&mut *tx, &group_ids, &authors).await? {
                 let m = Membership::try_from(row)?;
                 members.entry(m.group_id).or_default().insert(m.user_id, m);
             }
@@ -217,27 +373,15 @@ impl Store {
                     }),
                 );
             }
-            // Retried client ids: the originals, found in one statement per chunk of the batch.
+            // Retried client ids: their originals are the answer.
             let mut existing: HashMap<(Uuid, String), Post> = HashMap::new();
-            for chunk in batch.chunks(POST_ROWS_PER_STATEMENT) {
-                let mut p = Params::new(postgres);
-                let terms: Vec<String> = chunk
-                    .iter()
-                    .map(|_| format!("(author_id = {} AND client_msg_id = {})", p.next(), p.next()))
-                    .collect();
-                let sql = format!("SELECT {} FROM posts WHERE {}", post_columns!(), terms.join(" OR "));
-                let mut query = sqlx::query_as::<_, PostRow>(sqlx::AssertSqlSafe(sql));
-                for req in chunk {
-                    query = query.bind(req.author.id).bind(&req.post.client_msg_id);
-                }
-                for row in query.fetch_all(&mut *tx).await? {
-                    let post = Post::try_from(row)?;
-                    existing.insert((post.author.id, post.client_msg_id.clone()), post);
-                }
+            for row in CommitStatements::originals(&mut *tx, batch).await? {
+                let post = Post::try_from(row)?;
+                existing.insert((post.author.id, post.client_msg_id.clone()), post);
             }
             // Each request becomes an outcome now, or a new row whose post the insert below returns.
             let mut outcomes: Vec<Option<PostOutcome>> = Vec::with_capacity(batch.len());
-            let mut new_rows: Vec<(Uuid, &PostRequest, i64, Option<i32>)> = Vec::new();
+            let mut new_rows: Vec<NewRow<'_>> = Vec::new();
             let mut new_index: HashMap<(Uuid, &str), usize> = HashMap::new();
             // (outcome slot, new row, created): a retry within the batch gets the same row, not created.
             let mut fills: Vec<(usize, usize, bool)> = Vec::new();
@@ -289,62 +433,14 @@ impl Store {
                 outcomes.push(None);
                 new_rows.push((Uuid::now_v7(), req, group.last_seq, group.consent_version));
             }
-            // The new posts in multi-row inserts. Not read back (`RETURNING` costs a row per post crossing a
-            // thread on SQLite): each post is what was inserted, `created_at` rounded as stored.
-            for chunk in new_rows.chunks(POST_ROWS_PER_STATEMENT) {
-                let mut p = Params::new(postgres);
-                let values: Vec<String> = chunk.iter().map(|_| format!("({}, 1, NULL, NULL)", p.list(13))).collect();
-                let sql = format!("INSERT INTO posts ({}) VALUES {}", post_columns!(), values.join(", "));
-                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (id, req, seq, consent_version) in chunk {
-                    insert = insert
-                        .bind(*id)
-                        .bind(req.group_id)
-                        .bind(*seq)
-                        .bind(req.author.id)
-                        .bind(&req.author.display_name)
-                        .bind(req.author.profession.as_str())
-                        .bind(&req.author.organisation)
-                        .bind(req.post.kind.as_str())
-                        .bind(&req.post.body)
-                        .bind(req.post.reply_to)
-                        .bind(&req.post.client_msg_id)
-                        .bind(*consent_version)
-                        .bind(now);
-                }
-                insert.execute(&mut *tx).await?;
-            }
-            let versions: Vec<(Uuid, &str)> =
-                new_rows.iter().map(|(id, req, _, _)| (*id, req.post.body.as_str())).collect();
-            for chunk in versions.chunks(VERSION_ROWS_PER_INSERT) {
-                let mut p = Params::new(postgres);
-                let rows: Vec<String> =
-                    chunk.iter().map(|_| format!("({}, 1, {}, {})", p.next(), p.next(), p.next())).collect();
-                let sql = format!("INSERT INTO post_versions (post_id, version, body, at) VALUES {}", rows.join(", "));
-                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (id, body) in chunk {
-                    insert = insert.bind(*id).bind(*body).bind(now);
-                }
-                insert.execute(&mut *tx).await?;
-            }
+            // The new posts and their first versions. Not read back (`RETURNING` costs a row per post crossing
+            // a thread on SQLite): each post is what was inserted, `created_at` rounded as stored.
+            CommitStatements::insert(&mut *tx, &new_rows, now).await?;
             // Advance every group's sequence in one statement.
             let advanced: Vec<(Uuid, i64)> =
                 locked.iter().filter_map(|(id, g)| g.as_ref().map(|g| (*id, g.last_seq))).collect();
             if !advanced.is_empty() {
-                let mut p = Params::new(postgres);
-                let mut sql = String::from("UPDATE groups SET last_seq = CASE id");
-                for _ in &advanced {
-                    sql.push_str(&format!(" WHEN {} THEN {}", p.next(), p.next()));
-                }
-                sql.push_str(&format!(" ELSE last_seq END WHERE id IN ({})", p.list(advanced.len())));
-                let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (id, seq) in &advanced {
-                    update = update.bind(*id).bind(*seq);
-                }
-                for (id, _) in &advanced {
-                    update = update.bind(*id);
-                }
-                update.execute(&mut *tx).await?;
+                CommitStatements::advance(&mut *tx, &advanced).await?;
             }
             tx.commit().await?;
             for (slot, row, created) in fills {
