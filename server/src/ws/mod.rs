@@ -20,6 +20,9 @@ const TOKEN_PROTOCOL_PREFIX: &str = "renkei.token.";
 /// What an idle socket keeps for reading. Client frames are small JSON; a larger frame gets room for
 /// itself while it is read (in reads of this size), so this bounds memory, not what a client may send.
 const READ_BUFFER_BYTES: usize = 1024;
+/// Frames queued together (a catch-up page, what waited in the hub inbox) are written this many bytes at
+/// a time; a single frame is written at once. The buffer keeps its size after use, so it stays small.
+const WRITE_BATCH_BYTES: usize = 8 * 1024;
 /// Largest frame or message a client may send; beyond it the connection closes with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
@@ -61,7 +64,7 @@ async fn accept(state: AppState, req: axum::extract::Request) -> Result<Response
         .map_err(|e| ApiError::Malformed(format!("not a WebSocket upgrade: {e}")))?;
     let mut upgrade = upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BATCH_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES);
     if via_subprotocol {
