@@ -395,14 +395,23 @@ both_backends!(
         }
         let mut limited = 0;
         let mut pongs = 0;
+        let mut answered = std::collections::HashSet::new();
         while limited + pongs < 30 {
             match next(&mut live).await {
-                ServerFrame::Error { code: ErrorCode::RateLimited, .. } => limited += 1,
-                ServerFrame::Pong { .. } => pongs += 1,
+                // Each refusal names the frame it refused, so a client knows what to send again.
+                ServerFrame::Error { id: Some(id), code: ErrorCode::RateLimited, .. } => {
+                    limited += 1;
+                    answered.insert(id);
+                }
+                ServerFrame::Pong { id } => {
+                    pongs += 1;
+                    answered.insert(id);
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }
         assert!(limited > 0 && pongs >= 5, "limited {limited}, answered {pongs}");
+        assert_eq!(answered.len(), 30, "every frame answered once, by its id");
         tokio::time::sleep(Duration::from_millis(1200)).await;
         live.send(&ClientFrame::Ping { id: "later".into() }).await.unwrap();
         assert_eq!(next(&mut live).await, ServerFrame::Pong { id: "later".into() });

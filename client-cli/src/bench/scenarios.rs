@@ -344,7 +344,12 @@ pub async fn throughput(servers: &Servers, run: &str, args: &ThroughputArgs, rep
             while !in_flight.is_empty() {
                 let frame = match tokio::time::timeout(Duration::from_secs(30), live.next()).await {
                     Ok(Some(Ok(frame))) => frame,
-                    _ => bail!("a poster's connection stalled or closed"),
+                    Ok(Some(Err(e))) => bail!("a poster's connection failed: {e}"),
+                    Ok(None) => bail!("a poster's connection was closed"),
+                    Err(_) => bail!(
+                        "a poster's connection stalled: nothing for 30 s, {} posts unacknowledged",
+                        in_flight.len()
+                    ),
                 };
                 let now = Instant::now();
                 match frame {

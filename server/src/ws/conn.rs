@@ -55,6 +55,15 @@ fn text(frame: &ServerFrame) -> Message {
     Message::Text(Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default()))
 }
 
+/// The `id` of a client frame that was not (or will not be) parsed in full, for the error that answers it.
+fn frame_id(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_str::<Id>(text).ok().map(|f| f.id)
+}
+
 fn error_frame(id: Option<String>, e: &ApiError) -> ServerFrame {
     let body = e.body();
     ServerFrame::Error { id, code: body.code, message: body.message }
@@ -108,7 +117,9 @@ impl Connection {
                         Some(Err(e)) => self.conn.on_read_error(e).await,
                         Some(Ok(Message::Text(t))) => {
                             if self.limiter.check().is_err() {
-                                let e = ServerFrame::Error { id: None, code: ErrorCode::RateLimited, message: "too many frames".into() };
+                                // Names the refused frame when it has an id, so the client knows which post to send again.
+                                let id = frame_id(t.as_str());
+                                let e = ServerFrame::Error { id, code: ErrorCode::RateLimited, message: "too many frames".into() };
                                 self.conn.send(&e).await
                             } else {
                                 self.conn.on_text(t.as_str(), conn_id, &mut self.in_flight).await
@@ -287,9 +298,7 @@ impl Conn {
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(e) => {
-                let id = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+                let id = frame_id(text);
                 let reply = ServerFrame::Error {
                     id,
                     code: ErrorCode::MalformedRequest,
