@@ -271,6 +271,8 @@ pub enum ServerFrame {
         off_hours: Vec<OffHours>,
     },
     Error {
+        /// The id of the client frame refused (also for `rate_limited` and malformed frames, whenever the
+        /// frame had a readable `id`), so a client knows which post to send again.
         #[serde(default)]
         id: Option<String>,
         code: ErrorCode,
