@@ -16,7 +16,7 @@ use crate::{care, messages};
 type Result<T> = std::result::Result<T, CliError>;
 
 pub async fn run(cli: Cli, out: &Output) -> Result<()> {
-    let ctx = Context::new(&cli)?;
+    let ctx = Context::new(&cli, out.lang)?;
     match cli.command {
         Command::Login { login, totp } => login_cmd(&ctx, out, login, totp).await,
         Command::Logout => {
@@ -122,10 +122,12 @@ struct Context {
     dir: ConfigDir,
     profile_name: String,
     profile: Profile,
+    /// The language detected once at start (`Output` has the same).
+    lang: renkei_cli::i18n::Lang,
 }
 
 impl Context {
-    fn new(cli: &Cli) -> Result<Self> {
+    fn new(cli: &Cli, lang: renkei_cli::i18n::Lang) -> Result<Self> {
         let dir = ConfigDir::locate()?;
         let mut profile = dir.load()?.profiles.remove(&cli.profile).unwrap_or_default();
         if let Some(server) = &cli.server {
@@ -134,7 +136,7 @@ impl Context {
         if let Some(ca) = &cli.ca_cert {
             profile.ca_cert = Some(std::path::absolute(ca)?);
         }
-        Ok(Self { dir, profile_name: cli.profile.clone(), profile })
+        Ok(Self { dir, profile_name: cli.profile.clone(), profile, lang })
     }
 
     fn anonymous_client(&self) -> Result<Client> {
@@ -144,7 +146,7 @@ impl Context {
 
     fn client(&self) -> Result<Client> {
         let token = self.dir.load_token(&self.profile_name)?.ok_or(CliError::Message(Msg::NotLoggedIn))?;
-        let progress = crate::output::download_progress(renkei_cli::i18n::Lang::detect());
+        let progress = crate::output::download_progress(self.lang);
         Ok(self.anonymous_client()?.with_token(token).with_progress(progress))
     }
 

@@ -114,8 +114,14 @@ struct LockedGroupRow {
     consent_version: Option<i32>,
 }
 
-/// A new post of a batch: its id, its request, its sequence number and consent version.
-type NewRow<'a> = (Uuid, &'a PostRequest, i64, Option<i32>);
+/// A new post of a batch.
+#[derive(Clone, Copy)]
+struct NewRow<'a> {
+    id: Uuid,
+    req: &'a PostRequest,
+    seq: i64,
+    consent_version: Option<i32>,
+}
 
 /// `?, ?, …`: `count` anonymous SQLite placeholders. SQLite binds a numbered parameter (`$N`, `?N`) only
 /// after looking its name up in a list, so numbered ones cost the square of a multi-row insert's
@@ -189,7 +195,7 @@ impl CommitStatements for sqlx::SqliteConnection {
             let values = vec![format!("({}, 1, NULL, NULL)", marks(13)); chunk.len()].join(", ");
             let sql = format!("INSERT INTO posts ({}) VALUES {values}", post_columns!());
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (id, req, seq, consent_version) in chunk {
+            for NewRow { id, req, seq, consent_version } in chunk {
                 insert = insert
                     .bind(*id)
                     .bind(req.group_id)
@@ -211,8 +217,8 @@ impl CommitStatements for sqlx::SqliteConnection {
             let values = vec!["(?, 1, ?, ?)"; chunk.len()].join(", ");
             let sql = format!("INSERT INTO post_versions (post_id, version, body, at) VALUES {values}");
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (id, req, _, _) in chunk {
-                insert = insert.bind(*id).bind(&req.post.body).bind(now);
+            for row in chunk {
+                insert = insert.bind(row.id).bind(&row.req.post.body).bind(now);
             }
             insert.execute(&mut *self).await?;
         }
@@ -280,19 +286,21 @@ impl CommitStatements for sqlx::PgConnection {
              $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], \
              $11::text[], $12::int[]) AS u"
         );
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let bodies: Vec<&str> = rows.iter().map(|r| r.req.post.body.as_str()).collect();
         sqlx::query(sql)
-            .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.group_id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.author.id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.author.display_name.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.author.profession.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.author.organisation.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.post.kind.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.post.body.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.post.reply_to).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.post.client_msg_id.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+            .bind(&ids)
+            .bind(rows.iter().map(|r| r.req.group_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.req.author.id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.req.author.display_name.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.req.author.profession.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.req.author.organisation.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.req.post.kind.as_str()).collect::<Vec<_>>())
+            .bind(&bodies)
+            .bind(rows.iter().map(|r| r.req.post.reply_to).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.req.post.client_msg_id.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.consent_version).collect::<Vec<_>>())
             .bind(now)
             .execute(&mut *self)
             .await?;
@@ -300,8 +308,8 @@ impl CommitStatements for sqlx::PgConnection {
             "INSERT INTO post_versions (post_id, version, body, at) \
              SELECT u.id, 1, u.body, $3 FROM UNNEST($1::uuid[], $2::text[]) AS u(id, body)",
         )
-        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.post.body.as_str()).collect::<Vec<_>>())
+        .bind(&ids)
+        .bind(&bodies)
         .bind(now)
         .execute(&mut *self)
         .await?;
@@ -374,10 +382,11 @@ impl Store {
                 );
             }
             // Retried client ids: their originals are the answer.
-            let mut existing: HashMap<(Uuid, String), Post> = HashMap::new();
+            // Keyed by author, then client id, so a lookup borrows the request's id instead of copying it.
+            let mut existing: HashMap<Uuid, HashMap<String, Post>> = HashMap::new();
             for row in CommitStatements::originals(&mut *tx, batch).await? {
                 let post = Post::try_from(row)?;
-                existing.insert((post.author.id, post.client_msg_id.clone()), post);
+                existing.entry(post.author.id).or_default().insert(post.client_msg_id.clone(), post);
             }
             // Each request becomes an outcome now, or a new row whose post the insert below returns.
             let mut outcomes: Vec<Option<PostOutcome>> = Vec::with_capacity(batch.len());
@@ -386,7 +395,7 @@ impl Store {
             // (outcome slot, new row, created): a retry within the batch gets the same row, not created.
             let mut fills: Vec<(usize, usize, bool)> = Vec::new();
             for req in batch {
-                if let Some(post) = existing.get(&(req.author.id, req.post.client_msg_id.clone())) {
+                if let Some(post) = existing.get(&req.author.id).and_then(|p| p.get(req.post.client_msg_id.as_str())) {
                     outcomes.push(Some(Ok((post.clone(), false))));
                     continue;
                 }
@@ -431,7 +440,12 @@ impl Store {
                 new_index.insert((req.author.id, req.post.client_msg_id.as_str()), new_rows.len());
                 fills.push((outcomes.len(), new_rows.len(), true));
                 outcomes.push(None);
-                new_rows.push((Uuid::now_v7(), req, group.last_seq, group.consent_version));
+                new_rows.push(NewRow {
+                    id: Uuid::now_v7(),
+                    req,
+                    seq: group.last_seq,
+                    consent_version: group.consent_version,
+                });
             }
             // The new posts and their first versions. Not read back (`RETURNING` costs a row per post crossing
             // a thread on SQLite): each post is what was inserted, `created_at` rounded as stored.
@@ -444,7 +458,7 @@ impl Store {
             }
             tx.commit().await?;
             for (slot, row, created) in fills {
-                let (id, req, seq, consent_version) = new_rows[row];
+                let NewRow { id, req, seq, consent_version } = new_rows[row];
                 let post = Post {
                     id,
                     group_id: req.group_id,

@@ -70,11 +70,10 @@ impl Store {
         .bind(group)
         .fetch_all(pool)
         .await)?;
-        let mut rows = rows.into_iter();
-        let Some(first) = rows.next() else { return Ok(None) };
+        // One row per active member (or one row of NULLs for a group without any), each carrying the group.
         let mut members = Vec::new();
         let mut group_record = None;
-        for row in std::iter::once(first).chain(rows) {
+        for row in rows {
             let corrupt = || StoreError::Corrupt(format!("member of group {group}"));
             if let (Some(id), Some(user_id), Some(role), Some(invited_at)) =
                 (row.m_id, row.m_user_id, row.m_role.as_deref(), row.m_invited_at)
@@ -94,11 +93,11 @@ impl Store {
                 };
                 let person = Person {
                     id: user_id,
-                    display_name: row.u_display_name.clone().ok_or_else(corrupt)?,
+                    display_name: row.u_display_name.ok_or_else(corrupt)?,
                     profession: row.u_profession.as_deref().and_then(Profession::parse).ok_or_else(corrupt)?,
-                    organisation: row.u_organisation.clone().ok_or_else(corrupt)?,
+                    organisation: row.u_organisation.ok_or_else(corrupt)?,
                 };
-                let availability = parse_availability(row.u_availability.clone());
+                let availability = parse_availability(row.u_availability);
                 members.push((membership, MemberAvailability { person, role, availability }));
             }
             if group_record.is_none() {

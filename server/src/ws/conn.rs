@@ -51,6 +51,13 @@ enum Flow {
     Stop,
 }
 
+impl<E> From<Result<(), E>> for Flow {
+    /// A failed write ends the connection.
+    fn from(written: Result<(), E>) -> Self {
+        if written.is_ok() { Flow::Continue } else { Flow::Stop }
+    }
+}
+
 fn text(frame: &ServerFrame) -> Message {
     Message::Text(Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default()))
 }
@@ -137,10 +144,7 @@ impl Connection {
                     if self.last_heard.elapsed() > PING_INTERVAL * 3 {
                         Flow::Stop
                     } else {
-                        match self.conn.sink.send(Message::Ping(Default::default())).await {
-                            Ok(()) => Flow::Continue,
-                            Err(_) => Flow::Stop,
-                        }
+                        self.conn.sink.send(Message::Ping(Default::default())).await.into()
                     }
                 }
             };
@@ -157,25 +161,16 @@ impl Connection {
 
 impl Conn {
     async fn send(&mut self, frame: &ServerFrame) -> Flow {
-        match self.sink.send(text(frame)).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Stop,
-        }
+        self.sink.send(text(frame)).await.into()
     }
 
     /// Queues a frame; it is written once the queue reaches the write buffer size, or at [`Conn::flush`].
     async fn feed(&mut self, message: Message) -> Flow {
-        match self.sink.feed(message).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Stop,
-        }
+        self.sink.feed(message).await.into()
     }
 
     async fn flush(&mut self) -> Flow {
-        match self.sink.flush().await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Stop,
-        }
+        self.sink.flush().await.into()
     }
 
     async fn on_read_error(&mut self, e: axum::Error) -> Flow {
@@ -281,15 +276,16 @@ impl Conn {
             Outbound::MembershipEnded(group) => Box::pin(self.end_membership(group, conn_id)).await,
             Outbound::Frame { group, seq, json } => {
                 let Some(&last) = self.sent.get(&group) else { return Flow::Continue };
-                match seq {
-                    Some(seq) if seq <= last => Flow::Continue,
-                    Some(seq) if seq > last + 1 => Box::pin(self.catch_up(group, last, conn_id)).await,
-                    Some(seq) => {
-                        self.sent.insert(group, seq);
-                        self.feed(Message::Text(Utf8Bytes::from(json.as_ref()))).await
+                if let Some(seq) = seq {
+                    if seq <= last {
+                        return Flow::Continue;
                     }
-                    None => self.feed(Message::Text(Utf8Bytes::from(json.as_ref()))).await,
+                    if seq > last + 1 {
+                        return Box::pin(self.catch_up(group, last, conn_id)).await;
+                    }
+                    self.sent.insert(group, seq);
                 }
+                self.feed(Message::Text(Utf8Bytes::from(json.as_ref()))).await
             }
         }
     }
