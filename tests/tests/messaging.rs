@@ -174,6 +174,41 @@ both_backends!(
     }
 );
 
+// A post's first version is written at its first change, not when it is posted: the history must still be
+// whole, and two first edits at once (one author, two devices) must keep one original.
+both_backends!(
+    async fn a_posts_history_keeps_its_original_whenever_it_first_changes(app: TestApp) {
+        let team = app.team().await;
+        let post = team.nurse.post(team.group, &update("体温 37.8", "h-1")).await.unwrap();
+        let history = team.doctor.post_history(team.group, post.seq).await.unwrap().versions;
+        assert_eq!(history.len(), 1);
+        assert_eq!((history[0].version, history[0].body.as_deref()), (1, Some("体温 37.8")));
+        assert_eq!(history[0].at, post.created_at);
+
+        // Deleted without an edit: the original stays as version 1.
+        let gone = team.nurse.post(team.group, &update("誤送信", "h-2")).await.unwrap();
+        team.nurse.delete_post(team.group, gone.seq).await.unwrap();
+        let history = team.doctor.post_history(team.group, gone.seq).await.unwrap().versions;
+        let versions: Vec<_> = history.iter().map(|v| (v.version, v.body.as_deref())).collect();
+        assert_eq!(versions, [(1, Some("誤送信")), (2, None)]);
+        assert_eq!(history[0].at, gone.created_at);
+
+        let (a, b) = tokio::join!(
+            team.nurse.edit_post(team.group, post.seq, "体温 37.9"),
+            team.nurse.edit_post(team.group, post.seq, "体温 38.0"),
+        );
+        let mut got = [a.unwrap().version, b.unwrap().version];
+        got.sort_unstable();
+        assert_eq!(got, [2, 3]);
+        let history = team.doctor.post_history(team.group, post.seq).await.unwrap().versions;
+        assert_eq!(history.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(history[0].body.as_deref(), Some("体温 37.8"));
+        let mut edits: Vec<_> = history[1..].iter().map(|v| v.body.as_deref().unwrap()).collect();
+        edits.sort_unstable();
+        assert_eq!(edits, ["体温 37.9", "体温 38.0"]);
+    }
+);
+
 both_backends!(
     async fn live_posts_arrive_in_order_and_resume_without_gap_or_duplicate(app: TestApp) {
         let team = app.team().await;

@@ -54,7 +54,7 @@ async fn export_timeline(
         let full = page.len() == 500;
         for post in page {
             after = post.seq;
-            let versions = state.store.post_versions(post.id).await?;
+            let versions = state.store.post_versions(&post).await?;
             let seen = state.store.seen_marks(group.id, post.seq).await?;
             posts.push(ExportedPost { post, versions, seen });
         }

@@ -198,7 +198,7 @@ async fn post_history(
 ) -> Result<axum::Json<PostHistory>, ApiError> {
     let (group, post) = find_post(&state, &caller, &id, &seq, GroupAction::View).await?;
     record_read(&state, &caller, &group, Some(post.seq), Some(post.seq)).await;
-    Ok(axum::Json(PostHistory { versions: state.store.post_versions(post.id).await? }))
+    Ok(axum::Json(PostHistory { versions: state.store.post_versions(&post).await? }))
 }
 
 /// 「見ました」: marks a post as seen, for the whole group to see.

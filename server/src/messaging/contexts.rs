@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::OnceCell;
+
 use uuid::Uuid;
 
 use crate::store::{PostContext, Store, StoreError};
@@ -22,35 +24,63 @@ const MAX_ENTRIES: usize = 50_000;
 
 #[derive(Debug, Default)]
 pub struct PostContexts {
-    entries: Mutex<HashMap<Uuid, (Instant, Arc<PostContext>)>>,
+    entries: Mutex<HashMap<Uuid, Arc<Entry>>>,
+}
+
+/// One read of a group's context: loaded once however many posts ask for it at the same moment. (Each
+/// expiry used to send every post then in flight to the store: ~20 reads instead of one under load.)
+#[derive(Debug, Default)]
+struct Entry {
+    loaded: OnceCell<(Instant, Option<Arc<PostContext>>)>,
+}
+
+impl Entry {
+    /// Whether `author` may be served this entry: still loading (then they wait for it), or read within
+    /// the last second and listing them.
+    fn serves(&self, author: Uuid) -> bool {
+        match self.loaded.get() {
+            None => true,
+            Some((at, context)) => {
+                at.elapsed() < FRESH_FOR && context.as_ref().is_some_and(|c| c.membership_of(author).is_some())
+            }
+        }
+    }
 }
 
 impl PostContexts {
     /// The group's context for a post by `author`: from the cache if read within the last second and
     /// listing `author` as an active member, else from the store.
     pub async fn get(&self, store: &Store, group: Uuid, author: Uuid) -> Result<Option<Arc<PostContext>>, StoreError> {
-        if let Ok(entries) = self.entries.lock()
-            && let Some((at, context)) = entries.get(&group)
-            && at.elapsed() < FRESH_FOR
-            && context.membership_of(author).is_some()
-        {
-            return Ok(Some(context.clone()));
-        }
-        let Some(context) = store.post_context(group).await? else { return Ok(None) };
-        let context = Arc::new(context);
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+        let (entry, ours) = {
+            let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match entries.get(&group) {
+                Some(entry) if entry.serves(author) => (entry.clone(), false),
+                _ => {
+                    if entries.len() >= MAX_ENTRIES {
+                        entries.clear();
+                    }
+                    let entry = Arc::new(Entry::default());
+                    entries.insert(group, entry.clone());
+                    (entry, true)
+                }
             }
-            entries.insert(group, (Instant::now(), context.clone()));
+        };
+        let (_, context) = entry
+            .loaded
+            .get_or_try_init(|| async {
+                Ok::<_, StoreError>((Instant::now(), store.post_context(group).await?.map(Arc::new)))
+            })
+            .await?;
+        match context {
+            Some(context) if ours || context.membership_of(author).is_some() => Ok(Some(context.clone())),
+            None if ours => Ok(None),
+            // A read that began before this caller asked, without them in it (they may have joined since).
+            _ => Ok(store.post_context(group).await?.map(Arc::new)),
         }
-        Ok(Some(context))
     }
 
     /// Drops a group's entry (its members changed).
     pub fn forget(&self, group: Uuid) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(&group);
-        }
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&group);
     }
 }

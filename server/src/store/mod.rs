@@ -24,7 +24,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use accounts::{LoginFailureStats, NewSession, NewUser};
 pub use audit::{AuditFilter, AuditRow, NewAuditEntry};
 pub use groups::NewConsent;
-pub use posts::{PostOutcome, PostRefused, PostRequest};
+pub use posts::{Committer, PostOutcome, PostRefused, PostRequest};
 pub use rules::{MemberAvailability, PostContext};
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use. The body is
@@ -155,10 +155,10 @@ impl Store {
         Ok(Self { db })
     }
 
-    /// A store on the same database with a pool of its own of `max_connections`. The group committer and
-    /// the cluster link use one each: under overload thousands of requests wait for the shared pool, and
-    /// the one task that makes progress must not wait behind them (renkei-bench's multinode scenario
-    /// collapsed to pool timeouts until it had its own connection).
+    /// A store on the same database with a pool of its own of `max_connections`. The group committer, its
+    /// publisher (PostgreSQL) and the cluster link use one each: under overload thousands of requests wait
+    /// for the shared pool, and the one task that makes progress must not wait behind them
+    /// (renkei-bench's multinode scenario collapsed to pool timeouts until it had its own connection).
     pub async fn dedicated(&self, max_connections: u32) -> Result<Self, StoreError> {
         let db = match &self.db {
             Db::Sqlite(pool) => Db::Sqlite(
