@@ -350,9 +350,9 @@ impl Store {
     }
 }
 
-/// The group commit's own connection, held from batch to batch. Taking it from a pool for each batch cost
-/// a ping and a task to give it back, each waiting its turn among the connections' tasks: 5–12 ms of a
-/// 20 ms round under renkei-bench's throughput load on PostgreSQL.
+/// The group commit's own connection, held from batch to batch: taken from a pool for each batch, it cost a
+/// ping (sqlx tests a connection before handing it out) and a spawned task to give it back, one more round
+/// trip and one more wait among the connections' tasks in the one serial step of posting.
 #[derive(Debug)]
 pub struct Committer {
     store: Store,
