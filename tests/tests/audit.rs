@@ -195,6 +195,41 @@ both_backends!(
     }
 );
 
+// Records are kept: users are disabled and groups closed, never deleted. The database refuses it itself
+// (on PostgreSQL that is what keeps posts attached to their group and author, without foreign keys).
+both_backends!(
+    async fn users_and_groups_are_never_deleted_in_the_database(app: TestApp) {
+        let team = app.team().await;
+        let statements =
+            [format!("DELETE FROM users WHERE login = '{}'", team.nurse_user.login), "DELETE FROM groups".to_string()];
+        let errors: Vec<String> = match app.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+                let mut errors = Vec::new();
+                for s in &statements {
+                    let r = sqlx::query(sqlx::AssertSqlSafe(s.clone())).execute(&pool).await;
+                    errors.push(r.err().map(|e| e.to_string()).unwrap_or_default());
+                }
+                pool.close().await;
+                errors
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+                let mut errors = Vec::new();
+                for s in statements.iter().cloned().chain(["TRUNCATE groups CASCADE".to_string()]) {
+                    let r = sqlx::query(sqlx::AssertSqlSafe(s)).execute(&pool).await;
+                    errors.push(r.err().map(|e| e.to_string()).unwrap_or_default());
+                }
+                pool.close().await;
+                errors
+            }
+        };
+        // Refused by the rule itself, not merely by some row still pointing at them.
+        assert!(errors.iter().all(|e| e.contains("never deleted")), "{errors:?}");
+        assert_eq!(team.nurse.posts(team.group, Some(0), None, 10).await.unwrap().posts.len(), 0);
+    }
+);
+
 both_backends!(
     async fn administrators_query_the_log_are_audited_and_never_reach_post_bodies(app: TestApp) {
         let team = app.team().await;

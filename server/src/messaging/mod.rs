@@ -194,15 +194,15 @@ impl Messaging {
 async fn run_committer(mut committer: Committer, mut rx: mpsc::Receiver<Job>, published: mpsc::Sender<Vec<Post>>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let batch: Vec<PostRequest> = jobs.iter().map(|j| j.req.clone()).collect();
+        let (batch, replies): (Vec<PostRequest>, Vec<_>) = jobs.drain(..).map(|j| (j.req, j.reply)).unzip();
         match committer.commit_posts(&batch, domain::now()).await {
             Ok(outcomes) => {
                 let created: Vec<Post> = outcomes
                     .iter()
                     .filter_map(|o| o.as_ref().ok().filter(|(_, new)| *new).map(|(p, _)| p.clone()))
                     .collect();
-                for (job, outcome) in jobs.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
                 }
                 // In commit order; a full queue holds the next commit back rather than growing.
                 if !created.is_empty() && published.send(created).await.is_err() {
@@ -210,10 +210,10 @@ async fn run_committer(mut committer: Committer, mut rx: mpsc::Receiver<Job>, pu
                 }
             }
             Err(e) => {
-                tracing::error!(error = ?e, posts = jobs.len(), "group commit failed");
+                tracing::error!(error = ?e, posts = replies.len(), "group commit failed");
                 let e = Arc::new(e);
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(e.clone()));
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
