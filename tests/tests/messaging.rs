@@ -119,6 +119,27 @@ both_backends!(
         let huge = "あ".repeat(8001);
         assert_eq!(code_of(team.nurse.post(team.group, &update(&huge, "n-3")).await), ErrorCode::ValidationFailed);
         assert_eq!(team.nurse.posts(team.group, Some(0), None, 500).await.unwrap().last_seq, 64);
+        // A retry pipelined with new posts, likely in one group commit: the retry gets its original, the new
+        // posts the next numbers, with no number lost to the retry.
+        let mut live = team.nurse.connect_live().await.unwrap();
+        let frames = [
+            ("r", update("血圧 128/76、体温 36.5℃", "n-1")),
+            ("s", update("追加 1", "n-65")),
+            ("t", update("追加 2", "n-66")),
+        ];
+        for (id, post) in frames {
+            live.send(&renkei_protocol::ClientFrame::Post { id: id.into(), group_id: team.group, post }).await.unwrap();
+        }
+        let mut acked = std::collections::BTreeMap::new();
+        while acked.len() < 3 {
+            if let Some(Ok(renkei_protocol::ServerFrame::Ack { id, seq: Some(seq), .. })) = live.next().await {
+                acked.insert(id, seq);
+            }
+        }
+        live.close().await;
+        assert_eq!(acked.into_values().collect::<Vec<_>>(), [1, 65, 66]);
+        let all = team.doctor.posts(team.group, Some(0), None, 500).await.unwrap().posts;
+        assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=66).collect::<Vec<_>>());
     }
 );
 
