@@ -140,15 +140,10 @@ trait CommitStatements {
     async fn memberships(&mut self, groups: &[Uuid], users: &[Uuid]) -> Result<Vec<MembershipRow>, sqlx::Error>;
     /// The posts that already have one of the batch's (author, client message id) pairs.
     async fn originals(&mut self, batch: &[PostRequest]) -> Result<Vec<PostRow>, sqlx::Error>;
-    /// Inserts the new posts, skipping any whose (author, client message id) is already stored, and sets
-    /// each group's last sequence number; returns how many posts it inserted. (A post's first version is
-    /// written at its first edit, by `revise_post`.)
-    async fn insert_and_advance(
-        &mut self,
-        rows: &[NewRow<'_>],
-        now: i64,
-        seqs: &[(Uuid, i64)],
-    ) -> Result<u64, sqlx::Error>;
+    /// Inserts the new posts (their first versions are written at their first edit, by `revise_post`).
+    async fn insert(&mut self, rows: &[NewRow<'_>], now: i64) -> Result<(), sqlx::Error>;
+    /// Sets each group's last sequence number.
+    async fn advance(&mut self, seqs: &[(Uuid, i64)]) -> Result<(), sqlx::Error>;
     /// How many care managers are active members of the group (a care-plan question needs one).
     async fn care_managers(&mut self, group: Uuid) -> Result<i64, sqlx::Error>;
 }
@@ -201,19 +196,10 @@ impl CommitStatements for sqlx::SqliteConnection {
         Ok(rows)
     }
 
-    async fn insert_and_advance(
-        &mut self,
-        rows: &[NewRow<'_>],
-        now: i64,
-        seqs: &[(Uuid, i64)],
-    ) -> Result<u64, sqlx::Error> {
-        let mut inserted = 0;
+    async fn insert(&mut self, rows: &[NewRow<'_>], now: i64) -> Result<(), sqlx::Error> {
         for chunk in rows.chunks(POST_ROWS_PER_STATEMENT) {
             let values = vec![format!("({}, 1, NULL, NULL)", marks(13)); chunk.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO posts ({}) VALUES {values} ON CONFLICT (author_id, client_msg_id) DO NOTHING",
-                post_columns!()
-            );
+            let sql = format!("INSERT INTO posts ({}) VALUES {values}", post_columns!());
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
             for NewRow { id, req, seq, consent_version } in chunk {
                 insert = insert
@@ -231,8 +217,12 @@ impl CommitStatements for sqlx::SqliteConnection {
                     .bind(*consent_version)
                     .bind(now);
             }
-            inserted += insert.execute(&mut *self).await?.rows_affected();
+            insert.execute(&mut *self).await?;
         }
+        Ok(())
+    }
+
+    async fn advance(&mut self, seqs: &[(Uuid, i64)]) -> Result<(), sqlx::Error> {
         let cases = " WHEN ? THEN ?".repeat(seqs.len());
         let sql = format!(
             "UPDATE groups SET last_seq = CASE id{cases} ELSE last_seq END WHERE id IN ({})",
@@ -246,7 +236,7 @@ impl CommitStatements for sqlx::SqliteConnection {
             update = update.bind(*id);
         }
         update.execute(&mut *self).await?;
-        Ok(inserted)
+        Ok(())
     }
 
     async fn care_managers(&mut self, group: Uuid) -> Result<i64, sqlx::Error> {
@@ -289,24 +279,15 @@ impl CommitStatements for sqlx::PgConnection {
             .await
     }
 
-    async fn insert_and_advance(
-        &mut self,
-        rows: &[NewRow<'_>],
-        now: i64,
-        seqs: &[(Uuid, i64)],
-    ) -> Result<u64, sqlx::Error> {
-        // One round trip for both: the commit's round trips are most of a post's latency on PostgreSQL.
+    async fn insert(&mut self, rows: &[NewRow<'_>], now: i64) -> Result<(), sqlx::Error> {
         let sql = concat!(
-            "WITH inserted AS (INSERT INTO posts (",
+            "INSERT INTO posts (",
             post_columns!(),
             ") SELECT u.*, $13::bigint, 1, NULL::bigint, NULL::bigint FROM UNNEST($1::uuid[], $2::uuid[], \
              $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], \
-             $11::text[], $12::int[]) AS u ON CONFLICT (author_id, client_msg_id) DO NOTHING RETURNING 1), \
-             advanced AS (UPDATE groups SET last_seq = a.seq FROM UNNEST($14::uuid[], $15::bigint[]) AS a(id, seq) \
-             WHERE groups.id = a.id) \
-             SELECT COUNT(*) FROM inserted"
+             $11::text[], $12::int[]) AS u"
         );
-        let inserted: i64 = sqlx::query_scalar(sql)
+        sqlx::query(sql)
             .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.req.group_id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
@@ -320,11 +301,21 @@ impl CommitStatements for sqlx::PgConnection {
             .bind(rows.iter().map(|r| r.req.post.client_msg_id.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.consent_version).collect::<Vec<_>>())
             .bind(now)
-            .bind(seqs.iter().map(|s| s.0).collect::<Vec<_>>())
-            .bind(seqs.iter().map(|s| s.1).collect::<Vec<_>>())
-            .fetch_one(&mut *self)
+            .execute(&mut *self)
             .await?;
-        Ok(inserted.try_into().unwrap_or_default())
+        Ok(())
+    }
+
+    async fn advance(&mut self, seqs: &[(Uuid, i64)]) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE groups SET last_seq = u.seq FROM UNNEST($1::uuid[], $2::bigint[]) AS u(id, seq) \
+             WHERE groups.id = u.id",
+        )
+        .bind(seqs.iter().map(|s| s.0).collect::<Vec<_>>())
+        .bind(seqs.iter().map(|s| s.1).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await?;
+        Ok(())
     }
 
     async fn care_managers(&mut self, group: Uuid) -> Result<i64, sqlx::Error> {
@@ -342,10 +333,9 @@ impl Store {
     ///
     /// The committer is the one serial step of posting, so a batch costs a handful of statements whatever
     /// its size ([`CommitStatements`]): one to lock and read all its groups (in id order) with their
-    /// consent versions, one for the authors' memberships, and one to insert the new posts and advance
-    /// every group's sequence (on SQLite a statement per 128 rows, and one more to advance). Retried client
-    /// ids are looked for only when the insert skipped one: then the transaction rolls back and runs again
-    /// with them checked. Only placeholders are generated; every value is bound.
+    /// consent versions, one for the authors' memberships, one to find retried client ids, one to insert
+    /// the new posts, and one to advance every group's sequence (on
+    /// SQLite a statement per 128 rows). Only placeholders are generated; every value is bound.
     pub async fn commit_posts(
         &self,
         batch: &[PostRequest],
@@ -391,44 +381,30 @@ impl Committer {
                 super::Db::Postgres(pool) => Held::Postgres(pool.acquire().await?),
             }),
         };
-        for retries_checked in [false, true] {
-            let outcome = match &mut *connection {
-                // The write lock at once, as everywhere on SQLite (see `BeginWrite`).
-                Held::Sqlite(conn) => match sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await {
-                    Ok(tx) => commit_in(tx, batch, now, retries_checked).await,
-                    Err(e) => Err(e.into()),
-                },
-                Held::Postgres(conn) => match sqlx::Connection::begin(&mut **conn).await {
-                    Ok(tx) => commit_in(tx, batch, now, retries_checked).await,
-                    Err(e) => Err(e.into()),
-                },
-            };
-            match outcome {
-                Ok(Some(outcomes)) => return Ok(outcomes),
-                // A client id was already stored: again, answering retries with their originals.
-                Ok(None) => continue,
-                Err(e) => {
-                    self.connection = None;
-                    return Err(e);
-                }
-            }
+        let outcome = match connection {
+            // The write lock at once, as everywhere on SQLite (see `BeginWrite`).
+            Held::Sqlite(conn) => match sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await {
+                Ok(tx) => commit_in(tx, batch, now).await,
+                Err(e) => Err(e.into()),
+            },
+            Held::Postgres(conn) => match sqlx::Connection::begin(&mut **conn).await {
+                Ok(tx) => commit_in(tx, batch, now).await,
+                Err(e) => Err(e.into()),
+            },
+        };
+        if outcome.is_err() {
+            self.connection = None;
         }
-        // Still skipped with retries checked: the same client id committed meanwhile for another group.
-        Err(StoreError::Conflict(super::Conflict::StateChanged))
+        outcome
     }
 }
 
 /// The group commit's transaction, on either database.
-///
-/// With `retries_checked` false it does not look for retried client ids first: it inserts, and if the
-/// insert skipped any (an id already stored), it returns `None` and the transaction rolls back, to be run
-/// again with them checked. A retry is rare; the look-up was a round trip in every batch.
 async fn commit_in<DB: sqlx::Database>(
     mut tx: sqlx::Transaction<'_, DB>,
     batch: &[PostRequest],
     now: i64,
-    retries_checked: bool,
-) -> Result<Option<Vec<PostOutcome>>, StoreError>
+) -> Result<Vec<PostOutcome>, StoreError>
 where
     DB::Connection: CommitStatements,
 {
@@ -464,11 +440,9 @@ where
     // Retried client ids: their originals are the answer.
     // Keyed by author, then client id, so a lookup borrows the request's id instead of copying it.
     let mut existing: HashMap<Uuid, HashMap<String, Post>> = HashMap::new();
-    if retries_checked {
-        for row in CommitStatements::originals(&mut *tx, batch).await? {
-            let post = Post::try_from(row)?;
-            existing.entry(post.author.id).or_default().insert(post.client_msg_id.clone(), post);
-        }
+    for row in CommitStatements::originals(&mut *tx, batch).await? {
+        let post = Post::try_from(row)?;
+        existing.entry(post.author.id).or_default().insert(post.client_msg_id.clone(), post);
     }
     // Each request becomes an outcome now, or a new row whose post the insert below returns.
     let mut outcomes: Vec<Option<PostOutcome>> = Vec::with_capacity(batch.len());
@@ -515,15 +489,14 @@ where
         outcomes.push(None);
         new_rows.push(NewRow { id: Uuid::now_v7(), req, seq: group.last_seq, consent_version: group.consent_version });
     }
-    // The new posts, and every group's sequence advanced. Not read back (`RETURNING` costs a row per post
-    // crossing a thread on SQLite): each post is what was inserted, `created_at` rounded as stored.
-    if !new_rows.is_empty() {
-        let advanced: Vec<(Uuid, i64)> =
-            locked.iter().filter_map(|(id, g)| g.as_ref().map(|g| (*id, g.last_seq))).collect();
-        let inserted = CommitStatements::insert_and_advance(&mut *tx, &new_rows, now, &advanced).await?;
-        if inserted != new_rows.len() as u64 {
-            return Ok(None);
-        }
+    // The new posts. Not read back (`RETURNING` costs a row per post crossing
+    // a thread on SQLite): each post is what was inserted, `created_at` rounded as stored.
+    CommitStatements::insert(&mut *tx, &new_rows, now).await?;
+    // Advance every group's sequence in one statement.
+    let advanced: Vec<(Uuid, i64)> =
+        locked.iter().filter_map(|(id, g)| g.as_ref().map(|g| (*id, g.last_seq))).collect();
+    if !advanced.is_empty() {
+        CommitStatements::advance(&mut *tx, &advanced).await?;
     }
     tx.commit().await?;
     for (slot, row, created) in fills {
@@ -545,11 +518,7 @@ where
         };
         outcomes[slot] = Some(Ok((post, created)));
     }
-    outcomes
-        .into_iter()
-        .map(|o| o.ok_or_else(|| StoreError::Corrupt("post without outcome".into())))
-        .collect::<Result<_, _>>()
-        .map(Some)
+    outcomes.into_iter().map(|o| o.ok_or_else(|| StoreError::Corrupt("post without outcome".into()))).collect()
 }
 
 impl Store {
