@@ -491,3 +491,61 @@ both_backends!(
         assert_eq!(team.doctor.posts(team.group, Some(0), None, 10).await.unwrap().last_seq, 2);
     }
 );
+
+/// A post waiting on the database never holds up its own connection's other work: each post runs as a
+/// task of its own. With the pool down to one connection, a post's first read holds it (stalled here
+/// behind a table lock) while the same socket's next frame, a subscribe, waits for it. When the post was
+/// a future the connection polled, the finished read was never taken up while the connection waited in
+/// the subscribe, so the subscribe failed at the pool's 10-s acquire timeout (renkei-bench multinode: 10-s
+/// stalls and `unavailable` errors). PostgreSQL only: the stall needs `LOCK TABLE`, which SQLite lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_waiting_on_the_database_does_not_stall_its_connection() {
+    use sqlx::Connection;
+    let Some(app) = renkei_tests::TestApp::spawn_with(renkei_tests::Backend::Postgres, |c| {
+        c.database_max_connections = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let team = app.team().await;
+    let mut live = team.nurse.connect_live().await.unwrap();
+    let mut locker = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+    let mut lock = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE groups IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+    let post = update("本日の訪問、変わりありません", "n-stalled");
+    live.send(&ClientFrame::Post { id: "p".into(), group_id: team.group, post }).await.unwrap();
+    // Until the post's read (the group and its members) waits on the lock, holding the pool's connection.
+    let mut observer = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+    let mut waiting = false;
+    for _ in 0..200 {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM groups g%'",
+        )
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        if count > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(waiting, "the post's read never waited on the lock");
+    let subscribe =
+        ClientFrame::Subscribe { id: "s".into(), groups: vec![Subscription { group_id: team.group, after_seq: 0 }] };
+    live.send(&subscribe).await.unwrap();
+    // Give the connection time to take the subscribe and wait for the pool behind the post.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.commit().await.unwrap();
+    let (mut acked, mut subscribed) = (false, false);
+    while !(acked && subscribed) {
+        match next(&mut live).await {
+            ServerFrame::Ack { id, seq: Some(1), .. } if id == "p" => acked = true,
+            ServerFrame::Subscribed { id, .. } if id == "s" => subscribed = true,
+            ServerFrame::Error { code, message, .. } => panic!("{code:?}: {message}"),
+            _ => {}
+        }
+    }
+    live.close().await;
+}

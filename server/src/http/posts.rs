@@ -2,6 +2,8 @@
 //! through history, edit, delete, 「見ました」, read positions and unread counts. The functions at the
 //! bottom are shared with the WebSocket connection loop.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use renkei_protocol::{
@@ -346,13 +348,35 @@ async fn check_content(
 /// Validates a post, applies the content rules, and queues it for the group commit; answers once it is
 /// durable, with the addressees who are off hours. Membership and routing (rule 3) are checked inside the
 /// commit transaction (`policy::groups::authorize(.., Post)`), where no concurrent removal can race them.
-/// Shared by HTTP and WebSocket. The flag is false when a retried client id returned the original post.
+/// The flag is false when a retried client id returned the original post.
 pub(crate) async fn submit_post(
     state: &AppState,
     author: &Account,
     group_id: Uuid,
     post: NewPost,
 ) -> Result<(PostReceipt, bool), ApiError> {
+    queue_post(state, author, group_id, post).await?.receipt(state).await
+}
+
+/// A post queued for the group commit, with what its receipt needs.
+pub(crate) struct QueuedPost {
+    committing: crate::messaging::Committing,
+    context: Arc<crate::store::PostContext>,
+    author: Uuid,
+    group_id: Uuid,
+    kind: PostKind,
+    overridden: Vec<String>,
+}
+
+/// The first half of [`submit_post`]: validation, the content rules, and the place in the group commit's
+/// queue. A WebSocket connection runs it before reading its next frame, so one socket's posts are
+/// committed in the order they were sent; the receipt is then awaited by a task of its own.
+pub(crate) async fn queue_post(
+    state: &AppState,
+    author: &Account,
+    group_id: Uuid,
+    post: NewPost,
+) -> Result<QueuedPost, ApiError> {
     let post = validate_post(state, post)?;
     // One read (or none, within a second of the last): the group, its active members and their hours.
     let context = state.messaging.contexts.get(&state.store, group_id, author.id()).await?.ok_or(ApiError::NotFound)?;
@@ -368,28 +392,41 @@ pub(crate) async fn submit_post(
         profession: person.profession,
         organisation: person.organisation,
     };
-    let outcome =
-        state.messaging.post(PostRequest { group_id, author: author_ref, post }).await.map_err(|e| match &*e {
-            crate::store::StoreError::Unavailable(_) => ApiError::Unavailable(anyhow::anyhow!("group commit: {e}")),
-            _ => ApiError::internal(anyhow::anyhow!("group commit failed: {e}")),
-        })?;
-    let (post, created) = match outcome {
-        Ok(done) => done,
-        Err(PostRefused::Denied(denied)) => return Err(denied.into()),
-        Err(PostRefused::UnknownReplyTo) => return Err(ApiError::field("reply_to", "unknown_post")),
-        Err(PostRefused::NoCareManager) => return Err(ApiError::NoCareManager),
-        Err(PostRefused::QuestionOutsidePatientGroup) => {
-            return Err(ApiError::field("kind", "questions_only_in_patient_groups"));
-        }
-    };
-    if created && !overridden.is_empty() {
-        let actor = Actor { id: Some(author.id()), ..Actor::default() };
-        let details = serde_json::json!({ "matched": overridden, "post": post.id, "seq": post.seq });
-        state.audit.record(action::EMERGENCY_OVERRIDE, &actor, Some(group_id), None, details).await;
-        tracing::info!(user = %author.id(), group = %group_id, matched = %overridden.join(","), "emergency rule overridden");
+    let committing =
+        state.messaging.queue(PostRequest { group_id, author: author_ref, post }).await.map_err(commit_error)?;
+    Ok(QueuedPost { committing, context, author: author.id(), group_id, kind, overridden })
+}
+
+fn commit_error(e: Arc<crate::store::StoreError>) -> ApiError {
+    match &*e {
+        crate::store::StoreError::Unavailable(_) => ApiError::Unavailable(anyhow::anyhow!("group commit: {e}")),
+        _ => ApiError::internal(anyhow::anyhow!("group commit failed: {e}")),
     }
-    let off_hours = off_hours(state, &context, author.id(), kind);
-    Ok((PostReceipt { post, off_hours }, created))
+}
+
+impl QueuedPost {
+    /// The second half of [`submit_post`]: waits for the commit, records an overridden emergency rule,
+    /// and names the addressees who are off hours.
+    pub(crate) async fn receipt(self, state: &AppState) -> Result<(PostReceipt, bool), ApiError> {
+        let QueuedPost { committing, context, author, group_id, kind, overridden } = self;
+        let (post, created) = match committing.outcome().await.map_err(commit_error)? {
+            Ok(done) => done,
+            Err(PostRefused::Denied(denied)) => return Err(denied.into()),
+            Err(PostRefused::UnknownReplyTo) => return Err(ApiError::field("reply_to", "unknown_post")),
+            Err(PostRefused::NoCareManager) => return Err(ApiError::NoCareManager),
+            Err(PostRefused::QuestionOutsidePatientGroup) => {
+                return Err(ApiError::field("kind", "questions_only_in_patient_groups"));
+            }
+        };
+        if created && !overridden.is_empty() {
+            let actor = Actor { id: Some(author), ..Actor::default() };
+            let details = serde_json::json!({ "matched": overridden, "post": post.id, "seq": post.seq });
+            state.audit.record(action::EMERGENCY_OVERRIDE, &actor, Some(group_id), None, details).await;
+            tracing::info!(user = %author, group = %group_id, matched = %overridden.join(","), "emergency rule overridden");
+        }
+        let off_hours = off_hours(state, &context, author, kind);
+        Ok((PostReceipt { post, off_hours }, created))
+    }
 }
 
 /// Rule 5: which of a post's addressees are outside their availability hours now (the members as read

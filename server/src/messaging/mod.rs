@@ -19,7 +19,7 @@ pub use hub::Hub;
 use crate::domain;
 use crate::store::{Committer, PostOutcome, PostRequest, Store, StoreError};
 
-/// The most posts one transaction commits together. Each batch costs seven round trips to the database
+/// The most posts one transaction commits together. Each batch costs five round trips to the database
 /// whatever its size, each waiting its turn among the connections' tasks: 1,024 carried 23,300 posts/s on
 /// PostgreSQL where 512 carried 22,200 (renkei-bench throughput, one run each).
 const MAX_BATCH: usize = 1024;
@@ -150,14 +150,31 @@ impl Messaging {
         Ok(Arc::new(Self { hub, contexts: PostContexts::default(), broadcaster, commits }))
     }
 
-    /// Queues a post for the next group commit and waits until it is durably committed (or refused).
-    pub async fn post(&self, req: PostRequest) -> Result<PostOutcome, Arc<StoreError>> {
+    /// Queues a post for the next group commit; the answer comes once it is durably committed (or
+    /// refused). Posts queued one after another are committed in that order.
+    pub async fn queue(&self, req: PostRequest) -> Result<Committing, Arc<StoreError>> {
         let (reply, answer) = oneshot::channel();
-        let closed = || Arc::new(StoreError::Unavailable(sqlx::Error::PoolClosed));
         self.commits.send(Job { req, reply }).await.map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        Ok(Committing(answer))
     }
+}
 
+/// A post in the group commit's queue.
+#[derive(Debug)]
+pub struct Committing(oneshot::Receiver<Result<PostOutcome, Arc<StoreError>>>);
+
+impl Committing {
+    /// Waits until the post is durably committed (or refused).
+    pub async fn outcome(self) -> Result<PostOutcome, Arc<StoreError>> {
+        self.0.await.map_err(|_| closed())?
+    }
+}
+
+fn closed() -> Arc<StoreError> {
+    Arc::new(StoreError::Unavailable(sqlx::Error::PoolClosed))
+}
+
+impl Messaging {
     /// A post was edited or deleted.
     pub async fn post_updated(&self, post: &Post) {
         self.broadcaster.publish_update_locally(post);

@@ -74,7 +74,8 @@ macro_rules! membership_returning {
 }
 pub(super) use membership_returning;
 
-#[derive(Debug, sqlx::FromRow)]
+/// Also read as JSON, where PostgreSQL aggregates a group's memberships into its row.
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
 pub(super) struct MembershipRow {
     id: Uuid,
     group_id: Uuid,
