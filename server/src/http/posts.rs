@@ -355,7 +355,7 @@ pub(crate) async fn submit_post(
     group_id: Uuid,
     post: NewPost,
 ) -> Result<(PostReceipt, bool), ApiError> {
-    queue_post(state, author, group_id, post, &mut None).await?.receipt(state).await
+    queue_post(state, author, group_id, post).await?.receipt(state).await
 }
 
 /// A post queued for the group commit, with what its receipt needs.
@@ -369,14 +369,13 @@ pub(crate) struct QueuedPost {
 }
 
 /// The first half of [`submit_post`]: validation, the content rules, and the place in the group commit's
-/// queue, taken only once `turn` (a socket's previous post, when there is one) has taken its own: one
-/// socket's posts commit in the order sent, while the reads before run side by side.
+/// queue. A WebSocket connection runs it before reading its next frame, so one socket's posts are
+/// committed in the order they were sent; the receipt is then awaited by a task of its own.
 pub(crate) async fn queue_post(
     state: &AppState,
     author: &Account,
     group_id: Uuid,
     post: NewPost,
-    turn: &mut Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Result<QueuedPost, ApiError> {
     let post = validate_post(state, post)?;
     // One read (or none, within a second of the last): the group, its active members and their hours.
@@ -393,10 +392,6 @@ pub(crate) async fn queue_post(
         profession: person.profession,
         organisation: person.organisation,
     };
-    if let Some(previous) = turn.take() {
-        // Queued, refused or gone: either way its sender has been dropped.
-        let _ = previous.await;
-    }
     let committing =
         state.messaging.queue(PostRequest { group_id, author: author_ref, post }).await.map_err(commit_error)?;
     Ok(QueuedPost { committing, context, author: author.id(), group_id, kind, overridden })

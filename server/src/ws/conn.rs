@@ -44,8 +44,6 @@ struct Conn {
     /// Last post sequence number sent, per subscribed group.
     sent: HashMap<Uuid, i64>,
     sink: Sink,
-    /// Resolves once this socket's latest post has its place in the group commit's queue (or never will).
-    last_queued: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 enum Flow {
@@ -100,7 +98,7 @@ pub(super) fn run(state: AppState, session: AnySession, socket: WebSocket) -> im
     let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
     let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
     let mut connection = Connection {
-        conn: Conn { state, session, sent: HashMap::new(), sink, last_queued: None },
+        conn: Conn { state, session, sent: HashMap::new(), sink },
         stream,
         registration,
         limiter,
@@ -309,41 +307,36 @@ impl Conn {
             ClientFrame::Ping { id } => self.send(&ServerFrame::Pong { id }).await,
             ClientFrame::Subscribe { id, groups } => Box::pin(self.subscribe(id, groups, conn_id)).await,
             ClientFrame::Post { id, group_id, post } => {
-                // A task of its own, not a future this connection polls: while the connection awaited
-                // something else (a catch-up page from the pool), such a future, holding a pool connection,
-                // was not polled, and with every pooled connection held so each waited for the others until
-                // the pool's 10-s acquire timeout (renkei-bench multinode: 10-s stalls and `unavailable`
-                // errors in one run of three). The tasks take their places in the queue in the order sent.
-                let (taken, next_turn) = tokio::sync::oneshot::channel::<()>();
-                let mut turn = self.last_queued.replace(next_turn);
-                let state = self.state.clone();
-                let account = self.session.account.clone();
-                let reply_id = id.clone();
-                let task = tokio::spawn(async move {
-                    let result = ops::queue_post(&state, &account, group_id, post, &mut turn).await;
-                    // Refused before its turn: the next post still waits for the one before this.
-                    if let Some(previous) = turn.take() {
-                        let _ = previous.await;
+                // Queued here, before the next frame is read, so one socket's posts commit in the order
+                // sent. The receipt is awaited by a task of its own, not by a future this connection
+                // polls: while the connection awaited something else (a catch-up page from the pool), such
+                // a future, holding a pool connection, was not polled, and with every pooled connection
+                // held so each waited for the others until the pool's 10-s acquire timeout (renkei-bench
+                // multinode: 10-s stalls and `unavailable` errors in one run of three).
+                let queued = Box::pin(ops::queue_post(&self.state, &self.session.account, group_id, post)).await;
+                match queued {
+                    Err(e) => self.send(&error_frame(Some(id), &e)).await,
+                    Ok(queued) => {
+                        let state = self.state.clone();
+                        let reply_id = id.clone();
+                        let task = tokio::spawn(async move {
+                            match queued.receipt(&state).await {
+                                Ok((PostReceipt { post, off_hours }, _)) => ServerFrame::Ack {
+                                    id,
+                                    group_id: Some(group_id),
+                                    seq: Some(post.seq),
+                                    post_id: Some(post.id),
+                                    off_hours,
+                                },
+                                Err(e) => error_frame(Some(id), &e),
+                            }
+                        });
+                        in_flight.push(Box::pin(async move {
+                            task.await.unwrap_or_else(|e| error_frame(Some(reply_id), &ApiError::internal(e)))
+                        }));
+                        Flow::Continue
                     }
-                    drop(taken);
-                    match result {
-                        Ok(queued) => match queued.receipt(&state).await {
-                            Ok((PostReceipt { post, off_hours }, _)) => ServerFrame::Ack {
-                                id,
-                                group_id: Some(group_id),
-                                seq: Some(post.seq),
-                                post_id: Some(post.id),
-                                off_hours,
-                            },
-                            Err(e) => error_frame(Some(id), &e),
-                        },
-                        Err(e) => error_frame(Some(id), &e),
-                    }
-                });
-                in_flight.push(Box::pin(async move {
-                    task.await.unwrap_or_else(|e| error_frame(Some(reply_id), &ApiError::internal(e)))
-                }));
-                Flow::Continue
+                }
             }
             ClientFrame::MarkSeen { id, group_id, seq } => {
                 let reply = match Box::pin(ops::mark_seen(&self.state, &self.session.account, group_id, seq)).await {
