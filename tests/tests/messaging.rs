@@ -492,12 +492,13 @@ both_backends!(
     }
 );
 
-/// A post waiting on the database never holds up its own connection's other work: each post runs as a
-/// task of its own. With the pool down to one connection, a post's first read holds it (stalled here
-/// behind a table lock) while the same socket's next frame, a subscribe, waits for it. When the post was
-/// a future the connection polled, the finished read was never taken up while the connection waited in
-/// the subscribe, so the subscribe failed at the pool's 10-s acquire timeout (renkei-bench multinode: 10-s
-/// stalls and `unavailable` errors). PostgreSQL only: the stall needs `LOCK TABLE`, which SQLite lacks.
+/// A post waiting on the database never holds up its own connection's other work: a post's reads run in
+/// tasks of their own. With the pool down to one connection, a post's first read holds it (stalled here
+/// behind a table lock) while the same socket's next frame, a subscribe, waits for it. When the read ran in
+/// the post's future, which the connection polls only between its other work, the finished read was never
+/// taken up while the connection waited in the subscribe, so the subscribe failed at the pool's 10-s acquire
+/// timeout (renkei-bench multinode: 10-s stalls and `unavailable` errors). PostgreSQL only: the stall needs
+/// `LOCK TABLE`, which SQLite lacks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_waiting_on_the_database_does_not_stall_its_connection() {
     use sqlx::Connection;

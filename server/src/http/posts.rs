@@ -2,8 +2,6 @@
 //! through history, edit, delete, 「見ました」, read positions and unread counts. The functions at the
 //! bottom are shared with the WebSocket connection loop.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use renkei_protocol::{
@@ -25,7 +23,7 @@ use crate::error::ApiError;
 use crate::policy::availability::{self, Addressees};
 use crate::policy::content;
 use crate::policy::groups::{self as rules, GroupAction};
-use crate::store::{PostRefused, PostRequest};
+use crate::store::{PostRefused, PostRequest, in_own_task};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -329,14 +327,20 @@ async fn check_content(
 ) -> Result<Vec<String>, ApiError> {
     let matched = state.lexicon.emergency_terms(text);
     if !matched.is_empty() && !confirm_not_emergency {
+        // Database calls here run in tasks of their own: a WebSocket connection polls this future only
+        // between its other work (see `messaging::contexts::read`).
         let phone = match group.attending_physician_id {
-            Some(id) => state.store.account_by_id(id).await?.and_then(|a| a.user.phone),
+            Some(id) => {
+                let store = state.store.clone();
+                in_own_task(async move { store.account_by_id(id).await }).await?.and_then(|a| a.user.phone)
+            }
             None => None,
         };
         return Err(ApiError::Emergency { matched, phone });
     }
     if group.kind == GroupKind::Community {
-        let patients = state.store.active_patient_identifiers().await?;
+        let store = state.store.clone();
+        let patients = in_own_task(async move { store.active_patient_identifiers().await }).await?;
         if content::mentions_patient(text, &patients) {
             // Says that some patient matched, never which one.
             return Err(ApiError::PatientInfoInCommunityGroup);
@@ -348,35 +352,13 @@ async fn check_content(
 /// Validates a post, applies the content rules, and queues it for the group commit; answers once it is
 /// durable, with the addressees who are off hours. Membership and routing (rule 3) are checked inside the
 /// commit transaction (`policy::groups::authorize(.., Post)`), where no concurrent removal can race them.
-/// The flag is false when a retried client id returned the original post.
+/// Shared by HTTP and WebSocket. The flag is false when a retried client id returned the original post.
 pub(crate) async fn submit_post(
     state: &AppState,
     author: &Account,
     group_id: Uuid,
     post: NewPost,
 ) -> Result<(PostReceipt, bool), ApiError> {
-    queue_post(state, author, group_id, post).await?.receipt(state).await
-}
-
-/// A post queued for the group commit, with what its receipt needs.
-pub(crate) struct QueuedPost {
-    committing: crate::messaging::Committing,
-    context: Arc<crate::store::PostContext>,
-    author: Uuid,
-    group_id: Uuid,
-    kind: PostKind,
-    overridden: Vec<String>,
-}
-
-/// The first half of [`submit_post`]: validation, the content rules, and the place in the group commit's
-/// queue. A WebSocket connection runs it before reading its next frame, so one socket's posts are
-/// committed in the order they were sent; the receipt is then awaited by a task of its own.
-pub(crate) async fn queue_post(
-    state: &AppState,
-    author: &Account,
-    group_id: Uuid,
-    post: NewPost,
-) -> Result<QueuedPost, ApiError> {
     let post = validate_post(state, post)?;
     // One read (or none, within a second of the last): the group, its active members and their hours.
     let context = state.messaging.contexts.get(&state.store, group_id, author.id()).await?.ok_or(ApiError::NotFound)?;
@@ -392,41 +374,28 @@ pub(crate) async fn queue_post(
         profession: person.profession,
         organisation: person.organisation,
     };
-    let committing =
-        state.messaging.queue(PostRequest { group_id, author: author_ref, post }).await.map_err(commit_error)?;
-    Ok(QueuedPost { committing, context, author: author.id(), group_id, kind, overridden })
-}
-
-fn commit_error(e: Arc<crate::store::StoreError>) -> ApiError {
-    match &*e {
-        crate::store::StoreError::Unavailable(_) => ApiError::Unavailable(anyhow::anyhow!("group commit: {e}")),
-        _ => ApiError::internal(anyhow::anyhow!("group commit failed: {e}")),
-    }
-}
-
-impl QueuedPost {
-    /// The second half of [`submit_post`]: waits for the commit, records an overridden emergency rule,
-    /// and names the addressees who are off hours.
-    pub(crate) async fn receipt(self, state: &AppState) -> Result<(PostReceipt, bool), ApiError> {
-        let QueuedPost { committing, context, author, group_id, kind, overridden } = self;
-        let (post, created) = match committing.outcome().await.map_err(commit_error)? {
-            Ok(done) => done,
-            Err(PostRefused::Denied(denied)) => return Err(denied.into()),
-            Err(PostRefused::UnknownReplyTo) => return Err(ApiError::field("reply_to", "unknown_post")),
-            Err(PostRefused::NoCareManager) => return Err(ApiError::NoCareManager),
-            Err(PostRefused::QuestionOutsidePatientGroup) => {
-                return Err(ApiError::field("kind", "questions_only_in_patient_groups"));
-            }
-        };
-        if created && !overridden.is_empty() {
-            let actor = Actor { id: Some(author), ..Actor::default() };
-            let details = serde_json::json!({ "matched": overridden, "post": post.id, "seq": post.seq });
-            state.audit.record(action::EMERGENCY_OVERRIDE, &actor, Some(group_id), None, details).await;
-            tracing::info!(user = %author, group = %group_id, matched = %overridden.join(","), "emergency rule overridden");
+    let outcome =
+        state.messaging.post(PostRequest { group_id, author: author_ref, post }).await.map_err(|e| match &*e {
+            crate::store::StoreError::Unavailable(_) => ApiError::Unavailable(anyhow::anyhow!("group commit: {e}")),
+            _ => ApiError::internal(anyhow::anyhow!("group commit failed: {e}")),
+        })?;
+    let (post, created) = match outcome {
+        Ok(done) => done,
+        Err(PostRefused::Denied(denied)) => return Err(denied.into()),
+        Err(PostRefused::UnknownReplyTo) => return Err(ApiError::field("reply_to", "unknown_post")),
+        Err(PostRefused::NoCareManager) => return Err(ApiError::NoCareManager),
+        Err(PostRefused::QuestionOutsidePatientGroup) => {
+            return Err(ApiError::field("kind", "questions_only_in_patient_groups"));
         }
-        let off_hours = off_hours(state, &context, author, kind);
-        Ok((PostReceipt { post, off_hours }, created))
+    };
+    if created && !overridden.is_empty() {
+        let actor = Actor { id: Some(author.id()), ..Actor::default() };
+        let details = serde_json::json!({ "matched": overridden, "post": post.id, "seq": post.seq });
+        state.audit.record(action::EMERGENCY_OVERRIDE, &actor, Some(group_id), None, details).await;
+        tracing::info!(user = %author.id(), group = %group_id, matched = %overridden.join(","), "emergency rule overridden");
     }
+    let off_hours = off_hours(state, &context, author.id(), kind);
+    Ok((PostReceipt { post, off_hours }, created))
 }
 
 /// Rule 5: which of a post's addressees are outside their availability hours now (the members as read

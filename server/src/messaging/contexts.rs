@@ -67,15 +67,13 @@ impl PostContexts {
         };
         let (_, context) = entry
             .loaded
-            .get_or_try_init(|| async {
-                Ok::<_, StoreError>((Instant::now(), store.post_context(group).await?.map(Arc::new)))
-            })
+            .get_or_try_init(|| async { Ok::<_, StoreError>((Instant::now(), read(store, group).await?)) })
             .await?;
         match context {
             Some(context) if ours || context.membership_of(author).is_some() => Ok(Some(context.clone())),
             None if ours => Ok(None),
             // A read that began before this caller asked, without them in it (they may have joined since).
-            _ => Ok(store.post_context(group).await?.map(Arc::new)),
+            _ => read(store, group).await,
         }
     }
 
@@ -83,4 +81,14 @@ impl PostContexts {
     pub fn forget(&self, group: Uuid) {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&group);
     }
+}
+
+/// Reads a group's context in a task of its own. A WebSocket connection polls its posts' futures only
+/// between its other work; a read in such a future kept its pool connection while the connection waited
+/// for the pool elsewhere (a catch-up page), and with every pooled connection held so, each waited for the
+/// others until the pool's 10-s acquire timeout (renkei-bench multinode: 10-s stalls and `unavailable`
+/// errors in about one run of three). A task runs to its end whoever awaits it.
+async fn read(store: &Store, group: Uuid) -> Result<Option<Arc<PostContext>>, StoreError> {
+    let store = store.clone();
+    Ok(crate::store::in_own_task(async move { store.post_context(group).await }).await?.map(Arc::new))
 }

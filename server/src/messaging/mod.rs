@@ -150,31 +150,14 @@ impl Messaging {
         Ok(Arc::new(Self { hub, contexts: PostContexts::default(), broadcaster, commits }))
     }
 
-    /// Queues a post for the next group commit; the answer comes once it is durably committed (or
-    /// refused). Posts queued one after another are committed in that order.
-    pub async fn queue(&self, req: PostRequest) -> Result<Committing, Arc<StoreError>> {
+    /// Queues a post for the next group commit and waits until it is durably committed (or refused).
+    pub async fn post(&self, req: PostRequest) -> Result<PostOutcome, Arc<StoreError>> {
         let (reply, answer) = oneshot::channel();
+        let closed = || Arc::new(StoreError::Unavailable(sqlx::Error::PoolClosed));
         self.commits.send(Job { req, reply }).await.map_err(|_| closed())?;
-        Ok(Committing(answer))
+        answer.await.map_err(|_| closed())?
     }
-}
 
-/// A post in the group commit's queue.
-#[derive(Debug)]
-pub struct Committing(oneshot::Receiver<Result<PostOutcome, Arc<StoreError>>>);
-
-impl Committing {
-    /// Waits until the post is durably committed (or refused).
-    pub async fn outcome(self) -> Result<PostOutcome, Arc<StoreError>> {
-        self.0.await.map_err(|_| closed())?
-    }
-}
-
-fn closed() -> Arc<StoreError> {
-    Arc::new(StoreError::Unavailable(sqlx::Error::PoolClosed))
-}
-
-impl Messaging {
     /// A post was edited or deleted.
     pub async fn post_updated(&self, post: &Post) {
         self.broadcaster.publish_update_locally(post);

@@ -132,6 +132,18 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Runs a database call in a task of its own, so it finishes (and hands its pool connection back) however
+/// its caller is polled: see `messaging::contexts::read`, which found why.
+pub async fn in_own_task<T: Send + 'static>(
+    call: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::spawn(call).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
+    }
+}
+
 /// True when `e` is a unique-constraint violation, whatever the dialect calls it.
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())

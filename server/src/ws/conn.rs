@@ -307,36 +307,21 @@ impl Conn {
             ClientFrame::Ping { id } => self.send(&ServerFrame::Pong { id }).await,
             ClientFrame::Subscribe { id, groups } => Box::pin(self.subscribe(id, groups, conn_id)).await,
             ClientFrame::Post { id, group_id, post } => {
-                // Queued here, before the next frame is read, so one socket's posts commit in the order
-                // sent. The receipt is awaited by a task of its own, not by a future this connection
-                // polls: while the connection awaited something else (a catch-up page from the pool), such
-                // a future, holding a pool connection, was not polled, and with every pooled connection
-                // held so each waited for the others until the pool's 10-s acquire timeout (renkei-bench
-                // multinode: 10-s stalls and `unavailable` errors in one run of three).
-                let queued = Box::pin(ops::queue_post(&self.state, &self.session.account, group_id, post)).await;
-                match queued {
-                    Err(e) => self.send(&error_frame(Some(id), &e)).await,
-                    Ok(queued) => {
-                        let state = self.state.clone();
-                        let reply_id = id.clone();
-                        let task = tokio::spawn(async move {
-                            match queued.receipt(&state).await {
-                                Ok((PostReceipt { post, off_hours }, _)) => ServerFrame::Ack {
-                                    id,
-                                    group_id: Some(group_id),
-                                    seq: Some(post.seq),
-                                    post_id: Some(post.id),
-                                    off_hours,
-                                },
-                                Err(e) => error_frame(Some(id), &e),
-                            }
-                        });
-                        in_flight.push(Box::pin(async move {
-                            task.await.unwrap_or_else(|e| error_frame(Some(reply_id), &ApiError::internal(e)))
-                        }));
-                        Flow::Continue
+                let state = self.state.clone();
+                let account = self.session.account.clone();
+                in_flight.push(Box::pin(async move {
+                    match ops::submit_post(&state, &account, group_id, post).await {
+                        Ok((PostReceipt { post, off_hours }, _)) => ServerFrame::Ack {
+                            id,
+                            group_id: Some(group_id),
+                            seq: Some(post.seq),
+                            post_id: Some(post.id),
+                            off_hours,
+                        },
+                        Err(e) => error_frame(Some(id), &e),
                     }
-                }
+                }));
+                Flow::Continue
             }
             ClientFrame::MarkSeen { id, group_id, seq } => {
                 let reply = match Box::pin(ops::mark_seen(&self.state, &self.session.account, group_id, seq)).await {
