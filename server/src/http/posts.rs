@@ -391,7 +391,16 @@ pub(crate) async fn submit_post(
     if created && !overridden.is_empty() {
         let actor = Actor { id: Some(author.id()), ..Actor::default() };
         let details = serde_json::json!({ "matched": overridden, "post": post.id, "seq": post.seq });
-        state.audit.record(action::EMERGENCY_OVERRIDE, &actor, Some(group_id), None, details).await;
+        // In a task of its own, like the reads above: the audit write holds the node's audit lock too.
+        let audit = state.audit.clone();
+        let recorded = in_own_task(async move {
+            audit.record(action::EMERGENCY_OVERRIDE, &actor, Some(group_id), None, details).await;
+            Ok(())
+        });
+        if recorded.await.is_err() {
+            // Only when the node is shutting down; the post itself is committed.
+            tracing::error!(action = action::EMERGENCY_OVERRIDE, "AUDIT ENTRY NOT RECORDED");
+        }
         tracing::info!(user = %author.id(), group = %group_id, matched = %overridden.join(","), "emergency rule overridden");
     }
     let off_hours = off_hours(state, &context, author.id(), kind);
