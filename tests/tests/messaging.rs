@@ -550,3 +550,54 @@ async fn a_post_waiting_on_the_database_does_not_stall_its_connection() {
     }
     live.close().await;
 }
+
+/// A post decided on a group that changes before its write commits is decided again: on PostgreSQL a
+/// batch is first read without a lock and written only if none of its groups' rows changed in between.
+/// Here the nurse's post is read and decided (she is a member), then held at its write behind a table lock
+/// on `posts`, while the physician removes her through the API. Her post must then be refused, and nothing
+/// posted: had the write not checked the group's row, a removed member would have posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_between_a_posts_read_and_its_write_refuses_the_post() {
+    use sqlx::Connection;
+    let Some(app) = renkei_tests::TestApp::spawn(renkei_tests::Backend::Postgres).await else {
+        return;
+    };
+    let team = app.team().await;
+    let mut live = team.nurse.connect_live().await.unwrap();
+    let mut locker = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+    let mut lock = locker.begin().await.unwrap();
+    // Reads of `posts` go on; its inserts wait.
+    sqlx::query("LOCK TABLE posts IN SHARE MODE").execute(&mut *lock).await.unwrap();
+    let post = update("本日の訪問、変わりありません", "n-raced");
+    live.send(&ClientFrame::Post { id: "p".into(), group_id: team.group, post }).await.unwrap();
+    let mut observer = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+    let mut waiting = false;
+    for _ in 0..200 {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO posts%'",
+        )
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        if count > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(waiting, "the post's write never waited on the lock");
+    team.doctor.remove_member(team.group, "ns-sato").await.unwrap();
+    lock.commit().await.unwrap();
+    loop {
+        match next(&mut live).await {
+            ServerFrame::Error { id: Some(id), code, .. } if id == "p" => {
+                assert_eq!(code, ErrorCode::NotFound);
+                break;
+            }
+            ServerFrame::Ack { id, .. } if id == "p" => panic!("a removed member's post was committed"),
+            _ => {}
+        }
+    }
+    assert_eq!(team.doctor.posts(team.group, Some(0), None, 10).await.unwrap().last_seq, 0);
+    live.close().await;
+}

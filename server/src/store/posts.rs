@@ -96,25 +96,30 @@ impl TryFrom<PostRow> for Post {
     }
 }
 
-/// What a batch remembers about a group it has locked: the group, its sequence, its consent version
-/// and the active memberships of the batch's authors in it, each read once per batch.
+/// What a batch is decided on about one of its groups: the group, its sequence, its consent version, the
+/// active memberships of the batch's authors in it, its care managers (counted only where the batch asks a
+/// care-plan question), and on PostgreSQL the version of its row (`xmin`), each read once per batch.
 struct Locked {
     record: GroupRecord,
     last_seq: i64,
     consent_version: Option<i32>,
+    care_managers: Option<i64>,
+    row_version: Option<String>,
     members: HashMap<Uuid, Membership>,
 }
 
-/// A group row locked and read in one statement, with its consent version.
+/// A group row read (and locked, but for PostgreSQL's first try) in one statement.
 #[derive(sqlx::FromRow)]
 struct LockedGroupRow {
     #[sqlx(flatten)]
     group: GroupRow,
     last_seq: i64,
     consent_version: Option<i32>,
+    care_managers: Option<i64>,
+    row_version: Option<String>,
 }
 
-/// A locked group with the batch's authors' active memberships in it, as a JSON array (PostgreSQL).
+/// A group row with the batch's authors' active memberships in it, as a JSON array (PostgreSQL).
 #[derive(sqlx::FromRow)]
 struct LockedWithMembers {
     #[sqlx(flatten)]
@@ -131,6 +136,14 @@ struct NewRow<'a> {
     consent_version: Option<i32>,
 }
 
+/// A group's last sequence number after the batch, and the version of its row the batch was decided on
+/// (PostgreSQL; `None` on SQLite, whose write lock is taken before the read).
+struct Advance<'a> {
+    id: Uuid,
+    last_seq: i64,
+    row_version: Option<&'a str>,
+}
+
 /// `?, ?, …`: `count` anonymous SQLite placeholders. SQLite binds a numbered parameter (`$N`, `?N`) only
 /// after looking its name up in a list, so numbered ones cost the square of a multi-row insert's
 /// parameters: renkei-bench's profile found 23 % of the server's CPU there.
@@ -142,57 +155,84 @@ fn marks(count: usize) -> String {
 /// statement per chunk of the batch). PostgreSQL binds arrays, so each statement's text never changes
 /// and is parsed and planned once per connection instead of once per batch.
 trait CommitStatements {
-    /// Locks and reads the groups in id order, each with its consent version in force, and the active
-    /// memberships of these users in them.
-    async fn lock_groups(
-        &mut self,
-        ids: &[Uuid],
-        users: &[Uuid],
-    ) -> Result<(Vec<LockedGroupRow>, Vec<MembershipRow>), sqlx::Error>;
+    /// Locks and reads the groups in id order, each with its consent version in force (and its care
+    /// managers counted, for the `care_plan` groups), and the active memberships of these users in them.
+    async fn lock_groups(&mut self, keys: &BatchKeys)
+    -> Result<(Vec<LockedGroupRow>, Vec<MembershipRow>), sqlx::Error>;
     /// The posts that already have one of the batch's (author, client message id) pairs.
     async fn originals(&mut self, batch: &[PostRequest]) -> Result<Vec<PostRow>, sqlx::Error>;
     /// Inserts the new posts (their first versions are written at their first edit, by `revise_post`) and
-    /// sets each group's last sequence number.
+    /// sets each group's last sequence number, only if every group's row is still at the version the batch
+    /// was decided on (PostgreSQL): whether it wrote.
     async fn insert_and_advance(
         &mut self,
         rows: &[NewRow<'_>],
         now: i64,
-        seqs: &[(Uuid, i64)],
-    ) -> Result<(), sqlx::Error>;
-    /// How many care managers are active members of the group (a care-plan question needs one).
-    async fn care_managers(&mut self, group: Uuid) -> Result<i64, sqlx::Error>;
+        groups: &[Advance<'_>],
+    ) -> Result<bool, sqlx::Error>;
 }
 
-/// The same text on both databases: one statement per care-plan question, which is rare.
-const CARE_MANAGERS: &str = "SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id \
-                             WHERE m.group_id = $1 AND m.state = 'active' AND u.profession = 'care_manager'";
+/// A batch's groups and authors, each once and in order, and the groups it asks a care-plan question in.
+struct BatchKeys {
+    groups: Vec<Uuid>,
+    authors: Vec<Uuid>,
+    care_plan: Vec<Uuid>,
+}
+
+impl BatchKeys {
+    fn of(batch: &[PostRequest]) -> Self {
+        let sorted = |mut ids: Vec<Uuid>| {
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        BatchKeys {
+            groups: sorted(batch.iter().map(|r| r.group_id).collect()),
+            authors: sorted(batch.iter().map(|r| r.author.id).collect()),
+            care_plan: sorted(
+                batch.iter().filter(|r| r.post.kind == PostKind::CarePlanQuestion).map(|r| r.group_id).collect(),
+            ),
+        }
+    }
+}
+
+/// Counts a group's active care managers (rule 3: a care-plan question needs one), inside a group row's
+/// statement on both databases.
+macro_rules! care_managers_of_group {
+    () => {
+        "(SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.group_id = groups.id \
+         AND m.state = 'active' AND u.profession = 'care_manager')"
+    };
+}
 
 impl CommitStatements for sqlx::SqliteConnection {
     async fn lock_groups(
         &mut self,
-        ids: &[Uuid],
-        users: &[Uuid],
+        keys: &BatchKeys,
     ) -> Result<(Vec<LockedGroupRow>, Vec<MembershipRow>), sqlx::Error> {
         // The write transaction (BEGIN IMMEDIATE) already excludes every other writer.
         let sql = format!(
             "SELECT {}, last_seq, (SELECT MAX(c.version) FROM consents c WHERE c.group_id = groups.id) \
-             AS consent_version FROM groups WHERE id IN ({}) ORDER BY id",
+             AS consent_version, CASE WHEN id IN ({}) THEN {} END AS care_managers, NULL AS row_version \
+             FROM groups WHERE id IN ({}) ORDER BY id",
             group_columns!(),
-            marks(ids.len())
+            marks(keys.care_plan.len()),
+            care_managers_of_group!(),
+            marks(keys.groups.len())
         );
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-        for id in ids {
+        for id in keys.care_plan.iter().chain(&keys.groups) {
             query = query.bind(*id);
         }
         let groups = query.fetch_all(&mut *self).await?;
         let sql = format!(
             "SELECT {} FROM memberships m WHERE m.group_id IN ({}) AND m.user_id IN ({}) AND m.state = 'active'",
             membership_columns!(),
-            marks(ids.len()),
-            marks(users.len())
+            marks(keys.groups.len()),
+            marks(keys.authors.len())
         );
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-        for id in ids.iter().chain(users) {
+        for id in keys.groups.iter().chain(&keys.authors) {
             query = query.bind(*id);
         }
         Ok((groups, query.fetch_all(&mut *self).await?))
@@ -216,8 +256,8 @@ impl CommitStatements for sqlx::SqliteConnection {
         &mut self,
         rows: &[NewRow<'_>],
         now: i64,
-        seqs: &[(Uuid, i64)],
-    ) -> Result<(), sqlx::Error> {
+        groups: &[Advance<'_>],
+    ) -> Result<bool, sqlx::Error> {
         for chunk in rows.chunks(POST_ROWS_PER_STATEMENT) {
             let values = vec![format!("({}, 1, NULL, NULL)", marks(13)); chunk.len()].join(", ");
             let sql = format!("INSERT INTO posts ({}) VALUES {values}", post_columns!());
@@ -240,55 +280,70 @@ impl CommitStatements for sqlx::SqliteConnection {
             }
             insert.execute(&mut *self).await?;
         }
-        let cases = " WHEN ? THEN ?".repeat(seqs.len());
+        let cases = " WHEN ? THEN ?".repeat(groups.len());
         let sql = format!(
             "UPDATE groups SET last_seq = CASE id{cases} ELSE last_seq END WHERE id IN ({})",
-            marks(seqs.len())
+            marks(groups.len())
         );
         let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (id, seq) in seqs {
-            update = update.bind(*id).bind(*seq);
+        for group in groups {
+            update = update.bind(group.id).bind(group.last_seq);
         }
-        for (id, _) in seqs {
-            update = update.bind(*id);
+        for group in groups {
+            update = update.bind(group.id);
         }
         update.execute(&mut *self).await?;
-        Ok(())
+        Ok(true)
     }
+}
 
-    async fn care_managers(&mut self, group: Uuid) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(CARE_MANAGERS).bind(group).fetch_one(self).await
+/// A batch's groups read on PostgreSQL, in id order: each with its consent version, its care managers
+/// (`$3`: the groups with a care-plan question), its row's version, and the active memberships of the
+/// batch's authors (`$2`) in it as JSON (one round trip for both).
+macro_rules! pg_read_groups {
+    () => {
+        concat!(
+            "SELECT ",
+            group_columns!(),
+            ", last_seq, (SELECT MAX(c.version) FROM consents c WHERE c.group_id = groups.id) AS consent_version, \
+             CASE WHEN groups.id = ANY($3) THEN ",
+            care_managers_of_group!(),
+            " END AS care_managers, xmin::text AS row_version, (SELECT json_agg(m)::text FROM memberships m \
+             WHERE m.group_id = groups.id AND m.user_id = ANY($2) AND m.state = 'active') AS members \
+             FROM groups WHERE id = ANY($1) ORDER BY id"
+        )
+    };
+}
+
+/// Reads a batch's groups on PostgreSQL ([`pg_read_groups`]), and with `lock`, locks them in id order: two
+/// nodes committing batches that share groups would otherwise lock them in different orders and deadlock
+/// (renkei-bench's multinode scenario found this).
+async fn read_pg_groups(
+    conn: &mut sqlx::PgConnection,
+    keys: &BatchKeys,
+    lock: bool,
+) -> Result<(Vec<LockedGroupRow>, Vec<MembershipRow>), sqlx::Error> {
+    let sql = if lock { concat!(pg_read_groups!(), " FOR UPDATE") } else { pg_read_groups!() };
+    let rows: Vec<LockedWithMembers> =
+        sqlx::query_as(sql).bind(&keys.groups).bind(&keys.authors).bind(&keys.care_plan).fetch_all(&mut *conn).await?;
+    let mut groups = Vec::with_capacity(rows.len());
+    let mut members = Vec::new();
+    for row in rows {
+        if let Some(json) = row.members {
+            let parsed: Vec<MembershipRow> = serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?;
+            members.extend(parsed);
+        }
+        groups.push(row.locked);
     }
+    Ok((groups, members))
 }
 
 impl CommitStatements for sqlx::PgConnection {
     async fn lock_groups(
         &mut self,
-        ids: &[Uuid],
-        users: &[Uuid],
+        keys: &BatchKeys,
     ) -> Result<(Vec<LockedGroupRow>, Vec<MembershipRow>), sqlx::Error> {
-        // In id order: two nodes committing batches that share groups would otherwise lock them in
-        // different orders and deadlock (renkei-bench's multinode scenario found this). The memberships
-        // come in the same statement, as JSON in their group's row: one round trip fewer per batch.
-        let sql = concat!(
-            "SELECT ",
-            group_columns!(),
-            ", last_seq, (SELECT MAX(c.version) FROM consents c WHERE c.group_id = groups.id) AS consent_version, \
-             (SELECT json_agg(m)::text FROM memberships m WHERE m.group_id = groups.id AND m.user_id = ANY($2) \
-             AND m.state = 'active') AS members FROM groups WHERE id = ANY($1) ORDER BY id FOR UPDATE"
-        );
-        let rows: Vec<LockedWithMembers> = sqlx::query_as(sql).bind(ids).bind(users).fetch_all(&mut *self).await?;
-        let mut groups = Vec::with_capacity(rows.len());
-        let mut members = Vec::new();
-        for row in rows {
-            if let Some(json) = row.members {
-                let parsed: Vec<MembershipRow> =
-                    serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?;
-                members.extend(parsed);
-            }
-            groups.push(row.locked);
-        }
-        Ok((groups, members))
+        read_pg_groups(self, keys, true).await
     }
 
     async fn originals(&mut self, batch: &[PostRequest]) -> Result<Vec<PostRow>, sqlx::Error> {
@@ -308,19 +363,29 @@ impl CommitStatements for sqlx::PgConnection {
         &mut self,
         rows: &[NewRow<'_>],
         now: i64,
-        seqs: &[(Uuid, i64)],
-    ) -> Result<(), sqlx::Error> {
-        // One statement, one round trip (the groups are locked by this transaction already).
+        groups: &[Advance<'_>],
+    ) -> Result<bool, sqlx::Error> {
+        // One statement, one round trip, and a transaction of its own when none is open: it locks the groups
+        // in id order and writes only if each row is still the version the batch was decided on. Every
+        // change a post's authorisation reads (a membership, a consent, the group's status) updates its
+        // group's row in the same transaction, and so does every commit (`last_seq`), so an unchanged
+        // version means an unchanged decision; a changed row makes `ok` false and nothing is written.
         let sql = concat!(
-            "WITH inserted AS (INSERT INTO posts (",
+            "WITH locked AS MATERIALIZED (SELECT id, xmin::text AS row_version FROM groups WHERE id = ANY($14) \
+             ORDER BY id FOR UPDATE), \
+             ok AS (SELECT COUNT(*) = cardinality($14::uuid[]) AS ok FROM locked \
+             JOIN UNNEST($14::uuid[], $16::text[]) AS e(id, row_version) \
+             ON locked.id = e.id AND locked.row_version = e.row_version), \
+             inserted AS (INSERT INTO posts (",
             post_columns!(),
             ") SELECT u.*, $13::bigint, 1, NULL::bigint, NULL::bigint FROM UNNEST($1::uuid[], $2::uuid[], \
              $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], \
-             $11::text[], $12::int[]) AS u) \
-             UPDATE groups SET last_seq = a.seq FROM UNNEST($14::uuid[], $15::bigint[]) AS a(id, seq) \
-             WHERE groups.id = a.id"
+             $11::text[], $12::int[]) AS u WHERE (SELECT ok FROM ok)), \
+             advanced AS (UPDATE groups SET last_seq = a.seq FROM UNNEST($14::uuid[], $15::bigint[]) AS a(id, seq) \
+             WHERE groups.id = a.id AND (SELECT ok FROM ok)) \
+             SELECT ok FROM ok"
         );
-        sqlx::query(sql)
+        sqlx::query_scalar(sql)
             .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.req.group_id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
@@ -334,15 +399,11 @@ impl CommitStatements for sqlx::PgConnection {
             .bind(rows.iter().map(|r| r.req.post.client_msg_id.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.consent_version).collect::<Vec<_>>())
             .bind(now)
-            .bind(seqs.iter().map(|s| s.0).collect::<Vec<_>>())
-            .bind(seqs.iter().map(|s| s.1).collect::<Vec<_>>())
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
-
-    async fn care_managers(&mut self, group: Uuid) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(CARE_MANAGERS).bind(group).fetch_one(self).await
+            .bind(groups.iter().map(|g| g.id).collect::<Vec<_>>())
+            .bind(groups.iter().map(|g| g.last_seq).collect::<Vec<_>>())
+            .bind(groups.iter().map(|g| g.row_version.unwrap_or_default()).collect::<Vec<_>>())
+            .fetch_one(&mut *self)
+            .await
     }
 }
 
@@ -351,15 +412,19 @@ const POST_ROWS_PER_STATEMENT: usize = 128;
 
 impl Store {
     /// Commits a batch of posts in one transaction (one fsync for all of them): the group commit. Each post
-    /// is authorised inside the transaction (`policy::groups::authorize(.., Post)`), so a removal committed
-    /// before cannot be raced. A retried client message id returns the original post.
+    /// is authorised on the state its write commits on (`policy::groups::authorize(.., Post)`), so a removal
+    /// committed before cannot be raced. A retried client message id returns the original post.
     ///
     /// The committer is the one serial step of posting, so a batch costs a handful of statements whatever
-    /// its size ([`CommitStatements`]): one to find retried client ids, one to lock and read all its
-    /// groups (in id order) with their consent versions and the authors' memberships, and one to insert the
-    /// new posts and advance every group's sequence; with BEGIN and COMMIT, five round trips on PostgreSQL
-    /// (SQLite runs two statements where PostgreSQL runs one, and a statement per 128 inserted rows). The
-    /// groups stay locked for the last three only. Only placeholders are generated; every value is bound.
+    /// its size ([`CommitStatements`]). On PostgreSQL, two round trips when nothing stands in the way
+    /// ([`commit_unlocked`]): one reads all its groups with their consent versions and the authors'
+    /// memberships, one locks them (in id order), checks that none changed since and inserts the new posts
+    /// and advances every group's sequence. A batch with a refusal or a retried client id, or whose group
+    /// changed in between, then runs the locked transaction ([`commit_in`]): one statement finds retried
+    /// client ids, one locks and reads the groups, one writes; with BEGIN and COMMIT, five round trips, the
+    /// groups locked for the last three. SQLite runs the locked transaction for every batch (two statements
+    /// where PostgreSQL runs one, and a statement per 128 inserted rows). Only placeholders are generated;
+    /// every value is bound.
     pub async fn commit_posts(
         &self,
         batch: &[PostRequest],
@@ -411,9 +476,13 @@ impl Committer {
                 Ok(tx) => commit_in(tx, batch, now).await,
                 Err(e) => Err(e.into()),
             },
-            Held::Postgres(conn) => match sqlx::Connection::begin(&mut **conn).await {
-                Ok(tx) => commit_in(tx, batch, now).await,
-                Err(e) => Err(e.into()),
+            Held::Postgres(conn) => match commit_unlocked(conn, batch, now).await {
+                Ok(Some(outcomes)) => Ok(outcomes),
+                Ok(None) => match sqlx::Connection::begin(&mut **conn).await {
+                    Ok(tx) => commit_in(tx, batch, now).await,
+                    Err(e) => Err(e.into()),
+                },
+                Err(e) => Err(e),
             },
         };
         if outcome.is_err() {
@@ -423,7 +492,8 @@ impl Committer {
     }
 }
 
-/// The group commit's transaction, on either database.
+/// The group commit's locked transaction, on either database: on SQLite every batch, on PostgreSQL a batch
+/// its first try ([`commit_unlocked`]) left to it.
 async fn commit_in<DB: sqlx::Database>(
     mut tx: sqlx::Transaction<'_, DB>,
     batch: &[PostRequest],
@@ -441,108 +511,172 @@ where
         let post = Post::try_from(row)?;
         existing.entry(post.author.id).or_default().insert(post.client_msg_id.clone(), post);
     }
-    // `None`: no such group.
-    let mut locked: HashMap<Uuid, Option<Locked>> = HashMap::new();
-    // Lock and read every group of the batch at once, in one global order (by id).
-    let mut group_ids: Vec<Uuid> = batch.iter().map(|r| r.group_id).collect();
-    group_ids.sort_unstable();
-    group_ids.dedup();
-    // Only the batch's authors' memberships: every row read here crosses a thread on SQLite.
-    let mut authors: Vec<Uuid> = batch.iter().map(|r| r.author.id).collect();
-    authors.sort_unstable();
-    authors.dedup();
-    let (rows, membership_rows) = CommitStatements::lock_groups(&mut *tx, &group_ids, &authors).await?;
+    let (rows, members) = CommitStatements::lock_groups(&mut *tx, &BatchKeys::of(batch)).await?;
+    let mut groups = decided_on(rows, members)?;
+    let decision = decide(batch, &existing, &mut groups);
+    // The new posts, and every group's sequence advanced. Not read back (`RETURNING` costs a row per post
+    // crossing a thread on SQLite): each post is what was inserted, `created_at` rounded as stored.
+    if !decision.new_rows.is_empty()
+        && !CommitStatements::insert_and_advance(&mut *tx, &decision.new_rows, now, &advances(&groups)).await?
+    {
+        return Err(StoreError::Corrupt("a group changed under this transaction's lock".into()));
+    }
+    tx.commit().await?;
+    decision.into_outcomes(now)
+}
+
+/// PostgreSQL's first try at a batch: two round trips and no transaction of its own. The groups are read
+/// without a lock, the batch decided on what was read, and one statement locks them and writes only if no
+/// group's row changed in between ([`CommitStatements::insert_and_advance`]). The locked transaction
+/// ([`commit_in`]) takes five. `None` when nothing was written: a group changed, or a request was refused
+/// or may be a retry (its client id already used: the unique index refuses the statement), and
+/// [`commit_in`] decides those, with the retried ids' originals.
+async fn commit_unlocked(
+    conn: &mut sqlx::PgConnection,
+    batch: &[PostRequest],
+    now: i64,
+) -> Result<Option<Vec<PostOutcome>>, StoreError> {
+    let (rows, members) = read_pg_groups(conn, &BatchKeys::of(batch), false).await?;
+    let mut groups = decided_on(rows, members)?;
+    let decision = decide(batch, &HashMap::new(), &mut groups);
+    if decision.outcomes.iter().any(Option::is_some) {
+        return Ok(None);
+    }
+    match CommitStatements::insert_and_advance(conn, &decision.new_rows, now, &advances(&groups)).await {
+        Ok(true) => decision.into_outcomes(now).map(Some),
+        Ok(false) => Ok(None),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The batch's groups as read, by id (a group not among them does not exist).
+fn decided_on(
+    rows: Vec<LockedGroupRow>,
+    membership_rows: Vec<MembershipRow>,
+) -> Result<HashMap<Uuid, Locked>, StoreError> {
     let mut members: HashMap<Uuid, HashMap<Uuid, Membership>> = HashMap::new();
     for row in membership_rows {
         let m = Membership::try_from(row)?;
         members.entry(m.group_id).or_default().insert(m.user_id, m);
     }
+    let mut groups = HashMap::with_capacity(rows.len());
     for row in rows {
         let id = row.group.id;
-        let record: GroupRecord = row.group.try_into()?;
-        locked.insert(
-            id,
-            Some(Locked {
-                record,
-                last_seq: row.last_seq,
-                consent_version: row.consent_version,
-                members: members.remove(&id).unwrap_or_default(),
-            }),
-        );
+        let locked = Locked {
+            record: row.group.try_into()?,
+            last_seq: row.last_seq,
+            consent_version: row.consent_version,
+            care_managers: row.care_managers,
+            row_version: row.row_version,
+            members: members.remove(&id).unwrap_or_default(),
+        };
+        groups.insert(id, locked);
     }
-    // Each request becomes an outcome now, or a new row whose post the insert below returns.
-    let mut outcomes: Vec<Option<PostOutcome>> = Vec::with_capacity(batch.len());
-    let mut new_rows: Vec<NewRow<'_>> = Vec::new();
+    Ok(groups)
+}
+
+/// Every group's sequence after the batch, with the version of its row the batch was decided on.
+fn advances(groups: &HashMap<Uuid, Locked>) -> Vec<Advance<'_>> {
+    groups
+        .iter()
+        .map(|(id, g)| Advance { id: *id, last_seq: g.last_seq, row_version: g.row_version.as_deref() })
+        .collect()
+}
+
+/// What a batch decided for each request: an outcome now, or a new row whose post the write makes.
+struct Decision<'a> {
+    /// `None` where a new row fills it.
+    outcomes: Vec<Option<PostOutcome>>,
+    new_rows: Vec<NewRow<'a>>,
+    /// (outcome slot, new row, created): a retry within the batch gets the same row, not created.
+    fills: Vec<(usize, usize, bool)>,
+}
+
+/// Decides every request of a batch, in order, on the groups as read (their sequences advanced for the new
+/// rows) and the originals of retried client ids: the rules of posting that need the database's state.
+fn decide<'a>(
+    batch: &'a [PostRequest],
+    existing: &HashMap<Uuid, HashMap<String, Post>>,
+    groups: &mut HashMap<Uuid, Locked>,
+) -> Decision<'a> {
+    let mut decision = Decision { outcomes: Vec::with_capacity(batch.len()), new_rows: Vec::new(), fills: Vec::new() };
     let mut new_index: HashMap<(Uuid, &str), usize> = HashMap::new();
-    // (outcome slot, new row, created): a retry within the batch gets the same row, not created.
-    let mut fills: Vec<(usize, usize, bool)> = Vec::new();
     for req in batch {
+        let slot = decision.outcomes.len();
         if let Some(post) = existing.get(&req.author.id).and_then(|p| p.get(req.post.client_msg_id.as_str())) {
-            outcomes.push(Some(Ok((post.clone(), false))));
+            decision.outcomes.push(Some(Ok((post.clone(), false))));
             continue;
         }
         if let Some(&row) = new_index.get(&(req.author.id, req.post.client_msg_id.as_str())) {
-            fills.push((outcomes.len(), row, false));
-            outcomes.push(None);
+            decision.fills.push((slot, row, false));
+            decision.outcomes.push(None);
             continue;
         }
-        let Some(Some(group)) = locked.get_mut(&req.group_id) else {
-            outcomes.push(Some(Err(PostRefused::Denied(GroupDenied::NotFound))));
+        let Some(group) = groups.get_mut(&req.group_id) else {
+            decision.outcomes.push(Some(Err(PostRefused::Denied(GroupDenied::NotFound))));
             continue;
         };
-        if let Err(denied) = rules::authorize(&group.record, group.members.get(&req.author.id), GroupAction::Post) {
-            outcomes.push(Some(Err(PostRefused::Denied(denied))));
-            continue;
-        }
-        if req.post.reply_to.is_some_and(|r| r < 1 || r > group.last_seq) {
-            outcomes.push(Some(Err(PostRefused::UnknownReplyTo)));
-            continue;
-        }
-        let question = req.post.kind != PostKind::Update;
-        if question && group.record.kind != renkei_protocol::GroupKind::Patient {
-            outcomes.push(Some(Err(PostRefused::QuestionOutsidePatientGroup)));
-            continue;
-        }
-        if req.post.kind == PostKind::CarePlanQuestion
-            && CommitStatements::care_managers(&mut *tx, req.group_id).await? == 0
-        {
-            outcomes.push(Some(Err(PostRefused::NoCareManager)));
+        if let Err(refused) = refusal(req, group) {
+            decision.outcomes.push(Some(Err(refused)));
             continue;
         }
         group.last_seq += 1;
-        new_index.insert((req.author.id, req.post.client_msg_id.as_str()), new_rows.len());
-        fills.push((outcomes.len(), new_rows.len(), true));
-        outcomes.push(None);
-        new_rows.push(NewRow { id: Uuid::now_v7(), req, seq: group.last_seq, consent_version: group.consent_version });
+        new_index.insert((req.author.id, req.post.client_msg_id.as_str()), decision.new_rows.len());
+        decision.fills.push((slot, decision.new_rows.len(), true));
+        decision.outcomes.push(None);
+        decision.new_rows.push(NewRow {
+            id: Uuid::now_v7(),
+            req,
+            seq: group.last_seq,
+            consent_version: group.consent_version,
+        });
     }
-    // The new posts, and every group's sequence advanced. Not read back (`RETURNING` costs a row per post
-    // crossing a thread on SQLite): each post is what was inserted, `created_at` rounded as stored.
-    if !new_rows.is_empty() {
-        let advanced: Vec<(Uuid, i64)> =
-            locked.iter().filter_map(|(id, g)| g.as_ref().map(|g| (*id, g.last_seq))).collect();
-        CommitStatements::insert_and_advance(&mut *tx, &new_rows, now, &advanced).await?;
+    decision
+}
+
+/// Why this request may not be posted in this group as read, if it may not.
+fn refusal(req: &PostRequest, group: &Locked) -> Result<(), PostRefused> {
+    rules::authorize(&group.record, group.members.get(&req.author.id), GroupAction::Post)
+        .map_err(PostRefused::Denied)?;
+    if req.post.reply_to.is_some_and(|r| r < 1 || r > group.last_seq) {
+        return Err(PostRefused::UnknownReplyTo);
     }
-    tx.commit().await?;
-    for (slot, row, created) in fills {
-        let NewRow { id, req, seq, consent_version } = new_rows[row];
-        let post = Post {
-            id,
-            group_id: req.group_id,
-            seq,
-            author: req.author.clone(),
-            kind: req.post.kind,
-            body: Some(req.post.body.clone()),
-            reply_to: req.post.reply_to,
-            client_msg_id: req.post.client_msg_id.clone(),
-            consent_version,
-            created_at: from_micros(now),
-            version: 1,
-            edited_at: None,
-            deleted_at: None,
-        };
-        outcomes[slot] = Some(Ok((post, created)));
+    if req.post.kind != PostKind::Update && group.record.kind != renkei_protocol::GroupKind::Patient {
+        return Err(PostRefused::QuestionOutsidePatientGroup);
     }
-    outcomes.into_iter().map(|o| o.ok_or_else(|| StoreError::Corrupt("post without outcome".into()))).collect()
+    // Counted for every group with a care-plan question in the batch (`BatchKeys::care_plan`).
+    if req.post.kind == PostKind::CarePlanQuestion && group.care_managers.is_none_or(|n| n <= 0) {
+        return Err(PostRefused::NoCareManager);
+    }
+    Ok(())
+}
+
+impl Decision<'_> {
+    /// Every request's outcome, once the new rows are written.
+    fn into_outcomes(self, now: i64) -> Result<Vec<PostOutcome>, StoreError> {
+        let Decision { mut outcomes, new_rows, fills } = self;
+        for (slot, row, created) in fills {
+            let NewRow { id, req, seq, consent_version } = new_rows[row];
+            let post = Post {
+                id,
+                group_id: req.group_id,
+                seq,
+                author: req.author.clone(),
+                kind: req.post.kind,
+                body: Some(req.post.body.clone()),
+                reply_to: req.post.reply_to,
+                client_msg_id: req.post.client_msg_id.clone(),
+                consent_version,
+                created_at: from_micros(now),
+                version: 1,
+                edited_at: None,
+                deleted_at: None,
+            };
+            outcomes[slot] = Some(Ok((post, created)));
+        }
+        outcomes.into_iter().map(|o| o.ok_or_else(|| StoreError::Corrupt("post without outcome".into()))).collect()
+    }
 }
 
 impl Store {
