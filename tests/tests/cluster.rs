@@ -67,25 +67,41 @@ async fn posts_and_membership_changes_cross_nodes_and_survive_a_lost_listener() 
     let (a, b) = (team.care_manager.clone(), doctor_on_b.clone());
     let group = team.group;
     let on_a = tokio::spawn(async move {
+        let mut acked = Vec::new();
         for i in 0..25 {
-            a.post(group, &update("a", &format!("a-{i}"))).await.unwrap();
+            acked.push(a.post(group, &update("a", &format!("a-{i}"))).await.unwrap());
         }
+        acked
     });
     let on_b = tokio::spawn(async move {
+        let mut acked = Vec::new();
         for i in 0..25 {
-            b.post(group, &update("b", &format!("b-{i}"))).await.unwrap();
+            acked.push(b.post(group, &update("b", &format!("b-{i}"))).await.unwrap());
         }
+        acked
     });
-    on_a.await.unwrap();
-    on_b.await.unwrap();
+    let mut acked = on_a.await.unwrap();
+    acked.extend(on_b.await.unwrap());
     for expected in 31..=80 {
         assert_eq!(next_post_seq(&mut tail).await, expected);
     }
     let all = doctor_on_b.posts(group, Some(0), None, 500).await.unwrap().posts;
     assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=80).collect::<Vec<_>>());
+    // Each acknowledgement names the post as stored, though each node decided on what it had read before
+    // the other one posted.
+    acked.sort_by_key(|p| p.seq);
+    assert_eq!(acked, all[30..]);
 
-    // A removal on node A stops delivery on node B.
+    // A removal on node A stops delivery on node B, and the removed nurse's next post through node B is
+    // refused at once: node B's committer had decided posts on the group as it read it, with her in it,
+    // and its write finds the group changed since.
+    nurse_on_b.post(team.group, &update("訪問しました", "n-before")).await.unwrap();
+    assert_eq!(next_post_seq(&mut tail).await, 81);
     team.doctor.remove_member(team.group, "ns-sato").await.unwrap();
+    match nurse_on_b.post(team.group, &update("まだ見えますか", "n-after")).await {
+        Err(e) => assert_eq!(e.code(), Some(renkei_protocol::ErrorCode::NotFound)),
+        Ok(post) => panic!("a removed member posted through the other node: seq {}", post.seq),
+    }
     loop {
         match next_event(&mut tail).await {
             TailEvent::Ended(group) => {

@@ -15,7 +15,9 @@ use uuid::Uuid;
 use super::group_rows::{GroupRow, MembershipRow, group_columns, membership_columns};
 use super::{Store, StoreError, with_pool};
 use crate::domain::{GroupRecord, Membership, from_micros, to_micros};
-use crate::policy::groups::{self as rules, GroupAction, GroupDenied};
+use crate::policy::groups::GroupDenied;
+pub use crate::policy::posts::PostRefused;
+use crate::policy::posts::{PostingTo, check_new_post};
 
 /// A post waiting for the next group commit.
 #[derive(Debug, Clone)]
@@ -25,20 +27,9 @@ pub struct PostRequest {
     pub post: NewPost,
 }
 
-/// Why one post of a batch was refused; the others in the batch are unaffected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PostRefused {
-    Denied(GroupDenied),
-    /// `reply_to` names no earlier post of the group.
-    UnknownReplyTo,
-    /// Rule 3: a care-plan question in a group without a care manager.
-    NoCareManager,
-    /// Questions are addressed within a patient's care team, not in community groups.
-    QuestionOutsidePatientGroup,
-}
-
 /// The outcome for one request of a batch: the post, and whether this batch created it (false when the
-/// client message id had been used before, so the original is returned).
+/// client message id had been used before, so the original is returned), or why it was refused (the
+/// others in the batch are unaffected).
 pub type PostOutcome = Result<(Post, bool), PostRefused>;
 
 macro_rules! post_columns {
@@ -97,51 +88,54 @@ impl TryFrom<PostRow> for Post {
 }
 
 /// What a batch is decided on about one of its groups: the group, its sequence, its consent version, the
-/// active memberships of the batch's authors in it, its care managers (counted only where the batch asks a
-/// care-plan question), and on PostgreSQL the version of its row (`xmin`), each read once per batch.
-struct Locked {
+/// active memberships in it (of the batch's authors, or all of them where PostgreSQL's committer keeps it),
+/// its care managers (counted where needed), and on PostgreSQL its `state_version`.
+#[derive(Debug, Clone)]
+struct GroupState {
     record: GroupRecord,
     last_seq: i64,
     consent_version: Option<i32>,
     care_managers: Option<i64>,
-    row_version: Option<String>,
+    state_version: Option<i64>,
     members: HashMap<Uuid, Membership>,
 }
 
-/// A group row read (and locked, but for PostgreSQL's first try) in one statement.
+/// A group row read (and locked, but where PostgreSQL's committer reads the groups it keeps) in one statement.
 #[derive(sqlx::FromRow)]
-struct LockedGroupRow {
+struct GroupStateRow {
     #[sqlx(flatten)]
     group: GroupRow,
     last_seq: i64,
     consent_version: Option<i32>,
     care_managers: Option<i64>,
-    row_version: Option<String>,
+    state_version: Option<i64>,
 }
 
-/// A group row with the batch's authors' active memberships in it, as a JSON array (PostgreSQL).
+/// A group row with active memberships in it, as a JSON array (PostgreSQL).
 #[derive(sqlx::FromRow)]
-struct LockedWithMembers {
+struct GroupStateWithMembers {
     #[sqlx(flatten)]
-    locked: LockedGroupRow,
+    state: GroupStateRow,
     members: Option<String>,
 }
 
-/// A new post of a batch.
+/// A new post of a batch: its sequence number is its group's last one as written on, plus `offset`.
 #[derive(Clone, Copy)]
 struct NewRow<'a> {
     id: Uuid,
     req: &'a PostRequest,
-    seq: i64,
+    offset: i64,
     consent_version: Option<i32>,
 }
 
-/// A group's last sequence number after the batch, and the version of its row the batch was decided on
-/// (PostgreSQL; `None` on SQLite, whose write lock is taken before the read).
-struct Advance<'a> {
+/// A group with new posts in the batch: its last sequence number and `state_version` as decided on
+/// (`None` on SQLite, whose write lock is taken before the read), and how many new posts it gets.
+#[derive(Debug, Clone, Copy)]
+struct Advance {
     id: Uuid,
-    last_seq: i64,
-    row_version: Option<&'a str>,
+    base: i64,
+    count: i64,
+    state_version: Option<i64>,
 }
 
 /// `?, ?, …`: `count` anonymous SQLite placeholders. SQLite binds a numbered parameter (`$N`, `?N`) only
@@ -157,19 +151,19 @@ fn marks(count: usize) -> String {
 trait CommitStatements {
     /// Locks and reads the groups in id order, each with its consent version in force (and its care
     /// managers counted, for the `care_plan` groups), and the active memberships of these users in them.
-    async fn lock_groups(&mut self, keys: &BatchKeys)
-    -> Result<(Vec<LockedGroupRow>, Vec<MembershipRow>), sqlx::Error>;
+    async fn lock_groups(&mut self, keys: &BatchKeys) -> Result<(Vec<GroupStateRow>, Vec<MembershipRow>), sqlx::Error>;
     /// The posts that already have one of the batch's (author, client message id) pairs.
     async fn originals(&mut self, batch: &[PostRequest]) -> Result<Vec<PostRow>, sqlx::Error>;
     /// Inserts the new posts (their first versions are written at their first edit, by `revise_post`) and
-    /// sets each group's last sequence number, only if every group's row is still at the version the batch
-    /// was decided on (PostgreSQL): whether it wrote.
+    /// advances each group's last sequence number, only if every group's `state_version` is still the one
+    /// the batch was decided on (PostgreSQL): each group's last sequence number before the batch, as
+    /// written on, or `None` if nothing was written.
     async fn insert_and_advance(
         &mut self,
         rows: &[NewRow<'_>],
         now: i64,
-        groups: &[Advance<'_>],
-    ) -> Result<bool, sqlx::Error>;
+        groups: &[Advance],
+    ) -> Result<Option<HashMap<Uuid, i64>>, sqlx::Error>;
 }
 
 /// A batch's groups and authors, each once and in order, and the groups it asks a care-plan question in.
@@ -206,14 +200,11 @@ macro_rules! care_managers_of_group {
 }
 
 impl CommitStatements for sqlx::SqliteConnection {
-    async fn lock_groups(
-        &mut self,
-        keys: &BatchKeys,
-    ) -> Result<(Vec<LockedGroupRow>, Vec<MembershipRow>), sqlx::Error> {
+    async fn lock_groups(&mut self, keys: &BatchKeys) -> Result<(Vec<GroupStateRow>, Vec<MembershipRow>), sqlx::Error> {
         // The write transaction (BEGIN IMMEDIATE) already excludes every other writer.
         let sql = format!(
             "SELECT {}, last_seq, (SELECT MAX(c.version) FROM consents c WHERE c.group_id = groups.id) \
-             AS consent_version, CASE WHEN id IN ({}) THEN {} END AS care_managers, NULL AS row_version \
+             AS consent_version, CASE WHEN id IN ({}) THEN {} END AS care_managers, NULL AS state_version \
              FROM groups WHERE id IN ({}) ORDER BY id",
             group_columns!(),
             marks(keys.care_plan.len()),
@@ -256,17 +247,20 @@ impl CommitStatements for sqlx::SqliteConnection {
         &mut self,
         rows: &[NewRow<'_>],
         now: i64,
-        groups: &[Advance<'_>],
-    ) -> Result<bool, sqlx::Error> {
+        groups: &[Advance],
+    ) -> Result<Option<HashMap<Uuid, i64>>, sqlx::Error> {
+        // The write transaction holds the lock since before the read: the bases are as decided.
+        let bases: HashMap<Uuid, i64> = groups.iter().map(|g| (g.id, g.base)).collect();
         for chunk in rows.chunks(POST_ROWS_PER_STATEMENT) {
             let values = vec![format!("({}, 1, NULL, NULL)", marks(13)); chunk.len()].join(", ");
             let sql = format!("INSERT INTO posts ({}) VALUES {values}", post_columns!());
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for NewRow { id, req, seq, consent_version } in chunk {
+            for NewRow { id, req, offset, consent_version } in chunk {
+                let seq = bases.get(&req.group_id).map_or(*offset, |base| base + offset);
                 insert = insert
                     .bind(*id)
                     .bind(req.group_id)
-                    .bind(*seq)
+                    .bind(seq)
                     .bind(req.author.id)
                     .bind(&req.author.display_name)
                     .bind(req.author.profession.as_str())
@@ -287,19 +281,19 @@ impl CommitStatements for sqlx::SqliteConnection {
         );
         let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
         for group in groups {
-            update = update.bind(group.id).bind(group.last_seq);
+            update = update.bind(group.id).bind(group.base + group.count);
         }
         for group in groups {
             update = update.bind(group.id);
         }
         update.execute(&mut *self).await?;
-        Ok(true)
+        Ok(Some(bases))
     }
 }
 
 /// A batch's groups read on PostgreSQL, in id order: each with its consent version, its care managers
-/// (`$3`: the groups with a care-plan question), its row's version, and the active memberships of the
-/// batch's authors (`$2`) in it as JSON (one round trip for both).
+/// (`$3`: the groups with a care-plan question), its `state_version`, and the active memberships in it of
+/// the batch's authors (`$2`; all of them where `$2` is NULL) as JSON (one round trip for both).
 macro_rules! pg_read_groups {
     () => {
         concat!(
@@ -308,8 +302,9 @@ macro_rules! pg_read_groups {
             ", last_seq, (SELECT MAX(c.version) FROM consents c WHERE c.group_id = groups.id) AS consent_version, \
              CASE WHEN groups.id = ANY($3) THEN ",
             care_managers_of_group!(),
-            " END AS care_managers, xmin::text AS row_version, (SELECT json_agg(m)::text FROM memberships m \
-             WHERE m.group_id = groups.id AND m.user_id = ANY($2) AND m.state = 'active') AS members \
+            " END AS care_managers, state_version, (SELECT json_agg(m)::text FROM memberships m \
+             WHERE m.group_id = groups.id AND ($2::uuid[] IS NULL OR m.user_id = ANY($2)) AND m.state = 'active') \
+             AS members \
              FROM groups WHERE id = ANY($1) ORDER BY id"
         )
     };
@@ -320,12 +315,14 @@ macro_rules! pg_read_groups {
 /// (renkei-bench's multinode scenario found this).
 async fn read_pg_groups(
     conn: &mut sqlx::PgConnection,
-    keys: &BatchKeys,
+    groups: &[Uuid],
+    authors: Option<&[Uuid]>,
+    care_plan: &[Uuid],
     lock: bool,
-) -> Result<(Vec<LockedGroupRow>, Vec<MembershipRow>), sqlx::Error> {
+) -> Result<(Vec<GroupStateRow>, Vec<MembershipRow>), sqlx::Error> {
     let sql = if lock { concat!(pg_read_groups!(), " FOR UPDATE") } else { pg_read_groups!() };
-    let rows: Vec<LockedWithMembers> =
-        sqlx::query_as(sql).bind(&keys.groups).bind(&keys.authors).bind(&keys.care_plan).fetch_all(&mut *conn).await?;
+    let rows: Vec<GroupStateWithMembers> =
+        sqlx::query_as(sql).bind(groups).bind(authors).bind(care_plan).fetch_all(&mut *conn).await?;
     let mut groups = Vec::with_capacity(rows.len());
     let mut members = Vec::new();
     for row in rows {
@@ -333,17 +330,14 @@ async fn read_pg_groups(
             let parsed: Vec<MembershipRow> = serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?;
             members.extend(parsed);
         }
-        groups.push(row.locked);
+        groups.push(row.state);
     }
     Ok((groups, members))
 }
 
 impl CommitStatements for sqlx::PgConnection {
-    async fn lock_groups(
-        &mut self,
-        keys: &BatchKeys,
-    ) -> Result<(Vec<LockedGroupRow>, Vec<MembershipRow>), sqlx::Error> {
-        read_pg_groups(self, keys, true).await
+    async fn lock_groups(&mut self, keys: &BatchKeys) -> Result<(Vec<GroupStateRow>, Vec<MembershipRow>), sqlx::Error> {
+        read_pg_groups(self, &keys.groups, Some(&keys.authors), &keys.care_plan, true).await
     }
 
     async fn originals(&mut self, batch: &[PostRequest]) -> Result<Vec<PostRow>, sqlx::Error> {
@@ -363,32 +357,36 @@ impl CommitStatements for sqlx::PgConnection {
         &mut self,
         rows: &[NewRow<'_>],
         now: i64,
-        groups: &[Advance<'_>],
-    ) -> Result<bool, sqlx::Error> {
-        // One statement, one round trip, and a transaction of its own when none is open: it locks the groups
-        // in id order and writes only if each row is still the version the batch was decided on. Every
-        // change a post's authorisation reads (a membership, a consent, the group's status) updates its
-        // group's row in the same transaction, and so does every commit (`last_seq`), so an unchanged
-        // version means an unchanged decision; a changed row makes `ok` false and nothing is written.
+        groups: &[Advance],
+    ) -> Result<Option<HashMap<Uuid, i64>>, sqlx::Error> {
+        // One statement, one round trip, and a transaction of its own when none is open. It locks the
+        // groups in id order and writes only if each one's `state_version` is the one the batch was decided
+        // on: every change a post's decision reads bumps it (migration 0008), a new post does not. So the
+        // sequence numbers come from the rows as locked (`base`: another node may have posted since the
+        // batch was decided), and a changed group makes `ok` false and nothing is written.
         let sql = concat!(
-            "WITH locked AS MATERIALIZED (SELECT id, xmin::text AS row_version FROM groups WHERE id = ANY($14) \
+            "WITH locked AS MATERIALIZED (SELECT id, last_seq, state_version FROM groups WHERE id = ANY($13) \
              ORDER BY id FOR UPDATE), \
-             ok AS (SELECT COUNT(*) = cardinality($14::uuid[]) AS ok FROM locked \
-             JOIN UNNEST($14::uuid[], $16::text[]) AS e(id, row_version) \
-             ON locked.id = e.id AND locked.row_version = e.row_version), \
+             g AS MATERIALIZED (SELECT e.id, e.count, l.last_seq AS base, l.state_version = e.state_version AS same \
+             FROM UNNEST($13::uuid[], $14::bigint[], $15::bigint[]) AS e(id, count, state_version) \
+             JOIN locked l ON l.id = e.id), \
+             ok AS (SELECT COUNT(*) FILTER (WHERE same) = cardinality($13::uuid[]) AS ok FROM g), \
              inserted AS (INSERT INTO posts (",
             post_columns!(),
-            ") SELECT u.*, $13::bigint, 1, NULL::bigint, NULL::bigint FROM UNNEST($1::uuid[], $2::uuid[], \
-             $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], \
-             $11::text[], $12::int[]) AS u WHERE (SELECT ok FROM ok)), \
-             advanced AS (UPDATE groups SET last_seq = a.seq FROM UNNEST($14::uuid[], $15::bigint[]) AS a(id, seq) \
-             WHERE groups.id = a.id AND (SELECT ok FROM ok)) \
-             SELECT ok FROM ok"
+            ") SELECT u.id, u.group_id, g.base + u.off, u.author_id, u.author_name, u.author_profession, \
+             u.author_organisation, u.kind, u.body, u.reply_to, u.client_msg_id, u.consent_version, $12::bigint, 1, \
+             NULL::bigint, NULL::bigint FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $16::int[]) \
+             AS u(id, group_id, off, author_id, author_name, author_profession, author_organisation, kind, body, \
+             reply_to, client_msg_id, consent_version) JOIN g ON g.id = u.group_id WHERE (SELECT ok FROM ok)), \
+             advanced AS (UPDATE groups SET last_seq = g.base + g.count FROM g \
+             WHERE groups.id = g.id AND (SELECT ok FROM ok)) \
+             SELECT (SELECT ok FROM ok), COALESCE(array_agg(g.id), '{}'), COALESCE(array_agg(g.base), '{}') FROM g"
         );
-        sqlx::query_scalar(sql)
+        let (ok, ids, bases): (bool, Vec<Uuid>, Vec<i64>) = sqlx::query_as(sql)
             .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.req.group_id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.offset).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.req.author.id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.req.author.display_name.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.req.author.profession.as_str()).collect::<Vec<_>>())
@@ -397,13 +395,14 @@ impl CommitStatements for sqlx::PgConnection {
             .bind(rows.iter().map(|r| r.req.post.body.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.req.post.reply_to).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.req.post.client_msg_id.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.consent_version).collect::<Vec<_>>())
             .bind(now)
             .bind(groups.iter().map(|g| g.id).collect::<Vec<_>>())
-            .bind(groups.iter().map(|g| g.last_seq).collect::<Vec<_>>())
-            .bind(groups.iter().map(|g| g.row_version.unwrap_or_default()).collect::<Vec<_>>())
+            .bind(groups.iter().map(|g| g.count).collect::<Vec<_>>())
+            .bind(groups.iter().map(|g| g.state_version.unwrap_or(-1)).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.consent_version).collect::<Vec<_>>())
             .fetch_one(&mut *self)
-            .await
+            .await?;
+        Ok(ok.then(|| ids.into_iter().zip(bases).collect()))
     }
 }
 
@@ -412,15 +411,15 @@ const POST_ROWS_PER_STATEMENT: usize = 128;
 
 impl Store {
     /// Commits a batch of posts in one transaction (one fsync for all of them): the group commit. Each post
-    /// is authorised on the state its write commits on (`policy::groups::authorize(.., Post)`), so a removal
+    /// is authorised on the state its write commits on (`policy::posts::check_new_post`), so a removal
     /// committed before cannot be raced. A retried client message id returns the original post.
     ///
     /// The committer is the one serial step of posting, so a batch costs a handful of statements whatever
-    /// its size ([`CommitStatements`]). On PostgreSQL, two round trips when nothing stands in the way
-    /// ([`commit_unlocked`]): one reads all its groups with their consent versions and the authors'
-    /// memberships, one locks them (in id order), checks that none changed since and inserts the new posts
-    /// and advances every group's sequence. A batch with a refusal or a retried client id, or whose group
-    /// changed in between, then runs the locked transaction ([`commit_in`]): one statement finds retried
+    /// its size ([`CommitStatements`]). On PostgreSQL, one round trip when nothing stands in the way
+    /// ([`commit_unlocked`]): the committer keeps the groups it has read, reads those it lacks first, and
+    /// one statement locks them (in id order), checks that none changed since (`state_version`), inserts
+    /// the new posts and advances every group's sequence. A batch with a refusal or a retried client id, or
+    /// whose group changed, then runs the locked transaction ([`commit_in`]): one statement finds retried
     /// client ids, one locks and reads the groups, one writes; with BEGIN and COMMIT, five round trips, the
     /// groups locked for the last three. SQLite runs the locked transaction for every batch (two statements
     /// where PostgreSQL runs one, and a statement per 128 inserted rows). Only placeholders are generated;
@@ -435,17 +434,22 @@ impl Store {
 
     /// A committer on this store's pool: it takes one connection at its first batch and keeps it.
     pub fn committer(&self) -> Committer {
-        Committer { store: self.clone(), connection: None }
+        Committer { store: self.clone(), connection: None, groups: HashMap::new() }
     }
 }
 
 /// The group commit's own connection, held from batch to batch: taken from a pool for each batch, it cost a
 /// ping (sqlx tests a connection before handing it out) and a spawned task to give it back, one more round
 /// trip and one more wait among the connections' tasks in the one serial step of posting.
+///
+/// On PostgreSQL it also keeps the groups it has read, with all their active members: a batch whose
+/// groups it has is decided without a read and written in one round trip, the write checking that no
+/// group's `state_version` moved meanwhile ([`commit_unlocked`]).
 #[derive(Debug)]
 pub struct Committer {
     store: Store,
     connection: Option<Held>,
+    groups: HashMap<Uuid, GroupState>,
 }
 
 #[derive(Debug)]
@@ -453,6 +457,10 @@ enum Held {
     Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
     Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
 }
+
+/// The most groups PostgreSQL's committer keeps (a few KiB each); past it, it forgets them all and reads
+/// again the ones it needs.
+const KEPT_GROUPS: usize = 4096;
 
 impl Committer {
     /// Commits a batch of posts in one transaction: see [`Store::commit_posts`]. After a failure the
@@ -476,7 +484,7 @@ impl Committer {
                 Ok(tx) => commit_in(tx, batch, now).await,
                 Err(e) => Err(e.into()),
             },
-            Held::Postgres(conn) => match commit_unlocked(conn, batch, now).await {
+            Held::Postgres(conn) => match commit_unlocked(conn, &mut self.groups, batch, now).await {
                 Ok(Some(outcomes)) => Ok(outcomes),
                 Ok(None) => match sqlx::Connection::begin(&mut **conn).await {
                     Ok(tx) => commit_in(tx, batch, now).await,
@@ -487,6 +495,7 @@ impl Committer {
         };
         if outcome.is_err() {
             self.connection = None;
+            self.groups.clear();
         }
         outcome
     }
@@ -512,76 +521,102 @@ where
         existing.entry(post.author.id).or_default().insert(post.client_msg_id.clone(), post);
     }
     let (rows, members) = CommitStatements::lock_groups(&mut *tx, &BatchKeys::of(batch)).await?;
-    let mut groups = decided_on(rows, members)?;
-    let decision = decide(batch, &existing, &mut groups);
+    let mut groups = HashMap::new();
+    read_into(rows, members, &mut groups)?;
+    let decision = decide(batch, &existing, &groups);
     // The new posts, and every group's sequence advanced. Not read back (`RETURNING` costs a row per post
     // crossing a thread on SQLite): each post is what was inserted, `created_at` rounded as stored.
-    if !decision.new_rows.is_empty()
-        && !CommitStatements::insert_and_advance(&mut *tx, &decision.new_rows, now, &advances(&groups)).await?
-    {
-        return Err(StoreError::Corrupt("a group changed under this transaction's lock".into()));
-    }
+    let bases = if decision.new_rows.is_empty() {
+        HashMap::new()
+    } else {
+        CommitStatements::insert_and_advance(&mut *tx, &decision.new_rows, now, &decision.advances)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a group changed under this transaction's lock".into()))?
+    };
     tx.commit().await?;
-    decision.into_outcomes(now)
+    decision.into_outcomes(now, &bases)
 }
 
-/// PostgreSQL's first try at a batch: two round trips and no transaction of its own. The groups are read
-/// without a lock, the batch decided on what was read, and one statement locks them and writes only if no
-/// group's row changed in between ([`CommitStatements::insert_and_advance`]). The locked transaction
-/// ([`commit_in`]) takes five. `None` when nothing was written: a group changed, or a request was refused
-/// or may be a retry (its client id already used: the unique index refuses the statement), and
-/// [`commit_in`] decides those, with the retried ids' originals.
+/// PostgreSQL's first try at a batch: no transaction of its own, and one round trip when the committer
+/// has all the batch's groups, two when it reads the others first (without a lock). The batch is decided
+/// on them, and one statement locks the groups, checks that none changed since it was read, and writes
+/// ([`CommitStatements::insert_and_advance`]). The locked transaction ([`commit_in`]) takes five. `None`
+/// when nothing was written: a group changed, or a request was refused or may be a retry (its client id
+/// already used: the unique index refuses the statement); [`commit_in`] decides those, with the retried
+/// ids' originals, and the batch's groups are read again next time.
 async fn commit_unlocked(
     conn: &mut sqlx::PgConnection,
+    kept: &mut HashMap<Uuid, GroupState>,
     batch: &[PostRequest],
     now: i64,
 ) -> Result<Option<Vec<PostOutcome>>, StoreError> {
-    let (rows, members) = read_pg_groups(conn, &BatchKeys::of(batch), false).await?;
-    let mut groups = decided_on(rows, members)?;
-    let decision = decide(batch, &HashMap::new(), &mut groups);
+    let keys = BatchKeys::of(batch);
+    let mut missing: Vec<Uuid> = keys.groups.iter().filter(|id| !kept.contains_key(*id)).copied().collect();
+    if kept.len() + missing.len() > KEPT_GROUPS {
+        kept.clear();
+        missing.clone_from(&keys.groups);
+    }
+    if !missing.is_empty() {
+        // Every active member and the care managers of each: kept for the batches after this one.
+        let (rows, members) = read_pg_groups(conn, &missing, None, &missing, false).await?;
+        read_into(rows, members, kept)?;
+    }
+    let forget = |kept: &mut HashMap<Uuid, GroupState>| {
+        for id in &keys.groups {
+            kept.remove(id);
+        }
+    };
+    let decision = decide(batch, &HashMap::new(), kept);
     if decision.outcomes.iter().any(Option::is_some) {
+        forget(kept);
         return Ok(None);
     }
-    match CommitStatements::insert_and_advance(conn, &decision.new_rows, now, &advances(&groups)).await {
-        Ok(true) => decision.into_outcomes(now).map(Some),
-        Ok(false) => Ok(None),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
+    match CommitStatements::insert_and_advance(conn, &decision.new_rows, now, &decision.advances).await {
+        Ok(Some(bases)) => {
+            // As written: another node may have posted to these groups since they were read.
+            for advance in &decision.advances {
+                if let (Some(group), Some(base)) = (kept.get_mut(&advance.id), bases.get(&advance.id)) {
+                    group.last_seq = base + advance.count;
+                }
+            }
+            decision.into_outcomes(now, &bases).map(Some)
+        }
+        Ok(None) => {
+            forget(kept);
+            Ok(None)
+        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            forget(kept);
+            Ok(None)
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-/// The batch's groups as read, by id (a group not among them does not exist).
-fn decided_on(
-    rows: Vec<LockedGroupRow>,
+/// The groups as read, by id, into `groups` (a group not among them does not exist).
+fn read_into(
+    rows: Vec<GroupStateRow>,
     membership_rows: Vec<MembershipRow>,
-) -> Result<HashMap<Uuid, Locked>, StoreError> {
+    groups: &mut HashMap<Uuid, GroupState>,
+) -> Result<(), StoreError> {
     let mut members: HashMap<Uuid, HashMap<Uuid, Membership>> = HashMap::new();
     for row in membership_rows {
         let m = Membership::try_from(row)?;
         members.entry(m.group_id).or_default().insert(m.user_id, m);
     }
-    let mut groups = HashMap::with_capacity(rows.len());
     for row in rows {
         let id = row.group.id;
-        let locked = Locked {
+        let locked = GroupState {
             record: row.group.try_into()?,
             last_seq: row.last_seq,
             consent_version: row.consent_version,
             care_managers: row.care_managers,
-            row_version: row.row_version,
+            state_version: row.state_version,
             members: members.remove(&id).unwrap_or_default(),
         };
         groups.insert(id, locked);
     }
-    Ok(groups)
-}
-
-/// Every group's sequence after the batch, with the version of its row the batch was decided on.
-fn advances(groups: &HashMap<Uuid, Locked>) -> Vec<Advance<'_>> {
-    groups
-        .iter()
-        .map(|(id, g)| Advance { id: *id, last_seq: g.last_seq, row_version: g.row_version.as_deref() })
-        .collect()
+    Ok(())
 }
 
 /// What a batch decided for each request: an outcome now, or a new row whose post the write makes.
@@ -591,17 +626,25 @@ struct Decision<'a> {
     new_rows: Vec<NewRow<'a>>,
     /// (outcome slot, new row, created): a retry within the batch gets the same row, not created.
     fills: Vec<(usize, usize, bool)>,
+    /// The groups with new rows, in the order of their first.
+    advances: Vec<Advance>,
 }
 
-/// Decides every request of a batch, in order, on the groups as read (their sequences advanced for the new
-/// rows) and the originals of retried client ids: the rules of posting that need the database's state.
+/// Decides every request of a batch, in order, on the groups as read and the originals of retried client
+/// ids, by `policy::posts::check_new_post`. A group's sequence, as decided on, advances with each new row.
 fn decide<'a>(
     batch: &'a [PostRequest],
     existing: &HashMap<Uuid, HashMap<String, Post>>,
-    groups: &mut HashMap<Uuid, Locked>,
+    groups: &HashMap<Uuid, GroupState>,
 ) -> Decision<'a> {
-    let mut decision = Decision { outcomes: Vec::with_capacity(batch.len()), new_rows: Vec::new(), fills: Vec::new() };
+    let mut decision = Decision {
+        outcomes: Vec::with_capacity(batch.len()),
+        new_rows: Vec::new(),
+        fills: Vec::new(),
+        advances: Vec::new(),
+    };
     let mut new_index: HashMap<(Uuid, &str), usize> = HashMap::new();
+    let mut advance_of: HashMap<Uuid, usize> = HashMap::new();
     for req in batch {
         let slot = decision.outcomes.len();
         if let Some(post) = existing.get(&req.author.id).and_then(|p| p.get(req.post.client_msg_id.as_str())) {
@@ -613,55 +656,59 @@ fn decide<'a>(
             decision.outcomes.push(None);
             continue;
         }
-        let Some(group) = groups.get_mut(&req.group_id) else {
+        let Some(group) = groups.get(&req.group_id) else {
             decision.outcomes.push(Some(Err(PostRefused::Denied(GroupDenied::NotFound))));
             continue;
         };
-        if let Err(refused) = refusal(req, group) {
+        let index = *advance_of.entry(req.group_id).or_insert_with(|| {
+            decision.advances.push(Advance {
+                id: req.group_id,
+                base: group.last_seq,
+                count: 0,
+                state_version: group.state_version,
+            });
+            decision.advances.len() - 1
+        });
+        let advance = &mut decision.advances[index];
+        let to = PostingTo {
+            group: &group.record,
+            membership: group.members.get(&req.author.id),
+            last_seq: advance.base + advance.count,
+            // Counted for every group with a care-plan question in the batch (`BatchKeys::care_plan`), and
+            // for every group the committer keeps.
+            care_managers: group.care_managers,
+        };
+        if let Err(refused) = check_new_post(to, req.post.kind, req.post.reply_to) {
             decision.outcomes.push(Some(Err(refused)));
             continue;
         }
-        group.last_seq += 1;
+        advance.count += 1;
         new_index.insert((req.author.id, req.post.client_msg_id.as_str()), decision.new_rows.len());
         decision.fills.push((slot, decision.new_rows.len(), true));
         decision.outcomes.push(None);
         decision.new_rows.push(NewRow {
             id: Uuid::now_v7(),
             req,
-            seq: group.last_seq,
+            offset: advance.count,
             consent_version: group.consent_version,
         });
     }
+    decision.advances.retain(|a| a.count > 0);
     decision
 }
 
-/// Why this request may not be posted in this group as read, if it may not.
-fn refusal(req: &PostRequest, group: &Locked) -> Result<(), PostRefused> {
-    rules::authorize(&group.record, group.members.get(&req.author.id), GroupAction::Post)
-        .map_err(PostRefused::Denied)?;
-    if req.post.reply_to.is_some_and(|r| r < 1 || r > group.last_seq) {
-        return Err(PostRefused::UnknownReplyTo);
-    }
-    if req.post.kind != PostKind::Update && group.record.kind != renkei_protocol::GroupKind::Patient {
-        return Err(PostRefused::QuestionOutsidePatientGroup);
-    }
-    // Counted for every group with a care-plan question in the batch (`BatchKeys::care_plan`).
-    if req.post.kind == PostKind::CarePlanQuestion && group.care_managers.is_none_or(|n| n <= 0) {
-        return Err(PostRefused::NoCareManager);
-    }
-    Ok(())
-}
-
 impl Decision<'_> {
-    /// Every request's outcome, once the new rows are written.
-    fn into_outcomes(self, now: i64) -> Result<Vec<PostOutcome>, StoreError> {
-        let Decision { mut outcomes, new_rows, fills } = self;
+    /// Every request's outcome, once the new rows are written on these bases (each group's last sequence
+    /// number before them).
+    fn into_outcomes(self, now: i64, bases: &HashMap<Uuid, i64>) -> Result<Vec<PostOutcome>, StoreError> {
+        let Decision { mut outcomes, new_rows, fills, .. } = self;
         for (slot, row, created) in fills {
-            let NewRow { id, req, seq, consent_version } = new_rows[row];
+            let NewRow { id, req, offset, consent_version } = new_rows[row];
+            let base = bases.get(&req.group_id).ok_or_else(|| StoreError::Corrupt("post without its group".into()))?;
             let post = Post {
                 id,
                 group_id: req.group_id,
-                seq,
+                seq: base + offset,
                 author: req.author.clone(),
                 kind: req.post.kind,
                 body: Some(req.post.body.clone()),
