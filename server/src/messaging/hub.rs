@@ -192,6 +192,11 @@ impl Hub {
         }
     }
 
+    /// The last post sequence number published here for `group`, if it has local subscribers and one was.
+    pub fn last_published(&self, group: Uuid) -> Option<i64> {
+        self.lock().groups.get(&group).map(|s| s.last_published).filter(|&seq| seq > 0)
+    }
+
     /// Groups with at least one local subscriber, and the last sequence number published for each.
     pub fn watched(&self) -> Vec<(Uuid, i64)> {
         self.lock().groups.iter().filter(|(_, s)| !s.conns.is_empty()).map(|(g, s)| (*g, s.last_published)).collect()

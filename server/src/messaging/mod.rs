@@ -94,6 +94,28 @@ impl Broadcaster {
         self.hub.publish(mark.group_id, None, frame_json(&ServerFrame::Seen { mark: mark.clone() }));
     }
 
+    /// Publishes the posts other nodes committed to these groups just before `ranges` (each group's new
+    /// posts, first to last) that this node has not published yet, where it has published the group before
+    /// and the gap is short; longer gaps are left to the subscribers' own catch-up.
+    async fn publish_missed_before(&self, ranges: &BTreeMap<Uuid, (i64, i64)>) {
+        const SHORT_GAP: i64 = 256;
+        let missed: Vec<(Uuid, i64, i64)> = ranges
+            .iter()
+            .filter_map(|(group, (first, _))| {
+                let last = self.hub.last_published(*group)?;
+                (*first > last + 1 && *first - last <= SHORT_GAP).then_some((*group, last + 1, *first - 1))
+            })
+            .collect();
+        if missed.is_empty() {
+            return;
+        }
+        match self.store.posts_in_ranges(&missed).await {
+            Ok(posts) => self.publish_posts_locally(&posts),
+            // The subscribers see the gap and read it themselves.
+            Err(e) => tracing::warn!(error = %e, "reading other nodes' posts before a batch failed"),
+        }
+    }
+
     /// One NOTIFY per call (per committed batch), after the commit, never inside the insert transaction.
     async fn tell_cluster(&self, events: Vec<ClusterEvent>) {
         if events.is_empty() {
@@ -223,15 +245,22 @@ async fn run_committer(mut committer: Committer, mut rx: mpsc::Receiver<Job>, pu
 /// Publishes committed batches in commit order: to this node's subscribers, then to the other nodes. Local
 /// connections deliver by sequence number and fill any gap from the database, so a post published a little
 /// after its acknowledgement is never lost or reordered.
+///
+/// A batch that starts past what this node last published for a group follows posts another node
+/// committed whose notification has not been replayed here yet: the publisher reads those first (one
+/// statement for the batch) and publishes them in order, so that the group's subscribers here see no gap.
+/// Each of them would otherwise read the gap itself (renkei-bench multinode, both nodes posting to the
+/// same groups: 36,497 such reads in one run).
 async fn run_publisher(broadcaster: Broadcaster, mut batches: mpsc::Receiver<Vec<Post>>) {
     while let Some(created) = batches.recv().await {
-        broadcaster.publish_posts_locally(&created);
         let mut ranges: BTreeMap<Uuid, (i64, i64)> = BTreeMap::new();
         for post in &created {
             let range = ranges.entry(post.group_id).or_insert((post.seq, post.seq));
             range.0 = range.0.min(post.seq);
             range.1 = range.1.max(post.seq);
         }
+        broadcaster.publish_missed_before(&ranges).await;
+        broadcaster.publish_posts_locally(&created);
         let events = ranges.into_iter().map(|(g, (from, to))| ClusterEvent::Posts { g, from, to }).collect();
         broadcaster.tell_cluster(events).await;
     }
