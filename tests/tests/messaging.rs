@@ -492,6 +492,26 @@ both_backends!(
     }
 );
 
+/// Whether a statement `LIKE` this pattern comes to wait on a lock within 5 s (PostgreSQL).
+async fn waits_on_a_lock(database_url: &str, pattern: &str) -> bool {
+    use sqlx::Connection;
+    let mut observer = sqlx::PgConnection::connect(database_url).await.unwrap();
+    for _ in 0..200 {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+        )
+        .bind(pattern)
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        if count > 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
 /// A post waiting on the database never holds up its own connection's other work: a post's reads run in
 /// tasks of their own. With the pool down to one connection, a post's first read holds it (stalled here
 /// behind a table lock) while the same socket's next frame, a subscribe, waits for it. When the read ran in
@@ -517,22 +537,7 @@ async fn a_post_waiting_on_the_database_does_not_stall_its_connection() {
     let post = update("本日の訪問、変わりありません", "n-stalled");
     live.send(&ClientFrame::Post { id: "p".into(), group_id: team.group, post }).await.unwrap();
     // Until the post's read (the group and its members) waits on the lock, holding the pool's connection.
-    let mut observer = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
-    let mut waiting = false;
-    for _ in 0..200 {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM groups g%'",
-        )
-        .fetch_one(&mut observer)
-        .await
-        .unwrap();
-        if count > 0 {
-            waiting = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(waiting, "the post's read never waited on the lock");
+    assert!(waits_on_a_lock(&app.database_url, "%FROM groups g%").await, "the post's read never waited on the lock");
     let subscribe =
         ClientFrame::Subscribe { id: "s".into(), groups: vec![Subscription { group_id: team.group, after_seq: 0 }] };
     live.send(&subscribe).await.unwrap();
@@ -552,7 +557,7 @@ async fn a_post_waiting_on_the_database_does_not_stall_its_connection() {
 }
 
 /// A post decided on a group that changes before its write commits is decided again: on PostgreSQL a
-/// batch is first read without a lock and written only if none of its groups' rows changed in between.
+/// batch is decided on groups read without a lock and written only if no group's `state_version` moved.
 /// Here the nurse's post is read and decided (she is a member), then held at its write behind a table lock
 /// on `posts`, while the physician removes her through the API. Her post must then be refused, and nothing
 /// posted: had the write not checked the group's row, a removed member would have posted.
@@ -570,22 +575,10 @@ async fn a_removal_between_a_posts_read_and_its_write_refuses_the_post() {
     sqlx::query("LOCK TABLE posts IN SHARE MODE").execute(&mut *lock).await.unwrap();
     let post = update("本日の訪問、変わりありません", "n-raced");
     live.send(&ClientFrame::Post { id: "p".into(), group_id: team.group, post }).await.unwrap();
-    let mut observer = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
-    let mut waiting = false;
-    for _ in 0..200 {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO posts%'",
-        )
-        .fetch_one(&mut observer)
-        .await
-        .unwrap();
-        if count > 0 {
-            waiting = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(waiting, "the post's write never waited on the lock");
+    assert!(
+        waits_on_a_lock(&app.database_url, "%INSERT INTO posts%").await,
+        "the post's write never waited on the lock"
+    );
     team.doctor.remove_member(team.group, "ns-sato").await.unwrap();
     lock.commit().await.unwrap();
     loop {

@@ -19,9 +19,10 @@ pub use hub::Hub;
 use crate::domain;
 use crate::store::{Committer, PostOutcome, PostRequest, Store, StoreError};
 
-/// The most posts one transaction commits together. Each batch costs five round trips to the database
-/// whatever its size, each waiting its turn among the connections' tasks: 1,024 carried 23,300 posts/s on
-/// PostgreSQL where 512 carried 22,200 (renkei-bench throughput, one run each).
+/// The most posts one transaction commits together. Each batch costs a few round trips to the database
+/// whatever its size (one on PostgreSQL when its groups are kept, see `store::Committer`), each waiting its
+/// turn among the connections' tasks: 1,024 carried 23,300 posts/s on PostgreSQL where 512 carried 22,200
+/// (renkei-bench throughput, one run each, when a batch took seven).
 const MAX_BATCH: usize = 1024;
 /// Committed batches waiting to be published.
 const PUBLISH_QUEUE: usize = 16;

@@ -90,7 +90,7 @@ impl TryFrom<PostRow> for Post {
 /// What a batch is decided on about one of its groups: the group, its sequence, its consent version, the
 /// active memberships in it (of the batch's authors, or all of them where PostgreSQL's committer keeps it),
 /// its care managers (counted where needed), and on PostgreSQL its `state_version`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct GroupState {
     record: GroupRecord,
     last_seq: i64,
@@ -585,7 +585,7 @@ async fn commit_unlocked(
             forget(kept);
             Ok(None)
         }
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+        Err(e) if super::is_unique_violation(&e) => {
             forget(kept);
             Ok(None)
         }
