@@ -106,6 +106,8 @@ pub struct Report {
     pub parameters: serde_json::Value,
     pub figures: Vec<Figure>,
     pub latencies: Vec<Latency>,
+    /// Post→delivery by the second of the measured interval the posts were due (rate scenarios).
+    pub timeline: Vec<Latency>,
     pub counters: Vec<(String, u64)>,
     pub processes: Vec<ProcFigure>,
     pub notes: Vec<String>,
@@ -123,6 +125,7 @@ impl Report {
             parameters,
             figures: Vec::new(),
             latencies: Vec::new(),
+            timeline: Vec::new(),
             counters: Vec::new(),
             processes: Vec::new(),
             notes: Vec::new(),
@@ -191,7 +194,7 @@ impl Report {
         let mut procs = Table::new();
         procs.set_header(["process", "CPU s", "CPU % of a core", "RSS start MiB", "RSS end MiB", "RSS peak MiB"]);
         for p in &self.processes {
-            let mib = |k: u64| format!("{:.1}", k as f64 / 1024.0);
+            let mib = |k: Option<u64>| k.map_or_else(|| "–".into(), |k| format!("{:.1}", k as f64 / 1024.0));
             procs.add_row([
                 p.process.clone(),
                 format!("{:.1}", p.cpu_seconds),
@@ -202,6 +205,10 @@ impl Report {
             ]);
         }
         println!("{procs}");
+        if !self.timeline.is_empty() {
+            let p99: Vec<String> = self.timeline.iter().map(|l| format!("{:.0}", l.p99_ms)).collect();
+            println!("post→delivery p99 by second (ms): {}", p99.join(" "));
+        }
         for note in &self.notes {
             println!("note: {note}");
         }

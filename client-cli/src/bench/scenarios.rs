@@ -15,7 +15,7 @@ use renkei_protocol::{ClientFrame, NewPost, PostKind, ServerFrame, Subscription}
 use uuid::Uuid;
 
 use crate::population::{Group, provision};
-use crate::report::{Goal, Report, histogram};
+use crate::report::{Goal, Latency, Report, histogram};
 use crate::servers::{ProcSample, ProcWatch, Servers};
 
 /// A nurse's ordinary note; the stamp at the end is `[due µs:node:socket]`.
@@ -82,6 +82,8 @@ struct Recorder {
     ack: Histogram<u64>,
     same_node: Histogram<u64>,
     other_node: Histogram<u64>,
+    /// Deliveries by the second (of the measured interval) their post was due: where a tail sits in time.
+    by_second: Vec<Histogram<u64>>,
     acks: u64,
     deliveries: u64,
     errors: u64,
@@ -129,6 +131,7 @@ pub async fn rate(servers: &Servers, run: &str, args: &RateArgs, nodes: usize, r
         ack: histogram(),
         same_node: histogram(),
         other_node: histogram(),
+        by_second: (0..args.duration).map(|_| histogram()).collect(),
         acks: 0,
         deliveries: 0,
         errors: 0,
@@ -168,6 +171,10 @@ pub async fn rate(servers: &Servers, run: &str, args: &RateArgs, nodes: usize, r
                                     let latency = now.saturating_sub(due).max(1);
                                     let h = if from_node == node { &mut r.same_node } else { &mut r.other_node };
                                     let _ = h.record(latency);
+                                    let second = ((due - r.from_us) / 1_000_000) as usize;
+                                    if let Some(h) = r.by_second.get_mut(second) {
+                                        let _ = h.record(latency);
+                                    }
                                 }
                             }
                             ServerFrame::Ack { id, seq: Some(_), .. } => {
@@ -279,6 +286,8 @@ pub async fn rate(servers: &Servers, run: &str, args: &RateArgs, nodes: usize, r
     if nodes > 1 {
         report.latency("post→delivery, other node", &r.other_node);
     }
+    report.timeline =
+        r.by_second.iter().enumerate().map(|(i, h)| Latency::of(&format!("second {}", i + 1), h)).collect();
     report.count("connected members", plan.len() as u64);
     report.count("posts sent (measured)", sent_measured);
     report.count("acks (measured)", r.acks);

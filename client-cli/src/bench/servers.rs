@@ -241,7 +241,7 @@ impl ProcSample {
     }
 }
 
-/// What one process used over a measured interval.
+/// What one process (or a set of them) used over a measured interval.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcFigure {
     pub process: String,
@@ -249,50 +249,99 @@ pub struct ProcFigure {
     pub cpu_seconds: f64,
     /// Of one core: 200 % is both cores of this machine.
     pub cpu_percent: f64,
-    pub rss_start_kib: u64,
-    pub rss_end_kib: u64,
-    pub rss_peak_kib: u64,
+    /// Memory of one process; none for the rows that add several up (their shared memory would count
+    /// once per process).
+    pub rss_start_kib: Option<u64>,
+    pub rss_end_kib: Option<u64>,
+    pub rss_peak_kib: Option<u64>,
 }
 
-/// Samples the servers and this process at the start of a measured interval.
+/// What a row of [`ProcWatch`] follows.
+#[derive(Debug)]
+enum Watched {
+    /// One process; `None` is this one.
+    Process(Option<u32>),
+    /// Every process on this machine with this command name, added up (PostgreSQL's backends, which come
+    /// and go; one that ended during the interval is left out).
+    Named(&'static str),
+    /// All cores, busy (not idle or waiting on I/O), from /proc/stat.
+    Machine,
+}
+
+impl Watched {
+    /// CPU ticks so far and, for one process, its memory.
+    fn sample(&self) -> Option<(u64, Option<ProcSample>)> {
+        match self {
+            Self::Process(pid) => ProcSample::read(*pid).map(|s| (s.cpu_ticks, Some(s))),
+            Self::Named(name) => {
+                let mut ticks = 0;
+                for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+                    let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+                    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                    if comm.trim_end() == *name {
+                        ticks += ProcSample::read(Some(pid)).map_or(0, |s| s.cpu_ticks);
+                    }
+                }
+                Some((ticks, None))
+            }
+            Self::Machine => {
+                let stat = std::fs::read_to_string("/proc/stat").ok()?;
+                let ticks: Vec<u64> =
+                    stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+                // user nice system idle iowait irq softirq steal …: busy is all but idle and iowait.
+                let busy = ticks.iter().sum::<u64>() - ticks.get(3)? - ticks.get(4)?;
+                Some((busy, None))
+            }
+        }
+    }
+}
+
+/// Samples the servers, this process, PostgreSQL's processes (when the servers run on PostgreSQL) and the
+/// whole machine at the start of a measured interval.
 #[derive(Debug)]
 pub struct ProcWatch {
     started: Instant,
-    samples: Vec<(String, Option<u32>, ProcSample)>,
+    rows: Vec<(String, Watched, u64, Option<ProcSample>)>,
 }
 
 impl ProcWatch {
     pub fn start(servers: &Servers) -> Self {
-        let mut samples = Vec::new();
+        let mut watched = Vec::new();
         for (i, node) in servers.nodes.iter().enumerate() {
-            if let Some(pid) = node.pid
-                && let Some(sample) = ProcSample::read(Some(pid))
-            {
-                samples.push((format!("server node{}", i + 1), Some(pid), sample));
+            if let Some(pid) = node.pid {
+                watched.push((format!("server node{}", i + 1), Watched::Process(Some(pid))));
             }
         }
-        if let Some(sample) = ProcSample::read(None) {
-            samples.push(("renkei-bench".into(), Some(std::process::id()), sample));
+        watched.push(("renkei-bench".into(), Watched::Process(None)));
+        if servers.backend == "postgres" {
+            watched.push(("postgres (all local processes)".into(), Watched::Named("postgres")));
         }
-        Self { started: Instant::now(), samples }
+        watched.push(("whole machine, busy".into(), Watched::Machine));
+        let rows = watched
+            .into_iter()
+            .filter_map(|(name, w)| w.sample().map(|(ticks, sample)| (name, w, ticks, sample)))
+            .collect();
+        Self { started: Instant::now(), rows }
     }
 
     pub fn finish(&self) -> Vec<ProcFigure> {
         let wall = self.started.elapsed().as_secs_f64();
-        self.samples
+        self.rows
             .iter()
-            .filter_map(|(name, pid, start)| {
-                let own = pid.is_some_and(|p| p == std::process::id());
-                let end = ProcSample::read(if own { None } else { *pid })?;
-                let cpu_seconds = end.cpu_ticks.saturating_sub(start.cpu_ticks) as f64 / TICKS_PER_SECOND;
+            .filter_map(|(name, watched, start_ticks, start)| {
+                let (end_ticks, end) = watched.sample()?;
+                let cpu_seconds = end_ticks.saturating_sub(*start_ticks) as f64 / TICKS_PER_SECOND;
                 Some(ProcFigure {
                     process: name.clone(),
-                    pid: *pid,
+                    pid: match watched {
+                        Watched::Process(pid) => Some(pid.unwrap_or_else(std::process::id)),
+                        _ => None,
+                    },
                     cpu_seconds,
                     cpu_percent: 100.0 * cpu_seconds / wall.max(1e-9),
-                    rss_start_kib: start.rss_kib,
-                    rss_end_kib: end.rss_kib,
-                    rss_peak_kib: end.hwm_kib,
+                    rss_start_kib: start.map(|s| s.rss_kib),
+                    rss_end_kib: end.map(|s| s.rss_kib),
+                    rss_peak_kib: end.map(|s| s.hwm_kib),
                 })
             })
             .collect()

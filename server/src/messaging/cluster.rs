@@ -23,17 +23,30 @@ pub(super) async fn listen(broadcaster: Broadcaster) {
     }
 }
 
+/// Notifications taken at once when several wait (see [`listen_once`]).
+const MAX_COALESCED: usize = 64;
+
 async fn listen_once(b: &Broadcaster) -> Result<(), StoreError> {
     let mut listener = b.store.cluster_listener(CHANNEL).await?;
     catch_up(b).await?;
     loop {
         match listener.try_recv().await {
-            Ok(Some(notification)) => {
-                if let Ok(message) = serde_json::from_str::<ClusterMessage>(notification.payload())
-                    && message.n != b.node
-                {
-                    replay(b, message.e).await?;
+            Ok(Some(first)) => {
+                // Whatever else has arrived meanwhile is replayed with it, in order: a node that fell
+                // behind (one read per notification) catches up in a few reads instead of falling further.
+                let mut events = Vec::new();
+                let mut next = Some(first);
+                let mut taken = 0;
+                while let Some(notification) = next {
+                    if let Ok(message) = serde_json::from_str::<ClusterMessage>(notification.payload())
+                        && message.n != b.node
+                    {
+                        events.extend(message.e);
+                    }
+                    taken += 1;
+                    next = if taken < MAX_COALESCED { listener.next_buffered() } else { None };
                 }
+                replay(b, events).await?;
             }
             // The connection dropped: whatever was sent meanwhile is lost, so reconnect and catch up.
             Ok(None) => {
@@ -45,36 +58,65 @@ async fn listen_once(b: &Broadcaster) -> Result<(), StoreError> {
     }
 }
 
+/// What replaying a run of events does, in order: read and publish the posts of consecutive batches
+/// together, or apply one other event.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Posts(Vec<(uuid::Uuid, i64, i64)>),
+    Other(ClusterEvent),
+}
+
+/// Splits events (in the order they were sent) into [`Step`]s: consecutive batches' posts are read in one
+/// statement, and any other event comes after the posts sent before it and before those sent after it,
+/// so that (for one) a membership that ended stops delivery before the posts committed after it.
+/// `watched` says which groups have subscribers on this node; other groups' posts are not read.
+fn steps(events: Vec<ClusterEvent>, watched: impl Fn(&uuid::Uuid) -> bool) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut ranges = Vec::new();
+    for event in events {
+        match event {
+            ClusterEvent::Posts { g, from, to } => {
+                if watched(&g) {
+                    ranges.push((g, from, to));
+                }
+            }
+            other => {
+                if !ranges.is_empty() {
+                    steps.push(Step::Posts(std::mem::take(&mut ranges)));
+                }
+                steps.push(Step::Other(other));
+            }
+        }
+    }
+    if !ranges.is_empty() {
+        steps.push(Step::Posts(ranges));
+    }
+    steps
+}
+
+/// Replays other nodes' events in the order they were sent (see [`steps`]).
 async fn replay(b: &Broadcaster, events: Vec<ClusterEvent>) -> Result<(), StoreError> {
     let watched: std::collections::HashSet<uuid::Uuid> = b.hub.watched().into_iter().map(|(g, _)| g).collect();
     let is_watched = |g: &uuid::Uuid| watched.contains(g);
-    // A batch's posts, read at once for every group watched here.
-    let ranges: Vec<(uuid::Uuid, i64, i64)> = events
-        .iter()
-        .filter_map(|e| match e {
-            ClusterEvent::Posts { g, from, to } if is_watched(g) => Some((*g, *from, *to)),
-            _ => None,
-        })
-        .collect();
-    if !ranges.is_empty() {
-        let posts = b.store.posts_in_ranges(&ranges).await?;
-        b.publish_posts_locally(&posts);
-    }
-    for event in events {
-        match event {
-            ClusterEvent::Updated { g, s } if is_watched(&g) => {
+    for step in steps(events, is_watched) {
+        match step {
+            Step::Posts(ranges) => {
+                let posts = b.store.posts_in_ranges(&ranges).await?;
+                b.publish_posts_locally(&posts);
+            }
+            Step::Other(ClusterEvent::Updated { g, s }) if is_watched(&g) => {
                 if let Some(post) = b.store.post(g, s).await? {
                     b.publish_update_locally(&post);
                 }
             }
-            ClusterEvent::Seen { g, s, u } if is_watched(&g) => {
+            Step::Other(ClusterEvent::Seen { g, s, u }) if is_watched(&g) => {
                 if let Some(mark) = b.store.seen_marks(g, s).await?.into_iter().find(|m| m.by.id == u) {
                     b.publish_seen_locally(&mark);
                 }
             }
-            ClusterEvent::Ended { g, u } => b.hub.end_membership(g, &u),
-            ClusterEvent::Disabled { u } => b.hub.close_user(u),
-            _ => {}
+            Step::Other(ClusterEvent::Ended { g, u }) => b.hub.end_membership(g, &u),
+            Step::Other(ClusterEvent::Disabled { u }) => b.hub.close_user(u),
+            Step::Other(_) => {}
         }
     }
     Ok(())
@@ -96,4 +138,34 @@ async fn catch_up(b: &Broadcaster) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_batches_are_read_together_and_other_events_keep_their_place() {
+        let (watched, unwatched, user) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let posts = |g, from, to| ClusterEvent::Posts { g, from, to };
+        let ended = ClusterEvent::Ended { g: watched, u: vec![user] };
+        let events = vec![
+            posts(watched, 1, 3),
+            posts(unwatched, 1, 9),
+            posts(watched, 4, 4),
+            ended.clone(),
+            posts(watched, 5, 6),
+            ClusterEvent::Disabled { u: user },
+        ];
+        assert_eq!(
+            steps(events, |g| *g == watched),
+            vec![
+                Step::Posts(vec![(watched, 1, 3), (watched, 4, 4)]),
+                Step::Other(ended),
+                Step::Posts(vec![(watched, 5, 6)]),
+                Step::Other(ClusterEvent::Disabled { u: user }),
+            ]
+        );
+        assert_eq!(steps(vec![posts(unwatched, 1, 2)], |g| *g == watched), vec![]);
+    }
 }

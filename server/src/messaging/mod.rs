@@ -162,7 +162,7 @@ impl Messaging {
         let postgres = store.backend() == crate::store::Backend::Postgres;
         // The publisher's NOTIFYs need a connection of their own only where there is a cluster to tell.
         let publisher = Broadcaster {
-            store: if postgres { store.dedicated(1).await? } else { store.clone() },
+            store: if postgres { store.dedicated_planning_each_call(1).await? } else { store.clone() },
             hub: hub.clone(),
             node,
         };
@@ -171,7 +171,7 @@ impl Messaging {
         let (commits, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run_committer(store.dedicated(1).await?.committer(), rx, published));
         if postgres {
-            let link = Broadcaster { store: store.dedicated(2).await?, hub: hub.clone(), node };
+            let link = Broadcaster { store: store.dedicated_planning_each_call(2).await?, hub: hub.clone(), node };
             tokio::spawn(cluster::listen(link));
         }
         Ok(Arc::new(Self { hub, contexts: PostContexts::default(), broadcaster, commits }))

@@ -172,6 +172,19 @@ impl Store {
     /// for the shared pool, and the one task that makes progress must not wait behind them
     /// (renkei-bench's multinode scenario collapsed to pool timeouts until it had its own connection).
     pub async fn dedicated(&self, max_connections: u32) -> Result<Self, StoreError> {
+        self.dedicated_with(max_connections, false).await
+    }
+
+    /// [`Store::dedicated`], with every statement planned for the arguments of each call on PostgreSQL
+    /// (`plan_cache_mode = force_custom_plan`), never by a prepared statement's cached generic plan. For the
+    /// readers of other nodes' posts ([`Store::posts_in_ranges`]): a generic plan settled while `posts` was
+    /// young and small scans the whole table, and keeps doing so as it grows until autovacuum next analyzes
+    /// it. The statements stay prepared, so this costs a plan per call and no round trip.
+    pub async fn dedicated_planning_each_call(&self, max_connections: u32) -> Result<Self, StoreError> {
+        self.dedicated_with(max_connections, true).await
+    }
+
+    async fn dedicated_with(&self, max_connections: u32, plan_each_call: bool) -> Result<Self, StoreError> {
         let db = match &self.db {
             Db::Sqlite(pool) => Db::Sqlite(
                 sqlx::pool::PoolOptions::new()
@@ -179,12 +192,15 @@ impl Store {
                     .connect_with((*pool.connect_options()).clone())
                     .await?,
             ),
-            Db::Postgres(pool) => Db::Postgres(
-                sqlx::pool::PoolOptions::new()
-                    .max_connections(max_connections)
-                    .connect_with((*pool.connect_options()).clone())
-                    .await?,
-            ),
+            Db::Postgres(pool) => {
+                let mut options = (*pool.connect_options()).clone();
+                if plan_each_call {
+                    options = options.options([("plan_cache_mode", "force_custom_plan")]);
+                }
+                Db::Postgres(
+                    sqlx::pool::PoolOptions::new().max_connections(max_connections).connect_with(options).await?,
+                )
+            }
         };
         Ok(Self { db })
     }
