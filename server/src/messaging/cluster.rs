@@ -23,8 +23,8 @@ pub(super) async fn listen(broadcaster: Broadcaster) {
     }
 }
 
-/// Notifications taken at once when several wait (see [`listen_once`]).
-const MAX_COALESCED: usize = 64;
+/// Notifications taken at once when several wait (see [`listen_once`]), up to this many posts in all.
+const MAX_COALESCED_POSTS: i64 = 4096;
 
 async fn listen_once(b: &Broadcaster) -> Result<(), StoreError> {
     let mut listener = b.store.cluster_listener(CHANNEL).await?;
@@ -35,16 +35,20 @@ async fn listen_once(b: &Broadcaster) -> Result<(), StoreError> {
                 // Whatever else has arrived meanwhile is replayed with it, in order: a node that fell
                 // behind (one read per notification) catches up in a few reads instead of falling further.
                 let mut events = Vec::new();
+                let mut posts = 0;
                 let mut next = Some(first);
-                let mut taken = 0;
                 while let Some(notification) = next {
                     if let Ok(message) = serde_json::from_str::<ClusterMessage>(notification.payload())
                         && message.n != b.node
                     {
+                        posts += message
+                            .e
+                            .iter()
+                            .map(|e| if let ClusterEvent::Posts { from, to, .. } = e { to - from + 1 } else { 0 })
+                            .sum::<i64>();
                         events.extend(message.e);
                     }
-                    taken += 1;
-                    next = if taken < MAX_COALESCED { listener.next_buffered() } else { None };
+                    next = if posts < MAX_COALESCED_POSTS { listener.next_buffered() } else { None };
                 }
                 replay(b, events).await?;
             }
