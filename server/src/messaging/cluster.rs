@@ -41,11 +41,7 @@ async fn listen_once(b: &Broadcaster) -> Result<(), StoreError> {
                     if let Ok(message) = serde_json::from_str::<ClusterMessage>(notification.payload())
                         && message.n != b.node
                     {
-                        posts += message
-                            .e
-                            .iter()
-                            .map(|e| if let ClusterEvent::Posts { from, to, .. } = e { to - from + 1 } else { 0 })
-                            .sum::<i64>();
+                        posts += message.e.iter().map(ClusterEvent::posts).sum::<i64>();
                         events.extend(message.e);
                     }
                     next = if posts < MAX_COALESCED_POSTS { listener.next_buffered() } else { None };

@@ -43,6 +43,13 @@ enum ClusterEvent {
     Disabled { u: Uuid },
 }
 
+impl ClusterEvent {
+    /// How many posts the event announces.
+    fn posts(&self) -> i64 {
+        if let Self::Posts { from, to, .. } = self { to - from + 1 } else { 0 }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct ClusterMessage {
     /// The sending node, which ignores its own messages.
