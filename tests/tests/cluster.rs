@@ -1,4 +1,5 @@
-//! Two server nodes on one PostgreSQL: a post accepted on one reaches subscribers on the other, in order;
+//! Two server nodes on one PostgreSQL: a post accepted on one reaches subscribers on the other, in order
+//! and exactly as stored, whether it rode in the notification or was too large to and is read back;
 //! membership changes cross too; when the receiving node's listener connection is killed, it catches up
 //! by sequence number instead of losing what was sent meanwhile.
 
@@ -12,12 +13,16 @@ async fn next_event(tail: &mut Tail) -> TailEvent {
     tokio::time::timeout(Duration::from_secs(20), tail.next()).await.expect("an event within 20 s").unwrap()
 }
 
-async fn next_post_seq(tail: &mut Tail) -> i64 {
+async fn next_post(tail: &mut Tail) -> renkei_protocol::Post {
     loop {
         if let TailEvent::Post(post) = next_event(tail).await {
-            return post.seq;
+            return post;
         }
     }
+}
+
+async fn next_post_seq(tail: &mut Tail) -> i64 {
+    next_post(tail).await.seq
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,11 +37,16 @@ async fn posts_and_membership_changes_cross_nodes_and_survive_a_lost_listener() 
     team.doctor.post(team.group, &update("first", "d-0")).await.unwrap();
     assert_eq!(next_post_seq(&mut tail).await, 1);
 
+    // Short posts ride in the notification; the 3,000-character one (9,000 bytes) fits in none and is
+    // read from the database. Each arrives on node B as the database holds it.
     for i in 1..=20 {
-        team.care_manager.post(team.group, &update(&format!("{i}"), &format!("c-{i}"))).await.unwrap();
+        let body = if i == 10 { "長".repeat(3000) } else { format!("{i} 訪問しました。\n\"血圧\" 120/80") };
+        team.care_manager.post(team.group, &update(&body, &format!("c-{i}"))).await.unwrap();
     }
-    for expected in 2..=21 {
-        assert_eq!(next_post_seq(&mut tail).await, expected);
+    let stored = team.doctor.posts(team.group, Some(1), None, 20).await.unwrap().posts;
+    assert_eq!(stored[9].body.as_ref().map(|b| b.chars().count()), Some(3000));
+    for expected in stored {
+        assert_eq!(next_post(&mut tail).await, expected);
     }
 
     // A post whose notification is lost: committed straight into the database, as if node A's NOTIFY

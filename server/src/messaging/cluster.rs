@@ -1,11 +1,15 @@
-//! The cluster link on PostgreSQL: LISTEN for the other nodes' events and replay them locally from the
-//! database. Notifications sent while the listener is disconnected are lost, so every (re)connect is
+//! The cluster link on PostgreSQL: LISTEN for the other nodes' events and replay them locally, publishing
+//! the posts that came with a notification as they are and reading the rest from the database. Notifications sent while the listener is disconnected are lost, so every (re)connect is
 //! followed by a catch-up by sequence number for every group this node has subscribers in, and a
 //! re-check of its subscribers' memberships.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Broadcaster, ClusterEvent, ClusterMessage};
+use uuid::Uuid;
+
+use super::{Broadcaster, ClusterEvent, ClusterMessage, post_frame};
 use crate::store::StoreError;
 
 pub(super) const CHANNEL: &str = "renkei_events";
@@ -58,52 +62,90 @@ async fn listen_once(b: &Broadcaster) -> Result<(), StoreError> {
     }
 }
 
-/// What replaying a run of events does, in order: read and publish the posts of consecutive batches
-/// together, or apply one other event.
+/// Posts another node announced: `from..=to` of group `g`, with their frames when they came along.
+#[derive(Debug, PartialEq, Eq)]
+struct Announced {
+    g: Uuid,
+    from: i64,
+    to: i64,
+    /// One per post, in order; empty when the posts are to be read from the database.
+    frames: Vec<String>,
+}
+
+/// What replaying a run of events does, in order: publish the posts of consecutive batches together,
+/// reading those that did not come with their frames in one statement, or apply one other event.
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
-    Posts(Vec<(uuid::Uuid, i64, i64)>),
+    Posts(Vec<Announced>),
     Other(ClusterEvent),
 }
 
-/// Splits events (in the order they were sent) into [`Step`]s: consecutive batches' posts are read in one
-/// statement, and any other event comes after the posts sent before it and before those sent after it,
+/// Splits events (in the order they were sent) into [`Step`]s: consecutive batches' posts are published
+/// together, and any other event comes after the posts sent before it and before those sent after it,
 /// so that (for one) a membership that ended stops delivery before the posts committed after it.
-/// `watched` says which groups have subscribers on this node; other groups' posts are not read.
-fn steps(events: Vec<ClusterEvent>, watched: impl Fn(&uuid::Uuid) -> bool) -> Vec<Step> {
+/// `watched` says which groups have subscribers on this node; other groups' posts are left alone. Frames
+/// that do not match their range one to one are dropped, and those posts read.
+fn steps(events: Vec<ClusterEvent>, watched: impl Fn(&Uuid) -> bool) -> Vec<Step> {
     let mut steps = Vec::new();
-    let mut ranges = Vec::new();
+    let mut announced = Vec::new();
     for event in events {
         match event {
-            ClusterEvent::Posts { g, from, to } => {
+            ClusterEvent::Posts { g, from, to, mut f } => {
                 if watched(&g) {
-                    ranges.push((g, from, to));
+                    if i64::try_from(f.len()).ok() != Some(to - from + 1) {
+                        f.clear();
+                    }
+                    announced.push(Announced { g, from, to, frames: f });
                 }
             }
             other => {
-                if !ranges.is_empty() {
-                    steps.push(Step::Posts(std::mem::take(&mut ranges)));
+                if !announced.is_empty() {
+                    steps.push(Step::Posts(std::mem::take(&mut announced)));
                 }
                 steps.push(Step::Other(other));
             }
         }
     }
-    if !ranges.is_empty() {
-        steps.push(Step::Posts(ranges));
+    if !announced.is_empty() {
+        steps.push(Step::Posts(announced));
     }
     steps
 }
 
+/// Publishes announced posts, each group's in order: those whose frames came along as they are, the
+/// others read in one statement.
+async fn publish_announced(b: &Broadcaster, announced: Vec<Announced>) -> Result<(), StoreError> {
+    let unread: Vec<(Uuid, i64, i64)> =
+        announced.iter().filter(|a| a.frames.is_empty()).map(|a| (a.g, a.from, a.to)).collect();
+    if unread.is_empty() {
+        // Sent in commit order, so each group's posts are in order already.
+        for a in announced {
+            for (seq, frame) in (a.from..).zip(a.frames) {
+                b.hub.publish(a.g, Some(seq), Arc::from(frame));
+            }
+        }
+        return Ok(());
+    }
+    let mut frames: BTreeMap<(Uuid, i64), Arc<str>> = BTreeMap::new();
+    for post in b.store.posts_in_ranges(&unread).await? {
+        frames.insert((post.group_id, post.seq), post_frame(&post));
+    }
+    for a in announced {
+        frames.extend((a.from..).zip(a.frames).map(|(seq, frame)| ((a.g, seq), Arc::from(frame))));
+    }
+    for ((g, seq), frame) in frames {
+        b.hub.publish(g, Some(seq), frame);
+    }
+    Ok(())
+}
+
 /// Replays other nodes' events in the order they were sent (see [`steps`]).
 async fn replay(b: &Broadcaster, events: Vec<ClusterEvent>) -> Result<(), StoreError> {
-    let watched: std::collections::HashSet<uuid::Uuid> = b.hub.watched().into_iter().map(|(g, _)| g).collect();
-    let is_watched = |g: &uuid::Uuid| watched.contains(g);
+    let watched: std::collections::HashSet<Uuid> = b.hub.watched().into_iter().map(|(g, _)| g).collect();
+    let is_watched = |g: &Uuid| watched.contains(g);
     for step in steps(events, is_watched) {
         match step {
-            Step::Posts(ranges) => {
-                let posts = b.store.posts_in_ranges(&ranges).await?;
-                b.publish_posts_locally(&posts);
-            }
+            Step::Posts(announced) => publish_announced(b, announced).await?,
             Step::Other(ClusterEvent::Updated { g, s }) if is_watched(&g) => {
                 if let Some(post) = b.store.post(g, s).await? {
                     b.publish_update_locally(&post);
@@ -145,27 +187,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn consecutive_batches_are_read_together_and_other_events_keep_their_place() {
-        let (watched, unwatched, user) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-        let posts = |g, from, to| ClusterEvent::Posts { g, from, to };
+    fn consecutive_batches_are_published_together_and_other_events_keep_their_place() {
+        let (watched, unwatched, user) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let frames = |n: usize| (0..n).map(|i| format!("frame {i}")).collect::<Vec<_>>();
+        let posts = |g, from, to, f| ClusterEvent::Posts { g, from, to, f };
+        let announced = |g, from, to, frames| Announced { g, from, to, frames };
         let ended = ClusterEvent::Ended { g: watched, u: vec![user] };
         let events = vec![
-            posts(watched, 1, 3),
-            posts(unwatched, 1, 9),
-            posts(watched, 4, 4),
+            posts(watched, 1, 3, frames(3)),
+            posts(unwatched, 1, 9, vec![]),
+            posts(watched, 4, 4, vec![]),
             ended.clone(),
-            posts(watched, 5, 6),
+            // Frames that do not match the range are not trusted: those posts are read.
+            posts(watched, 5, 6, frames(1)),
             ClusterEvent::Disabled { u: user },
         ];
         assert_eq!(
             steps(events, |g| *g == watched),
             vec![
-                Step::Posts(vec![(watched, 1, 3), (watched, 4, 4)]),
+                Step::Posts(vec![announced(watched, 1, 3, frames(3)), announced(watched, 4, 4, vec![])]),
                 Step::Other(ended),
-                Step::Posts(vec![(watched, 5, 6)]),
+                Step::Posts(vec![announced(watched, 5, 6, vec![])]),
                 Step::Other(ClusterEvent::Disabled { u: user }),
             ]
         );
-        assert_eq!(steps(vec![posts(unwatched, 1, 2)], |g| *g == watched), vec![]);
+        assert_eq!(steps(vec![posts(unwatched, 1, 2, vec![])], |g| *g == watched), vec![]);
     }
 }

@@ -149,6 +149,9 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Plan each statement for its arguments, never by a cached generic plan ([`Store::dedicated_planning_each_call`]).
+const PLAN_EACH_CALL: (&str, &str) = ("plan_cache_mode", "force_custom_plan");
+
 impl Store {
     /// The SQLite file a URL names, if it is a SQLite URL.
     pub fn sqlite_path(url: &str) -> Option<&Path> {
@@ -172,7 +175,7 @@ impl Store {
     /// for the shared pool, and the one task that makes progress must not wait behind them
     /// (renkei-bench's multinode scenario collapsed to pool timeouts until it had its own connection).
     pub async fn dedicated(&self, max_connections: u32) -> Result<Self, StoreError> {
-        self.dedicated_with(max_connections, false).await
+        self.dedicated_with(max_connections, &[]).await
     }
 
     /// [`Store::dedicated`], with every statement planned for the arguments of each call on PostgreSQL
@@ -181,10 +184,20 @@ impl Store {
     /// young and small scans the whole table, and keeps doing so as it grows until autovacuum next analyzes
     /// it. The statements stay prepared, so this costs a plan per call and no round trip.
     pub async fn dedicated_planning_each_call(&self, max_connections: u32) -> Result<Self, StoreError> {
-        self.dedicated_with(max_connections, true).await
+        self.dedicated_with(max_connections, &[PLAN_EACH_CALL]).await
     }
 
-    async fn dedicated_with(&self, max_connections: u32, plan_each_call: bool) -> Result<Self, StoreError> {
+    /// [`Store::dedicated_planning_each_call`] for the publisher of committed posts, whose transactions
+    /// also commit without waiting for the WAL to reach the disk (`synchronous_commit = off`). All it
+    /// writes is the cluster's NOTIFY, which announces posts already durably committed: lost in a crash,
+    /// it costs nothing the other nodes' catch-up after reconnecting does not read again. Waiting for it
+    /// cost a WAL flush per batch beside the commit's own, one the next commit could queue behind.
+    pub async fn dedicated_publisher(&self, max_connections: u32) -> Result<Self, StoreError> {
+        self.dedicated_with(max_connections, &[PLAN_EACH_CALL, ("synchronous_commit", "off")]).await
+    }
+
+    /// PostgreSQL settings for a dedicated pool's sessions; SQLite has none of them.
+    async fn dedicated_with(&self, max_connections: u32, settings: &[(&str, &str)]) -> Result<Self, StoreError> {
         let db = match &self.db {
             Db::Sqlite(pool) => Db::Sqlite(
                 sqlx::pool::PoolOptions::new()
@@ -193,10 +206,7 @@ impl Store {
                     .await?,
             ),
             Db::Postgres(pool) => {
-                let mut options = (*pool.connect_options()).clone();
-                if plan_each_call {
-                    options = options.options([("plan_cache_mode", "force_custom_plan")]);
-                }
+                let options = (*pool.connect_options()).clone().options(settings.iter().copied());
                 Db::Postgres(
                     sqlx::pool::PoolOptions::new().max_connections(max_connections).connect_with(options).await?,
                 )
@@ -238,9 +248,13 @@ impl Store {
 
     /// Tells every node listening on the cluster channel (PostgreSQL only; a single SQLite node has no one
     /// to tell).
-    pub async fn notify_cluster(&self, payload: &str) -> Result<(), StoreError> {
+    pub async fn notify_cluster(&self, payloads: &[String]) -> Result<(), StoreError> {
         if let Db::Postgres(pool) = &self.db {
-            sqlx::query("SELECT pg_notify('renkei_events', $1)").bind(payload).execute(pool).await?;
+            // One transaction: the notifications are delivered together, in this order.
+            sqlx::query("SELECT pg_notify('renkei_events', p) FROM UNNEST($1::text[]) AS p")
+                .bind(payloads)
+                .execute(pool)
+                .await?;
         }
         Ok(())
     }
