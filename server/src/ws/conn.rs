@@ -13,9 +13,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use renkei_protocol::{ClientFrame, ErrorCode, MembershipChange, PostReceipt, ServerFrame, Subscription};
 use uuid::Uuid;
@@ -116,7 +116,7 @@ impl Connection {
         loop {
             let flow = tokio::select! {
                 () = inbox.notify.notified() => self.conn.on_inbox(&inbox, conn_id).await,
-                Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => self.conn.send(&reply).await,
+                Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => self.acknowledge(reply).await,
                 incoming = self.stream.next(), if self.in_flight.len() < MAX_IN_FLIGHT => {
                     self.last_heard = Instant::now();
                     match incoming {
@@ -156,6 +156,22 @@ impl Connection {
         // client message id, which never creates a second post.
         let _ = self.conn.sink.close().await;
         tracing::debug!(user = %self.conn.session.account.id(), "websocket closed");
+    }
+}
+
+impl Connection {
+    /// Sends a post's answer with every other one already decided: a group commit answers a connection's
+    /// posts together, and each written alone was a system call and a packet of its own (a tenth of the
+    /// server's CPU at maximum throughput).
+    async fn acknowledge(&mut self, reply: ServerFrame) -> Flow {
+        let mut reply = Some(reply);
+        while let Some(frame) = reply {
+            if let Flow::Stop = self.conn.feed(text(&frame)).await {
+                return Flow::Stop;
+            }
+            reply = self.in_flight.next().now_or_never().flatten();
+        }
+        self.conn.flush().await
     }
 }
 
