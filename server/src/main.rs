@@ -3,9 +3,9 @@
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
-/// mimalloc, not glibc's allocator: a post allocates and frees a few dozen small buffers on different
-/// threads (frames, rows, bindings), and glibc's malloc and free took ~20 % of the server's CPU at maximum
-/// throughput. renkei-bench throughput on SQLite, alternating: 29,389, 28,952, 30,271 -> 32,149, 34,648,
+/// mimalloc, not glibc's allocator: a post's frames, rows and bindings are allocated on one thread and
+/// freed on another, and glibc's malloc and free took ~20 % of the server's CPU at maximum throughput
+/// (`perf record`, renkei-bench throughput on SQLite). renkei-bench throughput on SQLite, alternating: 29,389, 28,952, 30,271 -> 32,149, 34,648,
 /// 33,929 posts/s; idle sockets cost 6.3 KiB each instead of 7.8 (the idle server starts ~35 MiB larger).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -157,9 +157,7 @@ impl Connection {
         let _ = self.conn.sink.close().await;
         tracing::debug!(user = %self.conn.session.account.id(), "websocket closed");
     }
-}
 
-impl Connection {
     /// Sends a post's answer with every other one already decided: a group commit answers a connection's
     /// posts together, and each written alone was a system call and a packet of its own (a tenth of the
     /// server's CPU at maximum throughput).
