@@ -8,7 +8,7 @@ use renkei_protocol::{
     API_PREFIX, AdminGroup, AdminGroupList, ChangePasswordRequest, ConsentChange, ConsentHistory,
     CreateCommunityGroupRequest, CreateUserRequest, CreatedUser, ErrorBody, Group, GroupList, Invitation,
     InvitationList, LoginRequest, LoginResponse, MemberList, OpenGroupRequest, RecordConsentRequest, Sensitive,
-    SessionList, SetupPasswordRequest, SetupToken, TotpCode, TotpEnrollment, User, UserList, UserRef,
+    SessionList, SessionTransport, SetupPasswordRequest, SetupToken, TotpCode, TotpEnrollment, User, UserList, UserRef,
     WithdrawConsentRequest,
 };
 use renkei_protocol::{
@@ -209,9 +209,14 @@ impl Client {
             login: login.to_owned(),
             password: password.clone(),
             totp_code: totp_code.map(str::to_owned),
+            session: SessionTransport::Bearer,
         };
         let response: LoginResponse = self.call(Method::POST, "/auth/login", Some(&req)).await?;
-        self.token = Some(response.token.clone());
+        let token = response.token.clone().ok_or_else(|| ClientError::Unexpected {
+            status: 200,
+            detail: "the login answer carries no token".into(),
+        })?;
+        self.token = Some(token);
         Ok(response)
     }
 

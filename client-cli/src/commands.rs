@@ -206,7 +206,9 @@ async fn login_cmd(ctx: &Context, out: &Output, login: Option<String>, totp: Opt
         other => other?,
     };
     ctx.save_profile()?;
-    ctx.dir.save_token(&ctx.profile_name, &response.token)?;
+    if let Some(token) = client.token() {
+        ctx.dir.save_token(&ctx.profile_name, token)?;
+    }
     if out.json {
         // The token stays in the token file; it is never printed.
         out.json(&serde_json::json!({

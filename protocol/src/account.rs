@@ -61,12 +61,29 @@ pub struct LoginRequest {
     /// The current TOTP code, when the account has TOTP enabled.
     #[serde(default)]
     pub totp_code: Option<String>,
+    /// How the session is carried: a bearer token in the answer (programs, the default), or an
+    /// `HttpOnly; Secure; SameSite=Strict` cookie no script can read (browsers).
+    #[serde(default)]
+    pub session: SessionTransport,
+}
+
+/// How a new session is handed to the client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionTransport {
+    /// The token is in the answer's `token`; send it as `Authorization: Bearer`.
+    #[default]
+    Bearer,
+    /// The token is set as the `renkei_session` cookie and is not in the answer. Every state-changing
+    /// request carried by the cookie must come with an allowed `Origin`.
+    Cookie,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LoginResponse {
-    /// The bearer token. Shown once; the server keeps only its hash.
-    pub token: Sensitive,
+    /// The bearer token, shown once (the server keeps only its hash). Absent for a cookie session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Sensitive>,
     pub session_id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,

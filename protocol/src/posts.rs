@@ -277,6 +277,10 @@ pub enum ServerFrame {
         id: Option<String>,
         code: ErrorCode,
         message: String,
+        /// The same details an HTTP error carries in its body's `fields` (e.g. the attending physician's
+        /// phone of an `emergency_use_prohibited` refusal).
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        fields: std::collections::BTreeMap<String, String>,
     },
     Pong {
         id: String,

@@ -1,4 +1,5 @@
-//! A node's periodic work: close expired sessions and invitations (each with its audit entry), and
+//! A node's periodic work: close expired sessions (and their sockets, on every node) and invitations
+//! (each with its audit entry), and
 //! write the latest audit hash to the anchor file, so a log cut short is detected against it
 //! (`renkei-server audit verify --anchor FILE`).
 
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use crate::app::AppState;
 use crate::domain;
+use crate::messaging::hub::SessionsEnded;
 
 /// Runs the sweep every `housekeeping_seconds` until aborted.
 pub fn start(state: AppState) -> tokio::task::JoinHandle<()> {
@@ -28,7 +30,10 @@ pub fn start(state: AppState) -> tokio::task::JoinHandle<()> {
 pub async fn sweep(state: &AppState, anchored: &mut Option<i64>) -> anyhow::Result<()> {
     let now = domain::now();
     let idle_cutoff = now - time::Duration::minutes(i64::from(state.config.session_idle_minutes));
-    let sessions = state.store.expire_sessions(now, idle_cutoff).await?;
+    let expired = state.store.expire_sessions(now, idle_cutoff).await?;
+    let sessions = expired.len();
+    let ended: Vec<_> = expired.into_iter().map(|(user, session)| (user, SessionsEnded::One(session))).collect();
+    state.messaging.sessions_ended(&ended).await;
     let invitations = state.store.expire_invitations(now).await?;
     if sessions + invitations > 0 {
         tracing::info!(sessions, invitations, "expired");

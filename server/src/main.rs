@@ -1,4 +1,5 @@
-//! `renkei-server`: serve (the default), migrate, print-config, create-admin, dev-cert.
+//! `renkei-server`: serve (the default), migrate, print-config, openapi, create-admin, backup, restore,
+//! audit, dev-cert.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ enum Command {
     Migrate,
     /// Print the effective configuration, secrets redacted.
     PrintConfig,
+    /// Print the OpenAPI document of the HTTP API (as served at /api/v1/openapi.json).
+    Openapi,
     /// Create an administrator. The password is read from stdin when piped, prompted for otherwise.
     CreateAdmin {
         #[arg(long)]
@@ -115,6 +118,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::PrintConfig => {
             print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&renkei_server::http::openapi_document())?);
             Ok(())
         }
         Command::CreateAdmin { login, display_name, organisation } => {

@@ -381,11 +381,11 @@ both_backends!(
         // A sweep two weeks and a day from now: every session is past its 12 hours, the invitation past
         // its 14 days.
         let later = time::OffsetDateTime::now_utc() + time::Duration::days(15);
-        let sessions = store.expire_sessions(later, later - time::Duration::hours(1)).await.unwrap();
+        let sessions = store.expire_sessions(later, later - time::Duration::hours(1)).await.unwrap().len();
         assert!(sessions >= 5, "admin, three team members and the new nurse: {sessions}");
         assert_eq!(store.expire_invitations(later).await.unwrap(), 1);
         // A second sweep (or a second node) finds nothing left.
-        assert_eq!(store.expire_sessions(later, later).await.unwrap(), 0);
+        assert!(store.expire_sessions(later, later).await.unwrap().is_empty());
         assert_eq!(store.expire_invitations(later).await.unwrap(), 0);
         store.close().await;
 

@@ -1,5 +1,5 @@
 //! TLS through rustls: a client that trusts the server's certificate logs in; one that does not cannot
-//! connect at all.
+//! connect at all; every answer over TLS carries HSTS.
 
 use renkei_protocol::Sensitive;
 use renkei_tests::{Backend, PASSWORD, TestApp, install_crypto_provider};
@@ -20,6 +20,16 @@ async fn clients_log_in_over_tls_and_untrusted_certificates_are_refused() {
 
     let admin = app.admin().await;
     assert_eq!(admin.me().await.unwrap().login, "admin");
+
+    // Over TLS every answer tells the browser to keep to HTTPS.
+    let pem = std::fs::read(&cert).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+        .build()
+        .unwrap();
+    let page = http.get(format!("{}/", app.base_url)).send().await.unwrap();
+    let hsts = page.headers().get("strict-transport-security").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(hsts.as_deref(), Some("max-age=31536000"));
 
     // The system's roots do not include our self-signed certificate.
     let untrusted = renkei_cli::Client::new(&app.base_url, None).unwrap();

@@ -1,4 +1,5 @@
-//! Request extractors for authenticated callers.
+//! Request extractors for authenticated callers: a bearer token (programs), or the browser's session
+//! cookie with an allowed `Origin` on anything that changes state.
 //!
 //! - [`AnySession`]: any live session, even one that must still change its password or enrol TOTP.
 //! - [`Member`]: a session with nothing pending — what almost every endpoint takes.
@@ -11,6 +12,7 @@ use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 use time::Duration;
 
+use super::cookie;
 use crate::app::AppState;
 use crate::domain::{self, Account, SessionInfo};
 use crate::error::ApiError;
@@ -53,19 +55,28 @@ impl FromRequestParts<AppState> for ClientInfo {
 pub struct AnySession {
     pub account: Account,
     pub session: SessionInfo,
+    /// Carried by the browser's session cookie rather than a bearer token.
+    pub via_cookie: bool,
 }
 
 impl FromRequestParts<AppState> for AnySession {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthenticated)?;
-        Self::from_token(state, token).await
+        let bearer =
+            parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if let Some(token) = bearer {
+            return Self::from_token(state, token).await;
+        }
+        // A browser's cookie: the browser sends it with any request to this server, including one a page
+        // of another site makes it send, so a request that changes anything must name an allowed origin.
+        let token = cookie::session_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+        if !cookie::origin_allows(&parts.method, &parts.headers, &state.config) {
+            return Err(ApiError::Forbidden(policy::Denied::OriginNotAllowed));
+        }
+        let mut session = Self::from_token(state, token).await?;
+        session.via_cookie = true;
+        Ok(session)
     }
 }
 
@@ -83,7 +94,7 @@ impl AnySession {
         if now - session.last_seen_at > TOUCH_INTERVAL {
             state.store.touch_session(session.id, now).await?;
         }
-        Ok(Self { account, session })
+        Ok(Self { account, session, via_cookie: false })
     }
 
     /// What this session must do first, if anything.

@@ -14,6 +14,7 @@ use crate::audit::{Actor, action};
 use crate::auth::{Admin, AnySession, password, token};
 use crate::domain::{self, DisplayName, FieldError, Login, Organisation, Phone};
 use crate::error::ApiError;
+use crate::messaging::hub::SessionsEnded;
 use crate::policy;
 use crate::store::NewUser;
 
@@ -162,8 +163,9 @@ async fn enable_user(
     set_status(&state, &caller, &key, AccountStatus::Active).await.map(axum::Json)
 }
 
-/// Issues a new one-time setup token (a lost token, a forgotten password). Earlier unused tokens stop
-/// working; the current password keeps working until the token is used.
+/// Issues a new one-time setup token (a lost token, a forgotten password, a lost phone). Earlier unused
+/// tokens stop working and every session of the account ends at once, its live connections with it; the
+/// current password keeps working until the token is used.
 #[utoipa::path(post, path = "/api/v1/admin/users/{user}/setup-token", tag = "admin", security(("bearer" = [])),
     params(("user" = String, Path, description = "user id or login")),
     responses((status = 200, body = SetupToken), (status = 404, body = ErrorBody)))]
@@ -176,6 +178,7 @@ async fn new_setup_token(
     let now = domain::now();
     let (setup, hash) = new_setup(&state, now)?;
     state.store.replace_setup_token(target.id(), &hash, setup.expires_at, now).await?;
+    state.messaging.sessions_ended(&[(target.id(), SessionsEnded::AllBut(None))]).await;
     tracing::info!(admin = %caller.account.id(), user = %target.id(), "setup token issued");
     state
         .audit

@@ -2,8 +2,10 @@
 //! setup token.
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use renkei_protocol::{ErrorBody, LoginRequest, LoginResponse, SetupPasswordRequest};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use renkei_protocol::{ErrorBody, LoginRequest, LoginResponse, SessionTransport, SetupPasswordRequest};
 use time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -11,9 +13,10 @@ use utoipa_axum::routes;
 use super::ApiJson;
 use crate::app::AppState;
 use crate::audit::{Actor, action};
-use crate::auth::{AnySession, ClientInfo, password, token, totp};
+use crate::auth::{AnySession, ClientInfo, cookie, password, token, totp};
 use crate::domain::{self, Login};
 use crate::error::ApiError;
+use crate::messaging::hub::SessionsEnded;
 use crate::metrics::LoginOutcome;
 use crate::policy;
 use crate::store::NewSession;
@@ -29,16 +32,23 @@ const FAILURE_WINDOW: Duration = Duration::hours(1);
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = LoginResponse),
-        (status = 401, description = "invalid_credentials, totp_required or totp_invalid", body = ErrorBody),
-        (status = 403, description = "account_disabled", body = ErrorBody),
+        (status = 401, description = "invalid_credentials (also for a disabled account, whatever the password), totp_required or totp_invalid", body = ErrorBody),
+        (status = 403, description = "forbidden when a cookie session is asked for from an origin not allowed", body = ErrorBody),
         (status = 429, description = "too_many_attempts", body = ErrorBody),
     ))]
 async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
-) -> Result<axum::Json<LoginResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let typed_login: String = req.login.trim().to_lowercase().chars().take(64).collect();
+    let transport = req.session;
+    // A cookie session is for a page of this server (or an allowed origin) only: another site must not be
+    // able to log a browser into an account of its choosing.
+    if transport == SessionTransport::Cookie && !cookie::origin_is_own_or_allowed(&headers, &state.config) {
+        return Err(ApiError::Forbidden(policy::Denied::OriginNotAllowed));
+    }
     let outcome = try_login(&state, &client, req).await;
     if let Err(e) = &outcome
         && !matches!(e, ApiError::TotpRequired)
@@ -54,7 +64,17 @@ async fn login(
         Err(ApiError::TotpRequired) => LoginOutcome::TotpRequired,
         Err(_) => LoginOutcome::Failure,
     });
-    outcome.map(axum::Json)
+    let mut response = outcome?;
+    if transport == SessionTransport::Cookie {
+        let token = response.token.take().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no token")))?;
+        let max_age = (response.expires_at - domain::now()).whole_seconds().max(0);
+        let set = cookie::set_session(token.expose(), max_age)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("token is not a cookie value")))?;
+        let mut reply = axum::Json(response).into_response();
+        reply.headers_mut().insert(SET_COOKIE, set);
+        return Ok(reply);
+    }
+    Ok(axum::Json(response).into_response())
 }
 
 async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> Result<LoginResponse, ApiError> {
@@ -75,12 +95,11 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
         state.store.record_login_failure(&typed, &client.addr, now, now - FAILURE_WINDOW).await?;
         Err::<LoginResponse, ApiError>(e)
     };
-    let Some(account) = account.filter(|_| password_ok) else {
+    // A disabled account answers exactly as a wrong password does: otherwise the difference tells whoever
+    // holds a leaked password that it is right.
+    let Some(account) = account.filter(|a| password_ok && a.is_active()) else {
         return fail(ApiError::InvalidCredentials).await;
     };
-    if !account.is_active() {
-        return Err(ApiError::AccountDisabled);
-    }
     if let Some(secret) = &account.totp_secret {
         let Some(code) = req.totp_code.as_deref() else {
             return Err(ApiError::TotpRequired);
@@ -115,7 +134,7 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
     let actor = Actor { id: Some(account.id()), client_addr: Some(client.addr.clone()), session_id: Some(session.id) };
     state.audit.record(action::LOGIN, &actor, None, Some(account.id()), serde_json::json!({})).await;
     Ok(LoginResponse {
-        token,
+        token: Some(token),
         session_id: session.id,
         expires_at: session.expires_at,
         pending: policy::pending_step(&account, state.config.require_totp),
@@ -126,13 +145,18 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
 /// Ends the calling session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
-async fn logout(State(state): State<AppState>, caller: AnySession) -> Result<StatusCode, ApiError> {
+async fn logout(State(state): State<AppState>, caller: AnySession) -> Result<Response, ApiError> {
     state.store.revoke_session(caller.account.id(), caller.session.id, domain::now()).await?;
+    state.messaging.sessions_ended(&[(caller.account.id(), SessionsEnded::One(caller.session.id))]).await;
     state
         .audit
         .record(action::LOGOUT, &Actor::from(&caller), None, Some(caller.account.id()), serde_json::json!({}))
         .await;
-    Ok(StatusCode::NO_CONTENT)
+    let mut reply = StatusCode::NO_CONTENT.into_response();
+    if caller.via_cookie {
+        reply.headers_mut().insert(SET_COOKIE, cookie::clear_session());
+    }
+    Ok(reply)
 }
 
 /// Sets the first password of a new account with the one-time setup token its administrator handed over.

@@ -15,6 +15,7 @@ use crate::audit::{Actor, action};
 use crate::auth::{AnySession, Member, password, totp};
 use crate::domain::{self, SessionInfo};
 use crate::error::ApiError;
+use crate::messaging::hub::SessionsEnded;
 use crate::policy;
 use crate::store::Conflict;
 
@@ -58,6 +59,8 @@ async fn change_password(
     }
     let hash = password::hash(&req.new_password).await.map_err(ApiError::internal)?;
     state.store.set_password(caller.account.id(), &hash, Some(caller.session.id), domain::now()).await?;
+    let ended = SessionsEnded::AllBut(Some(caller.session.id));
+    state.messaging.sessions_ended(&[(caller.account.id(), ended)]).await;
     tracing::info!(user = %caller.account.id(), "password changed");
     state
         .audit
@@ -144,6 +147,7 @@ async fn revoke_session(
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     if state.store.revoke_session(caller.account.id(), id, domain::now()).await? {
+        state.messaging.sessions_ended(&[(caller.account.id(), SessionsEnded::One(id))]).await;
         let details = serde_json::json!({ "session": id });
         state
             .audit

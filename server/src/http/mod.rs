@@ -12,6 +12,7 @@ mod invitations;
 mod me;
 mod ops;
 pub(crate) mod posts;
+mod web;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -84,6 +85,7 @@ impl<T: DeserializeOwned + Send> axum::extract::FromRequestParts<AppState> for A
 #[openapi(
     info(title = "renkei API", description = "Closed messaging for the home-care team around a patient."),
     modifiers(&BearerAuth),
+    components(schemas(renkei_protocol::ClientFrame, renkei_protocol::ServerFrame)),
     tags(
         (name = "auth", description = "Logging in and out, first password"),
         (name = "me", description = "The caller's own account, sessions and second factor"),
@@ -99,12 +101,20 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        // The browser's session (`POST /auth/login` with `"session": "cookie"`); state-changing requests
+        // carried by it need an allowed `Origin`.
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::new(crate::auth::cookie::SESSION_COOKIE),
+            )),
+        );
     }
 }
 
-/// The whole application router, with its OpenAPI document served at `/api/v1/openapi.json`.
-pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Every documented endpoint, with the document describing it.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(me::router())
         .merge(admin::router())
@@ -115,7 +125,17 @@ pub fn router(state: AppState) -> Router {
         .merge(invitations::router())
         .merge(admin_groups::router())
         .merge(admin_audit::router())
-        .split_for_parts();
+}
+
+/// The OpenAPI document served at `/api/v1/openapi.json` (`renkei-server openapi` prints it; the web
+/// client's types are generated from it).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The whole application router, with its OpenAPI document served at `/api/v1/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_router().split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     Router::new()
         .merge(api)
@@ -128,9 +148,11 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(ops::router())
         .merge(crate::ws::router())
+        .merge(web::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(middleware::from_fn_with_state(state.clone(), web::security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Method and path only: query strings may carry credentials and are never logged.

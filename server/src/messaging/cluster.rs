@@ -158,6 +158,7 @@ async fn replay(b: &Broadcaster, events: Vec<ClusterEvent>) -> Result<(), StoreE
             }
             Step::Other(ClusterEvent::Ended { g, u }) => b.hub.end_membership(g, &u),
             Step::Other(ClusterEvent::Disabled { u }) => b.hub.close_user(u),
+            Step::Other(ClusterEvent::SessionsEnded { u, e }) => b.hub.close_sessions(u, e),
             Step::Other(_) => {}
         }
     }
@@ -177,6 +178,12 @@ async fn catch_up(b: &Broadcaster) -> Result<(), StoreError> {
             b.hub.close_user(user);
         } else if !active {
             b.hub.end_membership(group, &[user]);
+        }
+    }
+    // A session that ended while the link was down: its notification was lost with the link.
+    for (user, session) in b.hub.sessions() {
+        if !b.store.session_is_live(session).await? {
+            b.hub.close_sessions(user, crate::messaging::hub::SessionsEnded::One(session));
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 //! connection's inbox holds no allocation at all: the queue exists only while frames wait in it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -25,8 +25,9 @@ pub struct Inbox {
     queue: Mutex<VecDeque<Outbound>>,
     /// Set when the queue was full: frames were dropped, and the connection must catch up from the database.
     pub lagged: AtomicBool,
-    /// Set when the connection must close (its account was disabled).
-    pub close: AtomicBool,
+    /// Set (to a [`CloseReason`]) when the connection must close: its account was disabled or its session
+    /// ended. Zero while it may stay open.
+    close: AtomicU8,
     /// Woken whenever something above changes.
     pub notify: Notify,
 }
@@ -37,7 +38,52 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Why the hub closes a connection; the connection tells its client in the close frame (code 1008).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CloseReason {
+    /// An administrator disabled the account.
+    AccountDisabled = 1,
+    /// The session the connection was opened with ended: logout, revoked, password changed or reset,
+    /// expired.
+    SessionEnded = 2,
+}
+
+impl CloseReason {
+    /// The close frame's reason text (stable: clients may match it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountDisabled => "account disabled",
+            Self::SessionEnded => "session ended",
+        }
+    }
+}
+
+/// Which sessions of a user end (see [`Hub::close_sessions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SessionsEnded {
+    /// This one session.
+    One(Uuid),
+    /// Every session of the user but this one (a password change keeps the session that changed it).
+    AllBut(Option<Uuid>),
+}
+
 impl Inbox {
+    /// Why the connection must close, if it must.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        match self.close.load(Ordering::Acquire) {
+            1 => Some(CloseReason::AccountDisabled),
+            2 => Some(CloseReason::SessionEnded),
+            _ => None,
+        }
+    }
+
+    fn close(&self, reason: CloseReason) {
+        // The first reason stays: a disabled account's sessions also end, and "disabled" says more.
+        let _ = self.close.compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+        self.notify.notify_one();
+    }
+
     /// Takes every waiting frame, in the order published; the queue's memory goes with them.
     pub fn take(&self) -> VecDeque<Outbound> {
         std::mem::take(&mut *lock(&self.queue))
@@ -59,6 +105,8 @@ impl Inbox {
 #[derive(Debug)]
 struct Conn {
     user: Uuid,
+    /// The session the connection was opened with: when it ends, the connection closes.
+    session: Uuid,
     inbox: Arc<Inbox>,
     /// The groups this connection is subscribed to, so that leaving touches only those.
     groups: Vec<Uuid>,
@@ -124,12 +172,12 @@ impl Hub {
         lock(&self.inner)
     }
 
-    pub fn register(self: &Arc<Self>, user: Uuid) -> Registration {
+    pub fn register(self: &Arc<Self>, user: Uuid, session: Uuid) -> Registration {
         let inbox = Arc::new(Inbox::default());
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
-        inner.conns.insert(id, Conn { user, inbox: inbox.clone(), groups: Vec::new() });
+        inner.conns.insert(id, Conn { user, session, inbox: inbox.clone(), groups: Vec::new() });
         Registration { hub: self.clone(), id, inbox }
     }
 
@@ -187,9 +235,30 @@ impl Hub {
     /// Closes every connection of a user (account disabled).
     pub fn close_user(&self, user: Uuid) {
         for conn in self.lock().conns.values().filter(|c| c.user == user) {
-            conn.inbox.close.store(true, Ordering::Release);
-            conn.inbox.notify.notify_one();
+            conn.inbox.close(CloseReason::AccountDisabled);
         }
+    }
+
+    /// Closes the connections opened with the sessions of `user` that ended.
+    pub fn close_sessions(&self, user: Uuid, ended: SessionsEnded) {
+        let ends = |c: &&Conn| {
+            c.user == user
+                && match ended {
+                    SessionsEnded::One(s) => c.session == s,
+                    SessionsEnded::AllBut(kept) => Some(c.session) != kept,
+                }
+        };
+        for conn in self.lock().conns.values().filter(ends) {
+            conn.inbox.close(CloseReason::SessionEnded);
+        }
+    }
+
+    /// Every (user, session) with a connection here, for re-checking after the cluster link was down.
+    pub fn sessions(&self) -> Vec<(Uuid, Uuid)> {
+        let mut out: Vec<_> = self.lock().conns.values().map(|c| (c.user, c.session)).collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The last post sequence number published here for `group`, if it has local subscribers and one was.
@@ -231,7 +300,7 @@ mod tests {
     fn a_full_queue_marks_the_connection_lagged_instead_of_blocking_or_growing() {
         let hub = Hub::new(2);
         let group = Uuid::new_v4();
-        let reg = hub.register(Uuid::new_v4());
+        let reg = hub.register(Uuid::new_v4(), Uuid::new_v4());
         hub.subscribe(reg.id, group);
         for seq in 1..=5 {
             hub.publish(group, Some(seq), Arc::from("{}"));
@@ -247,12 +316,32 @@ mod tests {
     }
 
     #[test]
+    fn ending_sessions_closes_only_the_connections_opened_with_them() {
+        let hub = Hub::new(8);
+        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let (phone, desk) = (Uuid::new_v4(), Uuid::new_v4());
+        let a_phone = hub.register(alice, phone);
+        let a_desk = hub.register(alice, desk);
+        let b = hub.register(bob, Uuid::new_v4());
+        hub.close_sessions(alice, SessionsEnded::One(phone));
+        assert_eq!(a_phone.inbox.close_reason(), Some(CloseReason::SessionEnded));
+        assert_eq!(a_desk.inbox.close_reason(), None);
+        hub.close_sessions(alice, SessionsEnded::AllBut(Some(desk)));
+        assert_eq!(a_desk.inbox.close_reason(), None);
+        hub.close_sessions(alice, SessionsEnded::AllBut(None));
+        assert_eq!(a_desk.inbox.close_reason(), Some(CloseReason::SessionEnded));
+        assert_eq!(b.inbox.close_reason(), None);
+        hub.close_user(bob);
+        assert_eq!(b.inbox.close_reason(), Some(CloseReason::AccountDisabled));
+    }
+
+    #[test]
     fn ending_a_membership_stops_delivery_to_that_user_only() {
         let hub = Hub::new(8);
         let group = Uuid::new_v4();
         let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-        let a = hub.register(alice);
-        let b = hub.register(bob);
+        let a = hub.register(alice, Uuid::new_v4());
+        let b = hub.register(bob, Uuid::new_v4());
         hub.subscribe(a.id, group);
         hub.subscribe(b.id, group);
         hub.end_membership(group, &[bob]);
@@ -270,8 +359,8 @@ mod tests {
     fn leaving_removes_only_that_connections_subscriptions() {
         let hub = Hub::new(8);
         let (g1, g2) = (Uuid::new_v4(), Uuid::new_v4());
-        let a = hub.register(Uuid::new_v4());
-        let b = hub.register(Uuid::new_v4());
+        let a = hub.register(Uuid::new_v4(), Uuid::new_v4());
+        let b = hub.register(Uuid::new_v4(), Uuid::new_v4());
         hub.subscribe(a.id, g1);
         hub.subscribe(a.id, g2);
         hub.subscribe(b.id, g2);

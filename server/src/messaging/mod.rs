@@ -70,6 +70,9 @@ enum ClusterEvent {
     Ended { g: Uuid, u: Vec<Uuid> },
     /// User `u` was disabled: close their sockets.
     Disabled { u: Uuid },
+    /// Sessions `e` of user `u` ended (logout, revoked, password changed or reset, expired): close the
+    /// sockets opened with them.
+    SessionsEnded { u: Uuid, e: hub::SessionsEnded },
 }
 
 impl ClusterEvent {
@@ -305,6 +308,18 @@ impl Messaging {
         }
         self.hub.end_membership(group, &users);
         self.broadcaster.tell_cluster(vec![ClusterEvent::Ended { g: group, u: users }]).await;
+    }
+
+    /// The sockets opened with these sessions close, on every node.
+    pub async fn sessions_ended(&self, ended: &[(Uuid, hub::SessionsEnded)]) {
+        if ended.is_empty() {
+            return;
+        }
+        for (user, e) in ended {
+            self.hub.close_sessions(*user, *e);
+        }
+        let events = ended.iter().map(|(u, e)| ClusterEvent::SessionsEnded { u: *u, e: *e }).collect();
+        self.broadcaster.tell_cluster(events).await;
     }
 
     /// A disabled user's sockets close, on every node.

@@ -113,6 +113,12 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            // A reset is for a forgotten password or a lost phone: whoever holds a session now is cut off.
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "INSERT INTO setup_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
             )
@@ -367,6 +373,17 @@ impl Store {
                 .map(|r| r.rows_affected())
         })?;
         Ok(())
+    }
+
+    /// Whether a session is neither revoked nor closed by the expiry sweep.
+    pub async fn session_is_live(&self, id: Uuid) -> Result<bool, StoreError> {
+        let live: Option<i32> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expired_at IS NULL")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(live.is_some())
     }
 
     /// Revokes one session of `user_id`. False when there is no such live session of that user.

@@ -45,8 +45,12 @@ pub(super) use expire_invitations_in;
 
 impl Store {
     /// Closes the sessions past their absolute expiry (`expires_at`) or idle since `idle_cutoff`, each
-    /// with a `session_expired` entry saying why and how long it lasted; returns how many.
-    pub async fn expire_sessions(&self, now: OffsetDateTime, idle_cutoff: OffsetDateTime) -> Result<usize, StoreError> {
+    /// with a `session_expired` entry saying why and how long it lasted; returns each (user, session).
+    pub async fn expire_sessions(
+        &self,
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+    ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
         let (now, idle_cutoff) = (to_micros(now), to_micros(idle_cutoff));
         let postgres = self.backend() == super::Backend::Postgres;
         let count = with_pool!(self, |pool| {
@@ -78,7 +82,7 @@ impl Store {
                 append_audit_in!(tx, postgres, &entry, now);
             }
             tx.commit().await?;
-            expired.len()
+            expired.iter().map(|(id, user, ..)| (*user, *id)).collect()
         });
         Ok(count)
     }

@@ -71,9 +71,25 @@ fn frame_id(text: &str) -> Option<String> {
     serde_json::from_str::<Id>(text).ok().map(|f| f.id)
 }
 
+/// The close code and reason for a read error, from tungstenite's error text (axum hides its type):
+/// 1007 for text that is not UTF-8, 1002 for a protocol violation (an oversized control frame among them),
+/// 1009 for a data frame or message over [`MAX_FRAME_BYTES`]. `None` when the transport itself failed.
+fn read_error_close(error: &str) -> Option<(u16, String)> {
+    let message = error.to_ascii_lowercase();
+    if message.contains("utf-8") || message.contains("utf8") {
+        Some((1007, "text frames must be valid UTF-8".into()))
+    } else if message.contains("protocol") {
+        Some((1002, "protocol error".into()))
+    } else if message.contains("too long") || message.contains("limit exceeded") || message.contains("too big") {
+        Some((1009, format!("frames are limited to {MAX_FRAME_BYTES} bytes")))
+    } else {
+        None
+    }
+}
+
 fn error_frame(id: Option<String>, e: &ApiError) -> ServerFrame {
     let body = e.body();
-    ServerFrame::Error { id, code: body.code, message: body.message }
+    ServerFrame::Error { id, code: body.code, message: body.message, fields: body.fields }
 }
 
 /// Everything one connection holds while it waits. The task's future is this plus the few small futures
@@ -93,7 +109,7 @@ struct Connection {
 /// arguments are not kept twice in the task).
 pub(super) fn run(state: AppState, session: AnySession, socket: WebSocket) -> impl Future<Output = ()> + Send {
     let (sink, stream) = socket.split();
-    let registration = state.messaging.hub.register(session.account.id());
+    let registration = state.messaging.hub.register(session.account.id(), session.session.id);
     let per_second = NonZeroU32::new(state.config.ws_frames_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
     let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
     let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
@@ -126,14 +142,14 @@ impl Connection {
                             if self.limiter.check().is_err() {
                                 // Names the refused frame when it has an id, so the client knows which post to send again.
                                 let id = frame_id(t.as_str());
-                                let e = ServerFrame::Error { id, code: ErrorCode::RateLimited, message: "too many frames".into() };
+                                let e = ServerFrame::Error { id, code: ErrorCode::RateLimited, message: "too many frames".into(), fields: Default::default() };
                                 self.conn.send(&e).await
                             } else {
                                 self.conn.on_text(t.as_str(), conn_id, &mut self.in_flight).await
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
-                            let e = ServerFrame::Error { id: None, code: ErrorCode::MalformedRequest, message: "binary frames are not accepted; send JSON text".into() };
+                            let e = ServerFrame::Error { id: None, code: ErrorCode::MalformedRequest, message: "binary frames are not accepted; send JSON text".into(), fields: Default::default() };
                             self.conn.send(&e).await
                         }
                         // After a Close, keep reading until the peer ends the stream (tungstenite answers it).
@@ -187,20 +203,18 @@ impl Conn {
         self.sink.flush().await.into()
     }
 
+    /// A frame could not be read: the close code says why, as RFC 6455 section 7.4.1 defines them.
     async fn on_read_error(&mut self, e: axum::Error) -> Flow {
-        let message = e.to_string().to_ascii_lowercase();
-        let too_big = message.contains("too long") || message.contains("limit exceeded") || message.contains("too big");
-        if too_big {
-            let reason = format!("frames are limited to {MAX_FRAME_BYTES} bytes");
-            let _ = self.sink.send(Message::Close(Some(CloseFrame { code: 1009, reason: reason.into() }))).await;
+        if let Some((code, reason)) = read_error_close(&e.to_string()) {
+            let _ = self.sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
         }
         Flow::Stop
     }
 
     /// The hub woke this connection: close, catch up after a lag, or deliver what waits, in order.
     async fn on_inbox(&mut self, inbox: &Inbox, conn_id: u64) -> Flow {
-        if inbox.close.load(Ordering::Acquire) {
-            let frame = CloseFrame { code: 1008, reason: "account disabled".into() };
+        if let Some(reason) = inbox.close_reason() {
+            let frame = CloseFrame { code: 1008, reason: reason.as_str().into() };
             let _ = self.sink.send(Message::Close(Some(frame))).await;
             return Flow::Stop;
         }
@@ -313,6 +327,7 @@ impl Conn {
                     id,
                     code: ErrorCode::MalformedRequest,
                     message: format!("invalid frame: {e}"),
+                    fields: Default::default(),
                 };
                 return self.send(&reply).await;
             }

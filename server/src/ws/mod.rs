@@ -1,6 +1,6 @@
-//! `/api/v1/ws`: the live stream. Authenticated at the upgrade — `Authorization: Bearer` for programs, or
-//! for browsers (which cannot set headers) the subprotocols `renkei.v1, renkei.token.<token>` — with an
-//! Origin allow-list for browsers. Small buffers keep an idle socket within a few KiB of server memory.
+//! `/api/v1/ws`: the live stream. Authenticated at the upgrade — `Authorization: Bearer` for programs; for
+//! browsers (which cannot set headers) the session cookie, or the subprotocols `renkei.v1,
+//! renkei.token.<token>` — with an Origin check for browsers (this server's own origin or an allowed one). Small buffers keep an idle socket within a few KiB of server memory.
 
 mod conn;
 
@@ -11,7 +11,7 @@ use axum::http::header::{AUTHORIZATION, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
-use crate::auth::AnySession;
+use crate::auth::{AnySession, cookie};
 use crate::error::ApiError;
 
 /// The subprotocol a browser offers, with its token in a second one: `renkei.token.<token>`.
@@ -50,11 +50,16 @@ async fn upgrade(State(state): State<AppState>, req: axum::extract::Request) -> 
 
 async fn accept(state: AppState, req: axum::extract::Request) -> Result<Response, ApiError> {
     let (mut parts, _) = req.into_parts();
+    // Programs send no Origin; a browser's page must be this server's own or an allowed origin.
     let origin = parts.headers.get(ORIGIN).map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    if !crate::policy::origin_allowed(origin, &state.config.ws_allowed_origins) {
+    if !crate::policy::origin_allowed(origin, &state.config.ws_allowed_origins)
+        && !cookie::origin_is_own_or_allowed(&parts.headers, &state.config)
+    {
         return Err(ApiError::Forbidden(crate::policy::Denied::OriginNotAllowed));
     }
-    let (token, via_subprotocol) = bearer(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+    let (token, via_subprotocol) = bearer(&parts.headers)
+        .or_else(|| cookie::session_token(&parts.headers).map(|t| (t.to_owned(), false)))
+        .ok_or(ApiError::Unauthenticated)?;
     let session = AnySession::from_token(&state, &token).await?;
     if let Some(step) = session.pending(&state) {
         return Err(ApiError::Pending(step));

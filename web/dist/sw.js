@@ -1,0 +1,40 @@
+// renkei's service worker: keeps the application shell (the page, its scripts, styles and icons) so the
+// app opens without signal. It never stores or answers anything under /api/: clinical content and
+// tokens stay off the device's caches. Hashed files under /assets/ never change; the page is fetched
+// fresh whenever the network answers.
+const CACHE = 'renkei-shell-v1';
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(caches.open(CACHE).then((c) => c.addAll(['/', '/manifest.webmanifest', '/icon.svg'])).then(() => self.skipWaiting()));
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    caches.keys().then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k)))).then(() => self.clients.claim()),
+  );
+});
+
+self.addEventListener('fetch', (event) => {
+  const url = new URL(event.request.url);
+  if (event.request.method !== 'GET' || url.origin !== self.location.origin || url.pathname.startsWith('/api/')) return;
+  if (url.pathname.startsWith('/assets/')) {
+    event.respondWith(
+      caches.match(event.request).then(
+        (hit) => hit || fetch(event.request).then((r) => {
+          if (r.ok) { const copy = r.clone(); caches.open(CACHE).then((c) => c.put(event.request, copy)); }
+          return r;
+        }),
+      ),
+    );
+    return;
+  }
+  // The page and the rest of the shell: the network first, the kept copy without signal.
+  event.respondWith(
+    fetch(event.request)
+      .then((r) => {
+        if (r.ok) { const copy = r.clone(); caches.open(CACHE).then((c) => c.put(url.pathname === '/index.html' ? '/' : event.request, copy)); }
+        return r;
+      })
+      .catch(() => caches.match(event.request).then((hit) => hit || caches.match('/'))),
+  );
+});

@@ -1,0 +1,155 @@
+// The one module that speaks HTTP to renkei-server. Every call names its operation as the OpenAPI
+// document does (`METHOD /api/v1/...`, checked by the `Operation` type generated from it) and uses the
+// generated wire types, so the client cannot drift from the contract without failing `npm run check`.
+// The session is the HttpOnly cookie: no token ever passes through script.
+import type {
+  AddressedList,
+  Availability,
+  EditPost,
+  ErrorBody,
+  ErrorCode,
+  Group,
+  GroupList,
+  InvitationList,
+  LoginRequest,
+  LoginResponse,
+  NewPost,
+  Operation,
+  Post,
+  PostHistory,
+  PostPage,
+  PostReceipt,
+  SeenList,
+  SeenMark,
+  SessionList,
+  TotpEnrollment,
+  UnreadList,
+  User,
+} from './api-types';
+
+/** A refusal or failure the server answered with its typed error body. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ErrorBody,
+  ) {
+    super(`${body.code}: ${body.message}`);
+  }
+  get code(): ErrorCode {
+    return this.body.code;
+  }
+  /** Worth trying again later with the same request (the server was away, or overloaded). */
+  get retryable(): boolean {
+    return this.status >= 500 || this.code === 'rate_limited' || this.code === 'unavailable';
+  }
+}
+
+/** The request never got an answer: no signal, or the server is down. */
+export class OfflineError extends Error {
+  constructor() {
+    super('offline');
+  }
+}
+
+type Listener = () => void;
+const unauthenticatedListeners = new Set<Listener>();
+
+/** Called whenever the server says the session is gone (expired, revoked, logged out elsewhere). */
+export function onUnauthenticated(listener: Listener): () => void {
+  unauthenticatedListeners.add(listener);
+  return () => unauthenticatedListeners.delete(listener);
+}
+
+/** Fills `{name}` segments of an operation's path. */
+function pathOf(op: Operation, params: Record<string, string | number>): [string, string] {
+  const space = op.indexOf(' ');
+  const method = op.slice(0, space);
+  const path = op.slice(space + 1).replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = params[name];
+    if (value === undefined) throw new Error(`missing path parameter ${name}`);
+    return encodeURIComponent(String(value));
+  });
+  return [method, path];
+}
+
+export async function call<T>(
+  op: Operation,
+  params: Record<string, string | number> = {},
+  body?: unknown,
+  query?: Record<string, string | number | undefined>,
+): Promise<T> {
+  const [method, path] = pathOf(op, params);
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) search.set(k, String(v));
+  const url = search.size ? `${path}?${search}` : path;
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method,
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new OfflineError();
+  }
+  if (response.status === 204) return undefined as T;
+  const json: unknown = await response.json().catch(() => undefined);
+  if (!response.ok) {
+    const error = isErrorBody(json)
+      ? new ApiError(response.status, json)
+      : new ApiError(response.status, { code: response.status >= 500 ? 'unavailable' : 'malformed_request', message: response.statusText, fields: {} });
+    if (error.code === 'unauthenticated' && op !== 'POST /api/v1/auth/login') {
+      for (const listener of unauthenticatedListeners) listener();
+    }
+    throw error;
+  }
+  return json as T;
+}
+
+function isErrorBody(v: unknown): v is ErrorBody {
+  return typeof v === 'object' && v !== null && 'code' in v && 'message' in v;
+}
+
+/** The newest page: `before` past any sequence number. */
+const NEWEST = Number.MAX_SAFE_INTEGER;
+
+export const api = {
+  login: (login: string, password: string, totp_code?: string) =>
+    call<LoginResponse>('POST /api/v1/auth/login', {}, { login, password, totp_code, session: 'cookie' } satisfies LoginRequest),
+  logout: () => call<void>('POST /api/v1/auth/logout'),
+  setup: (setup_token: string, new_password: string) =>
+    call<void>('POST /api/v1/auth/setup', {}, { setup_token, new_password }),
+  me: () => call<User>('GET /api/v1/me'),
+  changePassword: (current_password: string, new_password: string) =>
+    call<void>('POST /api/v1/me/password', {}, { current_password, new_password }),
+  totpEnroll: () => call<TotpEnrollment>('POST /api/v1/me/totp/enroll'),
+  totpConfirm: (code: string) => call<User>('POST /api/v1/me/totp/confirm', {}, { code }),
+  sessions: () => call<SessionList>('GET /api/v1/me/sessions'),
+  revokeSession: (id: string) => call<void>('DELETE /api/v1/me/sessions/{id}', { id }),
+  availability: () => call<Availability>('GET /api/v1/me/availability'),
+  setAvailability: (a: Availability) => call<Availability>('PUT /api/v1/me/availability', {}, a),
+
+  groups: () => call<GroupList>('GET /api/v1/groups'),
+  group: (id: string) => call<Group>('GET /api/v1/groups/{id}', { id }),
+  unread: () => call<UnreadList>('GET /api/v1/unread'),
+  addressed: () => call<AddressedList>('GET /api/v1/addressed'),
+  invitations: () => call<InvitationList>('GET /api/v1/invitations'),
+  acceptInvitation: (id: string) => call<unknown>('POST /api/v1/invitations/{id}/accept', { id }),
+  declineInvitation: (id: string) => call<unknown>('POST /api/v1/invitations/{id}/decline', { id }),
+
+  newestPosts: (id: string, limit = 50) =>
+    call<PostPage>('GET /api/v1/groups/{id}/posts', { id }, undefined, { before: NEWEST, limit }),
+  postsBefore: (id: string, before: number, limit = 50) =>
+    call<PostPage>('GET /api/v1/groups/{id}/posts', { id }, undefined, { before, limit }),
+  postsAfter: (id: string, after: number, limit = 500) =>
+    call<PostPage>('GET /api/v1/groups/{id}/posts', { id }, undefined, { after, limit }),
+  post: (id: string, post: NewPost) => call<PostReceipt>('POST /api/v1/groups/{id}/posts', { id }, post),
+  edit: (id: string, seq: number, edit: EditPost) =>
+    call<Post>('PATCH /api/v1/groups/{id}/posts/{seq}', { id, seq }, edit),
+  history: (id: string, seq: number) => call<PostHistory>('GET /api/v1/groups/{id}/posts/{seq}/history', { id, seq }),
+  seen: (id: string, seq: number) => call<SeenMark>('POST /api/v1/groups/{id}/posts/{seq}/seen', { id, seq }),
+  seenBy: (id: string, seq: number) => call<SeenList>('GET /api/v1/groups/{id}/posts/{seq}/seen', { id, seq }),
+  markRead: (id: string, seq: number) => call<unknown>('POST /api/v1/groups/{id}/read', { id }, { seq }),
+};

@@ -1,0 +1,49 @@
+// Every user-facing string comes from the message catalogue (src/locales/*.ftl, Fluent): Japanese
+// first, English when the browser prefers it. Error codes map to `error-<code>`.
+import { FluentBundle, FluentResource, type FluentVariable } from '@fluent/bundle';
+import ja from '../locales/ja.ftl?raw';
+import en from '../locales/en.ftl?raw';
+
+export type Locale = 'ja' | 'en';
+
+/** Japanese unless the browser lists English before any Japanese. */
+export function pickLocale(preferred: readonly string[]): Locale {
+  for (const tag of preferred) {
+    const lang = tag.toLowerCase().split('-')[0];
+    if (lang === 'ja') return 'ja';
+    if (lang === 'en') return 'en';
+  }
+  return 'ja';
+}
+
+export function bundle(locale: Locale): FluentBundle {
+  const b = new FluentBundle(locale, { useIsolating: false });
+  const errors = b.addResource(new FluentResource(locale === 'ja' ? ja : en));
+  if (errors.length) throw new Error(`catalogue ${locale}: ${errors.map(String).join('; ')}`);
+  return b;
+}
+
+export const locale: Locale = pickLocale(typeof navigator === 'undefined' ? [] : navigator.languages);
+const active = bundle(locale);
+
+/** The message `key` with its arguments; the key itself when missing (a test keeps that from happening). */
+export function t(key: string, args?: Record<string, FluentVariable>): string {
+  const message = active.getMessage(key);
+  if (!message?.value) return key;
+  return active.formatPattern(message.value, args);
+}
+
+/** Words for a server error code, with what it carries (e.g. the seconds to wait). */
+export function errorText(code: string, fields: Record<string, string> = {}): string {
+  return t(`error-${code}`, { seconds: fields.retry_after_seconds ?? '' });
+}
+
+/** Dates and times as people here read them. */
+export function when(iso: string): string {
+  return new Intl.DateTimeFormat(locale === 'ja' ? 'ja-JP' : 'en-GB', {
+    month: 'numeric',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+  }).format(new Date(iso));
+}

@@ -1,0 +1,169 @@
+# renkei web client — English (when the browser prefers it). Every key here exists in ja.ftl too.
+app-name = renkei
+app-tagline = Care-team collaboration for patients at home
+
+## Connection and status
+status-online = Connected
+status-offline = Offline — posts you write are sent when the signal returns
+status-reconnecting = Reconnecting…
+session-ended = Your session has ended. Please sign in again.
+server-error = The server cannot be reached. Please try again later; what you typed is kept.
+retry = Retry
+loading = Loading…
+
+## Sign-in
+login-title = Sign in
+login-login = Login
+login-password = Password
+login-totp = Verification code (6 digits)
+login-totp-hint = Enter the 6-digit code your authenticator app shows.
+login-submit = Sign in
+login-setup-link = First time here (setup token from your administrator)
+logout = Sign out
+
+## First-time setup
+setup-title = First-time setup
+setup-token = Setup token
+setup-new-password = New password
+setup-repeat-password = New password (again)
+setup-rules = At least 13 characters (8 once a second factor is set up), at least 4 different characters, at most 256. A long sentence makes a good password.
+setup-mismatch = The two passwords differ.
+setup-submit = Set my password
+setup-done = Your password is set. Please sign in.
+change-password-title = Change password
+change-password-current = Current password
+change-password-required = First, change the initial password your administrator set.
+change-password-submit = Change
+change-password-done = Password changed. Your sessions on other devices have ended.
+
+## Second factor
+totp-title = Second factor (authenticator app)
+totp-on = The second factor is on.
+totp-off = No second factor yet. Setting one up protects you if your phone is lost.
+totp-start = Set it up
+totp-scan = Scan this QR code with your authenticator app, then enter the 6-digit code it shows.
+totp-secret = Key for manual entry
+totp-confirm = Confirm
+totp-done = Second factor on. From now on, signing in asks for the 6-digit code.
+totp-required = Please set up a second factor before going on (administrator's policy).
+
+## Groups
+groups-title = My groups
+groups-empty = You are not in any group yet. Wait for an invitation from the attending physician, or accept one.
+groups-unread = { $count } unread
+groups-community = Community group
+groups-archived = Closed
+addressed-title = Questions for you
+addressed-empty = No open questions addressed to you.
+invitations-title = Invitations
+invitation-from = Invited by { $name } ({ $organisation })
+invitation-accept = Accept
+invitation-decline = Decline
+
+## Timeline
+timeline-back = Groups
+timeline-older = Load earlier posts
+timeline-start = This is the start of the group
+timeline-empty = No posts yet.
+timeline-removed = You are no longer a member of this group.
+post-edited = edited
+post-deleted = This post was deleted
+post-history = Edit history
+post-version = Version { $version }, { $at }
+post-seen = Seen
+post-seen-by = Seen by { $count }
+post-seen-who = Who has seen it
+post-seen-mine = Seen ✓
+post-edit = Edit
+post-save = Save
+post-cancel = Cancel
+post-pending = Waiting to send (sent when the signal returns)
+post-sending = Sending…
+post-reply-to = Reply to #{ $seq }
+kind-update = Update
+kind-treatment_question = Treatment question (to the physician)
+kind-care_plan_question = Care-plan question (to the care manager)
+
+## Composing
+compose-placeholder = Write an update (emergencies go by telephone)
+compose-kind = Kind of post
+compose-send = Send
+compose-draft-saved = Drafts are saved as you type
+refusal-emergency-title = Emergencies go by telephone
+refusal-emergency-body = This post reads as an emergency (“{ $matched }”). renkei must not be used for emergencies.
+refusal-emergency-call = Call the attending physician { $phone }
+refusal-emergency-nophone = The attending physician has no phone number on record. Follow your office's emergency procedure.
+refusal-emergency-override = It is not an emergency: send it
+refusal-community = A community group cannot hold information about an individual patient. Post it in the patient's group.
+refusal-generic = Not sent: { $reason }
+off-hours-title = These members are off hours; no immediate reply is expected.
+off-hours-contact = Contact: { $contact }
+
+## My account
+me-title = Account
+me-profile = { $name } ({ $profession }, { $organisation })
+availability-title = Availability hours
+availability-hint = Whoever posts outside these hours is told that no immediate reply is expected.
+availability-add = Add hours
+availability-remove = Remove
+availability-start = From
+availability-end = To
+availability-contact = Preferred contact
+availability-save = Save
+availability-saved = Saved.
+sessions-title = Signed-in devices
+sessions-current = This device
+sessions-revoke = Sign it out
+sessions-since = since { $since } (last { $seen })
+weekday-mon = Mon
+weekday-tue = Tue
+weekday-wed = Wed
+weekday-thu = Thu
+weekday-fri = Fri
+weekday-sat = Sat
+weekday-sun = Sun
+
+## Professions
+profession-physician = Physician
+profession-dentist = Dentist
+profession-pharmacist = Pharmacist
+profession-nurse = Nurse
+profession-therapist = Therapist
+profession-care_manager = Care manager
+profession-care_worker = Care worker
+profession-support_centre = Support centre
+profession-msw = MSW
+profession-government = Government
+profession-other = Other
+
+## Error codes (stable identifiers from the server)
+error-malformed_request = The request was not in the expected form.
+error-validation_failed = Please check what you entered.
+error-unsupported_media_type = The request was not in the expected form.
+error-payload_too_large = That is too long.
+error-unauthenticated = Please sign in.
+error-invalid_credentials = Login or password is wrong.
+error-totp_required = Enter your verification code.
+error-totp_invalid = The verification code is wrong or expired.
+error-totp_enrollment_required = Please set up a second factor.
+error-password_change_required = Please change your password.
+error-password_too_weak = The password does not meet the rules.
+error-setup_token_invalid = The setup token is invalid or expired. Ask your administrator for a new one.
+error-account_disabled = This account is disabled.
+error-too_many_attempts = Too many attempts. Try again in { $seconds } seconds.
+error-forbidden = You are not allowed to do this.
+error-not_found = Not found.
+error-method_not_allowed = This cannot be done.
+error-conflict = This conflicted with another change. Please try again.
+error-outside_consent_scope = Outside the consent in force.
+error-consent_required = A consent must be recorded first.
+error-already_member = Already a member.
+error-invitation_expired = The invitation has expired.
+error-group_not_active = This group is closed or read-only.
+error-rate_limited = Too many messages; please wait a moment.
+error-emergency_use_prohibited = Emergencies go by telephone.
+error-patient_info_in_community_group = A community group cannot hold information about an individual patient.
+error-no_care_manager_in_group = This group has no care manager.
+error-unavailable = The server is briefly unavailable; retrying by itself.
+error-internal = The server had an error. What you typed is kept.
+error-offline = No connection. It will be sent when the signal returns.

@@ -1,0 +1,169 @@
+# renkei web client — Japanese (the default). Every key here exists in en.ftl too (tests/unit/catalogue.test.ts).
+app-name = renkei 連携
+app-tagline = 在宅医療・介護の多職種連携
+
+## Connection and status
+status-online = 接続中
+status-offline = オフライン — 書いた投稿は電波が戻ると送信されます
+status-reconnecting = 再接続しています…
+session-ended = セッションが終了しました。もう一度ログインしてください。
+server-error = サーバーに接続できません。時間をおいてもう一度お試しください。入力した内容は残っています。
+retry = 再試行
+loading = 読み込み中…
+
+## Sign-in
+login-title = ログイン
+login-login = ログインID
+login-password = パスワード
+login-totp = 確認コード（6桁）
+login-totp-hint = 認証アプリに表示されている6桁の数字を入力してください。
+login-submit = ログイン
+login-setup-link = 初回の方（管理者から受け取ったセットアップトークン）
+logout = ログアウト
+
+## First-time setup
+setup-title = 初回設定
+setup-token = セットアップトークン
+setup-new-password = 新しいパスワード
+setup-repeat-password = 新しいパスワード（確認）
+setup-rules = パスワードは13文字以上（二要素認証を設定すると8文字以上）、4種類以上の文字を含み、256文字まで。長い文章のようなパスワードがおすすめです。
+setup-mismatch = 2つのパスワードが一致しません。
+setup-submit = パスワードを設定する
+setup-done = パスワードを設定しました。ログインしてください。
+change-password-title = パスワードの変更
+change-password-current = 現在のパスワード
+change-password-required = 最初に、管理者が設定した仮パスワードを変更してください。
+change-password-submit = 変更する
+change-password-done = パスワードを変更しました。他の端末のセッションは終了しました。
+
+## Second factor
+totp-title = 二要素認証（認証アプリ）
+totp-on = 二要素認証は有効です。
+totp-off = 二要素認証は設定されていません。スマートフォンを紛失した時のためにも設定をおすすめします。
+totp-start = 設定を始める
+totp-scan = 認証アプリでこのQRコードを読み取り、表示された6桁のコードを入力してください。
+totp-secret = 手入力用のキー
+totp-confirm = 確認する
+totp-done = 二要素認証を設定しました。次回からログイン時に6桁のコードが必要です。
+totp-required = ご利用の前に二要素認証を設定してください（管理者のポリシー）。
+
+## Groups
+groups-title = 担当グループ
+groups-empty = まだ参加しているグループはありません。主治医からの招待を待つか、招待を承諾してください。
+groups-unread = 未読 { $count }件
+groups-community = 地域グループ
+groups-archived = 終了
+addressed-title = あなた宛ての質問
+addressed-empty = あなた宛ての未回答の質問はありません。
+invitations-title = 招待
+invitation-from = { $name }（{ $organisation }）からの招待
+invitation-accept = 承諾する
+invitation-decline = 辞退する
+
+## Timeline
+timeline-back = 一覧へ
+timeline-older = さらに前の投稿を読み込む
+timeline-start = ここがこのグループの最初です
+timeline-empty = まだ投稿はありません。
+timeline-removed = このグループのメンバーではなくなりました。
+post-edited = 編集済み
+post-deleted = この投稿は削除されました
+post-history = 編集履歴
+post-version = 第{ $version }版 { $at }
+post-seen = 見ました
+post-seen-by = 見ました { $count }人
+post-seen-who = 見た人
+post-seen-mine = 見ました済み
+post-edit = 編集
+post-save = 保存
+post-cancel = キャンセル
+post-pending = 送信待ち（電波が戻ると送信されます）
+post-sending = 送信中…
+post-reply-to = #{ $seq } への返信
+kind-update = 経過報告
+kind-treatment_question = 治療の質問（主治医へ）
+kind-care_plan_question = ケアプランの質問（ケアマネジャーへ）
+
+## Composing
+compose-placeholder = 経過や気づいたことを書いてください（緊急の連絡は電話で）
+compose-kind = 投稿の種類
+compose-send = 送信
+compose-draft-saved = 下書きは自動で保存されます
+refusal-emergency-title = 緊急の連絡は電話でお願いします
+refusal-emergency-body = この投稿は緊急の内容のように読めます（「{ $matched }」）。renkei は緊急連絡には使えません。
+refusal-emergency-call = 主治医に電話する { $phone }
+refusal-emergency-nophone = 主治医の電話番号は登録されていません。事業所の緊急連絡手順に従ってください。
+refusal-emergency-override = 緊急ではありません。このまま送信する
+refusal-community = 地域グループには個別の患者さんの情報を書けません。患者さんのグループに投稿してください。
+refusal-generic = 送信できませんでした：{ $reason }
+off-hours-title = 次の方は対応時間外です。すぐの返信は期待されません。
+off-hours-contact = 連絡方法：{ $contact }
+
+## My account
+me-title = アカウント
+me-profile = { $name }（{ $profession }・{ $organisation }）
+availability-title = 対応時間（ケアマネタイム）
+availability-hint = 時間外の投稿には、送信者に「すぐの返信は期待されない」と表示されます。
+availability-add = 時間帯を追加
+availability-remove = 削除
+availability-start = 開始
+availability-end = 終了
+availability-contact = 希望する連絡方法
+availability-save = 保存
+availability-saved = 保存しました。
+sessions-title = ログイン中の端末
+sessions-current = この端末
+sessions-revoke = ログアウトさせる
+sessions-since = { $since } から（最終 { $seen }）
+weekday-mon = 月
+weekday-tue = 火
+weekday-wed = 水
+weekday-thu = 木
+weekday-fri = 金
+weekday-sat = 土
+weekday-sun = 日
+
+## Professions
+profession-physician = 医師
+profession-dentist = 歯科医師
+profession-pharmacist = 薬剤師
+profession-nurse = 看護師
+profession-therapist = リハビリ職
+profession-care_manager = ケアマネジャー
+profession-care_worker = 介護職
+profession-support_centre = 地域包括支援センター
+profession-msw = MSW
+profession-government = 行政
+profession-other = その他
+
+## Error codes (stable identifiers from the server)
+error-malformed_request = 送信内容の形式が正しくありません。
+error-validation_failed = 入力内容を確認してください。
+error-unsupported_media_type = 送信内容の形式が正しくありません。
+error-payload_too_large = 内容が長すぎます。
+error-unauthenticated = ログインしてください。
+error-invalid_credentials = ログインIDまたはパスワードが違います。
+error-totp_required = 確認コードを入力してください。
+error-totp_invalid = 確認コードが違うか、期限切れです。
+error-totp_enrollment_required = 二要素認証を設定してください。
+error-password_change_required = パスワードを変更してください。
+error-password_too_weak = パスワードが規則を満たしていません。
+error-setup_token_invalid = セットアップトークンが無効か期限切れです。管理者に新しいトークンを依頼してください。
+error-account_disabled = このアカウントは無効になっています。
+error-too_many_attempts = 試行回数が多すぎます。{ $seconds }秒後にもう一度お試しください。
+error-forbidden = この操作は許可されていません。
+error-not_found = 見つかりません。
+error-method_not_allowed = この操作はできません。
+error-conflict = 他の変更と競合しました。もう一度お試しください。
+error-outside_consent_scope = 同意の範囲外です。
+error-consent_required = 同意の記録が必要です。
+error-already_member = すでにメンバーです。
+error-invitation_expired = 招待の期限が切れています。
+error-group_not_active = このグループは終了しているか、読み取り専用です。
+error-rate_limited = 送信が多すぎます。少し待ってください。
+error-emergency_use_prohibited = 緊急の連絡は電話でお願いします。
+error-patient_info_in_community_group = 地域グループには個別の患者さんの情報を書けません。
+error-no_care_manager_in_group = このグループにはケアマネジャーがいません。
+error-unavailable = サーバーが一時的に利用できません。自動で再試行します。
+error-internal = サーバーでエラーが起きました。入力した内容は残っています。
+error-offline = 接続がありません。電波が戻ると送信されます。
