@@ -207,9 +207,11 @@ both_backends!(
 );
 
 /// The real `renkei-server serve` process: it starts from environment configuration, serves the CLI,
-/// stops cleanly on SIGTERM, and its debug log holds neither the password nor the session token.
+/// stops cleanly on SIGTERM, and even its trace-level log holds neither the password, the session token
+/// nor a post's body (HTTP or WebSocket).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
+    renkei_tests::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cli");
     let port = free_port();
@@ -218,7 +220,7 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     let env = [
         ("RENKEI_LISTEN", listen.as_str()),
         ("RENKEI_DATA_DIR", data.to_str().unwrap()),
-        ("RENKEI_LOG_FILTER", "debug"),
+        ("RENKEI_LOG_FILTER", "trace"),
     ];
     create_admin(&config, &env).await;
     let printed = run(&server_binary(), &config, "C", &["print-config"], "", &env).await;
@@ -268,6 +270,21 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
 
+    // A post over the WebSocket and one over HTTP, into a community group of the pharmacist's.
+    let mut admin = renkei_cli::Client::new(&url, None).unwrap();
+    admin.login("admin", &renkei_protocol::Sensitive::new(PASSWORD), None).await.unwrap();
+    let community = admin.admin_create_community_group("薬剤師会").await.unwrap();
+    admin.admin_add_community_member(community.id, "ito").await.unwrap();
+    let mut ito = renkei_cli::Client::new(&url, None).unwrap();
+    ito.login("ito", &renkei_protocol::Sensitive::new("ito secret passphrase"), None).await.unwrap();
+    let mut live = ito.connect_live().await.unwrap();
+    let post = renkei_tests::care::update("WS-CANARY 在庫の確認をお願いします", "ws-canary");
+    live.send(&renkei_protocol::ClientFrame::Post { id: "c".into(), group_id: community.id, post }).await.unwrap();
+    let ack = tokio::time::timeout(std::time::Duration::from_secs(10), live.next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(ack, renkei_protocol::ServerFrame::Ack { .. }), "{ack:?}");
+    ito.post(community.id, &renkei_tests::care::update("HTTP-CANARY 休薬のお知らせ", "http-canary")).await.unwrap();
+    live.close().await;
+
     let pid = server.id().unwrap().to_string();
     let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
@@ -279,8 +296,12 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
 
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("login"), "the log is not empty: {log}");
-    for secret in [PASSWORD, token.trim(), setup.as_str(), "ito secret passphrase"] {
-        assert!(!log.contains(secret), "the log contains a secret");
+    assert!(log.contains("DEBUG"), "the log is not verbose");
+    // tungstenite's frame traces print payloads in hex: look for that too.
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    for secret in [PASSWORD, token.trim(), setup.as_str(), "ito secret passphrase", "WS-CANARY", "HTTP-CANARY"] {
+        assert!(!log.contains(secret), "the log contains a secret or a post's body: {secret}");
+        assert!(!log.contains(&hex(secret)), "the log contains a secret or a post's body in hex: {secret}");
     }
 }
 

@@ -6,11 +6,12 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use renkei_protocol::{Profession, Role, Sensitive, User};
 
+use crate::audit::action;
 use crate::auth::password;
 use crate::config::Config;
 use crate::domain::{self, DisplayName, Login, Organisation};
 use crate::policy;
-use crate::store::{Conflict, NewUser, Store, StoreError};
+use crate::store::{Conflict, NewAuditEntry, NewUser, Store, StoreError};
 
 /// Creates an administrator account directly in the configured database — how an operator bootstraps a
 /// fresh install. There is no default account or password.
@@ -46,6 +47,23 @@ pub async fn create_admin(
             domain::now(),
         )
         .await;
+    // The operator's act is in the audit log like an administrator's: no actor account (the database was
+    // used directly), the command named in the details.
+    if let Ok(account) = &created {
+        let entry = NewAuditEntry {
+            action: action::ACCOUNT_CREATED,
+            actor_id: None,
+            group_id: None,
+            target_user_id: Some(account.id()),
+            client_addr: None,
+            session_id: None,
+            details: serde_json::json!({ "role": "admin", "via": "renkei-server create-admin" }).to_string(),
+        };
+        if let Err(e) = store.append_audit(&entry, domain::now()).await {
+            store.close().await;
+            return Err(e).context("recording the administrator's creation in the audit log");
+        }
+    }
     store.close().await;
     match created {
         Ok(account) => Ok(account.user),

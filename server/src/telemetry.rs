@@ -7,9 +7,36 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
 
+/// Libraries whose detailed output would carry what travels in a frame or a body (tungstenite traces
+/// every frame's payload): held at `info` whatever the filter asks for, so not even `trace` prints a post.
+const QUIET: &str = "tungstenite=info,tokio_tungstenite=info,h2=info,hyper=info,hyper_util=info";
+
+/// The filter in effect: `RENKEI_LOG_FILTER` (or the file's `log_filter`), or `RUST_LOG` when only that
+/// is set, followed by [`QUIET`].
+pub fn filter_directives(config: &Config, rust_log: Option<String>, renkei_set: bool) -> String {
+    let base = match rust_log {
+        Some(r) if !renkei_set && !r.trim().is_empty() => r,
+        _ => config.log_filter.clone(),
+    };
+    // Whatever the filter says about those libraries is dropped, so QUIET decides alone.
+    let quiet_targets: Vec<&str> = QUIET.split(',').filter_map(|d| d.split('=').next()).collect();
+    let kept: Vec<&str> = base
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter(|d| {
+            let target = d.split(['=', '[']).next().unwrap_or("");
+            !quiet_targets.iter().any(|q| target == *q || target.starts_with(&format!("{q}::")))
+        })
+        .collect();
+    if kept.is_empty() { QUIET.to_owned() } else { format!("{},{QUIET}", kept.join(",")) }
+}
+
 /// Installs the global subscriber. Safe to call more than once (tests); later calls do nothing.
 pub fn init(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let directives =
+        filter_directives(config, std::env::var("RUST_LOG").ok(), std::env::var("RENKEI_LOG_FILTER").is_ok());
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -18,4 +45,21 @@ pub fn init(config: &Config) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_log_counts_only_without_renkei_log_filter_and_frame_traces_stay_quiet() {
+        let config = Config { log_filter: "debug".into(), ..Config::default() };
+        assert!(filter_directives(&config, Some("trace".into()), false).starts_with("trace,"));
+        assert!(filter_directives(&config, Some("trace".into()), true).starts_with("debug,"));
+        assert!(filter_directives(&config, None, false).starts_with("debug,"));
+        // An explicit tungstenite=trace is dropped: frames never reach the log.
+        let config =
+            Config { log_filter: "info,tungstenite=trace,tungstenite::protocol=trace".into(), ..Config::default() };
+        assert_eq!(filter_directives(&config, None, true), format!("info,{QUIET}"));
+    }
 }

@@ -430,3 +430,16 @@ both_backends!(
         let _ = std::fs::remove_file(&path);
     }
 );
+
+both_backends!(
+    async fn creating_an_administrator_from_the_command_line_is_in_the_audit_log(app: TestApp) {
+        let admin = app.admin().await;
+        let me = admin.me().await.unwrap();
+        let entries = all_entries(&app).await;
+        let created: Vec<_> = entries.iter().filter(|e| e.action == "account_created").collect();
+        assert_eq!(created.len(), 1, "{created:?}");
+        assert_eq!((created[0].actor_id, created[0].target_user_id), (None, Some(me.id)));
+        assert!(created[0].details.contains("create-admin"), "{:?}", created[0]);
+        assert!(verify(&app, None).await.is_ok());
+    }
+);

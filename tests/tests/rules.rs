@@ -242,3 +242,72 @@ both_backends!(
         }
     }
 );
+
+/// Availability that covers every moment, and availability that covers none of today.
+fn hours(all_day: bool, today: usize) -> Availability {
+    let days = if all_day {
+        Weekday::ALL.to_vec()
+    } else {
+        Weekday::ALL.iter().enumerate().filter(|(i, _)| *i != today).map(|(_, d)| *d).collect()
+    };
+    Availability {
+        windows: vec![AvailabilityWindow { days, start: "00:00".into(), end: "24:00".into() }],
+        contact_preference: None,
+    }
+}
+
+/// Each post reads the attending physician's hours as they are now: a change is seen by the very next
+/// post, not a second later (the post context cached per group is read again at once).
+async fn availability_is_seen_by_the_next_post(
+    doctor: &renkei_cli::Client,
+    nurse: &renkei_cli::Client,
+    app: &renkei_tests::TestApp,
+    group: uuid::Uuid,
+) {
+    let today =
+        time::OffsetDateTime::now_utc().to_offset(app.config.utc_offset().unwrap()).weekday().number_days_from_monday()
+            as usize;
+    for (i, on_hours) in [true, false, true, false].into_iter().enumerate() {
+        doctor.set_availability(&hours(on_hours, today)).await.unwrap();
+        let question = post(PostKind::TreatmentQuestion, "明日の往診は何時頃ですか", &format!("avail-{i}"));
+        let receipt = nurse.post_receipt(group, &question).await.unwrap();
+        assert_eq!(receipt.off_hours.is_empty(), on_hours, "change {i}: the post saw the hours before it");
+    }
+}
+
+both_backends!(
+    async fn a_change_of_hours_is_seen_by_the_very_next_post(app: TestApp) {
+        let team = app.team().await;
+        availability_is_seen_by_the_next_post(&team.doctor, &team.nurse, &app, team.group).await;
+    }
+);
+
+/// The physician changes their hours through node A; the nurse posts through node B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_hours_on_one_node_is_seen_by_the_next_post_on_another() {
+    let Some(node_a) = renkei_tests::TestApp::spawn(renkei_tests::Backend::Postgres).await else { return };
+    let node_b = node_a.spawn_node().await;
+    let team = node_a.team().await;
+    let nurse_on_b = node_b.login("ns-sato", renkei_tests::PASSWORD).await;
+    // The cluster link carries the change; give B's listener a moment to be in place first.
+    nurse_on_b.post(team.group, &renkei_tests::care::update("接続確認", "warm-up")).await.unwrap();
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(node_a.config.utc_offset().unwrap())
+        .weekday()
+        .number_days_from_monday() as usize;
+    for (i, on_hours) in [true, false, true, false].into_iter().enumerate() {
+        team.doctor.set_availability(&hours(on_hours, today)).await.unwrap();
+        // The notification reaches B asynchronously, so a post may race it: allow it 250 ms, well inside
+        // the second for which B would otherwise keep serving the hours it read before.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(250);
+        for attempt in 0.. {
+            let question = post(PostKind::TreatmentQuestion, "往診の時間", &format!("x-{i}-{attempt}"));
+            let receipt = nurse_on_b.post_receipt(team.group, &question).await.unwrap();
+            if receipt.off_hours.is_empty() == on_hours {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "change {i} not seen on node B within 250 ms");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

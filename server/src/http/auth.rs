@@ -56,6 +56,8 @@ async fn login(
         let reason = e.body().code;
         let details = serde_json::json!({ "login": typed_login, "reason": reason });
         let act = if matches!(e, ApiError::TotpInvalid) { action::TOTP_FAILED } else { action::LOGIN_FAILED };
+        // An operator watching the log sees an attack; what was typed stays in the audit log only.
+        tracing::warn!(reason = %reason, client = %client.addr, "login refused");
         state.audit.record(act, &Actor::anonymous(&client), None, None, details).await;
     }
     state.metrics.login(match &outcome {

@@ -154,9 +154,29 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .layer(middleware::from_fn_with_state(state.clone(), web::security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            // Method and path only: query strings may carry credentials and are never logged.
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // Method and route template only: a query string may carry credentials, and neither
+                    // it nor a body is ever logged.
+                    let route = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("(unrouted)", |p| p.as_str())
+                        .to_owned();
+                    tracing::info_span!("http", method = %req.method(), route = %route)
+                })
+                .on_request(())
+                // The access log: one line per answer, with its status and duration.
+                .on_response(|response: &axum::http::Response<_>, latency: std::time::Duration, _: &tracing::Span| {
+                    tracing::info!(
+                        target: "renkei_server::access",
+                        status = response.status().as_u16(),
+                        ms = latency.as_secs_f64() * 1000.0,
+                        "answered"
+                    );
+                })
+                .on_failure(()),
+        )
         .with_state(state)
 }

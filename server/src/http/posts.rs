@@ -280,7 +280,12 @@ async fn put_availability(
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    state.store.set_availability(caller.0.account.id(), &availability).await?;
+    let user = caller.0.account.id();
+    state.store.set_availability(user, &availability).await?;
+    // Whoever posts next in one of my groups is told whether I am off hours by these hours, not by the
+    // ones cached for a second.
+    let groups: Vec<Uuid> = state.store.groups_of(user).await?.into_iter().map(|(g, _)| g.id).collect();
+    state.messaging.contexts_changed(&groups).await;
     Ok(axum::Json(availability))
 }
 

@@ -156,7 +156,11 @@ async fn replay(b: &Broadcaster, events: Vec<ClusterEvent>) -> Result<(), StoreE
                     b.publish_seen_locally(&mark);
                 }
             }
-            Step::Other(ClusterEvent::Ended { g, u }) => b.hub.end_membership(g, &u),
+            Step::Other(ClusterEvent::Ended { g, u }) => {
+                b.contexts.forget(g);
+                b.hub.end_membership(g, &u);
+            }
+            Step::Other(ClusterEvent::Forget { g }) => g.iter().for_each(|g| b.contexts.forget(*g)),
             Step::Other(ClusterEvent::Disabled { u }) => b.hub.close_user(u),
             Step::Other(ClusterEvent::SessionsEnded { u, e }) => b.hub.close_sessions(u, e),
             Step::Other(_) => {}

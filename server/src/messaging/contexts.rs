@@ -35,7 +35,8 @@ const MAX_ENTRIES: usize = 50_000;
 
 type Entries = Arc<Mutex<HashMap<Uuid, Arc<Entry>>>>;
 
-#[derive(Debug, Default)]
+/// Cheap to clone: clones share the one cache (the cluster listener forgets entries in it too).
+#[derive(Debug, Default, Clone)]
 pub struct PostContexts {
     entries: Entries,
 }

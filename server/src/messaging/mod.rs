@@ -70,6 +70,8 @@ enum ClusterEvent {
     Ended { g: Uuid, u: Vec<Uuid> },
     /// User `u` was disabled: close their sockets.
     Disabled { u: Uuid },
+    /// What posting to groups `g` reads first changed (a member's availability): read it again.
+    Forget { g: Vec<Uuid> },
     /// Sessions `e` of user `u` ended (logout, revoked, password changed or reset, expired): close the
     /// sockets opened with them.
     SessionsEnded { u: Uuid, e: hub::SessionsEnded },
@@ -180,6 +182,8 @@ struct Broadcaster {
     store: Store,
     hub: Arc<Hub>,
     node: Uuid,
+    /// The node's post-context cache, which other nodes' events invalidate.
+    contexts: PostContexts,
 }
 
 fn frame_json(frame: &ServerFrame) -> Arc<str> {
@@ -261,23 +265,30 @@ impl Messaging {
     pub async fn start(store: Store, queue_frames: usize) -> Result<Arc<Self>, StoreError> {
         let hub = Hub::new(queue_frames);
         let node = Uuid::new_v4();
-        let broadcaster = Broadcaster { store: store.clone(), hub: hub.clone(), node };
+        let contexts = PostContexts::default();
+        let broadcaster = Broadcaster { store: store.clone(), hub: hub.clone(), node, contexts: contexts.clone() };
         let postgres = store.backend() == crate::store::Backend::Postgres;
         // The publisher's NOTIFYs need a connection of their own only where there is a cluster to tell.
         let publisher = Broadcaster {
             store: if postgres { store.dedicated_planning_each_call(1).await? } else { store.clone() },
             hub: hub.clone(),
             node,
+            contexts: contexts.clone(),
         };
         let (published, to_publish) = mpsc::channel(PUBLISH_QUEUE);
         tokio::spawn(run_publisher(publisher, to_publish));
         let (commits, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run_committer(store.dedicated(1).await?.committer(), rx, published));
         if postgres {
-            let link = Broadcaster { store: store.dedicated_planning_each_call(2).await?, hub: hub.clone(), node };
+            let link = Broadcaster {
+                store: store.dedicated_planning_each_call(2).await?,
+                hub: hub.clone(),
+                node,
+                contexts: contexts.clone(),
+            };
             tokio::spawn(cluster::listen(link));
         }
-        Ok(Arc::new(Self { hub, contexts: PostContexts::default(), broadcaster, commits }))
+        Ok(Arc::new(Self { hub, contexts, broadcaster, commits }))
     }
 
     /// Queues a post for the next group commit and waits until it is durably committed (or refused).
@@ -308,6 +319,16 @@ impl Messaging {
         }
         self.hub.end_membership(group, &users);
         self.broadcaster.tell_cluster(vec![ClusterEvent::Ended { g: group, u: users }]).await;
+    }
+
+    /// What posting to these groups reads first changed (a member's availability hours): the next post
+    /// reads it again, on every node.
+    pub async fn contexts_changed(&self, groups: &[Uuid]) {
+        for group in groups {
+            self.contexts.forget(*group);
+        }
+        let events = groups.chunks(ENDED_PER_EVENT).map(|g| ClusterEvent::Forget { g: g.to_vec() }).collect();
+        self.broadcaster.tell_cluster(events).await;
     }
 
     /// The sockets opened with these sessions close, on every node.

@@ -36,6 +36,10 @@ export class Server {
   async start(): Promise<void> {
     const child = spawn(binary(), [], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
+    // However the test process ends, the server it started ends with it.
+    const orphan = () => child.kill('SIGKILL');
+    process.once('exit', orphan);
+    child.once('exit', () => process.removeListener('exit', orphan));
     this.url = await new Promise<string>((resolveUrl, reject) => {
       const timer = setTimeout(() => reject(new Error('renkei-server did not start within 30 s')), 30_000);
       let log = '';
