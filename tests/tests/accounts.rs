@@ -284,3 +284,54 @@ both_backends!(
         store.close().await;
     }
 );
+
+/// A login attempt as a browser behind the TLS proxy at `addr` makes it; the HTTP status.
+async fn login_from(app: &renkei_tests::TestApp, addr: &str, login: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", app.base_url))
+        .header("x-forwarded-for", addr)
+        .json(&serde_json::json!({ "login": login, "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| c.behind_tls_proxy = true;
+    async fn a_stranger_elsewhere_cannot_lock_the_real_user_out(app: TestApp) {
+        let admin = app.admin().await;
+        app.member(&admin, "ns-sato", Profession::Nurse).await;
+        let mut answers = Vec::new();
+        for _ in 0..12 {
+            answers.push(login_from(&app, "203.0.113.66", "ns-sato", "guessing the password").await);
+        }
+        assert_eq!(answers.iter().filter(|s| **s == 401).count(), 5, "{answers:?}");
+        assert_eq!(answers.iter().filter(|s| **s == 429).count(), 7, "{answers:?}");
+        // Meanwhile the nurse, from her own station's address, gets in at once.
+        assert_eq!(login_from(&app, "198.51.100.7", "ns-sato", PASSWORD).await, 200);
+        // And the attacker is still refused.
+        assert_eq!(login_from(&app, "203.0.113.66", "ns-sato", PASSWORD).await, 429);
+    }
+);
+
+both_backends!(
+    async fn a_concurrent_burst_gets_no_more_password_checks_than_the_back_off_allows(app: TestApp) {
+        let _admin = app.admin().await;
+        let burst = (0..40).map(|_| async {
+            reqwest::Client::new()
+                .post(format!("{}/api/v1/auth/login", app.base_url))
+                .json(&serde_json::json!({ "login": "admin", "password": "wrong password here" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+        let answers = futures_util::future::join_all(burst).await;
+        let evaluated = answers.iter().filter(|s| **s == 401).count();
+        assert!(evaluated <= 5, "{evaluated} passwords were checked in a burst of 40: {answers:?}");
+        assert_eq!(answers.iter().filter(|s| **s == 429).count(), 40 - evaluated, "{answers:?}");
+    }
+);

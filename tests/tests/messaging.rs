@@ -178,9 +178,13 @@ both_backends!(
         assert_eq!((deleted.body, deleted.version), (None, 3));
         assert!(deleted.deleted_at.is_some());
         assert_eq!(code_of(team.nurse.edit_post(team.group, post.seq, "y").await), ErrorCode::Forbidden);
-        let history = team.care_manager.post_history(team.group, post.seq).await.unwrap().versions;
+        // Every version is kept for the clinical record: the attending physician reads them; other members
+        // see that there were three, without their text.
+        let history = team.doctor.post_history(team.group, post.seq).await.unwrap().versions;
         let bodies: Vec<_> = history.iter().map(|v| v.body.as_deref()).collect();
         assert_eq!(bodies, [Some("褥瘡 2cm"), Some("褥瘡 2.5cm（訂正）"), None]);
+        let history = team.care_manager.post_history(team.group, post.seq).await.unwrap().versions;
+        assert!(history.len() == 3 && history.iter().all(|v| v.body.is_none()), "{history:?}");
 
         team.nurse.post(team.group, &update("2", "n-2")).await.unwrap();
         team.nurse.post(team.group, &update("3", "n-3")).await.unwrap();
@@ -633,3 +637,23 @@ async fn a_removal_between_a_posts_read_and_its_write_refuses_the_post() {
     assert_eq!(team.doctor.posts(team.group, Some(0), None, 10).await.unwrap().last_seq, 0);
     live.close().await;
 }
+
+both_backends!(
+    async fn a_deleted_posts_earlier_texts_are_for_the_attending_physician_only(app: TestApp) {
+        let team = app.team().await;
+        let seq = team.nurse.post(team.group, &update("血圧 180/100", "n-1")).await.unwrap().seq;
+        team.nurse.edit_post(team.group, seq, "血圧 130/80（訂正）").await.unwrap();
+        // While the post stands, every member reads its versions.
+        let standing = team.care_manager.post_history(team.group, seq).await.unwrap();
+        assert!(standing.versions.iter().all(|v| v.body.is_some()), "{standing:?}");
+        team.nurse.delete_post(team.group, seq).await.unwrap();
+        let for_member = team.care_manager.post_history(team.group, seq).await.unwrap();
+        assert_eq!(for_member.versions.len(), standing.versions.len() + 1);
+        assert!(for_member.versions.iter().all(|v| v.body.is_none()), "{for_member:?}");
+        let for_author = team.nurse.post_history(team.group, seq).await.unwrap();
+        assert!(for_author.versions.iter().all(|v| v.body.is_none()), "{for_author:?}");
+        let for_physician = team.doctor.post_history(team.group, seq).await.unwrap();
+        let texts: Vec<_> = for_physician.versions.iter().filter_map(|v| v.body.as_deref()).collect();
+        assert_eq!(texts, ["血圧 180/100", "血圧 130/80（訂正）"]);
+    }
+);

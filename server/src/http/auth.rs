@@ -84,8 +84,15 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
     // Failures are counted against what was typed, whether or not such an account exists, so throttling
     // behaves the same for real and unknown logins.
     let typed: String = req.login.trim().to_lowercase().chars().take(64).collect();
-    let stats = state.store.login_failure_stats(&typed, &client.addr, now - FAILURE_WINDOW).await?;
-    policy::login_throttle(&stats, now, &state.config).map_err(|t| ApiError::TooManyAttempts(t.retry_after))?;
+    // The attempt is counted as a failure before the password is checked (and taken back if it turns
+    // out not to fail), so a burst of concurrent attempts cannot all slip in under the back-off.
+    let attempt = state
+        .store
+        .reserve_login_attempt(&typed, &client.addr, now, now - FAILURE_WINDOW, |stats| {
+            policy::login_throttle(stats, now, &state.config)
+        })
+        .await?
+        .map_err(|t| ApiError::TooManyAttempts(t.retry_after))?;
 
     let account = match Login::parse(&typed) {
         Ok(login) => state.store.account_by_login(login.as_str()).await?,
@@ -93,17 +100,15 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
     };
     let stored_hash = account.as_ref().and_then(|a| a.password_hash.clone());
     let password_ok = password::verify(&req.password, stored_hash).await.map_err(ApiError::internal)?;
-    let fail = |e: ApiError| async {
-        state.store.record_login_failure(&typed, &client.addr, now, now - FAILURE_WINDOW).await?;
-        Err::<LoginResponse, ApiError>(e)
-    };
     // A disabled account answers exactly as a wrong password does: otherwise the difference tells whoever
     // holds a leaked password that it is right.
     let Some(account) = account.filter(|a| password_ok && a.is_active()) else {
-        return fail(ApiError::InvalidCredentials).await;
+        state.store.settle_login_failure(attempt).await?;
+        return Err(ApiError::InvalidCredentials);
     };
     if let Some(secret) = &account.totp_secret {
         let Some(code) = req.totp_code.as_deref() else {
+            state.store.release_login_attempt(attempt).await?;
             return Err(ApiError::TotpRequired);
         };
         let step = totp::matching_step(secret, code);
@@ -112,11 +117,12 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
             None => false,
         };
         if !accepted {
-            return fail(ApiError::TotpInvalid).await;
+            state.store.settle_login_failure(attempt).await?;
+            return Err(ApiError::TotpInvalid);
         }
     }
 
-    state.store.clear_login_failures(&typed).await?;
+    state.store.clear_login_failures(&typed, &client.addr).await?;
     let (token, token_hash) = token::generate(token::SESSION_PREFIX).map_err(ApiError::internal)?;
     let expires_at = now + Duration::hours(i64::from(state.config.session_absolute_hours));
     let session = state

@@ -188,7 +188,8 @@ async fn revise(
     Ok(revised)
 }
 
-/// Every version of a post, oldest first.
+/// Every version of a post, oldest first. A deleted post's earlier texts are for its group's attending
+/// physician only; other members get the versions without their text.
 #[utoipa::path(get, path = "/api/v1/groups/{id}/posts/{seq}/history", tag = "posts", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("seq" = i64, Path)), responses((status = 200, body = PostHistory), (status = 404, body = ErrorBody)))]
 async fn post_history(
@@ -198,7 +199,13 @@ async fn post_history(
 ) -> Result<axum::Json<PostHistory>, ApiError> {
     let (group, post) = find_post(&state, &caller, &id, &seq, GroupAction::View).await?;
     record_read(&state, &caller, &group, Some(post.seq), Some(post.seq)).await;
-    Ok(axum::Json(PostHistory { versions: state.store.post_versions(&post).await? }))
+    let mut versions = state.store.post_versions(&post).await?;
+    if !crate::policy::posts::may_read_deleted_versions(&post, group.attending_physician_id, &caller.0.account) {
+        for v in &mut versions {
+            v.body = None;
+        }
+    }
+    Ok(axum::Json(PostHistory { versions }))
 }
 
 /// 「見ました」: marks a post as seen, for the whole group to see.

@@ -91,15 +91,17 @@ pub struct LoginThrottle {
     pub retry_after: Duration,
 }
 
-/// Failures of one account before back-off starts; a typo or two costs nothing.
-const ACCOUNT_FREE_FAILURES: u32 = 5;
+/// Failures of one login name from one address before back-off starts; a typo or two costs nothing.
+const PAIR_FREE_FAILURES: u32 = 5;
 /// Failures from one address before back-off starts (higher: a clinic's staff share one address).
 const ADDRESS_FREE_FAILURES: u32 = 20;
 
-/// Login throttling (OWASP ASVS 2.2.1): exponential back-off after a few failures, capped at
-/// `login_backoff_max_seconds` so an attacker cannot lock a real user out for long, and a hard limit of
-/// failures per hour per account and per address. Refused attempts are not counted as failures, so
-/// hammering during a back-off does not extend it.
+/// Login throttling (OWASP ASVS 2.2.1). The back-off grows exponentially after a few failures of a login
+/// name *from one address*, capped at `login_backoff_max_seconds`: an attacker elsewhere makes only
+/// themselves wait, and the real user from her own address still gets in. Above that, hard limits per
+/// hour: `login_account_failures_per_hour` evaluated failures of one account from anywhere (≤ 100, ASVS)
+/// and `login_address_failures_per_hour` from one address. Refused attempts are not counted, so
+/// hammering during a back-off does not extend it. `stats` counts what was recorded before this attempt.
 pub fn login_throttle(stats: &LoginFailureStats, now: OffsetDateTime, config: &Config) -> Result<(), LoginThrottle> {
     let cap = Duration::from_secs(u64::from(config.login_backoff_max_seconds));
     let over_limit = stats.account_failures >= config.login_account_failures_per_hour
@@ -119,7 +121,7 @@ pub fn login_throttle(stats: &LoginFailureStats, now: OffsetDateTime, config: &C
         let elapsed = Duration::try_from(now - last).unwrap_or(Duration::ZERO);
         backoff.saturating_sub(elapsed)
     };
-    let retry_after = wait(stats.account_failures, ACCOUNT_FREE_FAILURES, stats.account_last).max(wait(
+    let retry_after = wait(stats.pair_failures, PAIR_FREE_FAILURES, stats.pair_last).max(wait(
         stats.address_failures,
         ADDRESS_FREE_FAILURES,
         stats.address_last,
@@ -156,6 +158,8 @@ mod tests {
         let config = Config::default();
         let now = OffsetDateTime::now_utc();
         let stats = |n: u32, ago: i64| LoginFailureStats {
+            pair_failures: n,
+            pair_last: Some(now - time::Duration::seconds(ago)),
             account_failures: n,
             account_last: Some(now - time::Duration::seconds(ago)),
             ..Default::default()
@@ -169,5 +173,17 @@ mod tests {
         assert!(login_throttle(&stats(60, 61), now, &config).is_ok());
         // The hard limit per hour.
         assert!(login_throttle(&stats(100, 3000), now, &config).is_err());
+    }
+
+    #[test]
+    fn failures_from_elsewhere_do_not_make_the_real_user_wait() {
+        let config = Config::default();
+        let now = OffsetDateTime::now_utc();
+        // Forty failures of her login from an attacker's address; none from hers.
+        let hers = LoginFailureStats { account_failures: 40, account_last: Some(now), ..Default::default() };
+        assert!(login_throttle(&hers, now, &config).is_ok());
+        // The attacker's own address waits.
+        let theirs = LoginFailureStats { pair_failures: 40, pair_last: Some(now), ..hers };
+        assert!(login_throttle(&theirs, now, &config).is_err());
     }
 }

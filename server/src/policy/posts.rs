@@ -2,6 +2,7 @@
 //! posts only (clinical records keep every version).
 
 use renkei_protocol::{GroupKind, Post, PostKind};
+use uuid::Uuid;
 
 use super::groups::{GroupAction, GroupDenied, authorize};
 use crate::domain::{Account, GroupRecord, Membership};
@@ -45,6 +46,13 @@ pub fn check_new_post(to: PostingTo<'_>, kind: PostKind, reply_to: Option<i64>) 
         return Err(PostRefused::NoCareManager);
     }
     Ok(())
+}
+
+/// Whether `caller` may read the earlier texts of `post`: always while it stands; once it is deleted,
+/// only the group's attending physician (who exports the clinical record; PRODUCT.md), and the audit
+/// trail. Other members still see that there were versions, and when, without their text.
+pub fn may_read_deleted_versions(post: &Post, attending_physician: Option<Uuid>, caller: &Account) -> bool {
+    post.deleted_at.is_none() || attending_physician == Some(caller.id())
 }
 
 /// Only the author revises a post, and only while it is not deleted.

@@ -37,6 +37,11 @@ pub struct NewSession {
 /// Failed logins within the throttling window, for one account name and one client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoginFailureStats {
+    /// Failures of this login name from this address: what the back-off is counted on, so an attacker
+    /// elsewhere cannot make the real user wait.
+    pub pair_failures: u32,
+    pub pair_last: Option<OffsetDateTime>,
+    /// Failures of this login name from anywhere: the hard hourly ceiling.
     pub account_failures: u32,
     pub account_last: Option<OffsetDateTime>,
     pub address_failures: u32,
@@ -450,37 +455,94 @@ impl Store {
 
     /// Records a failed login for the login name tried (whether or not it exists) and the client address,
     /// and forgets records older than `forget_before`.
-    pub async fn record_login_failure(
+    /// Counts the recent failures of `login` and of `client_addr`, asks `decide` whether this attempt may
+    /// be evaluated, and if so records it as a pending failure before the password is checked, all in one
+    /// transaction serialised per login name (SQLite's write lock; a PostgreSQL advisory lock): a burst
+    /// of concurrent attempts on one login is counted one by one, so no more than the allowed number are
+    /// evaluated. Pending failures count for the login, not yet for the address (see migration 0009).
+    /// Returns the recorded attempt's id (to [`Store::release_login_attempt`] when it did not fail).
+    pub async fn reserve_login_attempt<E>(
         &self,
         login: &str,
         client_addr: &str,
         now: OffsetDateTime,
-        forget_before: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+        since: OffsetDateTime,
+        decide: impl FnOnce(&LoginFailureStats) -> Result<(), E>,
+    ) -> Result<Result<i64, E>, StoreError> {
+        let (now, since) = (to_micros(now), to_micros(since));
+        let postgres = self.backend() == super::Backend::Postgres;
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        let outcome = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('renkei.login.' || $1))")
+                    .bind(login)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("DELETE FROM login_failures WHERE at < $1 AND (login = $2 OR client_addr = $3)")
-                .bind(to_micros(forget_before))
+                .bind(since)
                 .bind(login)
                 .bind(client_addr)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("INSERT INTO login_failures (login, client_addr, at) VALUES ($1, $2, $3)")
-                .bind(login)
-                .bind(client_addr)
-                .bind(to_micros(now))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            let row = |sql: &'static str| sqlx::query_as::<_, FailureRow>(sql);
+            let pair = row(
+                "SELECT COUNT(*) AS n, MAX(at) AS last FROM login_failures WHERE login = $1 AND client_addr = $2 AND at >= $3",
+            )
+            .bind(login)
+            .bind(client_addr)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?;
+            let account =
+                row("SELECT COUNT(*) AS n, MAX(at) AS last FROM login_failures WHERE login = $1 AND at >= $2")
+                    .bind(login)
+                    .bind(since)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let address = row(
+                "SELECT COUNT(*) AS n, MAX(at) AS last FROM login_failures WHERE client_addr = $1 AND at >= $2 AND NOT pending",
+            )
+                    .bind(client_addr)
+                    .bind(since)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let stats = LoginFailureStats {
+                pair_failures: count(pair.n),
+                pair_last: pair.last.map(crate::domain::from_micros),
+                account_failures: count(account.n),
+                account_last: account.last.map(crate::domain::from_micros),
+                address_failures: count(address.n),
+                address_last: address.last.map(crate::domain::from_micros),
+            };
+            match decide(&stats) {
+                Err(refused) => {
+                    tx.commit().await?;
+                    Err(refused)
+                }
+                Ok(()) => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO login_failures (login, client_addr, at, pending) VALUES ($1, $2, $3, TRUE) RETURNING id",
+                    )
+                    .bind(login)
+                    .bind(client_addr)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(id)
+                }
+            }
         });
-        Ok(())
+        Ok(outcome)
     }
 
-    /// Forgets the failures of a login name after it logged in successfully, ending its back-off.
-    pub async fn clear_login_failures(&self, login: &str) -> Result<(), StoreError> {
+    /// An attempt recorded by [`Store::reserve_login_attempt`] failed: it now counts for its address too.
+    pub async fn settle_login_failure(&self, id: i64) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM login_failures WHERE login = $1")
-                .bind(login)
+            sqlx::query("UPDATE login_failures SET pending = FALSE WHERE id = $1")
+                .bind(id)
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())
@@ -488,36 +550,30 @@ impl Store {
         Ok(())
     }
 
-    pub async fn login_failure_stats(
-        &self,
-        login: &str,
-        client_addr: &str,
-        since: OffsetDateTime,
-    ) -> Result<LoginFailureStats, StoreError> {
-        let since = to_micros(since);
-        let (account, address): (FailureRow, FailureRow) = with_pool!(self, |pool| {
-            let account = sqlx::query_as::<_, FailureRow>(
-                "SELECT COUNT(*) AS n, MAX(at) AS last FROM login_failures WHERE login = $1 AND at >= $2",
-            )
-            .bind(login)
-            .bind(since)
-            .fetch_one(pool)
-            .await?;
-            let address = sqlx::query_as::<_, FailureRow>(
-                "SELECT COUNT(*) AS n, MAX(at) AS last FROM login_failures WHERE client_addr = $1 AND at >= $2",
-            )
-            .bind(client_addr)
-            .bind(since)
-            .fetch_one(pool)
-            .await?;
-            (account, address)
-        });
-        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-        Ok(LoginFailureStats {
-            account_failures: count(account.n),
-            account_last: account.last.map(crate::domain::from_micros),
-            address_failures: count(address.n),
-            address_last: address.last.map(crate::domain::from_micros),
-        })
+    /// Takes back an attempt recorded by [`Store::reserve_login_attempt`] that turned out not to fail (the
+    /// password was right and a TOTP code is still to come).
+    pub async fn release_login_attempt(&self, id: i64) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM login_failures WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Forgets the failures of a login name from one address after it logged in from there, ending that
+    /// address's back-off (an attacker's failures from elsewhere stay counted).
+    pub async fn clear_login_failures(&self, login: &str, client_addr: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM login_failures WHERE login = $1 AND client_addr = $2")
+                .bind(login)
+                .bind(client_addr)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
     }
 }

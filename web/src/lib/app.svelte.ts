@@ -15,7 +15,8 @@ export function retryable(error: unknown): boolean {
 
 /** One group's timeline as this device has it: a contiguous run of posts, oldest first. */
 export class Timeline {
-  posts = $state<Post[]>([]);
+  /** Immutable posts, replaced whole: no deep proxy over thousands of them. */
+  posts = $state.raw<Post[]>([]);
   /** 見ました per sequence number (who), as far as loaded or heard live. */
   seen = $state<Record<number, { id: string; name: string }[]>>({});
   /** Sequence numbers whose whole 見ました list was read from the server. */
@@ -35,6 +36,19 @@ export class Timeline {
   /** Adds or replaces posts by sequence number; keeps the run sorted and without duplicates. */
   merge(incoming: Post[]): void {
     if (!incoming.length) return;
+    const first = this.posts[0]?.seq;
+    const last = this.posts.at(-1)?.seq;
+    const sorted = incoming.every((p, i) => i === 0 || p.seq > incoming[i - 1]!.seq);
+    // The two common cases without touching the posts already there: an older page in front, new posts
+    // at the end (paging back through 10,000 posts stays a few milliseconds a page).
+    if (sorted && first !== undefined && incoming.at(-1)!.seq < first) {
+      this.posts = [...incoming, ...this.posts];
+      return;
+    }
+    if (sorted && (last === undefined || incoming[0]!.seq > last)) {
+      this.posts = [...this.posts, ...incoming];
+      return;
+    }
     const bySeq = new Map(this.posts.map((p) => [p.seq, p]));
     for (const p of incoming) bySeq.set(p.seq, p);
     this.posts = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
@@ -191,8 +205,15 @@ export class App {
     tl.loading = true;
     try {
       const page = await api.newestPosts(group);
+      const pageFirst = page.posts[0]?.seq;
+      // The run kept from an earlier visit must join the newest page without a gap; if it does not, it
+      // goes, and paging back reads it again.
+      if (pageFirst !== undefined && pageFirst > tl.last + 1) {
+        tl.posts = [];
+        tl.atStart = false;
+      }
       tl.merge(page.posts);
-      tl.atStart = page.posts.length === 0 || page.posts[0]?.seq === 1;
+      tl.atStart = tl.atStart || page.posts.length === 0 || pageFirst === 1;
       this.live?.follow(group, tl.last);
       // Posts that arrived live before the page was read and are not in it yet.
       if (this.live && this.live.position(group) > tl.last) {

@@ -63,6 +63,7 @@ invitation-decline = Decline
 ## Timeline
 timeline-back = Groups
 timeline-older = Load earlier posts
+timeline-newer = Later posts
 timeline-start = This is the start of the group
 timeline-empty = No posts yet.
 timeline-removed = You are no longer a member of this group.

@@ -63,6 +63,7 @@ invitation-decline = 辞退する
 ## Timeline
 timeline-back = 一覧へ
 timeline-older = さらに前の投稿を読み込む
+timeline-newer = 新しい投稿へ
 timeline-start = ここがこのグループの最初です
 timeline-empty = まだ投稿はありません。
 timeline-removed = このグループのメンバーではなくなりました。

@@ -222,6 +222,38 @@ test('text from a post is shown as text, never run', async () => {
   expect(await nurse.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
 });
 
+test('paging back through hundreds of earlier posts keeps the post being read in place', async () => {
+  for (let start = 0; start < 300; start += 50) {
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        doctorApi.call('POST', `/groups/${group}/posts`, { kind: 'update', body: `過去の記録 ${start + i}`, client_msg_id: `page-${start + i}` }),
+      ),
+    );
+  }
+  await doctor.goto(`${server.url}/#/`);
+  await openGroup(doctor, LABEL);
+  const first = () => feed(doctor).getByRole('article').first();
+  await expect(first()).toBeVisible();
+  for (let round = 0; round < 20; round++) {
+    const seq = Number(await first().getAttribute('data-seq'));
+    if (seq === 1) break;
+    const anchor = feed(doctor).locator(`article[data-seq="${seq}"]`);
+    // Scrolling to the top is what loads the earlier posts; where the first post stood then is where it
+    // must still stand once they are in.
+    const before = await doctor.evaluate((s) => {
+      window.scrollTo(0, 0);
+      return document.querySelector(`[role=feed] article[data-seq="${s}"]`)!.getBoundingClientRect().top;
+    }, seq);
+    await expect.poll(async () => Number(await first().getAttribute('data-seq'))).toBeLessThan(seq);
+    // The post that was first is exactly where it was: the earlier ones came in above it.
+    await expect.poll(async () => Math.abs((await anchor.evaluate((e) => e.getBoundingClientRect().top)) - before)).toBeLessThan(2);
+  }
+  await expect(doctor.getByText('ここがこのグループの最初です')).toBeVisible();
+  // What is on screen runs without a gap or a repeat from the very first post.
+  const seqs = await feed(doctor).getByRole('article').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq'))));
+  expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+});
+
 test('a community group refuses a post naming a patient, without naming anyone', async () => {
   const c = await admin.call<{ id: string }>('POST', '/admin/community-groups', { label: '武蔵野市 全体' });
   await admin.call('POST', `/admin/community-groups/${c.id}/members`, { user: 'ns-sato' });
