@@ -344,8 +344,10 @@ pub enum AdminUserCommand {
     Disable { user: String },
     /// Re-enable a disabled account.
     Enable { user: String },
-    /// Issue a new one-time setup token (lost token, forgotten password).
+    /// Issue a new one-time setup token (lost token, forgotten password); every session of the account ends.
     SetupToken { user: String },
+    /// Reset a lost authenticator: TOTP off and every session ended; the user logs in and enrols again.
+    TotpReset { user: String },
     /// A user's sessions: when they logged in, for how long, from where.
     Sessions { user: String },
 }

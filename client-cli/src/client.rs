@@ -8,8 +8,8 @@ use renkei_protocol::{
     API_PREFIX, AdminGroup, AdminGroupList, ChangePasswordRequest, ConsentChange, ConsentHistory,
     CreateCommunityGroupRequest, CreateUserRequest, CreatedUser, ErrorBody, Group, GroupList, Invitation,
     InvitationList, LoginRequest, LoginResponse, MemberList, OpenGroupRequest, RecordConsentRequest, Sensitive,
-    SessionList, SessionTransport, SetupPasswordRequest, SetupToken, TotpCode, TotpEnrollment, User, UserList, UserRef,
-    WithdrawConsentRequest,
+    SessionList, SessionTransport, SetupPasswordRequest, SetupToken, TotpCode, TotpConfirmed, TotpEnrollment, User,
+    UserList, UserRef, WithdrawConsentRequest,
 };
 use renkei_protocol::{
     AddressedList, Availability, EditPost, NewPost, Post, PostHistory, PostPage, PostReceipt, ReadMark, SeenList,
@@ -244,7 +244,8 @@ impl Client {
         self.call::<(), _>(Method::POST, "/me/totp/enroll", None).await
     }
 
-    pub async fn totp_confirm(&self, code: &str) -> Result<User, ClientError> {
+    /// Turns TOTP on; the answer holds the recovery codes, shown this once.
+    pub async fn totp_confirm(&self, code: &str) -> Result<TotpConfirmed, ClientError> {
         self.call(Method::POST, "/me/totp/confirm", Some(&TotpCode { code: code.to_owned() })).await
     }
 
@@ -275,6 +276,11 @@ impl Client {
 
     pub async fn admin_enable_user(&self, user: &str) -> Result<User, ClientError> {
         self.call::<(), _>(Method::POST, &format!("/admin/users/{}/enable", path_segment(user)), None).await
+    }
+
+    /// Resets a lost authenticator: TOTP off, recovery codes gone, every session ended.
+    pub async fn admin_reset_totp(&self, user: &str) -> Result<User, ClientError> {
+        self.call::<(), _>(Method::POST, &format!("/admin/users/{}/totp/reset", path_segment(user)), None).await
     }
 
     pub async fn admin_new_setup_token(&self, user: &str) -> Result<SetupToken, ClientError> {

@@ -249,19 +249,29 @@ async fn totp_cmd(ctx: &Context, out: &Output, cmd: TotpCommand) -> Result<()> {
                 return Ok(());
             }
             let code = read_line_or_prompt(out.msg(Msg::TotpCode), false)?;
-            client.totp_confirm(code.trim()).await?;
-            out.say(Msg::TotpEnabled);
+            let confirmed = client.totp_confirm(code.trim()).await?;
+            show_totp_confirmed(out, &confirmed);
             Ok(())
         }
         TotpCommand::Confirm { code } => {
-            let user = client.totp_confirm(&code).await?;
-            if out.json {
-                out.json(&user);
-            } else {
-                out.say(Msg::TotpEnabled);
-            }
+            let confirmed = client.totp_confirm(&code).await?;
+            show_totp_confirmed(out, &confirmed);
             Ok(())
         }
+    }
+}
+
+/// TOTP is on: the recovery codes, this once.
+fn show_totp_confirmed(out: &Output, confirmed: &renkei_protocol::TotpConfirmed) {
+    let codes: Vec<&str> = confirmed.recovery_codes.iter().map(|c| c.expose()).collect();
+    if out.json {
+        out.json(&serde_json::json!({ "user": confirmed.user, "recovery_codes": codes }));
+        return;
+    }
+    out.say(Msg::TotpEnabled);
+    println!("{}", out.msg(Msg::RecoveryCodes));
+    for code in codes {
+        println!("  {code}");
     }
 }
 
@@ -372,6 +382,12 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
         AdminUserCommand::Disable { user } => {
             let user = client.admin_disable_user(&user).await?;
             out.say(Msg::Disabled);
+            show_user(out, &user);
+            Ok(())
+        }
+        AdminUserCommand::TotpReset { user } => {
+            let user = client.admin_reset_totp(&user).await?;
+            out.say(Msg::TotpResetDone);
             show_user(out, &user);
             Ok(())
         }

@@ -48,6 +48,8 @@ pub enum Msg {
     MustEnrollTotp,
     TotpScan,
     TotpEnabled,
+    RecoveryCodes,
+    TotpResetDone,
     SessionRevoked,
     NotLoggedIn,
     NoServer,
@@ -113,6 +115,14 @@ impl Msg {
                 "Scan the QR code with an authenticator app, or type the secret",
             ),
             TotpEnabled => lang.pick("二要素認証を有効にしました", "Two-factor authentication enabled"),
+            RecoveryCodes => lang.pick(
+                "回復コード（一度だけ表示されます。スマートフォンを紛失した時、6桁のコードの代わりに1つずつ使えます。安全な場所に保管してください）:",
+                "Recovery codes (shown this once; each signs you in once in place of the 6-digit code if your phone is lost — keep them safe):",
+            ),
+            TotpResetDone => lang.pick(
+                "二要素認証をリセットし、すべてのセッションを終了しました。ログイン後に再登録してもらってください",
+                "Second factor reset and every session ended; the user logs in and enrols again",
+            ),
             SessionRevoked => lang.pick("セッションを終了しました", "Session ended"),
             NotLoggedIn => lang.pick("ログインしていません: renkei login", "Not logged in: renkei login"),
             NoServer => lang

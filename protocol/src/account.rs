@@ -58,7 +58,7 @@ pub struct User {
 pub struct LoginRequest {
     pub login: String,
     pub password: Sensitive,
-    /// The current TOTP code, when the account has TOTP enabled.
+    /// The current TOTP code, when the account has TOTP enabled — or one of its unused recovery codes.
     #[serde(default)]
     pub totp_code: Option<String>,
     /// How the session is carried: a bearer token in the answer (programs, the default), or an
@@ -130,6 +130,14 @@ pub struct TotpEnrollment {
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
     pub code: String,
+}
+
+/// TOTP is on. The recovery codes are shown this once: each signs in once in place of a 6-digit code
+/// (a lost or broken phone), typed into `totp_code` at login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TotpConfirmed {
+    pub user: User,
+    pub recovery_codes: Vec<Sensitive>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -28,6 +28,8 @@ pub mod action {
     pub const PASSWORD_SET: &str = "password_set";
     pub const TOTP_ENROLLED: &str = "totp_enrolled";
     pub const TOTP_FAILED: &str = "totp_failed";
+    pub const TOTP_RECOVERY_USED: &str = "totp_recovery_used";
+    pub const TOTP_RESET: &str = "totp_reset";
     pub const ACCOUNT_CREATED: &str = "account_created";
     pub const ACCOUNT_DISABLED: &str = "account_disabled";
     pub const ACCOUNT_ENABLED: &str = "account_enabled";

@@ -131,7 +131,9 @@ both_backends!(
         let enrollment = admin.totp_enroll().await.unwrap();
         assert!(enrollment.otpauth_uri.expose().starts_with("otpauth://totp/renkei:admin?"));
         assert_eq!(code_of(admin.totp_confirm("000000").await), ErrorCode::TotpInvalid);
-        let user = admin.totp_confirm(&totp_code(enrollment.secret.expose(), 0)).await.unwrap();
+        // One code, kept: computing it again later could land in the next 30-second step.
+        let first = totp_code(enrollment.secret.expose(), 0);
+        let user = admin.totp_confirm(&first).await.unwrap().user;
         assert!(user.totp_enabled);
         assert_eq!(code_of(admin.totp_enroll().await), ErrorCode::Conflict);
 
@@ -141,8 +143,7 @@ both_backends!(
         let bad = client.login("admin", &Sensitive::new(PASSWORD), Some("123456")).await;
         assert_eq!(code_of(bad), ErrorCode::TotpInvalid);
         // The code used to confirm the enrolment is spent, in login too.
-        let spent =
-            client.login("admin", &Sensitive::new(PASSWORD), Some(&totp_code(enrollment.secret.expose(), 0))).await;
+        let spent = client.login("admin", &Sensitive::new(PASSWORD), Some(&first)).await;
         assert_eq!(code_of(spent), ErrorCode::TotpInvalid);
         // The next time step's code is within the one-step clock skew the server allows.
         let code = totp_code(enrollment.secret.expose(), 1);
@@ -333,5 +334,58 @@ both_backends!(
         let evaluated = answers.iter().filter(|s| **s == 401).count();
         assert!(evaluated <= 5, "{evaluated} passwords were checked in a burst of 40: {answers:?}");
         assert_eq!(answers.iter().filter(|s| **s == 429).count(), 40 - evaluated, "{answers:?}");
+    }
+);
+
+both_backends!(
+    async fn a_lost_phone_is_recovered_with_a_recovery_code_once_or_reset_by_an_administrator(app: TestApp) {
+        let admin = app.admin().await;
+        let (_, nurse_client) = app.member(&admin, "ns-ito", Profession::Nurse).await;
+        let enrollment = nurse_client.totp_enroll().await.unwrap();
+        let confirmed = nurse_client.totp_confirm(&totp_code(enrollment.secret.expose(), 0)).await.unwrap();
+        assert!(confirmed.user.totp_enabled);
+        assert_eq!(confirmed.recovery_codes.len(), 10);
+        let code = confirmed.recovery_codes[3].expose().to_owned();
+
+        // Phone lost: a recovery code stands in for the 6 digits, however it is typed, and only once.
+        let typed = code.to_uppercase().replace('-', " ");
+        let mut phone = app.client();
+        phone.login("ns-ito", &Sensitive::new(PASSWORD), Some(&typed)).await.unwrap();
+        phone.me().await.unwrap();
+        let again = app.client().login("ns-ito", &Sensitive::new(PASSWORD), Some(&code)).await;
+        assert_eq!(code_of(again), ErrorCode::TotpInvalid);
+        // Another user's code is no use to her.
+        assert_eq!(
+            code_of(app.client().login("ns-ito", &Sensitive::new(PASSWORD), Some("abcd-efgh-ijkm-npqr")).await),
+            ErrorCode::TotpInvalid
+        );
+
+        // No codes left either: the ICT desk resets her second factor; every session ends at once.
+        let mut live = phone.connect_live().await.unwrap();
+        let reset = admin.admin_reset_totp("ns-ito").await.unwrap();
+        assert!(!reset.totp_enabled);
+        let closed =
+            tokio::time::timeout(std::time::Duration::from_secs(2), live.next()).await.expect("closed at once");
+        assert!(matches!(&closed, Some(Err(ClientError::Live(r))) if r.contains("1008")), "{closed:?}");
+        assert_eq!(code_of(phone.me().await), ErrorCode::Unauthenticated);
+        assert_eq!(code_of(nurse_client.me().await), ErrorCode::Unauthenticated);
+        // She logs in with her password alone and enrols again; the old codes are gone.
+        let mut back = app.client();
+        back.login("ns-ito", &Sensitive::new(PASSWORD), None).await.unwrap();
+        assert!(!back.me().await.unwrap().totp_enabled);
+        // Only administrators reset.
+        assert_eq!(code_of(back.admin_reset_totp("admin").await), ErrorCode::Forbidden);
+
+        let store = app.store().await;
+        let entries = store
+            .audit_entries(&renkei_server::store::AuditFilter { limit: 10_000, ..Default::default() })
+            .await
+            .unwrap();
+        store.close().await;
+        for action in ["totp_recovery_used", "totp_reset"] {
+            assert_eq!(entries.iter().filter(|e| e.action == action).count(), 1, "{action}");
+        }
+        let text = serde_json::to_string(&entries).unwrap();
+        assert!(!text.contains(&code), "a recovery code reached the audit log");
     }
 );

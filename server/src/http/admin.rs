@@ -25,6 +25,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(disable_user))
         .routes(routes!(enable_user))
         .routes(routes!(new_setup_token))
+        .routes(routes!(reset_totp))
         .routes(routes!(user_sessions))
 }
 
@@ -185,6 +186,28 @@ async fn new_setup_token(
         .record(action::SETUP_TOKEN_ISSUED, &Actor::from(&caller), None, Some(target.id()), serde_json::json!({}))
         .await;
     Ok(axum::Json(setup))
+}
+
+/// Resets a lost authenticator: the user's TOTP and recovery codes are removed and every session of the
+/// account ends at once (its live connections with it). The user logs in with the password and enrols
+/// again. Audited.
+#[utoipa::path(post, path = "/api/v1/admin/users/{user}/totp/reset", tag = "admin", security(("bearer" = [])),
+    params(("user" = String, Path, description = "user id or login")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+async fn reset_totp(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(key): Path<String>,
+) -> Result<axum::Json<User>, ApiError> {
+    let target = resolve_user(&state, &key).await?;
+    if !state.store.reset_totp(target.id(), domain::now()).await? {
+        return Err(ApiError::NotFound);
+    }
+    state.messaging.sessions_ended(&[(target.id(), SessionsEnded::AllBut(None))]).await;
+    tracing::info!(admin = %caller.account.id(), user = %target.id(), "TOTP reset");
+    state.audit.record(action::TOTP_RESET, &Actor::from(&caller), None, Some(target.id()), serde_json::json!({})).await;
+    let account = state.store.account_by_id(target.id()).await?.ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(account.user))
 }
 
 /// A user's sessions with their durations: when they logged in, for how long, from where.

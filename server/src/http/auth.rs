@@ -111,10 +111,20 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
             state.store.release_login_attempt(attempt).await?;
             return Err(ApiError::TotpRequired);
         };
-        let step = totp::matching_step(secret, code);
-        let accepted = match step {
-            Some(step) => state.store.accept_totp_step(account.id(), step).await?,
-            None => false,
+        // Six digits from the authenticator, or one of the recovery codes shown at enrolment (each once).
+        let accepted = match (totp::matching_step(secret, code), totp::recovery_hash(code)) {
+            (Some(step), _) => state.store.accept_totp_step(account.id(), step).await?,
+            (None, Some(hash)) => {
+                let used = state.store.use_recovery_code(account.id(), &hash, now).await?;
+                if used {
+                    let actor =
+                        Actor { id: Some(account.id()), client_addr: Some(client.addr.clone()), session_id: None };
+                    let details = serde_json::json!({});
+                    state.audit.record(action::TOTP_RECOVERY_USED, &actor, None, Some(account.id()), details).await;
+                }
+                used
+            }
+            (None, None) => false,
         };
         if !accepted {
             state.store.settle_login_failure(attempt).await?;

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use renkei_protocol::{
-    ChangePasswordRequest, ErrorBody, PendingStep, Session, SessionList, TotpCode, TotpEnrollment, User,
+    ChangePasswordRequest, ErrorBody, PendingStep, Session, SessionList, TotpCode, TotpConfirmed, TotpEnrollment, User,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -88,25 +88,29 @@ async fn totp_enroll(
     Ok(axum::Json(TotpEnrollment { secret, otpauth_uri }))
 }
 
-/// Confirms TOTP enrolment with a current code; from now on login needs a code too.
+/// Confirms TOTP enrolment with a current code; from now on login needs a code too. The answer carries
+/// the recovery codes, shown this once.
 #[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "me", security(("bearer" = [])),
     request_body = TotpCode,
-    responses((status = 200, body = User), (status = 401, description = "totp_invalid", body = ErrorBody)))]
+    responses((status = 200, body = TotpConfirmed), (status = 401, description = "totp_invalid", body = ErrorBody)))]
 async fn totp_confirm(
     State(state): State<AppState>,
     caller: AnySession,
     ApiJson(req): ApiJson<TotpCode>,
-) -> Result<axum::Json<User>, ApiError> {
+) -> Result<axum::Json<TotpConfirmed>, ApiError> {
     let pending = caller.account.totp_pending_secret.as_deref().ok_or(ApiError::NotFound)?;
     let step = totp::matching_step(pending, &req.code).ok_or(ApiError::TotpInvalid)?;
     let id = caller.account.id();
     if !state.store.confirm_totp(id, pending, step, domain::now()).await? {
         return Err(ApiError::TotpInvalid);
     }
+    let codes = totp::recovery_codes().map_err(ApiError::internal)?;
+    let hashes: Vec<String> = codes.iter().map(|(_, h)| h.clone()).collect();
+    state.store.replace_recovery_codes(id, &hashes, domain::now()).await?;
     tracing::info!(user = %id, "TOTP enabled");
     state.audit.record(action::TOTP_ENROLLED, &Actor::from(&caller), None, Some(id), serde_json::json!({})).await;
     let account = state.store.account_by_id(id).await?.ok_or(ApiError::Unauthenticated)?;
-    Ok(axum::Json(account.user))
+    Ok(axum::Json(TotpConfirmed { user: account.user, recovery_codes: codes.into_iter().map(|(c, _)| c).collect() }))
 }
 
 /// The caller's live sessions, newest first.

@@ -302,6 +302,73 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Replaces the user's recovery codes with these (hashes), all unused.
+    pub async fn replace_recovery_codes(
+        &self,
+        user: Uuid,
+        hashes: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let now = to_micros(now);
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
+            for hash in hashes {
+                sqlx::query("INSERT INTO totp_recovery_codes (code_hash, user_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(hash)
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Spends one of the user's recovery codes: true only for the first use of an unused code of theirs.
+    pub async fn use_recovery_code(&self, user: Uuid, hash: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE totp_recovery_codes SET used_at = $3 WHERE code_hash = $1 AND user_id = $2 AND used_at IS NULL",
+            )
+            .bind(hash)
+            .bind(user)
+            .bind(to_micros(now))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+
+    /// An administrator's reset of a lost authenticator: TOTP off, recovery codes gone and every session
+    /// ended, in one transaction; the user enrols again after logging in. False for an unknown user.
+    pub async fn reset_totp(&self, user: Uuid, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let now = to_micros(now);
+        let done = with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(
+                "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL, \
+                 updated_at = $2 WHERE id = $1",
+            )
+            .bind(user)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            done
+        });
+        Ok(done == 1)
+    }
+
     /// Records a TOTP time step as used, atomically across nodes: true only for the first use of a step
     /// not older than the last accepted one (RFC 6238 §5.2: a code is accepted once).
     pub async fn accept_totp_step(&self, id: Uuid, step: i64) -> Result<bool, StoreError> {

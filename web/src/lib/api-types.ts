@@ -250,7 +250,7 @@ export type LoginRequest = {
   password: Sensitive;
   /** How the session is carried: a bearer token in the answer (programs, the default), or an `HttpOnly; Secure; SameSite=Strict` cookie no script can read (browsers). */
   session?: SessionTransport;
-  /** The current TOTP code, when the account has TOTP enabled. */
+  /** The current TOTP code, when the account has TOTP enabled — or one of its unused recovery codes. */
   totp_code?: string | null;
 };
 
@@ -528,6 +528,12 @@ export type TotpCode = {
   code: string;
 };
 
+/** TOTP is on. The recovery codes are shown this once: each signs in once in place of a 6-digit code (a lost or broken phone), typed into `totp_code` at login. */
+export type TotpConfirmed = {
+  recovery_codes: Array<Sensitive>;
+  user: User;
+};
+
 /** A new, not yet confirmed TOTP secret. It becomes active when a code from it is confirmed. */
 export type TotpEnrollment = {
   /** `otpauth://totp/...` URI, for a QR code. */
@@ -618,6 +624,7 @@ export type Operation =
   | "POST /api/v1/admin/users/{user}/disable"
   | "POST /api/v1/admin/users/{user}/enable"
   | "POST /api/v1/admin/users/{user}/setup-token"
+  | "POST /api/v1/admin/users/{user}/totp/reset"
   | "POST /api/v1/auth/login"
   | "POST /api/v1/auth/logout"
   | "POST /api/v1/auth/setup"

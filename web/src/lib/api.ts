@@ -22,6 +22,7 @@ import type {
   SeenList,
   SeenMark,
   SessionList,
+  TotpConfirmed,
   TotpEnrollment,
   UnreadList,
   User,
@@ -125,7 +126,7 @@ export const api = {
   changePassword: (current_password: string, new_password: string) =>
     call<void>('POST /api/v1/me/password', {}, { current_password, new_password }),
   totpEnroll: () => call<TotpEnrollment>('POST /api/v1/me/totp/enroll'),
-  totpConfirm: (code: string) => call<User>('POST /api/v1/me/totp/confirm', {}, { code }),
+  totpConfirm: (code: string) => call<TotpConfirmed>('POST /api/v1/me/totp/confirm', {}, { code }),
   sessions: () => call<SessionList>('GET /api/v1/me/sessions'),
   revokeSession: (id: string) => call<void>('DELETE /api/v1/me/sessions/{id}', { id }),
   availability: () => call<Availability>('GET /api/v1/me/availability'),

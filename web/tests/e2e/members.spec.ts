@@ -297,6 +297,10 @@ test('TOTP: enrolment with a QR code, then the 6-digit step at sign-in', async (
   await nurse.getByLabel('確認コード（6桁）').fill(totp(secret));
   await nurse.getByRole('button', { name: '確認する' }).click();
   await expect(nurse.getByText('二要素認証を設定しました')).toBeVisible();
+  // The recovery codes, shown this once.
+  await expect(nurse.getByTestId('recovery-codes').getByRole('listitem')).toHaveCount(10);
+  const recoveryCode = (await nurse.getByTestId('recovery-codes').getByRole('listitem').first().textContent())!.trim();
+  await accessible(nurse, 'recovery codes');
 
   await nurse.getByRole('button', { name: 'ログアウト' }).click();
   await expect(nurse.getByRole('heading', { name: 'ログイン' })).toBeVisible();
@@ -308,6 +312,19 @@ test('TOTP: enrolment with a QR code, then the 6-digit step at sign-in', async (
   await nurse.getByLabel('確認コード（6桁）').fill(totp(secret, Date.now() + 30_000));
   await nurse.getByRole('button', { name: 'ログイン' }).click();
   await expect(nurse.getByRole('heading', { name: '担当グループ' })).toBeVisible();
+
+  // The phone is lost: a recovery code signs her in once in its place.
+  const spare = await browser.newContext();
+  contexts.push(spare);
+  const borrowed = await spare.newPage();
+  await borrowed.goto(`${server.url}/#/login`);
+  await borrowed.getByLabel('ログインID').fill('ns-sato');
+  await borrowed.getByLabel('パスワード').fill(PASSWORD);
+  await borrowed.getByRole('button', { name: 'ログイン' }).click();
+  await borrowed.getByRole('button', { name: /回復コードを使う/ }).click();
+  await borrowed.getByLabel('回復コード').fill(recoveryCode);
+  await borrowed.getByRole('button', { name: 'ログイン' }).click();
+  await expect(borrowed.getByRole('heading', { name: '担当グループ' })).toBeVisible();
 });
 
 test('a session revoked from another device sends that page to sign-in with a message', async () => {
