@@ -442,7 +442,7 @@ pub async fn admin_groups(client: &Client, out: &Output, group: Option<Uuid>) ->
                 let active =
                     g.memberships.iter().filter(|m| m.state == renkei_protocol::MembershipState::Active).count();
                 vec![
-                    g.label.clone(),
+                    g.label.clone().unwrap_or_else(|| g.reference.clone()),
                     g.kind.as_str().to_owned(),
                     status_text(g.status, out.lang).to_owned(),
                     g.attending_physician.as_ref().map(|p| p.display_name.clone()).unwrap_or_default(),
@@ -457,7 +457,7 @@ pub async fn admin_groups(client: &Client, out: &Output, group: Option<Uuid>) ->
     }
     let g = &groups[0];
     out.record(&[
-        ("label", g.label.clone()),
+        ("group", g.label.clone().unwrap_or_else(|| g.reference.clone())),
         ("kind", g.kind.as_str().to_owned()),
         ("status", status_text(g.status, out.lang).to_owned()),
         ("id", g.id.to_string()),
@@ -495,7 +495,7 @@ pub async fn community_cmd(client: &Client, out: &Output, cmd: CommunityCommand)
             if out.json {
                 out.json(&group);
             } else {
-                out.record(&[("label", group.label.clone()), ("id", group.id.to_string())]);
+                out.record(&[("label", group.label.clone().unwrap_or_default()), ("id", group.id.to_string())]);
             }
         }
         CommunityCommand::Add { group, user } => {

@@ -274,7 +274,12 @@ pub struct ConsentMetadata {
 pub struct AdminGroup {
     pub id: Uuid,
     pub kind: GroupKind,
-    pub label: String,
+    /// A neutral reference to speak of the group by: `P-` (patient) or `C-` (community) and the id's first
+    /// eight hex digits. A patient group's label is written by its physician and names the patient, so it
+    /// never reaches an administrator.
+    pub reference: String,
+    /// Community groups only: the name an administrator gave it.
+    pub label: Option<String>,
     pub status: GroupStatus,
     pub attending_physician: Option<Person>,
     #[serde(with = "time::serde::rfc3339")]

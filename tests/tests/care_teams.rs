@@ -298,15 +298,18 @@ both_backends!(
         assert_eq!(code_of(admin.group(group.id).await), ErrorCode::NotFound);
         let audit = admin.admin_groups().await.unwrap();
         let seen = &audit.groups[0];
-        assert_eq!((seen.label.as_str(), seen.status), ("山田 花子 様", GroupStatus::Active));
+        // A neutral reference, never the label the physician wrote (it names the patient).
+        assert_eq!(seen.label, None);
+        assert_eq!(seen.reference, format!("P-{}", &group.id.simple().to_string()[..8]));
+        assert_eq!(seen.status, GroupStatus::Active);
         assert_eq!(seen.memberships.len(), 2);
         assert_eq!(
             seen.consents[0].scope,
             vec![ScopeEntry { organisation: None, profession: Some(Profession::Nurse), user: None }]
         );
-        // Metadata only: no patient identifiers beyond the label, no notes, no consenter names.
+        // Metadata only: no label, no patient identifiers, no notes, no consenter names.
         let text = serde_json::to_string(&audit).unwrap();
-        for secret in ["山田 花子\"", "やまだ", "P-0001", "独居", "山田 一郎", "長男"] {
+        for secret in ["山田", "花子", "やまだ", "P-0001", "独居", "山田 一郎", "長男"] {
             assert!(!text.contains(secret), "the audit view shows {secret}: {text}");
         }
         assert_eq!(code_of(nurse.admin_groups().await), ErrorCode::Forbidden);
@@ -315,6 +318,8 @@ both_backends!(
         // Community groups: created by an administrator, who adds and removes members.
         let city = admin.admin_create_community_group("武蔵野市 全体").await.unwrap();
         assert_eq!(city.kind, GroupKind::Community);
+        // The administrators' own name for it is theirs to see.
+        assert_eq!(city.label.as_deref(), Some("武蔵野市 全体"));
         admin.admin_add_community_member(city.id, "ns-sato").await.unwrap();
         admin.admin_add_community_member(city.id, "dr-suzuki").await.unwrap();
         assert_eq!(code_of(admin.admin_add_community_member(city.id, "ns-sato").await), ErrorCode::AlreadyMember);

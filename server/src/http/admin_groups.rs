@@ -6,7 +6,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use renkei_protocol::{
-    AdminGroup, AdminGroupList, ConsentMetadata, CreateCommunityGroupRequest, ErrorBody, MembershipState, UserRef,
+    AdminGroup, AdminGroupList, ConsentMetadata, CreateCommunityGroupRequest, ErrorBody, GroupKind, MembershipState,
+    UserRef,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -51,7 +52,13 @@ async fn admin_view(state: &AppState, group: GroupRecord) -> Result<AdminGroup, 
     Ok(AdminGroup {
         id: group.id,
         kind: group.kind,
-        label: group.label,
+        reference: format!(
+            "{}-{}",
+            if group.kind == GroupKind::Patient { "P" } else { "C" },
+            &group.id.simple().to_string()[..8]
+        ),
+        // A patient group's label names the patient (「山田 花子 様」): administrators never see it.
+        label: (group.kind == GroupKind::Community).then_some(group.label),
         status: group.status,
         attending_physician,
         created_at: group.created_at,

@@ -26,9 +26,12 @@ export type AdminGroup = {
   created_at: string;
   id: string;
   kind: GroupKind;
-  label: string;
+  /** Community groups only: the name an administrator gave it. */
+  label?: string | null;
   /** Every membership episode, current and past, oldest first. */
   memberships: Array<MembershipRecord>;
+  /** A neutral reference to speak of the group by: `P-` (patient) or `C-` (community) and the id's first eight hex digits. A patient group's label is written by its physician and names the patient, so it never reaches an administrator. */
+  reference: string;
   status: GroupStatus;
 };
 
