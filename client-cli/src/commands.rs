@@ -261,6 +261,12 @@ async fn totp_cmd(ctx: &Context, out: &Output, cmd: TotpCommand) -> Result<()> {
     }
 }
 
+/// The web client's setup page with the token filled in: what the user opens on her phone. The token sits
+/// in the URL's fragment, which a browser never sends to the server (nor to its logs).
+fn setup_link(base_url: &str, token: &str) -> String {
+    format!("{}/#/setup/{token}", base_url.trim_end_matches('/'))
+}
+
 /// TOTP is on: the recovery codes, this once.
 fn show_totp_confirmed(out: &Output, confirmed: &renkei_protocol::TotpConfirmed) {
     let codes: Vec<&str> = confirmed.recovery_codes.iter().map(|c| c.expose()).collect();
@@ -334,6 +340,7 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
                 out.json(&serde_json::json!({
                     "user": created.user,
                     "setup_token": created.setup.as_ref().map(|s| s.token.expose()),
+                    "setup_link": created.setup.as_ref().map(|s| setup_link(client.base_url(), s.token.expose())),
                     "setup_token_expires_at": created.setup.as_ref().map(|s| s.expires_at),
                 }));
                 return Ok(());
@@ -345,6 +352,7 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
                 out.record(&[
                     ("setup_token", setup.token.expose().to_owned()),
                     ("expires", out.time(setup.expires_at)),
+                    ("link", setup_link(client.base_url(), setup.token.expose())),
                     ("command", format!("renkei --server {} setup", client.base_url())),
                 ]);
             }
@@ -426,7 +434,11 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
                 return Ok(());
             }
             println!("{}", out.msg(Msg::SetupTokenHandOver));
-            out.record(&[("setup_token", setup.token.expose().to_owned()), ("expires", out.time(setup.expires_at))]);
+            out.record(&[
+                ("setup_token", setup.token.expose().to_owned()),
+                ("expires", out.time(setup.expires_at)),
+                ("link", setup_link(client.base_url(), setup.token.expose())),
+            ]);
             Ok(())
         }
     }

@@ -147,6 +147,8 @@ both_backends!(
         let created = out.json();
         assert_eq!(created["user"]["profession"], "care_manager");
         let setup = created["setup_token"].as_str().unwrap().to_owned();
+        // The link the member opens on her phone: the web client's setup page with the token filled in.
+        assert_eq!(created["setup_link"].as_str(), Some(format!("{}/#/setup/{setup}", app.base_url).as_str()));
         let table = cli.renkei(&["admin", "user", "list"], "").await;
         assert!(table.stdout.contains("加藤 ケア") && table.stdout.contains("care manager"), "{}", table.stdout);
         let table_ja = cli.renkei_lang("ja_JP.UTF-8", &["admin", "user", "list"], "").await;

@@ -327,6 +327,30 @@ test('TOTP: enrolment with a QR code, then the 6-digit step at sign-in', async (
   await expect(borrowed.getByRole('heading', { name: '担当グループ' })).toBeVisible();
 });
 
+test('the app opens without signal from the service worker, which never keeps an API answer', async () => {
+  // The shell is kept by the service worker once it controls the page.
+  await expect.poll(() => nurse.evaluate(async () => !!(await navigator.serviceWorker.ready).active && !!navigator.serviceWorker.controller), { timeout: 15_000 }).toBe(true);
+  await nurse.reload();
+  await expect(nurse.getByRole('heading', { name: '担当グループ' })).toBeVisible();
+  const cached = await nurse.evaluate(async () => {
+    const urls: string[] = [];
+    for (const name of await caches.keys()) for (const r of await (await caches.open(name)).keys()) urls.push(new URL(r.url).pathname);
+    return urls;
+  });
+  expect(cached).toContain('/');
+  expect(cached.some((u) => u.startsWith('/assets/'))).toBe(true);
+  expect(cached.filter((u) => u.startsWith('/api/'))).toEqual([]);
+
+  await contexts[0]!.setOffline(true);
+  await nurse.reload();
+  // No signal: the page still opens and says why nothing new can be fetched.
+  await expect(nurse.getByRole('heading', { name: 'renkei 連携' })).toBeVisible();
+  await expect(nurse.getByText('サーバーに接続できません')).toBeVisible();
+  await contexts[0]!.setOffline(false);
+  await nurse.reload();
+  await expect(nurse.getByRole('heading', { name: '担当グループ' })).toBeVisible();
+});
+
 test('a session revoked from another device sends that page to sign-in with a message', async () => {
   const phone = await browser.newContext();
   contexts.push(phone);
