@@ -13,6 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Config;
+use crate::first_bytes::FirstBytesAcceptor;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -111,6 +112,7 @@ impl Application {
         let Self { listener, tls, state, _lock: lock, .. } = self;
         let store = state.store.clone();
         let housekeeping = crate::housekeeping::start(state.clone());
+        let header_timeout = Duration::from_secs(u64::from(state.config.http_header_timeout_seconds));
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
@@ -122,10 +124,18 @@ impl Application {
         // TCP_NODELAY: frames are small and written at once. With Nagle's algorithm a frame written while
         // the previous one is unacknowledged waits for the client's delayed ACK (40 ms on Linux):
         // renkei-bench saw acknowledgements at p50 48 ms while the same posts reached the other node in 12.
-        let server = axum_server::from_tcp(listener)?.handle(handle);
+        let mut server = axum_server::from_tcp(listener)?.handle(handle);
+        // A connection must send a request's headers within the timeout, and is closed when idle that long
+        // between requests: without a timer hyper waits forever, and half-open connections (5,000 of them,
+        // ~26 KiB each, in #21's test) held memory and file descriptors. An upgraded WebSocket is no longer
+        // an HTTP/1.1 connection and keeps its own ping timeout.
+        server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
         match tls {
-            Some(tls) => server.acceptor(RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new())).serve(app).await?,
-            None => server.acceptor(NoDelayAcceptor::new()).serve(app).await?,
+            Some(tls) => {
+                let tls = RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new());
+                server.acceptor(FirstBytesAcceptor::new(tls, header_timeout)).serve(app).await?
+            }
+            None => server.acceptor(FirstBytesAcceptor::new(NoDelayAcceptor::new(), header_timeout)).serve(app).await?,
         }
         housekeeping.abort();
         store.close().await;

@@ -53,13 +53,17 @@ pub struct Config {
     pub emergency_lexicon_file: Option<PathBuf>,
     /// Frames queued per WebSocket connection before it is marked lagged and catches up from the database.
     pub ws_queue_frames: usize,
-    /// Origins allowed to open a WebSocket from a browser (e.g. `https://renkei.example.jp`). Clients that
-    /// send no Origin (programs) are not affected.
+    /// Origins, besides the server's own, allowed to open a WebSocket from a browser and to make requests
+    /// carried by the session cookie (e.g. `https://renkei.example.jp`). Clients that send no Origin
+    /// (programs) are not affected.
     pub ws_allowed_origins: Vec<String>,
     /// Client frames allowed per second per connection (a burst of twice as many is tolerated).
     pub ws_frames_per_second: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds a connection may take to send a request's headers, and may sit idle between requests
+    /// (HTTP/1.1 keep-alive): past it the connection is closed, so half-open connections cannot pile up.
+    pub http_header_timeout_seconds: u32,
     /// Failed logins allowed per account within an hour (OWASP ASVS: at most 100).
     pub login_account_failures_per_hour: u32,
     /// Failed logins allowed per client address within an hour (higher: many users share a clinic's NAT).
@@ -113,6 +117,7 @@ impl Default for Config {
             ws_allowed_origins: Vec::new(),
             ws_frames_per_second: 200,
             max_body_bytes: 64 * 1024,
+            http_header_timeout_seconds: 15,
             login_account_failures_per_hour: 100,
             login_address_failures_per_hour: 1000,
             login_backoff_max_seconds: 60,
@@ -180,6 +185,9 @@ impl Config {
                 "time_zone {:?}: expected an offset like +09:00",
                 self.time_zone
             )));
+        }
+        if self.http_header_timeout_seconds == 0 {
+            return Err(ConfigError::Invalid("http_header_timeout_seconds must be positive".into()));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));

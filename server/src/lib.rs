@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod first_bytes;
 pub mod housekeeping;
 pub mod http;
 pub mod messaging;

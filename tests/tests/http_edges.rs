@@ -179,3 +179,38 @@ both_backends!(
         assert!(openapi["components"]["schemas"]["ErrorBody"].is_object());
     }
 );
+
+/// Reads until the server closes the connection; panics if it has not within `limit`.
+async fn closed_within(what: &str, stream: &mut tokio::net::TcpStream, limit: std::time::Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the server kept the {what} connection open"));
+}
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| c.http_header_timeout_seconds = 1;
+    async fn half_open_and_idle_connections_are_closed(app: TestApp) {
+        use tokio::io::AsyncWriteExt;
+        let addr = app.base_url.trim_start_matches("http://").to_owned();
+        // Headers that never end (a slow or half-open client).
+        let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: renkei\r\n").await.unwrap();
+        closed_within("slow", &mut slow, std::time::Duration::from_secs(5)).await;
+        // A keep-alive connection left idle after its answer.
+        let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: renkei\r\n\r\n").await.unwrap();
+        closed_within("idle", &mut idle, std::time::Duration::from_secs(5)).await;
+        // Nothing at all after connecting.
+        let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        closed_within("silent", &mut silent, std::time::Duration::from_secs(5)).await;
+    }
+);
