@@ -50,18 +50,10 @@ pub async fn create_admin(
     // The operator's act is in the audit log like an administrator's: no actor account (the database was
     // used directly), the command named in the details.
     if let Ok(account) = &created {
-        let entry = NewAuditEntry {
-            action: action::ACCOUNT_CREATED,
-            actor_id: None,
-            group_id: None,
-            target_user_id: Some(account.id()),
-            client_addr: None,
-            session_id: None,
-            details: serde_json::json!({ "role": "admin", "via": "renkei-server create-admin" }).to_string(),
-        };
-        if let Err(e) = store.append_audit(&entry, domain::now()).await {
+        let details = serde_json::json!({ "role": "admin", "via": "renkei-server create-admin" });
+        if let Err(e) = record_operator_act(&store, action::ACCOUNT_CREATED, Some(account.id()), details).await {
             store.close().await;
-            return Err(e).context("recording the administrator's creation in the audit log");
+            return Err(e);
         }
     }
     store.close().await;
@@ -70,6 +62,35 @@ pub async fn create_admin(
         Err(StoreError::Conflict(Conflict::LoginTaken)) => bail!("login is already taken"),
         Err(e) => Err(e).context("creating the administrator"),
     }
+}
+
+/// An act of the operator at the server's command line, in the audit log: no actor account (the database
+/// was used directly), what was done in the details.
+async fn record_operator_act(
+    store: &Store,
+    act: &'static str,
+    target: Option<uuid::Uuid>,
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    let entry = NewAuditEntry {
+        action: act,
+        actor_id: None,
+        group_id: None,
+        target_user_id: target,
+        client_addr: None,
+        session_id: None,
+        details: details.to_string(),
+    };
+    store
+        .append_audit(&entry, domain::now())
+        .await
+        .map(|_| ())
+        .with_context(|| format!("recording {act} in the audit log"))
+}
+
+/// The file name of a backup, for the audit log (never the directory it sits in).
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Copies the live SQLite database into `dest` as `renkei-YYYYMMDD-HHMMSS-mmm.sqlite3` (consistent while
@@ -87,9 +108,21 @@ pub async fn backup(config: &Config, dest: &Path, keep: usize) -> anyhow::Result
         .unwrap_or_default();
     let file = dest.join(format!("renkei-{stamp}.sqlite3"));
     let store = Store::connect(&url, 1).await.context("connecting to the database")?;
-    store.backup_into(&file).await.context("copying the database")?;
+    let copied = store.backup_into(&file).await.context("copying the database");
+    let checked = match copied {
+        Ok(()) => check_copy(&file).await,
+        Err(e) => Err(e),
+    };
+    let recorded = match &checked {
+        Ok(entries) => {
+            let details = serde_json::json!({ "file": file_name(&file), "entries": entries });
+            record_operator_act(&store, action::BACKUP_CREATED, None, details).await
+        }
+        Err(_) => Ok(()),
+    };
     store.close().await;
-    check_copy(&file).await?;
+    checked?;
+    recorded?;
     let mut generations: Vec<_> = std::fs::read_dir(dest)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -130,6 +163,12 @@ pub async fn restore(config: &Config, backup: &Path) -> anyhow::Result<i64> {
         }
     }
     std::fs::copy(backup, target).with_context(|| format!("copying {} to {}", backup.display(), target.display()))?;
+    // The restored database's log says it was restored, and from what.
+    let store = Store::connect(&url, 1).await.context("opening the restored database")?;
+    let details = serde_json::json!({ "from": file_name(backup), "entries": entries });
+    let recorded = record_operator_act(&store, action::DATABASE_RESTORED, None, details).await;
+    store.close().await;
+    recorded?;
     Ok(entries)
 }
 

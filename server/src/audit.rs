@@ -51,6 +51,8 @@ pub mod action {
     pub const AUDIT_QUERIED: &str = "audit_queried";
     pub const TIMELINE_EXPORTED: &str = "timeline_exported";
     pub const ACCESS_REPORT_EXPORTED: &str = "access_report_exported";
+    pub const BACKUP_CREATED: &str = "backup_created";
+    pub const DATABASE_RESTORED: &str = "database_restored";
 }
 
 /// Who did it and from where, taken from the caller's session.

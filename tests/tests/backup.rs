@@ -47,6 +47,15 @@ async fn a_backup_under_write_load_restores_to_a_consistent_database() {
     let store = app.store().await;
     assert!(store.integrity_ok().await.unwrap());
     assert!(renkei_server::audit::verify(&store, None).await.unwrap().is_ok());
+    // The operator's acts are in the log: the restore, last, naming the backup it came from.
+    let log =
+        store.audit_entries(&renkei_server::store::AuditFilter { limit: 100_000, ..Default::default() }).await.unwrap();
+    let restored: Vec<_> = log.iter().filter(|e| e.action == "database_restored").collect();
+    assert_eq!(restored.len(), 1);
+    let name = files[3].file_name().unwrap().to_str().unwrap();
+    assert!(restored[0].details.contains(name), "{:?}", restored[0]);
+    // The backups taken before files[3] was are in the copy's own log.
+    assert_eq!(log.iter().filter(|e| e.action == "backup_created").count(), 3);
     let last = store.last_seq(team.group).await.unwrap();
     let posts = store.posts_page(team.group, Some(0), None, 100_000).await.unwrap();
     assert_eq!(posts.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=last).collect::<Vec<_>>());
