@@ -161,7 +161,6 @@ mod tests {
             pair_failures: n,
             pair_last: Some(now - time::Duration::seconds(ago)),
             account_failures: n,
-            account_last: Some(now - time::Duration::seconds(ago)),
             ..Default::default()
         };
         assert!(login_throttle(&stats(4, 0), now, &config).is_ok());
@@ -180,7 +179,7 @@ mod tests {
         let config = Config::default();
         let now = OffsetDateTime::now_utc();
         // Forty failures of her login from an attacker's address; none from hers.
-        let hers = LoginFailureStats { account_failures: 40, account_last: Some(now), ..Default::default() };
+        let hers = LoginFailureStats { account_failures: 40, ..Default::default() };
         assert!(login_throttle(&hers, now, &config).is_ok());
         // The attacker's own address waits.
         let theirs = LoginFailureStats { pair_failures: 40, pair_last: Some(now), ..hers };

@@ -43,7 +43,6 @@ pub struct LoginFailureStats {
     pub pair_last: Option<OffsetDateTime>,
     /// Failures of this login name from anywhere: the hard hourly ceiling.
     pub account_failures: u32,
-    pub account_last: Option<OffsetDateTime>,
     pub address_failures: u32,
     pub address_last: Option<OffsetDateTime>,
 }
@@ -579,7 +578,6 @@ impl Store {
                 pair_failures: count(pair.n),
                 pair_last: pair.last.map(crate::domain::from_micros),
                 account_failures: count(account.n),
-                account_last: account.last.map(crate::domain::from_micros),
                 address_failures: count(address.n),
                 address_last: address.last.map(crate::domain::from_micros),
             };
