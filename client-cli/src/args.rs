@@ -320,6 +320,9 @@ pub enum AdminUserCommand {
         /// The name other members see, e.g. 「佐藤 花子」.
         #[arg(long = "name")]
         display_name: String,
+        /// The name's reading in kana (フリガナ), e.g. 「さとう はなこ」: the directory finds people by it.
+        #[arg(long)]
+        kana: Option<String>,
         /// physician, dentist, pharmacist, nurse, therapist, care_manager, care_worker, support_centre, msw,
         /// government or other.
         #[arg(long, value_parser = parse_wire::<Profession>)]

@@ -403,6 +403,55 @@ impl Client {
         self.call::<(), _>(Method::GET, &path, None).await
     }
 
+    /// The audit entries as a CSV (`csv`) or JSON (`json`) download; needs a recent sign-in.
+    pub async fn admin_audit_export(&self, format: &str) -> Result<String, ClientError> {
+        let path = format!("/admin/audit/export?format={}", path_segment(format));
+        let response = self.send::<()>(Method::GET, &path, None).await?;
+        let status = response.status().as_u16();
+        String::from_utf8(self.body(response).await?)
+            .map_err(|e| ClientError::Unexpected { status, detail: e.to_string() })
+    }
+
+    /// Verifies the audit chain on the server, against `anchor` (`SEQ HASH`) when given.
+    pub async fn admin_audit_verification(
+        &self,
+        anchor: Option<&str>,
+    ) -> Result<renkei_protocol::AuditVerification, ClientError> {
+        let path = match anchor {
+            Some(a) => format!("/admin/audit/verification?anchor={}", path_segment(a)),
+            None => "/admin/audit/verification".to_owned(),
+        };
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    /// Enters the password (and TOTP code) again, so administrator actions are allowed for another window.
+    pub async fn reauthenticate(&self, password: &Sensitive, totp_code: Option<&str>) -> Result<(), ClientError> {
+        let req = renkei_protocol::ReauthenticateRequest {
+            password: password.clone(),
+            totp_code: totp_code.map(str::to_owned),
+        };
+        self.call_empty(Method::POST, "/auth/reauthenticate", Some(&req)).await
+    }
+
+    /// The directory seen from a group: who is invitable, and why not (attending physician).
+    pub async fn candidates(&self, group: Uuid, q: &str) -> Result<renkei_protocol::CandidateList, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/groups/{group}/candidates?q={}", path_segment(q)), None).await
+    }
+
+    /// A group's pending invitations (attending physician).
+    pub async fn group_invitations(&self, group: Uuid) -> Result<InvitationList, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/groups/{group}/invitations"), None).await
+    }
+
+    /// What recording this consent would remove, without recording it.
+    pub async fn preview_consent(
+        &self,
+        group: Uuid,
+        req: &RecordConsentRequest,
+    ) -> Result<renkei_protocol::ConsentPreview, ClientError> {
+        self.call(Method::POST, &format!("/groups/{group}/consents/preview"), Some(req)).await
+    }
+
     pub async fn admin_groups(&self) -> Result<AdminGroupList, ClientError> {
         self.call::<(), _>(Method::GET, "/admin/groups", None).await
     }

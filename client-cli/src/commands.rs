@@ -324,11 +324,21 @@ async fn sessions_cmd(ctx: &Context, out: &Output, cmd: SessionsCommand) -> Resu
 async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> Result<()> {
     let client = ctx.client()?;
     match cmd {
-        AdminUserCommand::Add { login, display_name, profession, organisation, phone, admin, initial_password } => {
+        AdminUserCommand::Add {
+            login,
+            display_name,
+            kana,
+            profession,
+            organisation,
+            phone,
+            admin,
+            initial_password,
+        } => {
             let initial_password = if initial_password { Some(read_new_password(out)?) } else { None };
             let req = CreateUserRequest {
                 login,
                 display_name,
+                kana,
                 profession,
                 organisation,
                 phone,

@@ -230,6 +230,10 @@ pub fn error_text(code: ErrorCode, lang: Lang) -> &'static str {
             "Too many failed attempts; wait a little and try again",
         ),
         Forbidden => lang.pick("この操作の権限がありません", "You are not allowed to do this"),
+        ReauthenticationRequired => lang.pick(
+            "管理操作の前にパスワードの再入力が必要です: renkei login",
+            "Enter your password again before an administrator's action: renkei login",
+        ),
         NotFound => lang.pick("見つかりません", "Not found"),
         MethodNotAllowed => lang.pick("この操作はできません", "Operation not supported"),
         Conflict => lang.pick("既存の内容と重複しています", "This conflicts with existing data"),

@@ -34,6 +34,7 @@ impl CliError {
                 | C::TotpRequired
                 | C::TotpInvalid
                 | C::AccountDisabled
+                | C::ReauthenticationRequired
                 | C::SetupTokenInvalid
                 | C::TooManyAttempts => 3,
                 C::NotFound => 4,

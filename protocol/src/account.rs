@@ -40,6 +40,8 @@ pub struct User {
     pub id: Uuid,
     pub login: String,
     pub display_name: String,
+    /// The name's reading in kana (フリガナ), for finding and sorting.
+    pub kana: Option<String>,
     pub profession: Profession,
     pub organisation: String,
     pub phone: Option<String>,
@@ -156,6 +158,16 @@ pub struct Session {
     pub current: bool,
 }
 
+/// The password (and the TOTP code, when enrolled) entered again, to renew a session's proof of identity
+/// before an administrator's action that changes accounts, groups or exports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReauthenticateRequest {
+    pub password: Sensitive,
+    #[serde(default)]
+    pub totp_code: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionList {
     pub sessions: Vec<Session>,
@@ -166,6 +178,9 @@ pub struct SessionList {
 pub struct CreateUserRequest {
     pub login: String,
     pub display_name: String,
+    /// The name's reading in kana (フリガナ).
+    #[serde(default)]
+    pub kana: Option<String>,
     pub profession: Profession,
     pub organisation: String,
     #[serde(default)]
@@ -276,4 +291,24 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionHistory {
     pub sessions: Vec<SessionRecord>,
+}
+
+/// The audit chain as the server verified it just now (and against the configured anchor, if any).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditVerification {
+    /// True when every entry is unchanged, in order, and the log reaches the anchor.
+    pub intact: bool,
+    /// Number of entries verified.
+    pub entries: i64,
+    /// The last entry: its sequence number, time and hash — write them down (or print them) as an anchor.
+    pub last_seq: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_at: Option<OffsetDateTime>,
+    pub last_hash: Option<String>,
+    /// The anchor the chain was checked against (`SEQ HASH`), from the request or the configured file.
+    pub anchor: Option<String>,
+    /// What is wrong, when not intact (e.g. "entry 12 was altered").
+    pub problem: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub verified_at: OffsetDateTime,
 }

@@ -40,6 +40,9 @@ pub enum ErrorCode {
     TooManyAttempts,
     /// The caller is authenticated but not allowed to do this.
     Forbidden,
+    /// An administrator's sign-in is older than the configured window: enter the password (and TOTP code)
+    /// again (`POST /api/v1/auth/reauthenticate`), then repeat the request.
+    ReauthenticationRequired,
     /// Nothing here, or nothing the caller may know about.
     NotFound,
     /// The HTTP method is not supported on this path.
@@ -91,6 +94,7 @@ impl ErrorCode {
             Self::AccountDisabled => "account_disabled",
             Self::TooManyAttempts => "too_many_attempts",
             Self::Forbidden => "forbidden",
+            Self::ReauthenticationRequired => "reauthentication_required",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",

@@ -202,6 +202,42 @@ pub struct ConsentChange {
     pub removed: Vec<Person>,
 }
 
+/// What recording this consent would do, computed as the commit computes it: who would be removed and
+/// whose invitation cancelled. Nothing is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsentPreview {
+    /// Active members the new scope no longer covers.
+    pub removed_members: Vec<Person>,
+    /// Pending invitations the new scope no longer covers.
+    pub cancelled_invitations: Vec<Person>,
+}
+
+wire_enum!(
+    /// Where a professional stands for this group: invitable, or why not.
+    CandidateStatus {
+        Invitable = "invitable",
+        ActiveMember = "active_member",
+        Invited = "invited",
+        OutsideConsentScope = "outside_consent_scope",
+        ConsentRequired = "consent_required",
+    }
+);
+
+/// A professional from the directory, as the attending physician sees them when inviting or naming people
+/// in a consent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Candidate {
+    pub person: Person,
+    pub kana: Option<String>,
+    pub login: String,
+    pub status: CandidateStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CandidateList {
+    pub candidates: Vec<Candidate>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ConsentHistory {
     pub consents: Vec<Consent>,

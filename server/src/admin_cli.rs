@@ -36,6 +36,7 @@ pub async fn create_admin(
             NewUser {
                 login,
                 display_name,
+                kana: None,
                 profession: Profession::Other,
                 organisation,
                 phone: None,

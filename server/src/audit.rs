@@ -22,6 +22,7 @@ pub mod action {
     pub const LOGIN: &str = "login";
     pub const LOGIN_FAILED: &str = "login_failed";
     pub const LOGOUT: &str = "logout";
+    pub const REAUTHENTICATED: &str = "reauthenticated";
     pub const SESSION_REVOKED: &str = "session_revoked";
     pub const SESSION_EXPIRED: &str = "session_expired";
     pub const PASSWORD_CHANGED: &str = "password_changed";
@@ -49,6 +50,8 @@ pub mod action {
     pub const EMERGENCY_OVERRIDE: &str = "emergency_override";
     pub const POSTS_READ: &str = "posts_read";
     pub const AUDIT_QUERIED: &str = "audit_queried";
+    pub const AUDIT_EXPORTED: &str = "audit_exported";
+    pub const AUDIT_VERIFIED: &str = "audit_verified";
     pub const TIMELINE_EXPORTED: &str = "timeline_exported";
     pub const ACCESS_REPORT_EXPORTED: &str = "access_report_exported";
     pub const BACKUP_CREATED: &str = "backup_created";

@@ -61,6 +61,9 @@ pub struct Config {
     pub ws_frames_per_second: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds an administrator's sign-in counts as recent: past it, an action that changes accounts,
+    /// groups or exports needs the password (and TOTP code) entered again. 900 = 15 minutes.
+    pub admin_reauth_seconds: u32,
     /// Seconds a connection may take to send a request's headers, and may sit idle between requests
     /// (HTTP/1.1 keep-alive): past it the connection is closed, so half-open connections cannot pile up.
     pub http_header_timeout_seconds: u32,
@@ -118,6 +121,7 @@ impl Default for Config {
             ws_frames_per_second: 200,
             max_body_bytes: 64 * 1024,
             http_header_timeout_seconds: 15,
+            admin_reauth_seconds: 900,
             login_account_failures_per_hour: 100,
             login_address_failures_per_hour: 1000,
             login_backoff_max_seconds: 60,
@@ -174,7 +178,11 @@ impl Config {
                 self.listen
             )));
         }
-        if self.session_absolute_hours == 0 || self.session_idle_minutes == 0 || self.setup_token_hours == 0 {
+        if self.session_absolute_hours == 0
+            || self.session_idle_minutes == 0
+            || self.setup_token_hours == 0
+            || self.admin_reauth_seconds == 0
+        {
             return Err(ConfigError::Invalid("session and setup-token lifetimes must be positive".into()));
         }
         if self.login_account_failures_per_hour == 0 || self.login_address_failures_per_hour == 0 {

@@ -42,6 +42,9 @@ pub enum ApiError {
     TooManyAttempts(Duration),
     #[error("forbidden: {0:?}")]
     Forbidden(Denied),
+    /// An administrator's sign-in is too old for an action that changes accounts, groups or exports.
+    #[error("re-authentication required")]
+    ReauthenticationRequired,
     #[error("not found")]
     NotFound,
     #[error("target refused: {0:?}")]
@@ -127,6 +130,11 @@ impl ApiError {
             Self::Forbidden(Denied::NotAttendingPhysician) => {
                 (S::FORBIDDEN, C::Forbidden, "only the attending physician may do this".into())
             }
+            Self::ReauthenticationRequired => (
+                S::FORBIDDEN,
+                C::ReauthenticationRequired,
+                "enter your password again (POST /api/v1/auth/reauthenticate), then repeat the request".into(),
+            ),
             Self::NotFound => (S::NOT_FOUND, C::NotFound, "not found".into()),
             Self::Emergency { .. } => (
                 S::UNPROCESSABLE_ENTITY,

@@ -164,6 +164,7 @@ impl TestApp {
             .admin_create_user(&CreateUserRequest {
                 login: login.into(),
                 display_name: format!("{login} さん"),
+                kana: None,
                 profession,
                 organisation: organisation.into(),
                 phone: Some("0422-51-0000".into()),

@@ -15,6 +15,7 @@ fn nurse(login: &str) -> CreateUserRequest {
     CreateUserRequest {
         login: login.into(),
         display_name: "佐藤 花子".into(),
+        kana: Some("さとう はなこ".into()),
         profession: Profession::Nurse,
         organisation: "むさしの訪問看護ステーション".into(),
         phone: Some("０４２２－５１－１１１１".into()),

@@ -162,6 +162,7 @@ async fn member(admin: &Client, login: &str, profession: Profession, n: usize, p
         .admin_create_user(&CreateUserRequest {
             login: login.to_owned(),
             display_name: format!("{login} さん"),
+            kana: None,
             profession,
             organisation: organisation(profession, n),
             phone: Some("0422-00-0000".into()),

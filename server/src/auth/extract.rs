@@ -4,6 +4,7 @@
 //! - [`AnySession`]: any live session, even one that must still change its password or enrol TOTP.
 //! - [`Member`]: a session with nothing pending — what almost every endpoint takes.
 //! - [`Admin`]: a [`Member`] whose account is an administrator (decided by [`crate::policy`]).
+//! - [`RecentAdmin`]: an [`Admin`] whose sign-in is recent enough to change accounts, groups or exports.
 
 use std::net::SocketAddr;
 
@@ -129,6 +130,25 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Member(session) = Member::from_request_parts(parts, state).await?;
         policy::require_admin(&session.account)?;
+        Ok(Self(session))
+    }
+}
+
+/// An administrator whose sign-in (or re-entered password) is within `admin_reauth_seconds`: what every
+/// administrator action that changes accounts, groups or exports takes. An older one is refused with
+/// `reauthentication_required`, whatever page or program sent it.
+#[derive(Debug, Clone)]
+pub struct RecentAdmin(pub AnySession);
+
+impl FromRequestParts<AppState> for RecentAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Admin(session) = Admin::from_request_parts(parts, state).await?;
+        let window = Duration::seconds(i64::from(state.config.admin_reauth_seconds));
+        if !policy::sign_in_recent(session.session.authenticated_at, domain::now(), window) {
+            return Err(ApiError::ReauthenticationRequired);
+        }
         Ok(Self(session))
     }
 }

@@ -7,4 +7,4 @@ pub mod password;
 pub mod token;
 pub mod totp;
 
-pub use extract::{Admin, AnySession, ClientInfo, Member};
+pub use extract::{Admin, AnySession, ClientInfo, Member, RecentAdmin};

@@ -55,4 +55,6 @@ pub struct SessionInfo {
     pub expires_at: OffsetDateTime,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
+    /// When the owner last proved who they are: the login, or a re-entered password since.
+    pub authenticated_at: OffsetDateTime,
 }

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::{ApiJson, resolve_user};
 use crate::app::AppState;
 use crate::audit::{Actor, action};
-use crate::auth::{Admin, AnySession, password, token};
+use crate::auth::{Admin, AnySession, RecentAdmin, password, token};
 use crate::domain::{self, DisplayName, FieldError, Login, Organisation, Phone};
 use crate::error::ApiError;
 use crate::messaging::hub::SessionsEnded;
@@ -37,27 +37,28 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         (status = 422, body = ErrorBody)))]
 async fn create_user(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    RecentAdmin(caller): RecentAdmin,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, axum::Json<CreatedUser>), ApiError> {
     let login = Login::parse(&req.login);
     let display_name = DisplayName::parse(&req.display_name);
     let organisation = Organisation::parse(&req.organisation);
     let phone = req.phone.as_deref().filter(|p| !p.trim().is_empty()).map(Phone::parse).transpose();
+    let kana = domain::parse_optional_label("kana", req.kana.as_deref(), 100);
     let password_problem = req
         .initial_password
         .as_ref()
         .and_then(|pw| policy::check_new_password(pw.expose(), false).err())
         .map(|p| FieldError::new("initial_password", p));
     // Report every invalid field at once, so the administrator fixes the form in one go.
-    let (Ok(login), Ok(display_name), Ok(organisation), Ok(phone), None) =
-        (&login, &display_name, &organisation, &phone, &password_problem)
+    let (Ok(login), Ok(display_name), Ok(organisation), Ok(phone), Ok(kana), None) =
+        (&login, &display_name, &organisation, &phone, &kana, &password_problem)
     else {
-        let problems = [login.err(), display_name.err(), organisation.err(), phone.err(), password_problem];
+        let problems = [login.err(), display_name.err(), organisation.err(), phone.err(), kana.err(), password_problem];
         return Err(ApiError::Validation(problems.into_iter().flatten().collect()));
     };
-    let (login, display_name, organisation, phone) =
-        (login.clone(), display_name.clone(), organisation.clone(), phone.clone());
+    let (login, display_name, organisation, phone, kana) =
+        (login.clone(), display_name.clone(), organisation.clone(), phone.clone(), kana.clone());
 
     let now = domain::now();
     let password_hash = match &req.initial_password {
@@ -74,6 +75,7 @@ async fn create_user(
             NewUser {
                 login,
                 display_name,
+                kana,
                 profession: req.profession,
                 organisation,
                 phone,
@@ -146,7 +148,7 @@ async fn set_status(
     responses((status = 200, body = User), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn disable_user(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    RecentAdmin(caller): RecentAdmin,
     Path(key): Path<String>,
 ) -> Result<axum::Json<User>, ApiError> {
     set_status(&state, &caller, &key, AccountStatus::Disabled).await.map(axum::Json)
@@ -158,7 +160,7 @@ async fn disable_user(
     responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
 async fn enable_user(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    RecentAdmin(caller): RecentAdmin,
     Path(key): Path<String>,
 ) -> Result<axum::Json<User>, ApiError> {
     set_status(&state, &caller, &key, AccountStatus::Active).await.map(axum::Json)
@@ -172,7 +174,7 @@ async fn enable_user(
     responses((status = 200, body = SetupToken), (status = 404, body = ErrorBody)))]
 async fn new_setup_token(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    RecentAdmin(caller): RecentAdmin,
     Path(key): Path<String>,
 ) -> Result<axum::Json<SetupToken>, ApiError> {
     let target = resolve_user(&state, &key).await?;
@@ -196,7 +198,7 @@ async fn new_setup_token(
     responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
 async fn reset_totp(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    RecentAdmin(caller): RecentAdmin,
     Path(key): Path<String>,
 ) -> Result<axum::Json<User>, ApiError> {
     let target = resolve_user(&state, &key).await?;

@@ -2,7 +2,9 @@
 //! only, never content. Every query is itself an audit entry.
 
 use axum::extract::State;
-use renkei_protocol::{AuditList, ErrorBody};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use renkei_protocol::{AuditEntry, AuditList, AuditVerification, ErrorBody};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,12 +14,13 @@ use uuid::Uuid;
 use super::ApiQuery;
 use crate::app::AppState;
 use crate::audit::{Actor, action};
-use crate::auth::Admin;
+use crate::auth::{Admin, RecentAdmin};
+use crate::domain;
 use crate::error::ApiError;
 use crate::store::AuditFilter;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(query))
+    OpenApiRouter::new().routes(routes!(query)).routes(routes!(export)).routes(routes!(verification))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -37,6 +40,24 @@ struct AuditQuery {
     limit: Option<i64>,
 }
 
+impl AuditQuery {
+    fn filter(&self) -> Result<AuditFilter, ApiError> {
+        let limit = self.limit.unwrap_or(1000);
+        if !(1..=10_000).contains(&limit) {
+            return Err(ApiError::field("limit", "out_of_range"));
+        }
+        Ok(AuditFilter {
+            actor_id: self.user,
+            group_id: self.group,
+            action: self.action.clone(),
+            from: time("from", self.from.as_deref())?,
+            to: time("to", self.to.as_deref())?,
+            after_seq: self.after,
+            limit,
+        })
+    }
+}
+
 fn time(field: &'static str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
     raw.map(|t| {
         OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
@@ -53,23 +74,159 @@ async fn query(
     Admin(caller): Admin,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<axum::Json<AuditList>, ApiError> {
-    let limit = q.limit.unwrap_or(1000);
-    if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::field("limit", "out_of_range"));
-    }
-    let filter = AuditFilter {
-        actor_id: q.user,
-        group_id: q.group,
-        action: q.action.clone(),
-        from: time("from", q.from.as_deref())?,
-        to: time("to", q.to.as_deref())?,
-        after_seq: q.after,
-        limit,
-    };
-    let entries = state.store.audit_entries(&filter).await?;
+    let entries = state.store.audit_entries(&q.filter()?).await?;
     let details = serde_json::json!({
         "user": q.user, "group": q.group, "action": q.action, "from": q.from, "to": q.to, "returned": entries.len(),
     });
     state.audit.record(action::AUDIT_QUERIED, &Actor::from(&caller), q.group, q.user, details).await;
     Ok(axum::Json(AuditList { entries }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    /// `csv` (default) or `json`.
+    format: Option<String>,
+    user: Option<Uuid>,
+    group: Option<Uuid>,
+    action: Option<String>,
+    /// RFC 3339 time, inclusive.
+    from: Option<String>,
+    /// RFC 3339 time, exclusive.
+    to: Option<String>,
+    /// At most this many (default 10000, at most 10000).
+    limit: Option<i64>,
+}
+
+/// One CSV field, quoted when it must be (RFC 4180); a leading `=`, `+`, `-` or `@` is prefixed with `'`
+/// so a spreadsheet never runs it as a formula.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
+    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+}
+
+fn audit_csv(entries: &[AuditEntry]) -> String {
+    let mut out =
+        String::from("seq,at,action,actor_id,group_id,target_user_id,client_addr,session_id,details,hash\r\n");
+    let text = |v: Option<Uuid>| v.map(|u| u.to_string()).unwrap_or_default();
+    for e in entries {
+        let at = e.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let row = [
+            e.seq.to_string(),
+            at,
+            e.action.clone(),
+            text(e.actor_id),
+            text(e.group_id),
+            text(e.target_user_id),
+            e.client_addr.clone().unwrap_or_default(),
+            text(e.session_id),
+            e.details.clone(),
+            e.hash.clone(),
+        ];
+        out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The audit entries matching the filters as a CSV or JSON download, for the physicians' association's
+/// records. An export needs a recent sign-in and is itself audited.
+#[utoipa::path(get, path = "/api/v1/admin/audit/export", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(ExportQuery),
+    responses((status = 200, description = "text/csv or application/json (an AuditList)", body = AuditList),
+        (status = 403, description = "forbidden, or reauthentication_required", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn export(
+    State(state): State<AppState>,
+    RecentAdmin(caller): RecentAdmin,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let csv = match q.format.as_deref() {
+        None | Some("csv") => true,
+        Some("json") => false,
+        Some(_) => return Err(ApiError::field("format", "csv_or_json")),
+    };
+    let filter = AuditQuery {
+        user: q.user,
+        group: q.group,
+        action: q.action.clone(),
+        from: q.from.clone(),
+        to: q.to.clone(),
+        after: None,
+        limit: Some(q.limit.unwrap_or(10_000)),
+    }
+    .filter()?;
+    let entries = state.store.audit_entries(&filter).await?;
+    let details = serde_json::json!({
+        "user": q.user, "group": q.group, "action": q.action, "from": q.from, "to": q.to,
+        "format": if csv { "csv" } else { "json" }, "returned": entries.len(),
+    });
+    state.audit.record(action::AUDIT_EXPORTED, &Actor::from(&caller), q.group, q.user, details).await;
+    let stamp = domain::now().date();
+    if csv {
+        let disposition = format!("attachment; filename=\"renkei-audit-{stamp}.csv\"");
+        Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+            audit_csv(&entries),
+        )
+            .into_response())
+    } else {
+        let disposition = format!("attachment; filename=\"renkei-audit-{stamp}.json\"");
+        Ok(([(header::CONTENT_DISPOSITION, disposition)], axum::Json(AuditList { entries })).into_response())
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct VerificationQuery {
+    /// An anchor written down earlier, `SEQ HASH`; without it, the configured `audit_anchor_file`, if any.
+    anchor: Option<String>,
+}
+
+/// Verifies the whole audit chain now (and against the anchor), and says where it ends: the last entry's
+/// sequence number, time and hash, to write down as the next anchor.
+#[utoipa::path(get, path = "/api/v1/admin/audit/verification", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(VerificationQuery),
+    responses((status = 200, body = AuditVerification), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn verification(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    ApiQuery(q): ApiQuery<VerificationQuery>,
+) -> Result<axum::Json<AuditVerification>, ApiError> {
+    let anchor_text = match (&q.anchor, &state.config.audit_anchor_file) {
+        (Some(a), _) => Some(a.trim().to_owned()),
+        (None, Some(path)) => std::fs::read_to_string(path).ok().map(|t| t.trim().to_owned()),
+        (None, None) => None,
+    }
+    .filter(|a| !a.is_empty());
+    let anchor = match &anchor_text {
+        Some(text) => {
+            let (seq, hash) = text.split_once(' ').ok_or_else(|| ApiError::field("anchor", "not_seq_and_hash"))?;
+            let seq = seq.parse::<i64>().map_err(|_| ApiError::field("anchor", "not_seq_and_hash"))?;
+            let hash = hash.trim();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ApiError::field("anchor", "not_seq_and_hash"));
+            }
+            Some((seq, hash.to_owned()))
+        }
+        None => None,
+    };
+    let outcome = crate::audit::verify(&state.store, anchor).await?;
+    let last = state.store.audit_last().await?;
+    let (intact, problem) = match &outcome {
+        Ok(_) => (true, None),
+        Err(broken) => (false, Some(broken.to_string())),
+    };
+    let details = serde_json::json!({ "intact": intact, "anchor": anchor_text.is_some() });
+    state.audit.record(action::AUDIT_VERIFIED, &Actor::from(&caller), None, None, details).await;
+    Ok(axum::Json(AuditVerification {
+        intact,
+        entries: *outcome.as_ref().unwrap_or(&0),
+        last_seq: last.as_ref().map_or(0, |e| e.seq),
+        last_at: last.as_ref().map(|e| e.at),
+        last_hash: last.map(|e| e.hash),
+        anchor: anchor_text,
+        problem,
+        verified_at: domain::now(),
+    }))
 }

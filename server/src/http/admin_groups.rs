@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{ApiJson, resolve_user};
 use crate::app::AppState;
 use crate::audit::{Actor, action};
-use crate::auth::Admin;
+use crate::auth::{Admin, RecentAdmin};
 use crate::domain::{self, GroupRecord, parse_label};
 use crate::error::ApiError;
 
@@ -100,7 +100,7 @@ async fn show_group(
     responses((status = 201, body = AdminGroup), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_community_group(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    RecentAdmin(caller): RecentAdmin,
     ApiJson(req): ApiJson<CreateCommunityGroupRequest>,
 ) -> Result<(StatusCode, axum::Json<AdminGroup>), ApiError> {
     let label = parse_label("label", &req.label, 100)?;
@@ -126,7 +126,7 @@ async fn community_group(state: &AppState, id: &str) -> Result<GroupRecord, ApiE
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_community_member(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    RecentAdmin(caller): RecentAdmin,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UserRef>,
 ) -> Result<StatusCode, ApiError> {
@@ -152,7 +152,7 @@ async fn add_community_member(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn remove_community_member(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    RecentAdmin(caller): RecentAdmin,
     Path((id, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let group = community_group(&state, &id).await?;

@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use renkei_protocol::{ErrorBody, LoginRequest, LoginResponse, SessionTransport, SetupPasswordRequest};
+use renkei_protocol::{
+    ErrorBody, LoginRequest, LoginResponse, ReauthenticateRequest, SessionTransport, SetupPasswordRequest,
+};
 use time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,7 +15,7 @@ use utoipa_axum::routes;
 use super::ApiJson;
 use crate::app::AppState;
 use crate::audit::{Actor, action};
-use crate::auth::{AnySession, ClientInfo, cookie, password, token, totp};
+use crate::auth::{AnySession, ClientInfo, Member, cookie, password, token, totp};
 use crate::domain::{self, Login};
 use crate::error::ApiError;
 use crate::messaging::hub::SessionsEnded;
@@ -22,7 +24,11 @@ use crate::policy;
 use crate::store::NewSession;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout)).routes(routes!(setup_password))
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(setup_password))
+        .routes(routes!(reauthenticate))
 }
 
 /// The window over which failed logins are counted.
@@ -106,26 +112,12 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
         state.store.settle_login_failure(attempt).await?;
         return Err(ApiError::InvalidCredentials);
     };
-    if let Some(secret) = &account.totp_secret {
+    if account.totp_secret.is_some() {
         let Some(code) = req.totp_code.as_deref() else {
             state.store.release_login_attempt(attempt).await?;
             return Err(ApiError::TotpRequired);
         };
-        // Six digits from the authenticator, or one of the recovery codes shown at enrolment (each once).
-        let accepted = match (totp::matching_step(secret, code), totp::recovery_hash(code)) {
-            (Some(step), _) => state.store.accept_totp_step(account.id(), step).await?,
-            (None, Some(hash)) => {
-                let used = state.store.use_recovery_code(account.id(), &hash, now).await?;
-                if used {
-                    let actor =
-                        Actor { id: Some(account.id()), client_addr: Some(client.addr.clone()), session_id: None };
-                    let details = serde_json::json!({});
-                    state.audit.record(action::TOTP_RECOVERY_USED, &actor, None, Some(account.id()), details).await;
-                }
-                used
-            }
-            (None, None) => false,
-        };
+        let accepted = second_factor_accepted(state, &account, code, client, now).await?;
         if !accepted {
             state.store.settle_login_failure(attempt).await?;
             return Err(ApiError::TotpInvalid);
@@ -158,6 +150,95 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
         pending: policy::pending_step(&account, state.config.require_totp),
         user: account.user,
     })
+}
+
+/// Six digits from the authenticator, or one of the recovery codes shown at enrolment (each once).
+async fn second_factor_accepted(
+    state: &AppState,
+    account: &crate::domain::Account,
+    code: &str,
+    client: &ClientInfo,
+    now: time::OffsetDateTime,
+) -> Result<bool, ApiError> {
+    let Some(secret) = &account.totp_secret else { return Ok(true) };
+    Ok(match (totp::matching_step(secret, code), totp::recovery_hash(code)) {
+        (Some(step), _) => state.store.accept_totp_step(account.id(), step).await?,
+        (None, Some(hash)) => {
+            let used = state.store.use_recovery_code(account.id(), &hash, now).await?;
+            if used {
+                let actor = Actor { id: Some(account.id()), client_addr: Some(client.addr.clone()), session_id: None };
+                let details = serde_json::json!({});
+                state.audit.record(action::TOTP_RECOVERY_USED, &actor, None, Some(account.id()), details).await;
+            }
+            used
+        }
+        (None, None) => false,
+    })
+}
+
+/// Enters the password (and the TOTP code, when enrolled) again, so that this session's sign-in is recent:
+/// an administrator needs it before changing accounts, groups or exports once `admin_reauth_seconds` have
+/// passed since signing in. Wrong passwords count against the login throttle as at login.
+#[utoipa::path(post, path = "/api/v1/auth/reauthenticate", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    request_body = ReauthenticateRequest,
+    responses(
+        (status = 204, description = "the session's sign-in is recent again"),
+        (status = 401, description = "invalid_credentials (the session stays), totp_required, totp_invalid or unauthenticated", body = ErrorBody),
+        (status = 429, description = "too_many_attempts", body = ErrorBody),
+    ))]
+async fn reauthenticate(
+    State(state): State<AppState>,
+    caller: Member,
+    client: ClientInfo,
+    ApiJson(req): ApiJson<ReauthenticateRequest>,
+) -> Result<StatusCode, ApiError> {
+    let Member(caller) = caller;
+    let now = domain::now();
+    let account = &caller.account;
+    let attempt = state
+        .store
+        .reserve_login_attempt(&account.user.login, &client.addr, now, now - FAILURE_WINDOW, |stats| {
+            policy::login_throttle(stats, now, &state.config)
+        })
+        .await?
+        .map_err(|t| ApiError::TooManyAttempts(t.retry_after))?;
+    let refused = |reason: &'static str| {
+        let details = serde_json::json!({ "login": account.user.login, "reason": reason, "reauthentication": true });
+        (action::LOGIN_FAILED, details)
+    };
+    let password_ok =
+        password::verify(&req.password, account.password_hash.clone()).await.map_err(ApiError::internal)?;
+    let outcome = if !password_ok {
+        Err((ApiError::InvalidCredentials, Some(refused("invalid_credentials"))))
+    } else if account.totp_secret.is_some() {
+        match req.totp_code.as_deref() {
+            None => Err((ApiError::TotpRequired, None)),
+            Some(code) if second_factor_accepted(&state, account, code, &client, now).await? => Ok(()),
+            Some(_) => Err((ApiError::TotpInvalid, Some((action::TOTP_FAILED, refused("totp_invalid").1)))),
+        }
+    } else {
+        Ok(())
+    };
+    match outcome {
+        Ok(()) => {
+            state.store.release_login_attempt(attempt).await?;
+            state.store.reauthenticated(caller.session.id, now).await?;
+            let details = serde_json::json!({});
+            state.audit.record(action::REAUTHENTICATED, &Actor::from(&caller), None, Some(account.id()), details).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err((error, audit)) => {
+            if audit.is_some() {
+                state.store.settle_login_failure(attempt).await?;
+            } else {
+                state.store.release_login_attempt(attempt).await?;
+            }
+            if let Some((act, details)) = audit {
+                state.audit.record(act, &Actor::from(&caller), None, Some(account.id()), details).await;
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Ends the calling session.

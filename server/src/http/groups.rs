@@ -161,7 +161,7 @@ async fn list_members(
 
 /// Validates a consent's consenter and, unless it is a withdrawal, its scope (which must not be empty and
 /// may only name existing users).
-async fn validate_consent(
+pub(super) async fn validate_consent(
     state: &AppState,
     consenter: &renkei_protocol::Consenter,
     obtained_on: time::Date,

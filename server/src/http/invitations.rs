@@ -18,7 +18,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(accept)).routes(routes!(decline))
 }
 
-async fn view(state: &AppState, m: Membership) -> Result<Invitation, ApiError> {
+pub(super) async fn view(state: &AppState, m: Membership) -> Result<Invitation, ApiError> {
     let group = state.store.group(m.group_id).await?.ok_or(ApiError::NotFound)?;
     let invitee = state.store.account_by_id(m.user_id).await?.ok_or(ApiError::NotFound)?;
     let inviter = match m.invited_by {

@@ -12,6 +12,7 @@ mod invitations;
 mod me;
 mod ops;
 pub(crate) mod posts;
+mod team;
 mod web;
 
 use axum::extract::rejection::JsonRejection;
@@ -123,6 +124,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(posts::router())
         .merge(exports::router())
         .merge(invitations::router())
+        .merge(team::router())
         .merge(admin_groups::router())
         .merge(admin_audit::router())
 }

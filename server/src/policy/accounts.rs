@@ -28,6 +28,13 @@ pub fn require_admin(account: &Account) -> Result<(), Denied> {
     if account.is_admin() { Ok(()) } else { Err(Denied::NotAnAdministrator) }
 }
 
+/// An administrator's action that changes accounts, groups or exports needs a recent proof of identity
+/// (MHLW guideline 6.0: re-authentication for privileged operations): the login, or a re-entered
+/// password, no older than `window`.
+pub fn sign_in_recent(authenticated_at: OffsetDateTime, now: OffsetDateTime, window: time::Duration) -> bool {
+    now - authenticated_at <= window
+}
+
 /// An administrator may disable any account but their own, so an installation cannot lose its last
 /// administrator by accident.
 pub fn may_disable(actor: &Account, target: &Account) -> bool {

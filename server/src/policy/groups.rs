@@ -1,7 +1,10 @@
 //! Care-team rules (PRODUCT.md rules 2 and 3; Musashino ICT rules §9-2): who may open a patient group,
 //! who may see and change it, and who the patient's consent covers.
 
-use renkei_protocol::{Consent, ConsentKind, GroupKind, GroupStatus, MemberRole, Profession, ScopeEntry, User};
+use renkei_protocol::{
+    CandidateStatus, Consent, ConsentKind, GroupKind, GroupStatus, MemberRole, MembershipState, Profession, ScopeEntry,
+    User,
+};
 
 use crate::domain::{Account, GroupRecord, Membership};
 
@@ -106,6 +109,25 @@ pub fn check_invitee(consent: Option<&Consent>, invitee: &Account) -> Result<(),
     if in_scope(&consent.scope, &invitee.user) { Ok(()) } else { Err(TargetRefused::OutsideConsentScope) }
 }
 
+/// Where a professional from the directory stands for a group, so the physician sees before inviting
+/// whether the invitation would be refused, and why (the same rules [`check_invitee`] enforces).
+pub fn candidate_status(
+    consent: Option<&Consent>,
+    candidate: &Account,
+    membership: Option<MembershipState>,
+) -> CandidateStatus {
+    match membership {
+        Some(MembershipState::Active) => return CandidateStatus::ActiveMember,
+        Some(MembershipState::Invited) => return CandidateStatus::Invited,
+        _ => {}
+    }
+    match check_invitee(consent, candidate) {
+        Ok(()) => CandidateStatus::Invitable,
+        Err(TargetRefused::ConsentRequired) => CandidateStatus::ConsentRequired,
+        Err(_) => CandidateStatus::OutsideConsentScope,
+    }
+}
+
 /// A handover goes to another physician, an active member inside the consent's scope (who must then
 /// accept: the 主治医 changes when a patient moves between hospital and home).
 pub fn check_handover_target(
@@ -141,6 +163,7 @@ mod tests {
             id: Uuid::new_v4(),
             login: "u".into(),
             display_name: "u".into(),
+            kana: None,
             profession,
             organisation: organisation.into(),
             phone: None,

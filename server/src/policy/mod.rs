@@ -12,5 +12,5 @@ pub mod posts;
 
 pub use accounts::{
     Denied, LoginThrottle, check_new_password, login_throttle, may_disable, origin_allowed, pending_step,
-    require_admin, totp_required,
+    require_admin, sign_in_recent, totp_required,
 };

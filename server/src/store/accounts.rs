@@ -14,6 +14,8 @@ use crate::domain::{Account, DisplayName, Login, Organisation, Phone, SessionInf
 pub struct NewUser {
     pub login: Login,
     pub display_name: DisplayName,
+    /// The name's reading (フリガナ), already validated.
+    pub kana: Option<String>,
     pub profession: Profession,
     pub organisation: Organisation,
     pub phone: Option<Phone>,
@@ -62,8 +64,8 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let inserted = sqlx::query_as::<_, UserRow>(concat!(
                 "INSERT INTO users (id, login, display_name, profession, organisation, phone, role, status, \
-                 password_hash, must_change_password, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $10) RETURNING ",
+                 password_hash, must_change_password, created_at, updated_at, kana) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $10, $11) RETURNING ",
                 user_columns!()
             ))
             .bind(id)
@@ -76,6 +78,7 @@ impl Store {
             .bind(new.password_hash.as_deref())
             .bind(new.must_change_password)
             .bind(now)
+            .bind(new.kana.as_deref())
             .fetch_one(&mut *tx)
             .await;
             let row = match inserted {
@@ -431,6 +434,19 @@ impl Store {
                 .await
         })?;
         row.map(|row| Ok((row.session(), Account::try_from(row.user)?))).transpose()
+    }
+
+    /// Records that the session's owner proved who they are again (password, and TOTP when enrolled).
+    pub async fn reauthenticated(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE sessions SET authenticated_at = $2, last_seen_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(to_micros(now))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
     }
 
     /// Moves a session's idle clock forward.

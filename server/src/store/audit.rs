@@ -183,4 +183,11 @@ impl Store {
         let sql = concat!("SELECT ", audit_columns!(), " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
         Ok(with_pool!(self, |pool| sqlx::query_as(sql).bind(after_seq).bind(limit).fetch_all(pool).await)?)
     }
+
+    /// The newest entry, if any.
+    pub async fn audit_last(&self) -> Result<Option<AuditEntry>, StoreError> {
+        let sql = concat!("SELECT ", audit_columns!(), " FROM audit_log ORDER BY seq DESC LIMIT 1");
+        let row: Option<AuditRow> = with_pool!(self, |pool| sqlx::query_as(sql).fetch_optional(pool).await)?;
+        Ok(row.as_ref().map(AuditRow::entry))
+    }
 }

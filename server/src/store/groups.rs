@@ -412,6 +412,24 @@ impl Store {
         rows.into_iter().map(Membership::try_from).collect()
     }
 
+    /// A group's pending invitations (expired ones are marked so first), oldest first.
+    pub async fn group_invitations(&self, group: Uuid, now: OffsetDateTime) -> Result<Vec<Membership>, StoreError> {
+        let now = to_micros(now);
+        let sql = concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM memberships m WHERE m.group_id = $1 AND m.state = 'invited' ORDER BY m.invited_at"
+        );
+        let postgres = self.backend() == super::Backend::Postgres;
+        let rows: Vec<MembershipRow> = with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            super::housekeeping::expire_invitations_in!(tx, postgres, None::<Uuid>, Some(group), now);
+            tx.commit().await?;
+            sqlx::query_as(sql).bind(group).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(Membership::try_from).collect()
+    }
+
     /// The invitation (any state) with this id addressed to `user`.
     pub async fn invitation(&self, id: Uuid, user: Uuid) -> Result<Option<Membership>, StoreError> {
         let sql = concat!("SELECT ", membership_columns!(), " FROM memberships m WHERE m.id = $1 AND m.user_id = $2");

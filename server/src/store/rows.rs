@@ -13,6 +13,7 @@ pub(super) struct UserRow {
     id: Uuid,
     login: String,
     display_name: String,
+    kana: Option<String>,
     profession: String,
     organisation: String,
     phone: Option<String>,
@@ -28,7 +29,7 @@ pub(super) struct UserRow {
 /// Column list matching [`UserRow`], as a literal so SQL texts stay `&'static str` (`concat!`).
 macro_rules! user_columns {
     () => {
-        "id, login, display_name, profession, organisation, phone, role, status, password_hash, \
+        "id, login, display_name, kana, profession, organisation, phone, role, status, password_hash, \
          must_change_password, totp_secret, totp_pending_secret, created_at"
     };
 }
@@ -47,6 +48,7 @@ impl TryFrom<UserRow> for Account {
                 id: row.id,
                 login: row.login,
                 display_name: row.display_name,
+                kana: row.kana,
                 profession,
                 organisation: row.organisation,
                 phone: row.phone,
@@ -71,12 +73,15 @@ pub(super) struct SessionRow {
     expires_at: i64,
     client_addr: Option<String>,
     user_agent: Option<String>,
+    authenticated_at: i64,
 }
 
-/// Column list matching [`SessionRow`].
+/// Column list matching [`SessionRow`]. A session from before `authenticated_at` existed was proven at
+/// its login.
 macro_rules! session_columns {
     () => {
-        "id, created_at, last_seen_at, expires_at, client_addr, user_agent"
+        "id, created_at, last_seen_at, expires_at, client_addr, user_agent, \
+         COALESCE(authenticated_at, created_at) AS authenticated_at"
     };
 }
 pub(super) use session_columns;
@@ -90,6 +95,7 @@ impl From<SessionRow> for SessionInfo {
             expires_at: from_micros(row.expires_at),
             client_addr: row.client_addr,
             user_agent: row.user_agent,
+            authenticated_at: from_micros(row.authenticated_at),
         }
     }
 }
@@ -106,13 +112,15 @@ pub(super) struct AuthRow {
     s_expires_at: i64,
     s_client_addr: Option<String>,
     s_user_agent: Option<String>,
+    s_authenticated_at: i64,
 }
 
 /// The session columns of [`AuthRow`], prefixed.
 macro_rules! auth_session_columns {
     () => {
         "s.id AS s_id, s.created_at AS s_created_at, s.last_seen_at AS s_last_seen_at, \
-         s.expires_at AS s_expires_at, s.client_addr AS s_client_addr, s.user_agent AS s_user_agent"
+         s.expires_at AS s_expires_at, s.client_addr AS s_client_addr, s.user_agent AS s_user_agent, \
+         COALESCE(s.authenticated_at, s.created_at) AS s_authenticated_at"
     };
 }
 pub(super) use auth_session_columns;
@@ -126,6 +134,7 @@ impl AuthRow {
             expires_at: from_micros(self.s_expires_at),
             client_addr: self.s_client_addr.clone(),
             user_agent: self.s_user_agent.clone(),
+            authenticated_at: from_micros(self.s_authenticated_at),
         }
     }
 }

@@ -59,6 +59,23 @@ export type AuditList = {
   entries: Array<AuditEntry>;
 };
 
+/** The audit chain as the server verified it just now (and against the configured anchor, if any). */
+export type AuditVerification = {
+  /** The anchor the chain was checked against (`SEQ HASH`), from the request or the configured file. */
+  anchor?: string | null;
+  /** Number of entries verified. */
+  entries: number;
+  /** True when every entry is unchanged, in order, and the log reaches the anchor. */
+  intact: boolean;
+  last_at?: string | null;
+  last_hash?: string | null;
+  /** The last entry: its sequence number, time and hash — write them down (or print them) as an anchor. */
+  last_seq: number;
+  /** What is wrong, when not intact (e.g. "entry 12 was altered"). */
+  problem?: string | null;
+  verified_at: string;
+};
+
 /** A post's author as stamped when it was written: profession and organisation at that time (rule 8). */
 export type Author = {
   display_name: string;
@@ -79,6 +96,21 @@ export type AvailabilityWindow = {
   end: string;
   start: string;
 };
+
+/** A professional from the directory, as the attending physician sees them when inviting or naming people in a consent. */
+export type Candidate = {
+  kana?: string | null;
+  login: string;
+  person: Person;
+  status: CandidateStatus;
+};
+
+export type CandidateList = {
+  candidates: Array<Candidate>;
+};
+
+/** Where a professional stands for this group: invitable, or why not. */
+export type CandidateStatus = "invitable" | "active_member" | "invited" | "outside_consent_scope" | "consent_required";
 
 export type ChangePasswordRequest = {
   current_password: Sensitive;
@@ -148,6 +180,14 @@ export type ConsentMetadata = {
 
 export type ConsentMethod = "written" | "verbal" | "electronic";
 
+/** What recording this consent would do, computed as the commit computes it: who would be removed and whose invitation cancelled. Nothing is written. */
+export type ConsentPreview = {
+  /** Pending invitations the new scope no longer covers. */
+  cancelled_invitations: Array<Person>;
+  /** Active members the new scope no longer covers. */
+  removed_members: Array<Person>;
+};
+
 export type Consenter = {
   kind: ConsenterKind;
   name: string;
@@ -165,6 +205,8 @@ export type CreateCommunityGroupRequest = {
 export type CreateUserRequest = {
   display_name: string;
   initial_password?: Sensitive | null;
+  /** The name's reading in kana (フリガナ). */
+  kana?: string | null;
   login: string;
   organisation: string;
   phone?: string | null;
@@ -190,7 +232,7 @@ export type ErrorBody = {
 };
 
 /** Stable, machine-readable error identifiers. Clients map them to text in the user's language; the identifiers themselves never change once released. */
-export type ErrorCode = "malformed_request" | "validation_failed" | "unsupported_media_type" | "payload_too_large" | "unauthenticated" | "invalid_credentials" | "totp_required" | "totp_invalid" | "totp_enrollment_required" | "password_change_required" | "password_too_weak" | "setup_token_invalid" | "account_disabled" | "too_many_attempts" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "outside_consent_scope" | "consent_required" | "already_member" | "invitation_expired" | "group_not_active" | "rate_limited" | "emergency_use_prohibited" | "patient_info_in_community_group" | "no_care_manager_in_group" | "unavailable" | "internal";
+export type ErrorCode = "malformed_request" | "validation_failed" | "unsupported_media_type" | "payload_too_large" | "unauthenticated" | "invalid_credentials" | "totp_required" | "totp_invalid" | "totp_enrollment_required" | "password_change_required" | "password_too_weak" | "setup_token_invalid" | "account_disabled" | "too_many_attempts" | "forbidden" | "reauthentication_required" | "not_found" | "method_not_allowed" | "conflict" | "outside_consent_scope" | "consent_required" | "already_member" | "invitation_expired" | "group_not_active" | "rate_limited" | "emergency_use_prohibited" | "patient_info_in_community_group" | "no_care_manager_in_group" | "unavailable" | "internal";
 
 /** One post of a timeline export: every version and every 「見ました」. */
 export type ExportedPost = {
@@ -388,6 +430,12 @@ export type ReadMark = {
   seq: number;
 };
 
+/** The password (and the TOTP code, when enrolled) entered again, to renew a session's proof of identity before an administrator's action that changes accounts, groups or exports. */
+export type ReauthenticateRequest = {
+  password: Sensitive;
+  totp_code?: string | null;
+};
+
 /** Records the first consent or amends it. The scope must not be empty (that is a withdrawal). */
 export type RecordConsentRequest = {
   consenter: Consenter;
@@ -562,6 +610,8 @@ export type User = {
   created_at: string;
   display_name: string;
   id: string;
+  /** The name's reading in kana (フリガナ), for finding and sorting. */
+  kana?: string | null;
   login: string;
   /** True while the account still has the initial password an administrator set, or none at all. */
   must_change_password: boolean;
@@ -599,6 +649,8 @@ export type Operation =
   | "DELETE /api/v1/me/sessions/{id}"
   | "GET /api/v1/addressed"
   | "GET /api/v1/admin/audit"
+  | "GET /api/v1/admin/audit/export"
+  | "GET /api/v1/admin/audit/verification"
   | "GET /api/v1/admin/groups"
   | "GET /api/v1/admin/groups/{id}"
   | "GET /api/v1/admin/users"
@@ -607,8 +659,10 @@ export type Operation =
   | "GET /api/v1/groups"
   | "GET /api/v1/groups/{id}"
   | "GET /api/v1/groups/{id}/access-report"
+  | "GET /api/v1/groups/{id}/candidates"
   | "GET /api/v1/groups/{id}/consents"
   | "GET /api/v1/groups/{id}/export"
+  | "GET /api/v1/groups/{id}/invitations"
   | "GET /api/v1/groups/{id}/members"
   | "GET /api/v1/groups/{id}/posts"
   | "GET /api/v1/groups/{id}/posts/{seq}"
@@ -630,10 +684,12 @@ export type Operation =
   | "POST /api/v1/admin/users/{user}/totp/reset"
   | "POST /api/v1/auth/login"
   | "POST /api/v1/auth/logout"
+  | "POST /api/v1/auth/reauthenticate"
   | "POST /api/v1/auth/setup"
   | "POST /api/v1/groups"
   | "POST /api/v1/groups/{id}/archive"
   | "POST /api/v1/groups/{id}/consents"
+  | "POST /api/v1/groups/{id}/consents/preview"
   | "POST /api/v1/groups/{id}/consents/withdraw"
   | "POST /api/v1/groups/{id}/handover"
   | "POST /api/v1/groups/{id}/handover/accept"
