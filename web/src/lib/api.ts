@@ -3,7 +3,27 @@
 // generated wire types, so the client cannot drift from the contract without failing `npm run check`.
 // The session is the HttpOnly cookie: no token ever passes through script.
 import type {
+  AccessReport,
   AddressedList,
+  AdminGroup,
+  AdminGroupList,
+  AuditList,
+  AuditVerification,
+  CandidateList,
+  ConsentChange,
+  ConsentHistory,
+  ConsentPreview,
+  CreatedUser,
+  CreateUserRequest,
+  Invitation,
+  MemberList,
+  OpenGroupRequest,
+  Person,
+  RecordConsentRequest,
+  SessionHistory,
+  SetupToken,
+  UserList,
+  WithdrawConsentRequest,
   Availability,
   EditPost,
   ErrorBody,
@@ -109,6 +129,41 @@ export async function call<T>(
   return json as T;
 }
 
+/**
+ * Fetches a file the server makes (an export) and hands it to the browser as a download named
+ * `filename`. Refusals arrive as the same typed errors as `call`.
+ */
+export async function download(
+  op: Operation,
+  params: Record<string, string | number>,
+  query: Record<string, string | number | undefined>,
+  filename: string,
+): Promise<void> {
+  const [, path] = pathOf(op, params);
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') search.set(k, String(v));
+  let response: Response;
+  try {
+    response = await fetch(search.size ? `${path}?${search}` : path, { credentials: 'same-origin', cache: 'no-store' });
+  } catch {
+    throw new OfflineError();
+  }
+  if (!response.ok) {
+    const json: unknown = await response.json().catch(() => undefined);
+    throw isErrorBody(json)
+      ? new ApiError(response.status, json)
+      : new ApiError(response.status, { code: 'unavailable', message: response.statusText, fields: {} });
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 function isErrorBody(v: unknown): v is ErrorBody {
   return typeof v === 'object' && v !== null && 'code' in v && 'message' in v;
 }
@@ -153,4 +208,59 @@ export const api = {
   seen: (id: string, seq: number) => call<SeenMark>('POST /api/v1/groups/{id}/posts/{seq}/seen', { id, seq }),
   seenBy: (id: string, seq: number) => call<SeenList>('GET /api/v1/groups/{id}/posts/{seq}/seen', { id, seq }),
   markRead: (id: string, seq: number) => call<unknown>('POST /api/v1/groups/{id}/read', { id }, { seq }),
+  reauthenticate: (password: string, totp_code?: string) =>
+    call<void>('POST /api/v1/auth/reauthenticate', {}, { password, totp_code }),
+
+  // The attending physician's care team.
+  openGroup: (req: OpenGroupRequest) => call<Group>('POST /api/v1/groups', {}, req),
+  lookup: (user: string) => call<Person>('GET /api/v1/users/{user}', { user }),
+  members: (id: string) => call<MemberList>('GET /api/v1/groups/{id}/members', { id }),
+  groupInvitations: (id: string) => call<InvitationList>('GET /api/v1/groups/{id}/invitations', { id }),
+  candidates: (id: string, q: string, profession?: string) =>
+    call<CandidateList>('GET /api/v1/groups/{id}/candidates', { id }, undefined, { q, profession: profession || undefined }),
+  invite: (id: string, user: string) => call<Invitation>('POST /api/v1/groups/{id}/invitations', { id }, { user }),
+  removeMember: (id: string, user: string) => call<void>('DELETE /api/v1/groups/{id}/members/{user}', { id, user }),
+  consents: (id: string) => call<ConsentHistory>('GET /api/v1/groups/{id}/consents', { id }),
+  previewConsent: (id: string, req: RecordConsentRequest) =>
+    call<ConsentPreview>('POST /api/v1/groups/{id}/consents/preview', { id }, req),
+  recordConsent: (id: string, req: RecordConsentRequest) =>
+    call<ConsentChange>('POST /api/v1/groups/{id}/consents', { id }, req),
+  withdrawConsent: (id: string, req: WithdrawConsentRequest) =>
+    call<ConsentChange>('POST /api/v1/groups/{id}/consents/withdraw', { id }, req),
+  handover: (id: string, user: string) => call<Group>('POST /api/v1/groups/{id}/handover', { id }, { user }),
+  acceptHandover: (id: string) => call<Group>('POST /api/v1/groups/{id}/handover/accept', { id }),
+  declineHandover: (id: string) => call<Group>('POST /api/v1/groups/{id}/handover/decline', { id }),
+  archive: (id: string) => call<Group>('POST /api/v1/groups/{id}/archive', { id }),
+  accessReport: (id: string) => call<AccessReport>('GET /api/v1/groups/{id}/access-report', { id }),
+  exportTimeline: (id: string, format: 'json' | 'markdown', filename: string) =>
+    download('GET /api/v1/groups/{id}/export', { id }, { format }, filename),
+
+  // The ICT desk.
+  users: () => call<UserList>('GET /api/v1/admin/users'),
+  createUser: (req: CreateUserRequest) => call<CreatedUser>('POST /api/v1/admin/users', {}, req),
+  disableUser: (user: string) => call<User>('POST /api/v1/admin/users/{user}/disable', { user }),
+  enableUser: (user: string) => call<User>('POST /api/v1/admin/users/{user}/enable', { user }),
+  newSetupToken: (user: string) => call<SetupToken>('POST /api/v1/admin/users/{user}/setup-token', { user }),
+  resetTotp: (user: string) => call<User>('POST /api/v1/admin/users/{user}/totp/reset', { user }),
+  userSessions: (user: string) => call<SessionHistory>('GET /api/v1/admin/users/{user}/sessions', { user }),
+  adminGroups: () => call<AdminGroupList>('GET /api/v1/admin/groups'),
+  createCommunityGroup: (label: string) => call<AdminGroup>('POST /api/v1/admin/community-groups', {}, { label }),
+  addCommunityMember: (id: string, user: string) =>
+    call<void>('POST /api/v1/admin/community-groups/{id}/members', { id }, { user }),
+  removeCommunityMember: (id: string, user: string) =>
+    call<void>('DELETE /api/v1/admin/community-groups/{id}/members/{user}', { id, user }),
+  audit: (filter: AuditFilter) => call<AuditList>('GET /api/v1/admin/audit', {}, undefined, clean(filter)),
+  exportAudit: (filter: AuditFilter, format: 'csv' | 'json', filename: string) =>
+    download('GET /api/v1/admin/audit/export', {}, { ...clean(filter), format }, filename),
+  verifyAudit: (anchor?: string) =>
+    call<AuditVerification>('GET /api/v1/admin/audit/verification', {}, undefined, { anchor: anchor || undefined }),
 };
+
+/** The audit log's filters, as the console's form holds them (empty = any). */
+export type AuditFilter = { user?: string; group?: string; action?: string; from?: string; to?: string; limit?: number };
+
+function clean(filter: AuditFilter): Record<string, string | number | undefined> {
+  const out: Record<string, string | number | undefined> = {};
+  for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== '') out[k] = v;
+  return out;
+}

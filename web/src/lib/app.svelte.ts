@@ -69,6 +69,8 @@ export class App {
   /** A message for the sign-in page (e.g. why the session ended). */
   notice = $state<string | null>(null);
   timelines: Record<string, Timeline> = {};
+  /** An administrator's action waiting for the password to be entered again (the Reauth dialog). */
+  reauth = $state<{ resolve: (ok: boolean) => void } | null>(null);
   /** Refusals of posts sent from the outbox while their composer was not waiting for them. */
   refusals = $state<{ pending: Pending; error: ApiError }[]>([]);
 
@@ -85,6 +87,22 @@ export class App {
         this.live?.wake();
         void this.flush();
       });
+    }
+  }
+
+  /**
+   * Runs an administrator's action. When the server answers that the sign-in is too old, the Reauth
+   * dialog asks for the password (and TOTP code), and the action runs once more; cancelling rethrows.
+   */
+  async recent<T>(action: () => Promise<T>): Promise<T> {
+    try {
+      return await action();
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'reauthentication_required')) throw e;
+      const ok = await new Promise<boolean>((resolve) => (this.reauth = { resolve }));
+      this.reauth = null;
+      if (!ok) throw e;
+      return action();
     }
   }
 

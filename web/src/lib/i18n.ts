@@ -33,9 +33,25 @@ export function t(key: string, args?: Record<string, FluentVariable>): string {
   return active.formatPattern(message.value, args);
 }
 
-/** Words for a server error code, with what it carries (e.g. the seconds to wait). */
+/** Whether the catalogue has `key`. */
+export function has(key: string): boolean {
+  return !!active.getMessage(key)?.value;
+}
+
+/**
+ * Words for a server error code, with what it carries: the seconds to wait, and each field's problem the
+ * catalogue knows (`problem-<field>-<problem>`, else `problem-<problem>` naming the field), so a refused
+ * form says what to fix.
+ */
 export function errorText(code: string, fields: Record<string, string> = {}): string {
-  return t(`error-${code}`, { seconds: fields.retry_after_seconds ?? '' });
+  const parts = [t(`error-${code}`, { seconds: fields.retry_after_seconds ?? '' })];
+  for (const [field, problem] of Object.entries(fields)) {
+    const f = field.replace(/\./g, '-');
+    const name = has(`field-${f}`) ? t(`field-${f}`) : field;
+    if (has(`problem-${f}-${problem}`)) parts.push(t(`problem-${f}-${problem}`));
+    else if (has(`problem-${problem}`)) parts.push(t(`problem-${problem}`, { field: name }));
+  }
+  return parts.join(' ');
 }
 
 /** Dates and times as people here read them. */

@@ -49,6 +49,35 @@ describe('the message catalogue', () => {
     expect([...used].filter((k) => !ja.has(k))).toEqual([]);
   });
 
+  it('has words for every value the screens look up by prefix (enums, audit actions)', () => {
+    const types = readFileSync(join(__dirname, '../../src/lib/api-types.ts'), 'utf8');
+    const values = (name: string) =>
+      new RegExp(`export type ${name} = ([^;]+);`).exec(types)?.[1]?.match(/"([a-z_]+)"/g)?.map((c) => c.slice(1, -1)) ?? [];
+    const ja = new Set(keys('ja'));
+    const needed: string[] = [];
+    for (const [type, prefix] of [
+      ['CandidateStatus', 'candidate'],
+      ['MembershipState', 'membership'],
+      ['ConsentKind', 'consent-kind'],
+      ['ConsenterKind', 'consenter'],
+      ['ConsentMethod', 'method'],
+      ['Profession', 'profession'],
+      ['AccountStatus', 'status'],
+      ['GroupKind', 'admin-kind'],
+      ['GroupStatus', 'admin-group-status'],
+    ] as const) {
+      const vs = values(type);
+      expect(vs.length, type).toBeGreaterThan(1);
+      needed.push(...vs.map((v) => `${prefix}-${v}`));
+    }
+    // Every action the server audits (server/src/audit.rs) has words in the console and the access report.
+    const audit = readFileSync(join(__dirname, '../../../server/src/audit.rs'), 'utf8');
+    const actions = [...audit.matchAll(/pub const [A-Z_]+: &str = "([a-z_]+)";/g)].map((m) => m[1]!);
+    expect(actions.length).toBeGreaterThan(30);
+    needed.push(...actions.map((a) => `action-${a}`));
+    expect(needed.filter((k) => !ja.has(k))).toEqual([]);
+  });
+
   it('is Japanese unless the browser prefers English', () => {
     expect(pickLocale(['ja-JP', 'en-US'])).toBe('ja');
     expect(pickLocale(['en-GB', 'ja'])).toBe('en');
