@@ -293,6 +293,12 @@ pub struct SessionHistory {
     pub sessions: Vec<SessionRecord>,
 }
 
+wire_enum!(
+    /// How an audit chain is broken: an entry changed, entries deleted, inserted or reordered, a gap in
+    /// the numbering, or a log that ends before the anchor.
+    AuditBreak { Altered = "altered", Unlinked = "unlinked", Gap = "gap", Truncated = "truncated" }
+);
+
 /// The audit chain as the server verified it just now (and against the configured anchor, if any).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditVerification {
@@ -307,8 +313,12 @@ pub struct AuditVerification {
     pub last_hash: Option<String>,
     /// The anchor the chain was checked against (`SEQ HASH`), from the request or the configured file.
     pub anchor: Option<String>,
-    /// What is wrong, when not intact (e.g. "entry 12 was altered").
+    /// What is wrong, when not intact, in English for logs (e.g. "entry 12 was altered").
     pub problem: Option<String>,
+    /// The kind of break, for a client to say it in its own words.
+    pub break_kind: Option<AuditBreak>,
+    /// The entry where the chain breaks (for a truncated log, the anchor's entry).
+    pub break_seq: Option<i64>,
     #[serde(with = "time::serde::rfc3339")]
     pub verified_at: OffsetDateTime,
 }

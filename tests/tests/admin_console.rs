@@ -3,7 +3,7 @@
 //! chain's verification state. On SQLite and PostgreSQL.
 
 use renkei_cli::{Client, ClientError};
-use renkei_protocol::{CreateUserRequest, ErrorCode, Profession, Role, Sensitive};
+use renkei_protocol::{AuditBreak, CreateUserRequest, ErrorCode, Profession, Role, Sensitive};
 use renkei_tests::{Backend, PASSWORD, TestApp, both_backends};
 
 fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
@@ -146,8 +146,11 @@ both_backends!(
         let forged = format!("{} {}", state.last_seq, "0".repeat(64));
         let broken = admin.admin_audit_verification(Some(&forged)).await.unwrap();
         assert!(!broken.intact && broken.problem.is_some(), "{broken:?}");
+        assert_eq!((broken.break_kind, broken.break_seq), (Some(AuditBreak::Altered), Some(state.last_seq)));
         let beyond = format!("{} {}", state.last_seq + 1000, hash);
-        assert!(!admin.admin_audit_verification(Some(&beyond)).await.unwrap().intact);
+        let truncated = admin.admin_audit_verification(Some(&beyond)).await.unwrap();
+        assert!(!truncated.intact);
+        assert_eq!((truncated.break_kind, truncated.break_seq), (Some(AuditBreak::Truncated), Some(state.last_seq + 1000)));
         assert_eq!(code_of(admin.admin_audit_verification(Some("12")).await), ErrorCode::ValidationFailed);
 
         // Members have no path here.

@@ -213,9 +213,19 @@ async fn verification(
     };
     let outcome = crate::audit::verify(&state.store, anchor).await?;
     let last = state.store.audit_last().await?;
-    let (intact, problem) = match &outcome {
-        Ok(_) => (true, None),
-        Err(broken) => (false, Some(broken.to_string())),
+    use crate::domain::audit::ChainBreak;
+    use renkei_protocol::AuditBreak;
+    let (intact, problem, break_kind, break_seq) = match &outcome {
+        Ok(_) => (true, None, None, None),
+        Err(broken) => {
+            let (kind, seq) = match broken {
+                ChainBreak::Altered { seq } => (AuditBreak::Altered, *seq),
+                ChainBreak::Unlinked { seq } => (AuditBreak::Unlinked, *seq),
+                ChainBreak::Gap { expected, .. } => (AuditBreak::Gap, *expected),
+                ChainBreak::Truncated { anchor_seq, .. } => (AuditBreak::Truncated, *anchor_seq),
+            };
+            (false, Some(broken.to_string()), Some(kind), Some(seq))
+        }
     };
     let details = serde_json::json!({ "intact": intact, "anchor": anchor_text.is_some() });
     state.audit.record(action::AUDIT_VERIFIED, &Actor::from(&caller), None, None, details).await;
@@ -227,6 +237,8 @@ async fn verification(
         last_hash: last.map(|e| e.hash),
         anchor: anchor_text,
         problem,
+        break_kind,
+        break_seq,
         verified_at: domain::now(),
     }))
 }

@@ -39,6 +39,9 @@ export type AdminGroupList = {
   groups: Array<AdminGroup>;
 };
 
+/** How an audit chain is broken: an entry changed, entries deleted, inserted or reordered, a gap in the numbering, or a log that ends before the anchor. */
+export type AuditBreak = "altered" | "unlinked" | "gap" | "truncated";
+
 /** One entry of the audit log, as administrators see it: who did what, where and when — never content. */
 export type AuditEntry = {
   action: string;
@@ -63,6 +66,9 @@ export type AuditList = {
 export type AuditVerification = {
   /** The anchor the chain was checked against (`SEQ HASH`), from the request or the configured file. */
   anchor?: string | null;
+  break_kind?: AuditBreak | null;
+  /** The entry where the chain breaks (for a truncated log, the anchor's entry). */
+  break_seq?: number | null;
   /** Number of entries verified. */
   entries: number;
   /** True when every entry is unchanged, in order, and the log reaches the anchor. */
@@ -71,7 +77,7 @@ export type AuditVerification = {
   last_hash?: string | null;
   /** The last entry: its sequence number, time and hash — write them down (or print them) as an anchor. */
   last_seq: number;
-  /** What is wrong, when not intact (e.g. "entry 12 was altered"). */
+  /** What is wrong, when not intact, in English for logs (e.g. "entry 12 was altered"). */
   problem?: string | null;
   verified_at: string;
 };

@@ -473,3 +473,7 @@ audit-export-csv = Save as CSV
 audit-export-json = Save as JSON
 audit-count = { $count } entries
 newgroup-physicians-only = Only a physician (the attending physician) opens a patient group. Ask the attending physician to open it.
+audit-break-altered = Entry { $seq } no longer matches the anchor or what was recorded (it was changed).
+audit-break-unlinked = Entry { $seq } does not follow the entry before it (entries deleted, inserted or reordered).
+audit-break-gap = Entries from { $seq } on are missing (deleted).
+audit-break-truncated = The log ends before the anchor's entry { $seq } (its tail was removed).

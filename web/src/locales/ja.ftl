@@ -473,3 +473,7 @@ audit-export-csv = CSVで保存
 audit-export-json = JSONで保存
 audit-count = { $count }件
 newgroup-physicians-only = 患者グループを作成できるのは医師（主治医）だけです。主治医に作成を依頼してください。
+audit-break-altered = 第{ $seq }号の記録が、控えたアンカーまたは記録時の内容と一致しません（書き換えられています）。
+audit-break-unlinked = 第{ $seq }号の記録が直前の記録とつながっていません（削除・挿入・並べ替えがあります）。
+audit-break-gap = 第{ $seq }号からの記録が欠けています（削除されています）。
+audit-break-truncated = 控えたアンカー（第{ $seq }号）より前で記録が終わっています（末尾が削除されています）。

@@ -65,6 +65,7 @@ describe('the message catalogue', () => {
       ['AccountStatus', 'status'],
       ['GroupKind', 'admin-kind'],
       ['GroupStatus', 'admin-group-status'],
+      ['AuditBreak', 'audit-break'],
     ] as const) {
       const vs = values(type);
       expect(vs.length, type).toBeGreaterThan(1);
