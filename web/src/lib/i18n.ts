@@ -26,6 +26,15 @@ export function bundle(locale: Locale): FluentBundle {
 export const locale: Locale = pickLocale(typeof navigator === 'undefined' ? [] : navigator.languages);
 const active = bundle(locale);
 
+/**
+ * Adds a part of the catalogue that comes with a lazily loaded chunk (the physician's and the ICT desk's
+ * screens bring `desk.*.ftl`), so a nurse's phone never downloads words it does not show.
+ */
+export function extend(parts: Record<Locale, string>): void {
+  const errors = active.addResource(new FluentResource(parts[locale]));
+  if (errors.length) throw new Error(`catalogue ${locale}: ${errors.map(String).join('; ')}`);
+}
+
 /** The message `key` with its arguments; the key itself when missing (a test keeps that from happening). */
 export function t(key: string, args?: Record<string, FluentVariable>): string {
   const message = active.getMessage(key);
