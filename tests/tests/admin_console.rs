@@ -150,7 +150,10 @@ both_backends!(
         let beyond = format!("{} {}", state.last_seq + 1000, hash);
         let truncated = admin.admin_audit_verification(Some(&beyond)).await.unwrap();
         assert!(!truncated.intact);
-        assert_eq!((truncated.break_kind, truncated.break_seq), (Some(AuditBreak::Truncated), Some(state.last_seq + 1000)));
+        assert_eq!(
+            (truncated.break_kind, truncated.break_seq),
+            (Some(AuditBreak::Truncated), Some(state.last_seq + 1000))
+        );
         assert_eq!(code_of(admin.admin_audit_verification(Some("12")).await), ErrorCode::ValidationFailed);
 
         // Members have no path here.

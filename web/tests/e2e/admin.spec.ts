@@ -121,6 +121,13 @@ test('the nurse sets her password from the sheet on her phone; disabling her sig
   await detail.getByRole('button', { name: '再開する' }).click();
   await expect(desk.getByRole('status')).toContainText('再開しました');
   await expect(row(desk, 'ns-sato')).toContainText('有効');
+  // A forgotten password: a new setup sheet, whose link works once more.
+  desk.once('dialog', (d) => void d.accept());
+  await detail.getByRole('button', { name: '新しいセットアップ用紙（パスワード忘れ）' }).click();
+  await expect(desk.getByTestId('setup-sheet')).toContainText('佐藤 花子さんのセットアップ用紙');
+  const again = (await desk.getByTestId('setup-link').getAttribute('href'))!;
+  expect(again).not.toBe(setupLink);
+  await desk.getByRole('button', { name: '閉じる' }).click();
 });
 
 test('community groups are staffed here; patient groups show by reference, never by name', async () => {

@@ -21,7 +21,7 @@ async function accessible(page: Page, screen: string) {
 
 async function shot(page: Page, name: string) {
   mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
 }
 
 async function signIn(page: Page, base: string, login: string) {
@@ -156,7 +156,9 @@ test('records the consent of the family, and invites inside it; outside it the p
   await expect(candidate(doctor, 'ph-mori')).toBeVisible();
   await doctor.getByRole('combobox', { name: /^職種/ }).selectOption('');
   await accessible(doctor, 'team with consent');
-  await shot(doctor, 'physician-team');
+  await search(doctor);
+  await doctor.getByRole('heading', { name: '招待する' }).scrollIntoViewIfNeeded();
+  await shot(doctor, 'physician-invite');
 });
 
 test('refusals that come from a change made elsewhere are shown where they happened', async () => {
@@ -193,6 +195,7 @@ test('narrowing the consent shows whom it removes, and removes exactly them', as
   await expect(doctor.getByTestId('preview-removed')).toHaveText('加藤 健（むさしの居宅介護支援）');
   await expect(doctor.getByTestId('preview-cancelled')).toHaveText('伊藤 恵（よその訪問看護）');
   await accessible(doctor, 'consent preview');
+  await doctor.getByTestId('preview').scrollIntoViewIfNeeded();
   await shot(doctor, 'physician-consent-preview');
   await doctor.getByRole('button', { name: 'この内容で記録する' }).click();
   await expect(doctor.getByTestId('notice')).toContainText('外れた方：2人');
@@ -291,4 +294,41 @@ test('a change to a group archived meanwhile is refused in words', async () => {
   await suzuki.call('POST', `/groups/${g.id}/archive`);
   await candidate(doctor, 'ns-sato').getByRole('button', { name: '招待' }).click();
   await expect(doctor.getByRole('alert')).toContainText('このグループは終了しているか、読み取り専用です。');
+});
+
+test('removes a member, then records a withdrawal after seeing that everyone leaves', async () => {
+  const g = await suzuki.call<{ id: string }>('POST', '/groups', {
+    label: '佐々木 三郎 様',
+    patient: { full_name: '佐々木 三郎', kana: null, patient_number: null },
+    notes: null,
+  });
+  group = g.id;
+  await suzuki.call('POST', `/groups/${g.id}/consents`, {
+    consenter: { kind: 'patient', name: '佐々木 三郎', relationship: null },
+    method: 'written',
+    obtained_on: '2026-11-20',
+    scope: [{ profession: 'nurse' }, { profession: 'care_manager' }],
+  });
+  for (const login of ['ns-sato', 'cm-kato']) {
+    await suzuki.call('POST', `/groups/${g.id}/invitations`, { user: login });
+    await accept(login);
+  }
+  await doctor.goto(`${server.url}/#/team/${g.id}`);
+  const members = doctor.getByTestId('members');
+  await expect(members.locator('li')).toHaveCount(3);
+  doctor.once('dialog', (d) => void d.accept());
+  await members.locator('li', { hasText: '加藤 健' }).getByRole('button', { name: '外す' }).click();
+  await expect(members.locator('li')).toHaveCount(2);
+
+  await doctor.getByRole('button', { name: '同意の撤回を記録する' }).click();
+  await doctor.getByRole('combobox', { name: /^方法/ }).selectOption('verbal');
+  await doctor.getByRole('button', { name: '確認する' }).click();
+  await expect(doctor.getByTestId('preview-removed')).toHaveText('佐藤 花子（むさしの訪問看護）');
+  await expect(doctor.getByTestId('preview')).toContainText('グループは読み取り専用になります');
+  await doctor.getByRole('button', { name: 'この内容で記録する' }).click();
+  await expect(doctor.getByTestId('notice')).toContainText('外れた方：1人');
+  await expect(doctor.getByText('同意が撤回されたため、このグループは読み取り専用です。')).toBeVisible();
+  await expect(members.locator('li')).toHaveCount(1);
+  const left = await people['ns-sato']!.api.call<{ groups: { id: string }[] }>('GET', '/groups');
+  expect(left.groups.map((x) => x.id)).not.toContain(g.id);
 });
