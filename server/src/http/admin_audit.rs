@@ -24,6 +24,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     /// Entries where this user acted or was acted upon.
@@ -83,6 +84,7 @@ async fn query(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ExportQuery {
     /// `csv` (default) or `json`.
@@ -177,6 +179,7 @@ async fn export(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct VerificationQuery {
     /// An anchor written down earlier, `SEQ HASH`; without it, the configured `audit_anchor_file`, if any.

@@ -68,7 +68,7 @@ async fn admin_view(state: &AppState, group: GroupRecord) -> Result<AdminGroup, 
 }
 
 /// Every group with its membership history and consent versions (metadata only).
-#[utoipa::path(get, path = "/api/v1/admin/groups", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/groups", operation_id = "admin_list_groups", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = AdminGroupList), (status = 403, body = ErrorBody)))]
 async fn list_groups(State(state): State<AppState>, _admin: Admin) -> Result<axum::Json<AdminGroupList>, ApiError> {
     let mut groups = Vec::new();
@@ -83,7 +83,7 @@ async fn find_group(state: &AppState, id: &str) -> Result<GroupRecord, ApiError>
     state.store.group(id).await?.ok_or(ApiError::NotFound)
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/groups/{id}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/groups/{id}", operation_id = "admin_show_group", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = AdminGroup), (status = 404, body = ErrorBody)))]
 async fn show_group(
     State(state): State<AppState>,

@@ -91,6 +91,7 @@ impl<T: DeserializeOwned + Send> axum::extract::FromRequestParts<AppState> for A
         (name = "auth", description = "Logging in and out, first password"),
         (name = "me", description = "The caller's own account, sessions and second factor"),
         (name = "groups", description = "Patient groups: consent, invitations, membership, handover"),
+        (name = "posts", description = "Posting, history, edits, 「見ました」, read marks, availability"),
         (name = "admin", description = "Administrators: professionals, and metadata-only audit of groups"),
     )
 )]
@@ -132,13 +133,105 @@ fn api_router() -> OpenApiRouter<AppState> {
 /// The OpenAPI document served at `/api/v1/openapi.json` (`renkei-server openapi` prints it; the web
 /// client's types are generated from it).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    complete(api_router().split_for_parts().1)
+}
+
+/// What a status means, for responses whose handler did not say more.
+fn status_description(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "204" => "Done; no body",
+        "400" => "malformed_request: the body is not JSON of the expected shape, or a query parameter is invalid",
+        "401" => "unauthenticated: no session, or it expired, was revoked or ended; sign in again",
+        "403" => {
+            "forbidden (this role may not; a cookie request from an origin not allowed), \
+                  password_change_required or totp_enrollment_required (the session must do that first)"
+        }
+        "404" => "not_found: nothing here, or nothing the caller may know about",
+        "409" => {
+            "A conflict with the current state; the code says which (e.g. conflict, already_member, \
+                  group_not_active, consent_required)"
+        }
+        "410" => "invitation_expired",
+        "413" => "payload_too_large: the body exceeds max_body_bytes",
+        "415" => "unsupported_media_type: send Content-Type: application/json",
+        "422" => "validation_failed: `fields` names each invalid field and its problem (or a rule's refusal, by code)",
+        "429" => "too_many_attempts (retry after `fields.retry_after_seconds`) or rate_limited",
+        "500" => "internal: an unexpected fault, logged on the server; the request may be retried",
+        "503" => "unavailable: the database could not be reached; retry shortly",
+        _ => "See the error code",
+    }
+}
+
+/// Completes what the handlers' annotations leave implicit, the same way for every operation, so the
+/// document says every status the server can answer: the failures every authenticated operation can
+/// meet (401, 403), those of every body (400, 413, 415, 422) and of every query (400), and the server's
+/// own (500, 503); a description on every response; the browser's cookie beside the bearer token.
+fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = || {
+        ContentBuilder::new()
+            .schema(Some(RefOr::<utoipa::openapi::schema::Schema>::Ref(Ref::from_schema_name("ErrorBody"))))
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in operations.into_iter().flatten() {
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            if secured {
+                let cookie_named = op
+                    .security
+                    .as_ref()
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .is_some_and(|v| v.to_string().contains("\"cookie\""));
+                if !cookie_named {
+                    op.security
+                        .get_or_insert_with(Vec::new)
+                        .push(SecurityRequirement::new("cookie", Vec::<String>::new()));
+                }
+            }
+            let has_query = op.parameters.as_ref().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == utoipa::openapi::path::ParameterIn::Query))
+            });
+            let mut needed: Vec<&str> = vec!["500", "503"];
+            if secured {
+                needed.extend(["401", "403"]);
+            }
+            if op.request_body.is_some() {
+                needed.extend(["400", "413", "415", "422"]);
+            }
+            if has_query {
+                needed.extend(["400", "422"]);
+            }
+            for status in needed {
+                op.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description(status_description(status))
+                            .content("application/json", error())
+                            .build(),
+                    )
+                });
+            }
+            for (status, response) in &mut op.responses.responses {
+                if let RefOr::T(r) = response
+                    && r.description.trim().is_empty()
+                {
+                    r.description = status_description(status).to_owned();
+                }
+            }
+        }
+    }
+    doc
 }
 
 /// The whole application router, with its OpenAPI document served at `/api/v1/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_router().split_for_parts();
-    let openapi = std::sync::Arc::new(openapi);
+    let openapi = std::sync::Arc::new(complete(openapi));
     Router::new()
         .merge(api)
         .route(

@@ -41,6 +41,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 const MAX_PAGE: i64 = 500;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PageQuery {
     /// Posts after this sequence number, going forward.

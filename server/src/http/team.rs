@@ -27,6 +27,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CandidateQuery {
     /// Words to find in the name, its kana reading, the organisation or the login (all must match).
