@@ -75,7 +75,249 @@ pub enum ErrorCode {
     Internal,
 }
 
+/// What a client author needs to know about one error code: docs/errors.md is rendered from these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorGuide {
+    /// The HTTP status it comes with (over the WebSocket, the same code in an `error` frame).
+    pub status: u16,
+    /// What it means.
+    pub meaning: &'static str,
+    /// The `fields` keys it carries, if any.
+    pub fields: &'static str,
+    /// What a client should do about it.
+    pub action: &'static str,
+}
+
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::MalformedRequest,
+        Self::ValidationFailed,
+        Self::UnsupportedMediaType,
+        Self::PayloadTooLarge,
+        Self::Unauthenticated,
+        Self::InvalidCredentials,
+        Self::TotpRequired,
+        Self::TotpInvalid,
+        Self::TotpEnrollmentRequired,
+        Self::PasswordChangeRequired,
+        Self::PasswordTooWeak,
+        Self::SetupTokenInvalid,
+        Self::AccountDisabled,
+        Self::TooManyAttempts,
+        Self::Forbidden,
+        Self::ReauthenticationRequired,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::OutsideConsentScope,
+        Self::ConsentRequired,
+        Self::AlreadyMember,
+        Self::InvitationExpired,
+        Self::GroupNotActive,
+        Self::RateLimited,
+        Self::EmergencyUseProhibited,
+        Self::PatientInfoInCommunityGroup,
+        Self::NoCareManagerInGroup,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// The HTTP status this code always comes with.
+    pub fn http_status(self) -> u16 {
+        self.guide().status
+    }
+
+    /// Meaning, status, fields and what to do: the error catalogue (docs/errors.md).
+    pub fn guide(self) -> ErrorGuide {
+        let g = |status, meaning, fields, action| ErrorGuide { status, meaning, fields, action };
+        match self {
+            Self::MalformedRequest => g(
+                400,
+                "The body is not valid JSON or UTF-8, does not have the expected shape (an unknown field included), or a query parameter cannot be read.",
+                "",
+                "Fix the request; repeating it unchanged fails again.",
+            ),
+            Self::ValidationFailed => g(
+                422,
+                "The request was well-formed but fields are invalid.",
+                "each invalid field (e.g. `login`, `scope.user`, `limit`) → its problem (`empty`, `too_short`, `too_long`, `control_characters`, `invalid_characters`, `out_of_range`, `taken`, `not_a_physician`, `not_an_active_member`, …)",
+                "Show each field's problem next to it; change those fields.",
+            ),
+            Self::UnsupportedMediaType => {
+                g(415, "A body was sent without `Content-Type: application/json`.", "", "Send JSON with that header.")
+            }
+            Self::PayloadTooLarge => g(
+                413,
+                "The body exceeds the server's `max_body_bytes` (64 KiB by default).",
+                "",
+                "Shorten it (a post's text has its own limit, `max_post_chars`).",
+            ),
+            Self::Unauthenticated => g(
+                401,
+                "No session, or the token is unknown, expired (absolute or idle), revoked, or its account disabled.",
+                "",
+                "Sign in again; keep what the user wrote.",
+            ),
+            Self::InvalidCredentials => g(
+                401,
+                "Login or password wrong, or the account disabled (deliberately not said which).",
+                "",
+                "Ask again; after repeated failures the answer becomes `too_many_attempts`.",
+            ),
+            Self::TotpRequired => g(
+                401,
+                "The password was right; the account has a second factor.",
+                "",
+                "Ask for the 6-digit code (or a recovery code) and repeat the login with `totp_code`.",
+            ),
+            Self::TotpInvalid => {
+                g(401, "The code is wrong, expired, or was already used.", "", "Ask for the next code.")
+            }
+            Self::TotpEnrollmentRequired => g(
+                403,
+                "Policy requires a second factor and this account has none yet.",
+                "",
+                "Enrol (`POST /me/totp/enroll`, then `/me/totp/confirm`) before anything else.",
+            ),
+            Self::PasswordChangeRequired => g(
+                403,
+                "The account still has the initial password an administrator set.",
+                "",
+                "Change it (`POST /me/password`) before anything else.",
+            ),
+            Self::PasswordTooWeak => g(
+                422,
+                "The new password does not meet the policy (13+ characters, or 8+ with a second factor; at most 256; not too repetitive).",
+                "`new_password` → `shorter_than_13`, `shorter_than_8`, `too_long`, `control_characters` or `too_repetitive`",
+                "Say the rule and ask for another.",
+            ),
+            Self::SetupTokenInvalid => g(
+                400,
+                "The setup token is unknown, expired or already used.",
+                "",
+                "Ask the administrator for a new one.",
+            ),
+            Self::AccountDisabled => {
+                g(403, "The account has been disabled by an administrator.", "", "Contact the administrator.")
+            }
+            Self::TooManyAttempts => g(
+                429,
+                "Too many failed sign-ins for this login from this address (or in all).",
+                "`retry_after_seconds`",
+                "Wait that long, then let the user try again.",
+            ),
+            Self::Forbidden => g(
+                403,
+                "Authenticated, but this role may not do this (not an administrator, not the attending physician, not the author, not a physician), or a cookie request came from an origin not allowed.",
+                "",
+                "Do not offer the action to this user.",
+            ),
+            Self::ReauthenticationRequired => g(
+                403,
+                "An administrator's sign-in is older than `admin_reauth_seconds`; changes and exports need a recent one.",
+                "",
+                "Ask for the password (and TOTP code), `POST /auth/reauthenticate`, then repeat the request once.",
+            ),
+            Self::NotFound => g(
+                404,
+                "Nothing here, or nothing the caller may know about (a group they are not an active member of answers so).",
+                "",
+                "Treat as absent.",
+            ),
+            Self::MethodNotAllowed => g(405, "The path exists but not with this method.", "", "Fix the client."),
+            Self::Conflict => g(
+                409,
+                "The request conflicts with the current state: a login already taken, TOTP already enabled, or the group changed meanwhile.",
+                "`login` → `taken` for a taken login",
+                "Reload the state and decide again.",
+            ),
+            Self::OutsideConsentScope => g(
+                403,
+                "The invitee (or handover target) is not covered by the consent in force (rule 3; fail closed).",
+                "",
+                "Amend the consent first, or invite someone it covers (`GET /groups/{id}/candidates` says who before asking).",
+            ),
+            Self::ConsentRequired => g(
+                409,
+                "Nobody can be invited before the consent of the patient or family is recorded (rule 2), or after it was withdrawn.",
+                "",
+                "Record the consent first.",
+            ),
+            Self::AlreadyMember => g(
+                409,
+                "The user is already a member of, or invited to, this group.",
+                "",
+                "Nothing to do; reload the member list.",
+            ),
+            Self::InvitationExpired => {
+                g(410, "The invitation (or handover) has expired.", "", "Ask the attending physician to invite again.")
+            }
+            Self::GroupNotActive => g(
+                409,
+                "The group is archived, or read-only after consent was withdrawn: nothing in it can change.",
+                "",
+                "Reload the group; only a new consent reopens a read-only one.",
+            ),
+            Self::RateLimited => g(
+                429,
+                "Too many frames on this WebSocket connection (200 a second, bursts of 400).",
+                "",
+                "Slow down and send the refused frame again.",
+            ),
+            Self::EmergencyUseProhibited => g(
+                422,
+                "Rule 6: the post reads as an emergency; emergencies go by telephone.",
+                "`matched` (the terms, comma-separated); `attending_physician_phone` when there is one",
+                "Offer the phone number; if it is not an emergency, send again with `confirm_not_emergency` (recorded).",
+            ),
+            Self::PatientInfoInCommunityGroup => {
+                g(422, "Rule 4: a community-group post names a patient.", "", "Post it in the patient's own group.")
+            }
+            Self::NoCareManagerInGroup => g(
+                422,
+                "Rule 3: a care-plan question needs a care manager in the group.",
+                "",
+                "Invite the care manager, or post an update instead.",
+            ),
+            Self::Unavailable => g(
+                503,
+                "The server could not reach its database (a restart or failover).",
+                "",
+                "Retry shortly with the same request (posts with the same `client_msg_id` are never duplicated).",
+            ),
+            Self::Internal => g(
+                500,
+                "An unexpected fault; its cause is logged on the server, never sent.",
+                "",
+                "Retry once; report it if it persists.",
+            ),
+        }
+    }
+
+    /// The error catalogue as Markdown (docs/errors.md; `renkei-server errors` prints it).
+    pub fn catalogue_markdown() -> String {
+        let mut out = String::from(
+            "# Error codes\n\nEvery failure, over HTTP and the WebSocket alike, carries `{code, message, fields}`. `code` is\n\
+             one of the stable identifiers below (they never change once released); `message` is English for logs and\n\
+             developers — clients show their own words for `code` (the web client's catalogue has `error-<code>`);\n\
+             `fields` adds details. Generated from `protocol::ErrorCode::guide` by `renkei-server errors`; a test\n\
+             fails when this file differs.\n\n| code | HTTP | meaning | `fields` | what to do |\n|---|---|---|---|---|\n",
+        );
+        for code in Self::ALL {
+            let g = code.guide();
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} |\n",
+                code.as_str(),
+                g.status,
+                g.meaning,
+                g.fields,
+                g.action
+            ));
+        }
+        out
+    }
+
     /// The identifier as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -146,6 +388,32 @@ impl ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docs_errors_md_is_the_catalogue() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/errors.md");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == ErrorCode::catalogue_markdown(),
+            "docs/errors.md is stale: cargo run -p renkei-server -- errors > docs/errors.md"
+        );
+    }
+
+    #[test]
+    fn every_code_is_listed_once_with_a_guide() {
+        let unique: std::collections::BTreeSet<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(unique.len(), ErrorCode::ALL.len());
+        // A variant missing from ALL fails here: the schema lists every variant.
+        let schema = serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema()).unwrap();
+        let variants: std::collections::BTreeSet<&str> =
+            schema["enum"].as_array().expect("enum").iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(variants, unique);
+        for c in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), serde_json::json!(c.as_str()));
+            let g = c.guide();
+            assert!((400..600).contains(&g.status) && !g.meaning.is_empty() && !g.action.is_empty(), "{c}");
+        }
+    }
 
     #[test]
     fn as_str_matches_the_serialised_form() {

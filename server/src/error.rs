@@ -87,111 +87,86 @@ impl ApiError {
 
     fn status_and_body(&self) -> (StatusCode, ErrorBody) {
         use ErrorCode as C;
-        use StatusCode as S;
-        let (status, code, message) = match self {
-            Self::Malformed(why) => (S::BAD_REQUEST, C::MalformedRequest, format!("malformed request: {why}")),
-            Self::Validation(_) => (S::UNPROCESSABLE_ENTITY, C::ValidationFailed, "some fields are invalid".into()),
-            Self::UnsupportedMediaType => {
-                (S::UNSUPPORTED_MEDIA_TYPE, C::UnsupportedMediaType, "expected Content-Type: application/json".into())
-            }
-            Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, C::PayloadTooLarge, "request body too large".into()),
-            Self::Unauthenticated => {
-                (S::UNAUTHORIZED, C::Unauthenticated, "missing, invalid or expired session token".into())
-            }
-            Self::InvalidCredentials => (S::UNAUTHORIZED, C::InvalidCredentials, "wrong login or password".into()),
-            Self::TotpRequired => (S::UNAUTHORIZED, C::TotpRequired, "a TOTP code is required".into()),
-            Self::TotpInvalid => (S::UNAUTHORIZED, C::TotpInvalid, "the TOTP code is wrong or was already used".into()),
+        let (code, message) = match self {
+            Self::Malformed(why) => (C::MalformedRequest, format!("malformed request: {why}")),
+            Self::Validation(_) => (C::ValidationFailed, "some fields are invalid".into()),
+            Self::UnsupportedMediaType => (C::UnsupportedMediaType, "expected Content-Type: application/json".into()),
+            Self::PayloadTooLarge => (C::PayloadTooLarge, "request body too large".into()),
+            Self::Unauthenticated => (C::Unauthenticated, "missing, invalid or expired session token".into()),
+            Self::InvalidCredentials => (C::InvalidCredentials, "wrong login or password".into()),
+            Self::TotpRequired => (C::TotpRequired, "a TOTP code is required".into()),
+            Self::TotpInvalid => (C::TotpInvalid, "the TOTP code is wrong or was already used".into()),
             Self::Pending(PendingStep::ChangePassword) => {
-                (S::FORBIDDEN, C::PasswordChangeRequired, "change the initial password first".into())
+                (C::PasswordChangeRequired, "change the initial password first".into())
             }
             Self::Pending(PendingStep::EnrollTotp) => {
-                (S::FORBIDDEN, C::TotpEnrollmentRequired, "enrol a second factor (TOTP) first".into())
+                (C::TotpEnrollmentRequired, "enrol a second factor (TOTP) first".into())
             }
-            Self::PasswordTooWeak(_) => {
-                (S::UNPROCESSABLE_ENTITY, C::PasswordTooWeak, "the new password does not meet the policy".into())
-            }
-            Self::SetupTokenInvalid => {
-                (S::BAD_REQUEST, C::SetupTokenInvalid, "the setup token is unknown, expired or used".into())
-            }
-            Self::AccountDisabled => (S::FORBIDDEN, C::AccountDisabled, "this account is disabled".into()),
-            Self::TooManyAttempts(_) => (S::TOO_MANY_REQUESTS, C::TooManyAttempts, "too many failed attempts".into()),
-            Self::Forbidden(Denied::NotAnAdministrator) => {
-                (S::FORBIDDEN, C::Forbidden, "only administrators may do this".into())
-            }
-            Self::Forbidden(Denied::NotAPhysician) => {
-                (S::FORBIDDEN, C::Forbidden, "only a physician opens a patient group".into())
-            }
-            Self::Forbidden(Denied::OriginNotAllowed) => {
-                (S::FORBIDDEN, C::Forbidden, "this origin may not open a WebSocket".into())
-            }
-            Self::Forbidden(Denied::NotTheAuthor) => {
-                (S::FORBIDDEN, C::Forbidden, "only the author edits or deletes a post".into())
-            }
+            Self::PasswordTooWeak(_) => (C::PasswordTooWeak, "the new password does not meet the policy".into()),
+            Self::SetupTokenInvalid => (C::SetupTokenInvalid, "the setup token is unknown, expired or used".into()),
+            Self::AccountDisabled => (C::AccountDisabled, "this account is disabled".into()),
+            Self::TooManyAttempts(_) => (C::TooManyAttempts, "too many failed attempts".into()),
+            Self::Forbidden(Denied::NotAnAdministrator) => (C::Forbidden, "only administrators may do this".into()),
+            Self::Forbidden(Denied::NotAPhysician) => (C::Forbidden, "only a physician opens a patient group".into()),
+            Self::Forbidden(Denied::OriginNotAllowed) => (C::Forbidden, "this origin may not open a WebSocket".into()),
+            Self::Forbidden(Denied::NotTheAuthor) => (C::Forbidden, "only the author edits or deletes a post".into()),
             Self::Forbidden(Denied::NotAttendingPhysician) => {
-                (S::FORBIDDEN, C::Forbidden, "only the attending physician may do this".into())
+                (C::Forbidden, "only the attending physician may do this".into())
             }
             Self::ReauthenticationRequired => (
-                S::FORBIDDEN,
                 C::ReauthenticationRequired,
                 "enter your password again (POST /api/v1/auth/reauthenticate), then repeat the request".into(),
             ),
-            Self::NotFound => (S::NOT_FOUND, C::NotFound, "not found".into()),
+            Self::NotFound => (C::NotFound, "not found".into()),
             Self::Emergency { .. } => (
-                S::UNPROCESSABLE_ENTITY,
                 C::EmergencyUseProhibited,
                 "緊急・急ぎの連絡は renkei ではなく電話でお願いします。Emergencies go by telephone, never through \
                  renkei. If this is not an emergency, send it again confirming so."
                     .into(),
             ),
             Self::PatientInfoInCommunityGroup => (
-                S::UNPROCESSABLE_ENTITY,
                 C::PatientInfoInCommunityGroup,
                 "全体グループでは個別の患者情報を共有できません。患者グループに投稿してください。Individual patient \
                  information is not shared in community groups; post it in the patient's own group."
                     .into(),
             ),
             Self::NoCareManager => (
-                S::UNPROCESSABLE_ENTITY,
                 C::NoCareManagerInGroup,
                 "このグループにはケアマネジャーがいません。There is no care manager in this group.".into(),
             ),
-            Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, C::MethodNotAllowed, "method not allowed".into()),
-            Self::Conflict(Conflict::LoginTaken) => (S::CONFLICT, C::Conflict, "this login is already taken".into()),
+            Self::MethodNotAllowed => (C::MethodNotAllowed, "method not allowed".into()),
+            Self::Conflict(Conflict::LoginTaken) => (C::Conflict, "this login is already taken".into()),
             Self::Conflict(Conflict::TotpAlreadyEnabled) => {
-                (S::CONFLICT, C::Conflict, "TOTP is already enabled for this account".into())
+                (C::Conflict, "TOTP is already enabled for this account".into())
             }
             Self::Conflict(Conflict::AlreadyMember) => {
-                (S::CONFLICT, C::AlreadyMember, "already a member of, or invited to, this group".into())
+                (C::AlreadyMember, "already a member of, or invited to, this group".into())
             }
             Self::Conflict(Conflict::GroupNotActive) => {
-                (S::CONFLICT, C::GroupNotActive, "the group is archived or read-only".into())
+                (C::GroupNotActive, "the group is archived or read-only".into())
             }
-            Self::Conflict(Conflict::InvitationExpired) => {
-                (S::GONE, C::InvitationExpired, "the invitation has expired".into())
-            }
+            Self::Conflict(Conflict::InvitationExpired) => (C::InvitationExpired, "the invitation has expired".into()),
             Self::Conflict(Conflict::StateChanged) => {
-                (S::CONFLICT, C::Conflict, "the group changed meanwhile; reload and retry".into())
+                (C::Conflict, "the group changed meanwhile; reload and retry".into())
             }
             Self::Target(TargetRefused::ConsentRequired) => {
-                (S::CONFLICT, C::ConsentRequired, "record the patient's or family's consent first".into())
+                (C::ConsentRequired, "record the patient's or family's consent first".into())
             }
             Self::Target(TargetRefused::OutsideConsentScope) => {
-                (S::FORBIDDEN, C::OutsideConsentScope, "outside the scope of the consent in force".into())
+                (C::OutsideConsentScope, "outside the scope of the consent in force".into())
             }
             Self::Target(TargetRefused::NotAPhysician) => {
-                (S::UNPROCESSABLE_ENTITY, C::ValidationFailed, "a group is handed over to a physician only".into())
+                (C::ValidationFailed, "a group is handed over to a physician only".into())
             }
-            Self::Target(TargetRefused::AccountDisabled) => {
-                (S::UNPROCESSABLE_ENTITY, C::ValidationFailed, "that account is disabled".into())
+            Self::Target(TargetRefused::AccountDisabled) => (C::ValidationFailed, "that account is disabled".into()),
+            Self::Target(TargetRefused::NotAnActiveMember) => {
+                (C::ValidationFailed, "a group is handed over to another physician who is an active member".into())
             }
-            Self::Target(TargetRefused::NotAnActiveMember) => (
-                S::UNPROCESSABLE_ENTITY,
-                C::ValidationFailed,
-                "a group is handed over to another physician who is an active member".into(),
-            ),
-            Self::Unavailable(_) => (S::SERVICE_UNAVAILABLE, C::Unavailable, "database unavailable, retry".into()),
-            Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, C::Internal, "internal error".into()),
+            Self::Unavailable(_) => (C::Unavailable, "database unavailable, retry".into()),
+            Self::Internal(_) => (C::Internal, "internal error".into()),
         };
+        // The status follows from the code alone (protocol::ErrorCode::guide, docs/errors.md).
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut body = ErrorBody::new(code, message);
         match self {
             Self::Validation(fields) => {

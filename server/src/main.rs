@@ -37,6 +37,8 @@ enum Command {
     PrintConfig,
     /// Print the OpenAPI document of the HTTP API (as served at /api/v1/openapi.json).
     Openapi,
+    /// Print the error catalogue (docs/errors.md): every error code, its HTTP status, fields and remedy.
+    Errors,
     /// Create an administrator. The password is read from stdin when piped, prompted for otherwise.
     CreateAdmin {
         #[arg(long)]
@@ -122,6 +124,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&renkei_server::http::openapi_document())?);
+            Ok(())
+        }
+        Command::Errors => {
+            print!("{}", renkei_protocol::ErrorCode::catalogue_markdown());
             Ok(())
         }
         Command::CreateAdmin { login, display_name, organisation } => {
