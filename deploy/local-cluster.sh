@@ -6,13 +6,14 @@
 # Prints the PostgreSQL URL and both nodes' URLs, then `ready`, and runs until Ctrl-C or SIGTERM, which
 # stops the nodes and PostgreSQL and removes DIR (a temporary directory by default). Uses the system's
 # PostgreSQL server binaries (as the postgres user when run as root) and target/release/renkei-server
-# (built if missing; RENKEI_SERVER overrides). Create the first administrator with:
+# (built if missing; RENKEI_SERVER_BIN overrides it — RENKEI_SERVER is the CLI's server URL). Create the
+# first administrator with:
 #   RENKEI_DATABASE_URL=<printed url> renkei-server create-admin --login admin --display-name 管理者
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${1:-$(mktemp -d /tmp/renkei-cluster-XXXXXX)}
-BIN=${RENKEI_SERVER:-$ROOT/target/release/renkei-server}
+BIN=${RENKEI_SERVER_BIN:-$ROOT/target/release/renkei-server}
 if [ ! -x "$BIN" ]; then
   (cd "$ROOT" && cargo build --release -p renkei-server)
 fi

@@ -213,7 +213,7 @@ async fn login_cmd(ctx: &Context, out: &Output, login: Option<String>, totp: Opt
         // The token stays in the token file; it is never printed.
         out.json(&serde_json::json!({
             "user": response.user, "session_id": response.session_id,
-            "expires_at": response.expires_at, "pending": response.pending,
+            "expires_at": rfc3339(response.expires_at), "pending": response.pending,
         }));
         return Ok(());
     }
@@ -351,7 +351,7 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
                     "user": created.user,
                     "setup_token": created.setup.as_ref().map(|s| s.token.expose()),
                     "setup_link": created.setup.as_ref().map(|s| setup_link(client.base_url(), s.token.expose())),
-                    "setup_token_expires_at": created.setup.as_ref().map(|s| s.expires_at),
+                    "setup_token_expires_at": created.setup.as_ref().map(|s| rfc3339(s.expires_at)),
                 }));
                 return Ok(());
             }
@@ -440,7 +440,7 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
         AdminUserCommand::SetupToken { user } => {
             let setup = client.admin_new_setup_token(&user).await?;
             if out.json {
-                out.json(&serde_json::json!({ "setup_token": setup.token.expose(), "expires_at": setup.expires_at }));
+                out.json(&serde_json::json!({ "setup_token": setup.token.expose(), "expires_at": rfc3339(setup.expires_at) }));
                 return Ok(());
             }
             println!("{}", out.msg(Msg::SetupTokenHandOver));
@@ -529,4 +529,10 @@ async fn admin_audit(
         .collect();
     out.table(&["seq", "at", "action", "actor", "group", "details"], rows);
     Ok(())
+}
+
+/// A time as JSON output carries it: RFC 3339 text, as the API sends it (serde's default for `time` would
+/// write a tuple of numbers).
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

@@ -21,6 +21,9 @@ use clap::Parser;
 use renkei_cli::i18n::Lang;
 
 fn main() -> std::process::ExitCode {
+    // Like every Unix tool: output into a closed pipe (`renkei admin audit | head`) ends the process
+    // quietly, instead of Rust's default of a failed write that panics with a backtrace.
+    sigpipe::reset();
     let cli = args::Cli::parse();
     let lang = Lang::detect();
     // Read the local UTC offset while the process has one thread; later it is not reliably available.

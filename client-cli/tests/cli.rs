@@ -147,6 +147,12 @@ both_backends!(
         let created = out.json();
         assert_eq!(created["user"]["profession"], "care_manager");
         let setup = created["setup_token"].as_str().unwrap().to_owned();
+        // --json carries times as RFC 3339 text, as the API does.
+        let expires = created["setup_token_expires_at"].as_str().expect("an RFC 3339 string");
+        assert!(
+            time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{expires}"
+        );
         // The link the member opens on her phone: the web client's setup page with the token filled in.
         assert_eq!(created["setup_link"].as_str(), Some(format!("{}/#/setup/{setup}", app.base_url).as_str()));
         let table = cli.renkei(&["admin", "user", "list"], "").await;
@@ -715,6 +721,29 @@ both_backends!(
         assert!(csv.stdout.contains("\"invitation_answered\""), "{}", csv.stdout);
         let json = cli.as_user("admin", &["--json", "admin", "audit", "--action", "group_opened"]).await.json();
         assert_eq!(json["entries"].as_array().unwrap().len(), 1);
+
+        // Output into a closed pipe (`renkei admin audit | head`) ends the process quietly, as SIGPIPE
+        // ends any Unix tool: no panic, no backtrace.
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_renkei"))
+            .args(["--server", app.base_url.as_str(), "--profile", "admin", "admin", "audit"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RENKEI_CONFIG_DIR", &cli.dir)
+            .env("LANG", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("ended within 60 s")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(13), "{:?}", out.status);
         assert_eq!(cli.as_user("ns-sato", &["admin", "audit"]).await.code, 5);
 
         // The operator's side: verify the chain, keep an anchor, verify against it.
@@ -752,7 +781,7 @@ async fn the_local_cluster_script_runs_two_nodes_on_one_postgres() {
     let mut child = tokio::process::Command::new("bash")
         .arg(&script)
         .arg(&cluster_dir)
-        .env("RENKEI_SERVER", server_binary())
+        .env("RENKEI_SERVER_BIN", server_binary())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -814,7 +843,7 @@ async fn the_local_cluster_script_runs_two_nodes_on_one_postgres() {
 }
 
 /// The systemd units parse (`systemd-analyze verify`, when the machine has it), with ExecStart pointed at
-/// the built binary.
+/// the built binary, and pass `systemd-analyze security` at 4.0 or better.
 #[test]
 fn the_systemd_units_verify() {
     if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
@@ -838,6 +867,19 @@ fn the_systemd_units_verify() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("renkei"), "{stderr}");
+    // Both services are hardened (an exposure of at most 4.0 of 10; the threshold counts in tenths) and
+    // create files readable by the service alone.
+    for unit in ["renkei-server.service", "renkei-backup.service"] {
+        let text = std::fs::read_to_string(dir.path().join(unit)).unwrap();
+        assert!(text.lines().any(|l| l.trim() == "UMask=0077"), "{unit}: no UMask=0077");
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=40"])
+            .arg(dir.path().join(unit))
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{unit}: {}", report.lines().last().unwrap_or_default());
+    }
 }
 
 /// Reads `lines` into `seen` until `done(seen)` holds; panics after 30 s with what was read.

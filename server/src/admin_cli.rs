@@ -103,12 +103,14 @@ pub async fn backup(config: &Config, dest: &Path, keep: usize) -> anyhow::Result
             "backup is for SQLite; back PostgreSQL up with pg_dump or base backups + WAL archiving (deploy/README.md)"
         );
     }
-    std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    crate::private_files::private_dir(dest).with_context(|| format!("creating {}", dest.display()))?;
     let stamp = domain::now()
         .format(time::macros::format_description!("[year][month][day]-[hour][minute][second]-[subsecond digits:3]"))
         .unwrap_or_default();
     let file = dest.join(format!("renkei-{stamp}.sqlite3"));
     let store = Store::connect(&url, 1).await.context("connecting to the database")?;
+    // VACUUM INTO writes into an empty file, which keeps the permissions it was created with: 0600.
+    crate::private_files::private_file(&file).with_context(|| format!("creating {}", file.display()))?;
     let copied = store.backup_into(&file).await.context("copying the database");
     let checked = match copied {
         Ok(()) => check_copy(&file).await,
@@ -164,6 +166,7 @@ pub async fn restore(config: &Config, backup: &Path) -> anyhow::Result<i64> {
         }
     }
     std::fs::copy(backup, target).with_context(|| format!("copying {} to {}", backup.display(), target.display()))?;
+    crate::private_files::private_file(target).with_context(|| format!("securing {}", target.display()))?;
     // The restored database's log says it was restored, and from what.
     let store = Store::connect(&url, 1).await.context("opening the restored database")?;
     let details = serde_json::json!({ "from": file_name(backup), "entries": entries });

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +51,11 @@ impl Application {
     /// Connects to the configured database, applies migrations, loads TLS material and binds the socket.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let url = config.effective_database_url();
+        // renkei's own data directory (SQLite's file, the audit anchor): never open to other users.
+        if Store::sqlite_path(&url).is_some() || config.data_dir.exists() {
+            crate::private_files::private_dir(&config.data_dir)
+                .with_context(|| format!("securing the data directory {}", config.data_dir.display()))?;
+        }
         let lock = match Store::sqlite_path(&url) {
             Some(path) => Some(lock_database(path)?),
             None => None,
@@ -57,6 +63,13 @@ impl Application {
         let store =
             Store::connect(&url, config.database_max_connections).await.context("connecting to the database")?;
         store.migrate().await.context("applying migrations")?;
+        if !store.has_active_admin().await.context("looking for an administrator")? {
+            tracing::warn!(
+                "no administrator yet: create the first one with `renkei-server create-admin --login admin \
+                 --display-name \"医師会 ICT 窓口\"` (same --config and RENKEI_* settings as this server; the \
+                 password is asked for), then sign in at this server's address"
+            );
+        }
         let mut app = Self::build_with_store(config, store).await?;
         app._lock = lock;
         Ok(app)
@@ -146,14 +159,15 @@ impl Application {
 
 /// Takes the exclusive lock on `<database>.lock`; fails when another process holds it.
 pub fn lock_database(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(dir) = path.parent() {
+        crate::private_files::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let lock_path = path.with_extension("lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&lock_path)
         .with_context(|| format!("opening {}", lock_path.display()))?;
     file.try_lock().map_err(|_| anyhow::anyhow!("{} is in use by a running renkei-server", path.display()))?;

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 /// Environment variables that start with `RENKEI_` but belong to other renkei tools (the test harness, the
 /// CLI), so the server must not reject them as unknown settings.
-const FOREIGN_ENV_VARS: &[&str] = &["RENKEI_REQUIRE_POSTGRES", "RENKEI_CONFIG_DIR", "RENKEI_PROFILE", "RENKEI_SERVER"];
+const FOREIGN_ENV_VARS: &[&str] =
+    &["RENKEI_REQUIRE_POSTGRES", "RENKEI_CONFIG_DIR", "RENKEI_PROFILE", "RENKEI_SERVER", "RENKEI_SERVER_BIN"];
 
 /// The effective configuration. Every field has a default, so an empty file is a valid configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,10 +134,17 @@ impl Default for Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Not a `#[source]`: its text is already in this message, and would otherwise print twice.
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error("configuration: {0}")]
     Invalid(String),
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(e: config::ConfigError) -> Self {
+        Self::Load(e)
+    }
 }
 
 impl Config {

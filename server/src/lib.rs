@@ -16,6 +16,7 @@ pub mod http;
 pub mod messaging;
 pub mod metrics;
 pub mod policy;
+pub mod private_files;
 pub mod store;
 pub mod telemetry;
 pub mod ws;

@@ -194,6 +194,10 @@ async fn audit_command(store: &Store, cmd: AuditCommand) -> anyhow::Result<()> {
 fn read_password() -> anyhow::Result<Sensitive> {
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Password (at least 13 characters): ")?;
+        // Say what is wrong before asking to type it again.
+        if let Err(problem) = renkei_server::policy::check_new_password(&first, false) {
+            anyhow::bail!("password rejected by the policy: {problem} (at least 13 characters, at most 256)");
+        }
         let again = rpassword::prompt_password("Repeat: ")?;
         anyhow::ensure!(first == again, "the two passwords differ");
         Ok(Sensitive::new(first))

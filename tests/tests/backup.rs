@@ -62,3 +62,34 @@ async fn a_backup_under_write_load_restores_to_a_consistent_database() {
     assert!(last <= written as i64, "the backup holds no post that was never written");
     store.close().await;
 }
+
+/// Patient data is never readable by other users of the machine: a data directory found open to others
+/// is tightened to 0700 at start; the database, its journal and lock files, and every backup are 0600.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patient_data_files_are_readable_by_the_service_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data_dir = data.clone();
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, move |c| {
+        c.database_url = None;
+        c.data_dir = data_dir;
+    })
+    .await
+    else {
+        return;
+    };
+    let team = app.team().await;
+    team.nurse.post(team.group, &renkei_tests::care::update("訪問しました", "perm-1")).await.unwrap();
+    assert_eq!(mode(&data), 0o700);
+    for file in ["renkei.sqlite3", "renkei.sqlite3-wal", "renkei.sqlite3-shm", "renkei.lock"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    let backups = root.path().join("backups");
+    let file = renkei_server::admin_cli::backup(&app.config, &backups, 3).await.unwrap();
+    assert_eq!((mode(&backups), mode(&file)), (0o700, 0o600));
+    app.stop().await;
+}

@@ -197,6 +197,16 @@ impl Store {
         rows.into_iter().map(Account::try_from).collect()
     }
 
+    /// Whether any active administrator exists (the server says how to create the first one otherwise).
+    pub async fn has_active_admin(&self) -> Result<bool, StoreError> {
+        let found: Option<i32> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT 1 FROM users WHERE role = 'admin' AND status = 'active' LIMIT 1")
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(found.is_some())
+    }
+
     /// Sets an account's status. Disabling revokes every session of the account in the same transaction,
     /// so a disabled user is locked out at once. Returns the updated account, or `None` if unknown.
     pub async fn set_account_status(
