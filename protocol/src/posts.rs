@@ -171,6 +171,7 @@ pub struct Unread {
     pub label: String,
     pub last_seq: i64,
     pub last_read_seq: i64,
+    /// Posts after `last_read_seq` written by others (one's own posts are never unread).
     pub unread: i64,
 }
 

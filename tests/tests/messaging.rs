@@ -195,6 +195,12 @@ both_backends!(
         assert_eq!(team.care_manager.mark_read(team.group, 1).await.unwrap(), 2);
         assert_eq!(code_of(team.care_manager.mark_read(team.group, 4).await), ErrorCode::ValidationFailed);
         assert_eq!(team.care_manager.unread().await.unwrap().groups[0].unread, 1);
+        // My own posts are never unread to me: the nurse wrote all three, and has read none of them.
+        let mine = team.nurse.unread().await.unwrap().groups;
+        assert_eq!((mine[0].last_seq, mine[0].last_read_seq, mine[0].unread), (3, 0, 0));
+        team.care_manager.post(team.group, &update("4", "c-4")).await.unwrap();
+        assert_eq!(team.nurse.unread().await.unwrap().groups[0].unread, 1);
+        assert_eq!(team.care_manager.unread().await.unwrap().groups[0].unread, 1);
         watcher.close().await;
     }
 );

@@ -1014,8 +1014,12 @@ impl Store {
 
     /// Unread counts for every group the user is an active member of.
     pub async fn unread(&self, user: Uuid) -> Result<Vec<Unread>, StoreError> {
-        let rows: Vec<(Uuid, String, i64, Option<i64>)> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT g.id, g.label, g.last_seq, r.last_read_seq FROM groups g \
+        // One's own posts are never unread: only others' posts after the read mark count.
+        let rows: Vec<(Uuid, String, i64, Option<i64>, i64)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT g.id, g.label, g.last_seq, r.last_read_seq, \
+             (SELECT COUNT(*) FROM posts p WHERE p.group_id = g.id AND p.seq > COALESCE(r.last_read_seq, 0) \
+              AND p.author_id <> $1) AS unread \
+             FROM groups g \
              JOIN memberships m ON m.group_id = g.id AND m.user_id = $1 AND m.state = 'active' \
              LEFT JOIN read_marks r ON r.group_id = g.id AND r.user_id = $1 ORDER BY g.label, g.id"
         )
@@ -1024,9 +1028,9 @@ impl Store {
         .await)?;
         Ok(rows
             .into_iter()
-            .map(|(group_id, label, last_seq, read)| {
+            .map(|(group_id, label, last_seq, read, unread)| {
                 let last_read_seq = read.unwrap_or(0).min(last_seq);
-                Unread { group_id, label, last_seq, last_read_seq, unread: last_seq - last_read_seq }
+                Unread { group_id, label, last_seq, last_read_seq, unread }
             })
             .collect())
     }

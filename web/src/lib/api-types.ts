@@ -604,6 +604,7 @@ export type Unread = {
   label: string;
   last_read_seq: number;
   last_seq: number;
+  /** Posts after `last_read_seq` written by others (one's own posts are never unread). */
   unread: number;
 };
 
