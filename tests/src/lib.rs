@@ -321,6 +321,14 @@ impl TestApp {
     }
 }
 
+/// The error code of a refused call; panics when the call succeeded or failed without a typed error.
+pub fn code_of<T: std::fmt::Debug>(r: Result<T, renkei_cli::ClientError>) -> renkei_protocol::ErrorCode {
+    match r {
+        Err(e) => e.code().unwrap_or_else(|| panic!("expected a typed error, got {e:?}")),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
 /// The code an authenticator app shows for a base32 TOTP secret, `ahead` time steps (30 s) from now.
 pub fn totp_code(secret: &str, ahead: u64) -> String {
     let secret = totp_rs::Secret::try_from_base32(secret).expect("base32 secret");

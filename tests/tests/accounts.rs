@@ -2,14 +2,7 @@
 
 use renkei_cli::ClientError;
 use renkei_protocol::{AccountStatus, CreateUserRequest, ErrorCode, PendingStep, Profession, Role, Sensitive};
-use renkei_tests::{PASSWORD, both_backends, totp_code};
-
-fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(e) => e.code().unwrap_or_else(|| panic!("expected a typed error, got {e:?}")),
-        Ok(v) => panic!("expected an error, got {v:?}"),
-    }
-}
+use renkei_tests::{PASSWORD, both_backends, code_of, totp_code};
 
 fn nurse(login: &str) -> CreateUserRequest {
     CreateUserRequest {

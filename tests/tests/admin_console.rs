@@ -2,16 +2,9 @@
 //! accounts, groups or exports (enforced by the server), the audit log as a CSV/JSON download, and the
 //! chain's verification state. On SQLite and PostgreSQL.
 
-use renkei_cli::{Client, ClientError};
+use renkei_cli::Client;
 use renkei_protocol::{AuditBreak, CreateUserRequest, ErrorCode, Profession, Role, Sensitive};
-use renkei_tests::{Backend, PASSWORD, TestApp, both_backends};
-
-fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(e) => e.code().unwrap_or_else(|| panic!("expected a typed error, got {e:?}")),
-        Ok(v) => panic!("expected an error, got {v:?}"),
-    }
-}
+use renkei_tests::{Backend, PASSWORD, TestApp, both_backends, code_of};
 
 fn nurse(login: &str) -> CreateUserRequest {
     CreateUserRequest {

@@ -7,14 +7,7 @@ use renkei_protocol::{
     ConsentKind, ErrorCode, GroupKind, GroupStatus, MemberRole, MembershipState, Profession, ScopeEntry,
 };
 use renkei_tests::care::{consent, organisation, patient, person, profession, withdrawal};
-use renkei_tests::{PASSWORD, both_backends};
-
-fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(e) => e.code().unwrap_or_else(|| panic!("expected a typed error, got {e:?}")),
-        Ok(v) => panic!("expected an error, got {v:?}"),
-    }
-}
+use renkei_tests::{PASSWORD, both_backends, code_of};
 
 async fn accept_invitation(client: &Client) {
     let invitations = client.invitations().await.unwrap().invitations;

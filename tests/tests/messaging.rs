@@ -7,16 +7,9 @@ use std::time::Duration;
 use renkei_cli::live::{Live, Tail, TailEvent};
 use renkei_cli::{Client, ClientError};
 use renkei_protocol::{ClientFrame, ErrorCode, MembershipChange, PostKind, ServerFrame, Subscription};
-use renkei_tests::both_backends;
 use renkei_tests::care::update;
+use renkei_tests::{both_backends, code_of};
 use uuid::Uuid;
-
-fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(e) => e.code().unwrap_or_else(|| panic!("expected a typed error, got {e:?}")),
-        Ok(v) => panic!("expected an error, got {v:?}"),
-    }
-}
 
 /// The next frame, or a failure after 10 s.
 async fn next(live: &mut Live) -> ServerFrame {

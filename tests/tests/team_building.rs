@@ -2,17 +2,9 @@
 //! not), the group's pending invitations, and a consent preview that removes exactly whom the recording
 //! then removes. On SQLite and PostgreSQL.
 
-use renkei_cli::ClientError;
 use renkei_protocol::{CandidateStatus, ErrorCode, Profession};
-use renkei_tests::both_backends;
 use renkei_tests::care::{consent, organisation, patient, person, profession};
-
-fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(e) => e.code().unwrap_or_else(|| panic!("expected a typed error, got {e:?}")),
-        Ok(v) => panic!("expected an error, got {v:?}"),
-    }
-}
+use renkei_tests::{both_backends, code_of};
 
 both_backends!(
     async fn the_directory_marks_each_candidate_invitable_or_says_why_not(app: TestApp) {

@@ -85,6 +85,24 @@ async fn login(
     Ok(axum::Json(response).into_response())
 }
 
+/// Counts a password attempt for `login` from the client's address before the password is checked (see
+/// `Store::reserve_login_attempt`), or refuses it while the throttle says wait. Login and re-authentication
+/// share it, so a stolen session is no way around the throttle.
+async fn reserve_attempt(
+    state: &AppState,
+    login: &str,
+    client: &ClientInfo,
+    now: time::OffsetDateTime,
+) -> Result<i64, ApiError> {
+    state
+        .store
+        .reserve_login_attempt(login, &client.addr, now, now - FAILURE_WINDOW, |stats| {
+            policy::login_throttle(stats, now, &state.config)
+        })
+        .await?
+        .map_err(|t| ApiError::TooManyAttempts(t.retry_after))
+}
+
 async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> Result<LoginResponse, ApiError> {
     let now = domain::now();
     // Failures are counted against what was typed, whether or not such an account exists, so throttling
@@ -92,13 +110,7 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
     let typed: String = req.login.trim().to_lowercase().chars().take(64).collect();
     // The attempt is counted as a failure before the password is checked (and taken back if it turns
     // out not to fail), so a burst of concurrent attempts cannot all slip in under the back-off.
-    let attempt = state
-        .store
-        .reserve_login_attempt(&typed, &client.addr, now, now - FAILURE_WINDOW, |stats| {
-            policy::login_throttle(stats, now, &state.config)
-        })
-        .await?
-        .map_err(|t| ApiError::TooManyAttempts(t.retry_after))?;
+    let attempt = reserve_attempt(state, &typed, client, now).await?;
 
     let account = match Login::parse(&typed) {
         Ok(login) => state.store.account_by_login(login.as_str()).await?,
@@ -195,47 +207,38 @@ async fn reauthenticate(
     let Member(caller) = caller;
     let now = domain::now();
     let account = &caller.account;
-    let attempt = state
-        .store
-        .reserve_login_attempt(&account.user.login, &client.addr, now, now - FAILURE_WINDOW, |stats| {
-            policy::login_throttle(stats, now, &state.config)
-        })
-        .await?
-        .map_err(|t| ApiError::TooManyAttempts(t.retry_after))?;
-    let refused = |reason: &'static str| {
-        let details = serde_json::json!({ "login": account.user.login, "reason": reason, "reauthentication": true });
-        (action::LOGIN_FAILED, details)
-    };
+    let attempt = reserve_attempt(&state, &account.user.login, &client, now).await?;
     let password_ok =
         password::verify(&req.password, account.password_hash.clone()).await.map_err(ApiError::internal)?;
-    let outcome = if !password_ok {
-        Err((ApiError::InvalidCredentials, Some(refused("invalid_credentials"))))
-    } else if account.totp_secret.is_some() {
-        match req.totp_code.as_deref() {
-            None => Err((ApiError::TotpRequired, None)),
-            Some(code) if second_factor_accepted(&state, account, code, &client, now).await? => Ok(()),
-            Some(_) => Err((ApiError::TotpInvalid, Some((action::TOTP_FAILED, refused("totp_invalid").1)))),
+    let refusal = match (password_ok, account.totp_secret.is_some(), req.totp_code.as_deref()) {
+        (false, _, _) => Some(ApiError::InvalidCredentials),
+        (true, false, _) => None,
+        (true, true, None) => Some(ApiError::TotpRequired),
+        (true, true, Some(code)) => {
+            (!second_factor_accepted(&state, account, code, &client, now).await?).then_some(ApiError::TotpInvalid)
         }
-    } else {
-        Ok(())
     };
-    match outcome {
-        Ok(()) => {
+    let actor = Actor::from(&caller);
+    match refusal {
+        None => {
             state.store.release_login_attempt(attempt).await?;
             state.store.reauthenticated(caller.session.id, now).await?;
             let details = serde_json::json!({});
-            state.audit.record(action::REAUTHENTICATED, &Actor::from(&caller), None, Some(account.id()), details).await;
+            state.audit.record(action::REAUTHENTICATED, &actor, None, Some(account.id()), details).await;
             Ok(StatusCode::NO_CONTENT)
         }
-        Err((error, audit)) => {
-            if audit.is_some() {
-                state.store.settle_login_failure(attempt).await?;
-            } else {
-                state.store.release_login_attempt(attempt).await?;
-            }
-            if let Some((act, details)) = audit {
-                state.audit.record(act, &Actor::from(&caller), None, Some(account.id()), details).await;
-            }
+        // Asking for the second factor is no failure; a wrong password or code counts and is audited.
+        Some(ApiError::TotpRequired) => {
+            state.store.release_login_attempt(attempt).await?;
+            Err(ApiError::TotpRequired)
+        }
+        Some(error) => {
+            state.store.settle_login_failure(attempt).await?;
+            let act = if matches!(error, ApiError::TotpInvalid) { action::TOTP_FAILED } else { action::LOGIN_FAILED };
+            let details = serde_json::json!({
+                "login": account.user.login, "reason": error.body().code, "reauthentication": true,
+            });
+            state.audit.record(act, &actor, None, Some(account.id()), details).await;
             Err(error)
         }
     }

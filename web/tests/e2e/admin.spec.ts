@@ -2,16 +2,12 @@
 // on her own phone; disable her while her page is open (it signs out at once); community groups;
 // groups' metadata without patient names; the audit log filtered, exported and verified; and the
 // re-entered password the server asks for once the administrator's sign-in is old.
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import AxeBuilder from '@axe-core/playwright';
+import { readFileSync } from 'node:fs';
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { Api, patientGroup } from './api';
 import { PASSWORD, Server } from './server';
+import { accessible, shot, submitSignIn } from './screens';
 
-const SHOTS = process.env.RENKEI_SCREENSHOTS
-  ? resolve(import.meta.dirname, '../../../docs/screenshots')
-  : resolve(import.meta.dirname, '../../test-results/screenshots');
 const DESKTOP = {
   viewport: { width: 1280, height: 900 },
   isMobile: false,
@@ -20,24 +16,6 @@ const DESKTOP = {
   locale: 'ja-JP',
   timezoneId: 'Asia/Tokyo',
 };
-
-async function accessible(page: Page, screen: string) {
-  const result = await new AxeBuilder({ page }).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${screen}: ${v.id} ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
-}
-
-async function shot(page: Page, name: string) {
-  mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
-}
-
-async function signIn(page: Page, base: string, login: string, password = PASSWORD) {
-  await page.goto(`${base}/#/login`);
-  await page.getByLabel('ログインID').fill(login);
-  await page.getByLabel('パスワード').fill(password);
-  await page.getByRole('button', { name: 'ログイン' }).click();
-}
 
 const row = (page: Page, login: string) => page.getByTestId('users').locator(`tr[data-login="${login}"]`);
 
@@ -68,7 +46,7 @@ test.afterAll(async () => {
 });
 
 test('the desk registers a nurse and prints her setup sheet', async () => {
-  await signIn(desk, server.url, 'admin');
+  await submitSignIn(desk, server.url, 'admin');
   await expect(desk.getByRole('heading', { name: '管理コンソール' })).toBeVisible();
   await accessible(desk, 'admin users');
   await desk.getByLabel('氏名', { exact: true }).fill('佐藤 花子');
@@ -184,7 +162,7 @@ test('after the re-authentication window, an action asks for the password again'
     const context = await browser.newContext(DESKTOP);
     contexts.push(context);
     const page = await context.newPage();
-    await signIn(page, short.url, 'admin');
+    await submitSignIn(page, short.url, 'admin');
     await expect(page.getByRole('heading', { name: '管理コンソール' })).toBeVisible();
     await page.waitForTimeout(2_500);
     await page.getByLabel('氏名', { exact: true }).fill('加藤 健');

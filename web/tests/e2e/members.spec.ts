@@ -1,18 +1,11 @@
 // The members' web client, as a care team uses it: a physician, a visiting nurse and a care manager,
 // each in a browser of their own (phone size), against a real renkei-server on SQLite.
 import { createHmac } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import AxeBuilder from '@axe-core/playwright';
 import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { Api, patientGroup } from './api';
 import { PASSWORD, Server } from './server';
+import { accessible, shot, signIn } from './screens';
 
-// The README's pictures: written to docs/screenshots by `npm run screenshots`, elsewhere by plain test runs
-// (their clock times differ at every run).
-const SHOTS = process.env.RENKEI_SCREENSHOTS
-  ? resolve(import.meta.dirname, '../../../docs/screenshots')
-  : resolve(import.meta.dirname, '../../test-results/screenshots');
 const LABEL = '山田 花子 様';
 
 /** The code an authenticator app shows for a base32 secret (RFC 6238, SHA-1, 30 s, 6 digits). */
@@ -26,26 +19,6 @@ function totp(secret: string, at = Date.now()): string {
   const h = createHmac('sha1', key).update(counter).digest();
   const o = h[h.length - 1]! & 0xf;
   return String((h.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
-
-/** No serious or critical accessibility violation on the screen as it is. */
-async function accessible(page: Page, screen: string) {
-  const result = await new AxeBuilder({ page }).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${screen}: ${v.id} ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
-}
-
-async function shot(page: Page, name: string) {
-  mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
-}
-
-async function signIn(page: Page, base: string, login: string, password = PASSWORD) {
-  await page.goto(`${base}/#/login`);
-  await page.getByLabel('ログインID').fill(login);
-  await page.getByLabel('パスワード').fill(password);
-  await page.getByRole('button', { name: 'ログイン' }).click();
-  await expect(page.getByRole('heading', { name: '担当グループ' })).toBeVisible();
 }
 
 async function openGroup(page: Page, label: string) {

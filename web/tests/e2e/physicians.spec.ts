@@ -2,35 +2,12 @@
 // patient's group, record consent, invite from the directory, narrow the consent after seeing whom it
 // removes, hand over, export, archive — and every refusal the server can give these screens, shown in
 // words where it happened. Against a real renkei-server on SQLite.
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import AxeBuilder from '@axe-core/playwright';
+import { readFileSync } from 'node:fs';
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { Api } from './api';
-import { PASSWORD, Server } from './server';
+import { Server } from './server';
+import { accessible, shot, signIn } from './screens';
 
-const SHOTS = process.env.RENKEI_SCREENSHOTS
-  ? resolve(import.meta.dirname, '../../../docs/screenshots')
-  : resolve(import.meta.dirname, '../../test-results/screenshots');
-
-async function accessible(page: Page, screen: string) {
-  const result = await new AxeBuilder({ page }).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${screen}: ${v.id} ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
-}
-
-async function shot(page: Page, name: string) {
-  mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
-}
-
-async function signIn(page: Page, base: string, login: string) {
-  await page.goto(`${base}/#/login`);
-  await page.getByLabel('ログインID').fill(login);
-  await page.getByLabel('パスワード').fill(PASSWORD);
-  await page.getByRole('button', { name: 'ログイン' }).click();
-  await expect(page.getByRole('heading', { name: '担当グループ' })).toBeVisible();
-}
 
 const candidate = (page: Page, login: string) => page.getByTestId('candidates').locator(`[data-login="${login}"]`);
 
