@@ -7,15 +7,16 @@
 # stops the nodes and PostgreSQL and removes DIR (a temporary directory by default). Uses the system's
 # PostgreSQL server binaries (as the postgres user when run as root) and target/release/renkei-server
 # (built if missing; RENKEI_SERVER_BIN overrides it — RENKEI_SERVER is the CLI's server URL). Create the
-# first administrator with:
-#   RENKEI_DATABASE_URL=<printed url> renkei-server create-admin --login admin --display-name 管理者
+# first administrator with (every node and command shares one audit key file, DIR/audit.key):
+#   RENKEI_DATABASE_URL=<printed url> RENKEI_AUDIT_KEY_FILE=<DIR>/audit.key \
+#     renkei-server create-admin --login admin --display-name 管理者
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${1:-$(mktemp -d /tmp/renkei-cluster-XXXXXX)}
 BIN=${RENKEI_SERVER_BIN:-$ROOT/target/release/renkei-server}
 if [ ! -x "$BIN" ]; then
-  (cd "$ROOT" && cargo build --release -p renkei-server)
+  (cd "$ROOT" && cargo build --release --bin renkei-server)
 fi
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 if [ -z "$PGBIN" ]; then
@@ -43,11 +44,12 @@ PGPORT=$(free_port)
 as_pg "$PGBIN/pg_ctl" -D "$DIR/pg" -o "-p $PGPORT -k $DIR -c listen_addresses=127.0.0.1" -l "$DIR/pg.log" -w start >/dev/null
 URL="postgres://renkei@127.0.0.1:$PGPORT/postgres"
 echo "postgres $URL"
+echo "audit key $DIR/audit.key"
 
 for node in 1 2; do
   port=$(free_port)
   RENKEI_DATABASE_URL=$URL RENKEI_LISTEN=127.0.0.1:$port RENKEI_DATA_DIR=$DIR/node$node \
-    "$BIN" serve >"$DIR/node$node.log" 2>&1 &
+    RENKEI_AUDIT_KEY_FILE=$DIR/audit.key "$BIN" serve >"$DIR/node$node.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 200); do
     if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi

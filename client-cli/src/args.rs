@@ -92,7 +92,14 @@ pub enum Command {
         /// Send it although it reads like an emergency, confirming it is not one ("今日は急変なし"). Recorded.
         #[arg(long)]
         confirm_not_emergency: bool,
+        /// A photo (JPEG, PNG, WebP) or PDF to share with the post; repeat for several (at most 10). Images
+        /// are stored without their metadata (GPS position included). With a file, the text may be left out.
+        #[arg(long = "attach", value_name = "FILE")]
+        attach: Vec<std::path::PathBuf>,
     },
+    /// Files shared in a group.
+    #[command(subcommand)]
+    Attachment(AttachmentCommand),
     /// Questions addressed to me that I have not answered or marked seen.
     Addressed,
     /// My availability hours and how I prefer to be reached (「ケアマネタイム」).
@@ -177,6 +184,21 @@ pub enum SessionsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AttachmentCommand {
+    /// Saves a shared file (its id is shown under the post in `history`).
+    Get {
+        group: String,
+        id: uuid::Uuid,
+        /// Where to save it (default: its name, in the current directory; an existing file is never replaced).
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+        /// The thumbnail instead of the picture.
+        #[arg(long)]
+        thumbnail: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AvailabilityCommand {
     /// Show my availability.
     Show,
@@ -228,6 +250,10 @@ pub enum GroupCommand {
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Make a folder for the medical record: the timeline (timeline.md or timeline.json) and, in
+        /// files/, every file the posts and their earlier versions shared, named `<id>-<name>`.
+        #[arg(long, value_name = "DIR", conflicts_with = "output")]
+        files: Option<PathBuf>,
     },
     /// Who was in the group, added by whom under which consent, and who read it when (attending physician).
     AccessReport { group: String },
@@ -280,8 +306,9 @@ pub enum AdminCommand {
     /// Manage user accounts.
     #[command(subcommand)]
     User(AdminUserCommand),
-    /// Every group with its members and consent versions (metadata only), or one group.
-    Groups { group: Option<Uuid> },
+    /// Every group with its members and consent versions (metadata only), or one group: by id, id prefix,
+    /// reference (P-…) or a community group's label.
+    Groups { group: Option<String> },
     /// Community groups (city-wide, per profession).
     #[command(subcommand)]
     Community(CommunityCommand),
@@ -290,11 +317,23 @@ pub enum AdminCommand {
         /// Entries where this user (login or id) acted or was acted upon.
         #[arg(long)]
         user: Option<String>,
+        /// A group by id, id prefix, reference (P-…) or community label.
         #[arg(long)]
-        group: Option<Uuid>,
-        /// e.g. login_failed, posts_read, consent_recorded, emergency_override.
+        group: Option<String>,
+        /// One action: login_failed, posts_read, consent_recorded, emergency_override, … (an unknown one is
+        /// refused with the list).
         #[arg(long)]
         action: Option<String>,
+        /// From this time on: RFC 3339, or a date (YYYY-MM-DD, from its start in your time zone).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time: RFC 3339, or a date (up to its start).
+        #[arg(long)]
+        until: Option<String>,
+        /// The newest N entries, newest first (the table shows the newest 50 unless told; CSV and JSON
+        /// give every match, oldest first).
+        #[arg(long)]
+        limit: Option<i64>,
         /// CSV instead of a table (with --json: JSON).
         #[arg(long)]
         csv: bool,
@@ -305,10 +344,10 @@ pub enum AdminCommand {
 pub enum CommunityCommand {
     /// Create a community group.
     Create { label: String },
-    /// Add a member.
-    Add { group: Uuid, user: String },
-    /// Remove a member.
-    Remove { group: Uuid, user: String },
+    /// Add a member (the group by id, id prefix or label).
+    Add { group: String, user: String },
+    /// Remove a member (the group by id, id prefix or label).
+    Remove { group: String, user: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,6 +39,32 @@ pub async fn resolve_group(client: &Client, key: &str) -> Result<Uuid> {
     Err(CliError::Message(Msg::NoSuchGroup))
 }
 
+/// Finds a group among all of them, as an administrator sees them: by id, id prefix (4+ characters), the
+/// neutral reference of a patient group (`P-1a2b3c4d`), or a community group's label (exact, else a
+/// unique substring).
+pub async fn resolve_admin_group(client: &Client, key: &str) -> Result<Uuid> {
+    if let Ok(id) = Uuid::parse_str(key) {
+        return Ok(id);
+    }
+    let groups = client.admin_groups().await?.groups;
+    let key = key.trim();
+    let by = |pred: &dyn Fn(&renkei_protocol::AdminGroup) -> bool| -> Vec<Uuid> {
+        groups.iter().filter(|g| pred(g)).map(|g| g.id).collect()
+    };
+    for candidates in [
+        by(&|g| g.reference.eq_ignore_ascii_case(key) || g.label.as_deref() == Some(key)),
+        by(&|g| key.len() >= 4 && g.id.simple().to_string().starts_with(&key.to_ascii_lowercase().replace('-', ""))),
+        by(&|g| g.label.as_deref().is_some_and(|l| l.contains(key))),
+    ] {
+        match candidates.as_slice() {
+            [one] => return Ok(*one),
+            [] => continue,
+            _ => return Err(CliError::Message(Msg::AmbiguousGroup)),
+        }
+    }
+    Err(CliError::Message(Msg::NoSuchGroup))
+}
+
 fn person_text(out: &Output, p: &Person) -> String {
     format!("{}（{}・{}）", p.display_name, profession_text(p.profession, out.lang), p.organisation)
 }
@@ -238,16 +264,17 @@ pub async fn group_cmd(client: &Client, out: &Output, cmd: GroupCommand) -> Resu
             out.say(Msg::HandoverRequested);
             show_group(out, &g);
         }
-        GroupCommand::Export { group, markdown, output } => {
+        GroupCommand::Export { group, markdown, output, files } => {
             let id = resolve_group(client, &group).await?;
             let text = if markdown {
                 client.export_timeline_markdown(id).await?
             } else {
                 serde_json::to_string_pretty(&client.export_timeline(id).await?).unwrap_or_default()
             };
-            match output {
-                Some(path) => std::fs::write(&path, text)?,
-                None => println!("{text}"),
+            match (output, files) {
+                (_, Some(dir)) => export_folder(client, out, id, &dir, markdown, &text).await?,
+                (Some(path), None) => std::fs::write(&path, text)?,
+                (None, None) => println!("{text}"),
             }
         }
         GroupCommand::AccessReport { group } => {
@@ -266,7 +293,13 @@ pub async fn group_cmd(client: &Client, out: &Output, cmd: GroupCommand) -> Resu
                 .events
                 .iter()
                 .map(|e| {
-                    vec![out.time(e.at), e.action.clone(), name(e.actor_id), name(e.target_user_id), e.details.clone()]
+                    vec![
+                        out.time(e.at),
+                        e.action.clone(),
+                        name(e.actor_id),
+                        name(e.target_user_id),
+                        e.details.to_string(),
+                    ]
                 })
                 .collect();
             out.table(&["at", "action", "by", "whom", "details"], rows);
@@ -499,13 +532,56 @@ pub async fn community_cmd(client: &Client, out: &Output, cmd: CommunityCommand)
             }
         }
         CommunityCommand::Add { group, user } => {
+            let group = resolve_admin_group(client, &group).await?;
             client.admin_add_community_member(group, &user).await?;
             out.say(Msg::CommunityMemberAdded);
         }
         CommunityCommand::Remove { group, user } => {
+            let group = resolve_admin_group(client, &group).await?;
             client.admin_remove_community_member(group, &user).await?;
             out.say(Msg::MemberRemoved);
         }
+    }
+    Ok(())
+}
+
+/// The timeline and every file its posts (and their earlier versions) shared, in a new folder: what a
+/// clinic files in the medical record. A file of a deleted post is no longer served and is left out.
+async fn export_folder(
+    client: &Client,
+    out: &Output,
+    group: Uuid,
+    dir: &std::path::Path,
+    markdown: bool,
+    text: &str,
+) -> Result<()> {
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files)?;
+    std::fs::write(dir.join(if markdown { "timeline.md" } else { "timeline.json" }), text)?;
+    let export = client.export_timeline(group).await?;
+    let mut seen = std::collections::HashSet::new();
+    let (mut saved, mut gone) = (0usize, 0usize);
+    for e in &export.posts {
+        for a in e.post.attachments.iter().chain(e.versions.iter().flat_map(|v| v.attachments.iter())) {
+            if !seen.insert(a.id) {
+                continue;
+            }
+            match client.attachment(group, a.id, false).await {
+                Ok((bytes, _)) => {
+                    let name = std::path::Path::new(&a.name).file_name().map(|n| n.to_string_lossy().into_owned());
+                    let path = files.join(format!("{}-{}", a.id, name.unwrap_or_default()));
+                    std::fs::write(path, bytes)?;
+                    saved += 1;
+                }
+                Err(renkei_cli::ClientError::Api { status: 404, .. }) => gone += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if out.json {
+        out.json(&serde_json::json!({ "folder": dir, "files": saved, "files_of_deleted_posts": gone }));
+    } else {
+        println!("{} ({saved} files)", dir.display());
     }
     Ok(())
 }

@@ -18,7 +18,22 @@ use renkei_protocol::{
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
 use uuid::Uuid;
+
+/// What to look for in the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSearch {
+    pub user: Option<Uuid>,
+    pub group: Option<Uuid>,
+    pub action: Option<String>,
+    /// Inclusive.
+    pub from: Option<OffsetDateTime>,
+    /// Exclusive.
+    pub to: Option<OffsetDateTime>,
+    pub newest_first: bool,
+    pub limit: Option<i64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -183,7 +198,11 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(ClientError::Transport)?;
+        Self::answer(request.send().await.map_err(ClientError::Transport)?).await
+    }
+
+    /// A response as it is when successful; otherwise its typed error.
+    async fn answer(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -366,6 +385,75 @@ impl Client {
         self.call::<(), _>(Method::GET, &format!("/groups/{group}/export"), None).await
     }
 
+    /// Uploads a file to a group (to be named by a post), reporting the bytes sent to `progress`.
+    pub async fn upload_attachment(
+        &self,
+        group: Uuid,
+        name: &str,
+        bytes: Vec<u8>,
+        progress: Option<Progress>,
+    ) -> Result<renkei_protocol::Attachment, ClientError> {
+        use futures_util::StreamExt;
+        let total = bytes.len() as u64;
+        // A file past the limit is refused here, as the server would: not after megabytes were sent.
+        let limits = self.attachment_limits().await?;
+        if total > limits.max_bytes {
+            let body = ErrorBody::new(renkei_protocol::ErrorCode::PayloadTooLarge, "the file is too large")
+                .with_field("limit_bytes", limits.max_bytes.to_string());
+            return Err(ClientError::Api { status: 413, body });
+        }
+        let chunks: Vec<Vec<u8>> = bytes.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+        let mut sent = 0u64;
+        let stream = futures_util::stream::iter(chunks).map(move |chunk| {
+            sent += chunk.len() as u64;
+            if let Some(progress) = &progress {
+                progress(sent, Some(total));
+            }
+            Ok::<_, std::io::Error>(chunk)
+        });
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}{API_PREFIX}/groups/{group}/attachments", self.base),
+            &[("name", name)],
+        )
+        .map_err(|e| ClientError::Unexpected { status: 0, detail: e.to_string() })?;
+        let mut request = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, total)
+            .body(reqwest::Body::wrap_stream(stream));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = Self::answer(request.send().await.map_err(ClientError::Transport)?).await?;
+        let status = response.status().as_u16();
+        let bytes = self.body(response).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected { status, detail: e.to_string() })
+    }
+
+    /// What the server accepts as attachments.
+    pub async fn attachment_limits(&self) -> Result<renkei_protocol::AttachmentLimits, ClientError> {
+        self.call::<(), _>(Method::GET, "/attachments/limits", None).await
+    }
+
+    /// A file's bytes (or its thumbnail's), with its name as the server gave it.
+    pub async fn attachment(
+        &self,
+        group: Uuid,
+        id: Uuid,
+        thumbnail: bool,
+    ) -> Result<(Vec<u8>, Option<String>), ClientError> {
+        let suffix = if thumbnail { "/thumbnail" } else { "" };
+        let response = self.send::<()>(Method::GET, &format!("/groups/{group}/attachments/{id}{suffix}"), None).await?;
+        let name = response
+            .headers()
+            .get(reqwest::header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once("filename*=UTF-8''"))
+            .and_then(|(_, encoded)| percent_decode(encoded));
+        Ok((self.body(response).await?, name))
+    }
+
     /// The timeline as a readable Markdown document.
     pub async fn export_timeline_markdown(&self, group: Uuid) -> Result<String, ClientError> {
         let response = self.send::<()>(Method::GET, &format!("/groups/{group}/export?format=markdown"), None).await?;
@@ -390,16 +478,25 @@ impl Client {
         group: Option<Uuid>,
         action: Option<&str>,
     ) -> Result<renkei_protocol::AuditList, ClientError> {
-        let mut path = String::from("/admin/audit?limit=10000");
-        if let Some(user) = user {
-            path.push_str(&format!("&user={user}"));
-        }
-        if let Some(group) = group {
-            path.push_str(&format!("&group={group}"));
-        }
-        if let Some(action) = action {
-            path.push_str(&format!("&action={}", path_segment(action)));
-        }
+        let search = AuditSearch { user, group, action: action.map(str::to_owned), ..AuditSearch::default() };
+        self.admin_audit_search(&search).await
+    }
+
+    /// Audit entries matching `search`: the oldest first, or with `newest_first` the newest `limit`.
+    pub async fn admin_audit_search(&self, search: &AuditSearch) -> Result<renkei_protocol::AuditList, ClientError> {
+        let mut path = format!("/admin/audit?limit={}", search.limit.unwrap_or(10_000));
+        let mut param = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                path.push_str(&format!("&{name}={}", path_segment(&value)));
+            }
+        };
+        param("user", search.user.map(|u| u.to_string()));
+        param("group", search.group.map(|g| g.to_string()));
+        param("action", search.action.clone());
+        let rfc3339 = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
+        param("from", search.from.and_then(rfc3339));
+        param("to", search.to.and_then(rfc3339));
+        param("newest_first", search.newest_first.then(|| "true".to_owned()));
         self.call::<(), _>(Method::GET, &path, None).await
     }
 
@@ -531,7 +628,19 @@ impl Client {
         body: &str,
         confirm_not_emergency: bool,
     ) -> Result<Post, ClientError> {
-        let edit = EditPost { body: body.to_owned(), confirm_not_emergency };
+        let edit = EditPost { body: body.to_owned(), confirm_not_emergency, attachments: None };
+        self.call(Method::PATCH, &format!("/groups/{group}/posts/{seq}"), Some(&edit)).await
+    }
+
+    /// Edits a post's text and the files it shares from now on (earlier versions keep theirs).
+    pub async fn edit_post_files(
+        &self,
+        group: Uuid,
+        seq: i64,
+        body: &str,
+        files: &[Uuid],
+    ) -> Result<Post, ClientError> {
+        let edit = EditPost { body: body.to_owned(), confirm_not_emergency: false, attachments: Some(files.to_vec()) };
         self.call(Method::PATCH, &format!("/groups/{group}/posts/{seq}"), Some(&edit)).await
     }
 
@@ -571,4 +680,21 @@ fn path_segment(s: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+/// Decodes RFC 5987 percent-encoding (a file name in `Content-Disposition`).
+fn percent_decode(encoded: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut rest = encoded.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
 }

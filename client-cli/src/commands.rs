@@ -53,16 +53,46 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
             };
             let new = read_new_password(out)?;
             client.setup_password(&token, &new).await?;
+            // The server this account lives on is this profile's from now on: `login` comes next.
+            ctx.save_profile()?;
             out.say(Msg::PasswordSet);
             Ok(())
         }
         Command::Totp(cmd) => totp_cmd(&ctx, out, cmd).await,
         Command::Sessions(cmd) => sessions_cmd(&ctx, out, cmd).await,
         Command::Admin(AdminCommand::User(cmd)) => admin_user_cmd(&ctx, out, cmd).await,
-        Command::Admin(AdminCommand::Groups { group }) => care::admin_groups(&ctx.client()?, out, group).await,
+        Command::Admin(AdminCommand::Groups { group }) => {
+            let client = ctx.client()?;
+            let group = match group {
+                Some(key) => Some(care::resolve_admin_group(&client, &key).await?),
+                None => None,
+            };
+            care::admin_groups(&client, out, group).await
+        }
         Command::Admin(AdminCommand::Community(cmd)) => care::community_cmd(&ctx.client()?, out, cmd).await,
-        Command::Admin(AdminCommand::Audit { user, group, action, csv }) => {
-            admin_audit(&ctx.client()?, out, user, group, action, csv).await
+        Command::Admin(AdminCommand::Audit { user, group, action, since, until, limit, csv }) => {
+            if let Some(action) = &action
+                && !renkei_protocol::audit_action::ALL.contains(&action.as_str())
+            {
+                let known = renkei_protocol::audit_action::ALL.join(", ");
+                return Err(CliError::Usage(format!("{} `{action}`: {known}", out.msg(Msg::UnknownAction))));
+            }
+            let client = ctx.client()?;
+            let group = match group {
+                Some(key) => Some(care::resolve_admin_group(&client, &key).await?),
+                None => None,
+            };
+            let user = match user {
+                Some(u) => Some(client.admin_show_user(&u).await.map_err(|e| user_not_found(out, e, &u))?.id),
+                None => None,
+            };
+            let (from, to) =
+                (audit_time(out, "--since", since.as_deref())?, audit_time(out, "--until", until.as_deref())?);
+            let table = !out.json && !csv;
+            let limit = limit.or(table.then_some(50));
+            let search =
+                renkei_cli::client::AuditSearch { user, group, action, from, to, newest_first: limit.is_some(), limit };
+            admin_audit(&client, out, &search, csv).await
         }
         Command::Group(cmd) => care::group_cmd(&ctx.client()?, out, cmd).await,
         Command::Consent(cmd) => care::consent_cmd(&ctx.client()?, out, cmd).await,
@@ -72,9 +102,12 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Decline { invitation } => care::answer(&ctx.client()?, out, invitation.as_deref(), false).await,
         Command::Remove { group, user } => care::remove(&ctx.client()?, out, &group, &user).await,
         Command::Leave { group } => care::leave(&ctx.client()?, out, &group).await,
-        Command::Post { group, body, kind, reply_to, client_id, confirm_not_emergency } => {
-            let options = messages::PostOptions { kind, reply_to, client_id, confirm_not_emergency };
+        Command::Post { group, body, kind, reply_to, client_id, confirm_not_emergency, attach } => {
+            let options = messages::PostOptions { kind, reply_to, client_id, confirm_not_emergency, attach };
             messages::post(&ctx.client()?, out, &group, body, options).await
+        }
+        Command::Attachment(crate::args::AttachmentCommand::Get { group, id, output, thumbnail }) => {
+            messages::attachment_get(&ctx.client()?, out, &group, id, output, thumbnail).await
         }
         Command::Addressed => messages::addressed(&ctx.client()?, out).await,
         Command::Availability(cmd) => messages::availability(&ctx.client()?, out, cmd).await,
@@ -393,30 +426,30 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
             Ok(())
         }
         AdminUserCommand::Show { user } => {
-            let user = client.admin_show_user(&user).await?;
+            let user = client.admin_show_user(&user).await.map_err(|e| user_not_found(out, e, &user))?;
             show_user(out, &user);
             Ok(())
         }
         AdminUserCommand::Disable { user } => {
-            let user = client.admin_disable_user(&user).await?;
+            let user = client.admin_disable_user(&user).await.map_err(|e| user_not_found(out, e, &user))?;
             out.say(Msg::Disabled);
             show_user(out, &user);
             Ok(())
         }
         AdminUserCommand::TotpReset { user } => {
-            let user = client.admin_reset_totp(&user).await?;
+            let user = client.admin_reset_totp(&user).await.map_err(|e| user_not_found(out, e, &user))?;
             out.say(Msg::TotpResetDone);
             show_user(out, &user);
             Ok(())
         }
         AdminUserCommand::Enable { user } => {
-            let user = client.admin_enable_user(&user).await?;
+            let user = client.admin_enable_user(&user).await.map_err(|e| user_not_found(out, e, &user))?;
             out.say(Msg::Enabled);
             show_user(out, &user);
             Ok(())
         }
         AdminUserCommand::Sessions { user } => {
-            let history = client.admin_user_sessions(&user).await?;
+            let history = client.admin_user_sessions(&user).await.map_err(|e| user_not_found(out, e, &user))?;
             if out.json {
                 out.json(&history);
                 return Ok(());
@@ -438,7 +471,7 @@ async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> R
             Ok(())
         }
         AdminUserCommand::SetupToken { user } => {
-            let setup = client.admin_new_setup_token(&user).await?;
+            let setup = client.admin_new_setup_token(&user).await.map_err(|e| user_not_found(out, e, &user))?;
             if out.json {
                 out.json(&serde_json::json!({ "setup_token": setup.token.expose(), "expires_at": rfc3339(setup.expires_at) }));
                 return Ok(());
@@ -473,23 +506,45 @@ fn show_user(out: &Output, user: &User) {
     ]);
 }
 
-async fn admin_audit(
-    client: &Client,
-    out: &Output,
-    user: Option<String>,
-    group: Option<uuid::Uuid>,
-    action: Option<String>,
-    csv: bool,
-) -> Result<()> {
-    let user = match user {
-        Some(u) => Some(client.admin_show_user(&u).await?.id),
-        None => None,
-    };
-    let list = client.admin_audit(user, group, action.as_deref()).await?;
+/// A user named on the command line who does not exist: the answer names them.
+fn user_not_found(out: &Output, e: renkei_cli::ClientError, who: &str) -> CliError {
+    match e.code() {
+        Some(renkei_protocol::ErrorCode::NotFound) => {
+            CliError::NotFound(format!("{}: {who}", out.msg(Msg::NoSuchUser)))
+        }
+        _ => e.into(),
+    }
+}
+
+/// `--since` / `--until`: RFC 3339, or a date taken as its start in the user's time zone.
+fn audit_time(out: &Output, option: &str, raw: Option<&str>) -> Result<Option<time::OffsetDateTime>> {
+    let Some(raw) = raw else { return Ok(None) };
+    if let Ok(t) = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+        return Ok(Some(t));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    match time::Date::parse(raw, &date_format) {
+        Ok(date) => Ok(Some(date.midnight().assume_offset(out.offset()))),
+        Err(_) => Err(CliError::Usage(format!("{option} {raw}: {}", out.msg(Msg::NotATime)))),
+    }
+}
+
+async fn admin_audit(client: &Client, out: &Output, search: &renkei_cli::client::AuditSearch, csv: bool) -> Result<()> {
+    let list = client.admin_audit_search(search).await?;
     if out.json {
         out.json(&list);
         return Ok(());
     }
+    // People by login and name, not by id; the directory is one request.
+    let people: std::collections::HashMap<uuid::Uuid, String> = client
+        .admin_list_users()
+        .await?
+        .users
+        .into_iter()
+        .map(|u| (u.id, format!("{}（{}）", u.login, u.display_name)))
+        .collect();
+    let who =
+        |u: Option<uuid::Uuid>| u.map(|u| people.get(&u).cloned().unwrap_or_else(|| u.to_string())).unwrap_or_default();
     let opt = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     if csv {
         // RFC 4180: quote every field, double the quotes inside.
@@ -501,18 +556,26 @@ async fn admin_audit(
                 e.seq.to_string(),
                 at,
                 e.action.clone(),
-                opt(e.actor_id),
+                who(e.actor_id),
                 opt(e.group_id),
-                opt(e.target_user_id),
+                who(e.target_user_id),
                 e.client_addr.clone().unwrap_or_default(),
                 opt(e.session_id),
-                e.details.clone(),
+                e.details.to_string(),
                 e.hash.clone(),
             ];
             println!("{}", fields.iter().map(|f| quote(f)).collect::<Vec<_>>().join(","));
         }
         return Ok(());
     }
+    let details = |d: &serde_json::Value| match d.as_object() {
+        Some(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => d.to_string(),
+    };
     let rows = list
         .entries
         .iter()
@@ -521,13 +584,14 @@ async fn admin_audit(
                 e.seq.to_string(),
                 out.time(e.at),
                 e.action.clone(),
-                opt(e.actor_id),
-                opt(e.group_id),
-                e.details.clone(),
+                who(e.actor_id),
+                who(e.target_user_id),
+                opt(e.group_id).chars().take(8).collect(),
+                details(&e.details),
             ]
         })
         .collect();
-    out.table(&["seq", "at", "action", "actor", "group", "details"], rows);
+    out.table(&["seq", "at", "action", "actor", "target", "group", "details"], rows);
     Ok(())
 }
 

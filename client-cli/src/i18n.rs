@@ -80,6 +80,20 @@ pub enum Msg {
     ChatConfirmHint,
     NothingToConfirm,
     Downloading,
+    Uploading,
+    FileExists,
+    ServerUnreachable,
+    ServerWantsHttps,
+    ServerWantsHttp,
+    CertificateNotTrusted,
+    ServerTimedOut,
+    UnknownAction,
+    NotATime,
+    OnlyAdministrators,
+    OnlyPhysicians,
+    OnlyAttendingPhysician,
+    OnlyAuthor,
+    NoSuchUser,
 }
 
 impl Msg {
@@ -127,6 +141,38 @@ impl Msg {
             NotLoggedIn => lang.pick("ログインしていません: renkei login", "Not logged in: renkei login"),
             NoServer => lang
                 .pick("サーバが未設定です: --server URL を指定してください", "No server configured: pass --server URL"),
+            ServerUnreachable => lang.pick(
+                "サーバに接続できません: サーバが動いているか、--server のアドレスとポートが正しいか確認してください",
+                "Cannot reach the server: check that it is running and that the address and port of --server are right",
+            ),
+            ServerWantsHttps => lang.pick(
+                "このサーバは HTTPS で応答します: --server を https:// で始めてください",
+                "This server speaks HTTPS: start --server with https://",
+            ),
+            ServerWantsHttp => lang.pick(
+                "このサーバは暗号化なし（HTTP）で応答します: --server を http:// で始めるか、サーバに TLS を設定してください",
+                "This server speaks plain HTTP: start --server with http://, or configure TLS on the server",
+            ),
+            CertificateNotTrusted => lang.pick(
+                "サーバの証明書を信頼できません: 自己署名の証明書なら --ca-cert ファイル を指定し、そうでなければアドレスを確認してください",
+                "The server's certificate is not trusted: for a self-signed one pass --ca-cert FILE; otherwise check the address",
+            ),
+            OnlyAdministrators => lang.pick("この操作は管理者（ICT 窓口）だけができます", "only administrators (the ICT desk) may do this"),
+            OnlyPhysicians => lang.pick("患者グループを作成できるのは医師だけです", "only a physician opens a patient group"),
+            OnlyAttendingPhysician => {
+                lang.pick("この操作は主治医だけができます", "only the attending physician may do this")
+            }
+            OnlyAuthor => lang.pick("投稿を修正・削除できるのは書いた本人だけです", "only the author edits or deletes a post"),
+            NoSuchUser => lang.pick("そのログイン名（または ID）の利用者はいません", "no user with that login (or id)"),
+            UnknownAction => lang.pick("そのような操作はありません。次のいずれかです", "no such action; one of these"),
+            NotATime => lang.pick(
+                "日付（2026-12-01）か RFC 3339 の日時で指定してください",
+                "give a date (2026-12-01) or an RFC 3339 time",
+            ),
+            ServerTimedOut => lang.pick(
+                "サーバの応答がありません（時間切れ）: 電波の良い場所で、もう一度試してください",
+                "The server did not answer in time: try again, where the connection is better",
+            ),
             UserCreated => lang.pick("利用者を登録しました", "User created"),
             SetupTokenHandOver => lang.pick(
                 "本人確認のうえ、次の設定用トークンを本人に渡してください（1回限り有効）",
@@ -188,6 +234,11 @@ impl Msg {
             ),
             NothingToConfirm => lang.pick("確認して再送する投稿はありません", "There is no refused post to confirm"),
             Downloading => lang.pick("ダウンロード中", "Downloading"),
+            Uploading => lang.pick("アップロード中", "Uploading"),
+            FileExists => lang.pick(
+                "同じ名前のファイルが既にあります。--output で別の名前を指定してください",
+                "A file of that name exists already; choose another with --output",
+            ),
         }
     }
 }
@@ -249,6 +300,22 @@ pub fn error_text(code: ErrorCode, lang: Lang) -> &'static str {
         InvitationExpired => lang.pick(
             "招待の有効期限が切れています。主治医に再招待を依頼してください",
             "The invitation has expired; ask the attending physician to invite you again",
+        ),
+        UnsupportedAttachmentType => lang.pick(
+            "添付できるのは JPEG・PNG・WebP の画像と PDF だけです",
+            "Only JPEG, PNG and WebP images and PDF documents can be attached",
+        ),
+        AttachmentUnreadable => lang.pick(
+            "画像を読み取れません（途中で切れているか、大きすぎます）",
+            "The image cannot be read (cut off, corrupt or too large)",
+        ),
+        AttachmentsNotAllowedInCommunityGroup => lang.pick(
+            "全体グループには添付できません。患者グループで共有してください",
+            "Community groups take no attachments; share the file in the patient's own group",
+        ),
+        TooManyUploads => lang.pick(
+            "アップロードが混み合っています。少し待ってから再度お試しください",
+            "The server is busy with other uploads; try again in a moment",
         ),
         EmergencyUseProhibited => lang.pick(
             "緊急・急ぎの連絡は renkei ではなく電話でお願いします。緊急でない場合は --confirm-not-emergency を付けて再送してください",

@@ -20,10 +20,33 @@ mod output;
 use clap::Parser;
 use renkei_cli::i18n::Lang;
 
+/// Like every Unix tool, output into a closed pipe (`renkei admin audit | head`) ends the process by
+/// SIGPIPE, quietly, instead of Rust's failed write that panics with a backtrace. Only there: SIGPIPE stays
+/// ignored for everything else, since a socket the server closed must be an error the CLI reports (a
+/// vectored write cannot ask for no signal, and SIGPIPE at its default silently killed `renkei` talking
+/// HTTPS to a plain-HTTP server).
+fn end_quietly_on_a_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            // With SIGPIPE at its default, one more write into the closed pipe ends the process by it.
+            sigpipe::reset();
+            let mut stdout = std::io::stdout();
+            let _ = std::io::Write::write_all(&mut stdout, b"\n").and_then(|()| std::io::Write::flush(&mut stdout));
+            std::process::exit(128 + 13);
+        }
+        default_hook(info);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
-    // Like every Unix tool: output into a closed pipe (`renkei admin audit | head`) ends the process
-    // quietly, instead of Rust's default of a failed write that panics with a backtrace.
-    sigpipe::reset();
+    end_quietly_on_a_closed_stdout();
     let cli = args::Cli::parse();
     let lang = Lang::detect();
     // Read the local UTC offset while the process has one thread; later it is not reliably available.

@@ -46,8 +46,57 @@ pub fn render_post(out: &Output, group_label: Option<&str>, post: &Post) -> Stri
         head.push_str(" (edited)");
     }
     let body = post.body.as_deref().unwrap_or("—");
-    let body: Vec<String> = body.lines().map(|l| format!("    {l}")).collect();
-    format!("{head}\n{}", body.join("\n"))
+    let mut lines: Vec<String> = body.lines().map(|l| format!("    {l}")).collect();
+    for a in &post.attachments {
+        let size = if a.size >= 1 << 20 {
+            format!("{:.1} MB", a.size as f64 / f64::from(1 << 20))
+        } else {
+            format!("{} KB", (a.size + 1023) / 1024)
+        };
+        let pixels = match (a.width, a.height) {
+            (Some(w), Some(h)) => format!(", {w}×{h}"),
+            _ => String::new(),
+        };
+        lines.push(format!("    📎 {} ({}, {size}{pixels}) {}", a.name, a.kind.as_str().to_uppercase(), a.id));
+    }
+    format!("{head}\n{}", lines.join("\n"))
+}
+
+/// Saves a shared file: to `output`, or under its own name in the current directory, never over an
+/// existing file.
+pub async fn attachment_get(
+    client: &Client,
+    out: &Output,
+    group: &str,
+    id: Uuid,
+    output: Option<std::path::PathBuf>,
+    thumbnail: bool,
+) -> Result<()> {
+    let group = resolve_group(client, group).await?;
+    let (bytes, name) = client.attachment(group, id, thumbnail).await?;
+    let path = match output {
+        Some(path) => path,
+        None => {
+            // The server's name is sanitised (no path, no control characters); keep only its last part anyway.
+            let name = name
+                .as_deref()
+                .and_then(|n| std::path::Path::new(n).file_name())
+                .map_or_else(|| id.to_string(), |n| n.to_string_lossy().into_owned());
+            std::path::PathBuf::from(if thumbnail { format!("thumbnail-{name}.jpg") } else { name })
+        }
+    };
+    let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(CliError::Message(Msg::FileExists)),
+        Err(e) => return Err(CliError::Other(format!("{}: {e}", path.display()))),
+    };
+    std::io::Write::write_all(&mut file, &bytes)?;
+    if out.json {
+        out.json(&serde_json::json!({ "saved": path, "bytes": bytes.len() }));
+    } else {
+        println!("{}", path.display());
+    }
+    Ok(())
 }
 
 /// How to post, beyond the text.
@@ -57,6 +106,8 @@ pub struct PostOptions {
     pub reply_to: Option<i64>,
     pub client_id: Option<String>,
     pub confirm_not_emergency: bool,
+    /// Files to upload and share with the post.
+    pub attach: Vec<std::path::PathBuf>,
 }
 
 pub async fn post(
@@ -66,10 +117,24 @@ pub async fn post(
     body: Option<String>,
     options: PostOptions,
 ) -> Result<()> {
-    let PostOptions { kind, reply_to, client_id, confirm_not_emergency } = options;
+    let PostOptions { kind, reply_to, client_id, confirm_not_emergency, attach } = options;
     let id = resolve_group(client, group).await?;
+    // Every file is read before anything is sent: a missing one stops the post before any upload.
+    let mut files = Vec::with_capacity(attach.len());
+    for path in &attach {
+        let bytes = std::fs::read(path).map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        files.push((name, bytes));
+    }
+    let mut attachments = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        let progress = crate::output::upload_progress(out.lang);
+        attachments.push(client.upload_attachment(id, &name, bytes, Some(progress)).await?.id);
+    }
     let body = match body {
         Some(b) => b,
+        // A photo may go without words; otherwise the text comes from stdin.
+        None if !attachments.is_empty() => String::new(),
         None => {
             let mut text = String::new();
             std::io::stdin().read_to_string(&mut text)?;
@@ -77,8 +142,9 @@ pub async fn post(
         }
     };
     let client_msg_id = client_id.unwrap_or_else(|| Uuid::new_v4().to_string());
-    let receipt =
-        client.post_receipt(id, &NewPost { kind, body, reply_to, client_msg_id, confirm_not_emergency }).await?;
+    let receipt = client
+        .post_receipt(id, &NewPost { kind, body, reply_to, client_msg_id, confirm_not_emergency, attachments })
+        .await?;
     if out.json {
         out.json(&receipt);
         return Ok(());
@@ -342,6 +408,7 @@ pub async fn chat(client: &Client, out: &Output, group: &str, recent: i64) -> Re
                     reply_to: None,
                     client_msg_id: Uuid::new_v4().to_string(),
                     confirm_not_emergency: false,
+                    attachments: Vec::new(),
                 };
                 send_chat(client, out, id, post, &mut refused, &mut unseen).await;
             }

@@ -16,6 +16,12 @@ pub enum CliError {
     Message(Msg),
     #[error("{0}")]
     Other(String),
+    /// A wrong option value, said in the user's language.
+    #[error("{0}")]
+    Usage(String),
+    /// Something named on the command line that does not exist, said with its name.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl From<std::io::Error> for CliError {
@@ -47,15 +53,17 @@ impl CliError {
                 | C::GroupNotActive
                 | C::EmergencyUseProhibited
                 | C::PatientInfoInCommunityGroup
-                | C::NoCareManagerInGroup => 5,
-                C::MalformedRequest
-                | C::ValidationFailed
-                | C::UnsupportedMediaType
+                | C::NoCareManagerInGroup
+                | C::AttachmentsNotAllowedInCommunityGroup => 5,
+                // Bad input is a usage error, like a wrong option.
+                C::MalformedRequest | C::ValidationFailed | C::UnsupportedAttachmentType | C::AttachmentUnreadable => 2,
+                C::UnsupportedMediaType
                 | C::PayloadTooLarge
                 | C::MethodNotAllowed
                 | C::Conflict
                 | C::AlreadyMember
                 | C::RateLimited
+                | C::TooManyUploads
                 | C::InvitationExpired
                 | C::Unavailable
                 | C::Internal => 1,
@@ -67,6 +75,8 @@ impl CliError {
             Self::Message(Msg::NoSuchGroup | Msg::NoSuchInvitation) => 4,
             Self::Message(Msg::AmbiguousGroup) => 2,
             Self::Message(Msg::NoServer) => 2,
+            Self::Usage(_) => 2,
+            Self::NotFound(_) => 4,
             Self::Message(_) | Self::Other(_) => 1,
         }
     }
@@ -82,6 +92,11 @@ pub struct Output {
 impl Output {
     pub fn new(lang: Lang, json: bool, offset: UtcOffset) -> Self {
         Self { lang, json, offset }
+    }
+
+    /// The user's UTC offset.
+    pub fn offset(&self) -> UtcOffset {
+        self.offset
     }
 
     pub fn msg(&self, msg: Msg) -> &'static str {
@@ -130,21 +145,93 @@ impl Output {
     }
 
     pub fn error(&self, e: &CliError) {
+        if self.json {
+            // Scripts read errors as they read answers: `{"code", "message", "fields"}` on stderr, the
+            // server's own body when it answered, a stable code of the CLI's otherwise.
+            let body = match e {
+                CliError::Client(ClientError::Api { body, .. }) => serde_json::to_value(body).unwrap_or_default(),
+                CliError::Message(m) => {
+                    serde_json::json!({ "code": snake_case(&format!("{m:?}")), "message": self.msg(*m) })
+                }
+                CliError::Client(ClientError::Transport(t)) => {
+                    let code =
+                        transport_hint(t).map_or("server_unreachable".to_owned(), |h| snake_case(&format!("{h:?}")));
+                    serde_json::json!({ "code": code, "message": e.to_string() })
+                }
+                other => serde_json::json!({ "code": "error", "message": other.to_string() }),
+            };
+            eprintln!("{body}");
+            return;
+        }
         match e {
             CliError::Client(ClientError::Api { body, .. }) => {
-                if self.json {
-                    eprintln!("{}", serde_json::to_string(body).unwrap_or_default());
+                let mut line = format!("renkei: {} [{}]", error_text(body.code, self.lang), body.code);
+                // Who may do it, in words.
+                let who_may = match body.fields.get("required").map(String::as_str) {
+                    Some("administrator") => Some(Msg::OnlyAdministrators),
+                    Some("physician") => Some(Msg::OnlyPhysicians),
+                    Some("attending_physician") => Some(Msg::OnlyAttendingPhysician),
+                    Some("author") => Some(Msg::OnlyAuthor),
+                    _ => None,
+                };
+                if let Some(msg) = who_may {
+                    line = format!("renkei: {} [{}]", self.msg(msg), body.code);
+                    eprintln!("{line}");
                     return;
                 }
-                let mut line = format!("renkei: {} [{}]", error_text(body.code, self.lang), body.code);
                 for (field, problem) in &body.fields {
                     line.push_str(&format!("\n  {field}: {problem}"));
                 }
                 eprintln!("{line}");
             }
             CliError::Message(m) => eprintln!("renkei: {}", self.msg(*m)),
+            CliError::Client(ClientError::Transport(e)) => match transport_hint(e) {
+                Some(hint) => eprintln!("renkei: {}", self.msg(hint)),
+                None => eprintln!("renkei: {e}"),
+            },
             other => eprintln!("renkei: {other}"),
         }
+    }
+}
+
+/// `NotLoggedIn` → `not_logged_in`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What went wrong on the way to the server, in words that say what to do: nobody listening, the wrong
+/// scheme for the server (HTTPS to a plain server or the other way round), a certificate not trusted, no
+/// answer in time. `None` when the error says nothing more specific.
+pub fn transport_hint(e: &reqwest::Error) -> Option<Msg> {
+    let mut chain = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        chain.push_str(&format!("{err} | {err:?} | "));
+        source = err.source();
+    }
+    if chain.contains("InvalidCertificate") || chain.contains("certificate") {
+        Some(Msg::CertificateNotTrusted)
+    } else if chain.contains("InvalidContentType") || chain.contains("corrupt message") {
+        Some(Msg::ServerWantsHttp)
+    } else if chain.contains("invalid HTTP version") || chain.contains("invalid HTTP status") {
+        Some(Msg::ServerWantsHttps)
+    } else if e.is_timeout() {
+        Some(Msg::ServerTimedOut)
+    } else if e.is_connect() {
+        Some(Msg::ServerUnreachable)
+    } else {
+        None
     }
 }
 
@@ -154,6 +241,15 @@ const PROGRESS_FROM_BYTES: u64 = 256 * 1024;
 /// A progress bar on stderr for large downloads (timeline exports, audit queries, long histories), drawn
 /// only on a terminal: a pipe or a file gets nothing.
 pub fn download_progress(lang: Lang) -> renkei_cli::client::Progress {
+    transfer_progress(lang, Msg::Downloading)
+}
+
+/// The same bar for an upload (a photo sent with `renkei post --attach`).
+pub fn upload_progress(lang: Lang) -> renkei_cli::client::Progress {
+    transfer_progress(lang, Msg::Uploading)
+}
+
+fn transfer_progress(lang: Lang, message: Msg) -> renkei_cli::client::Progress {
     let bar: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
     std::sync::Arc::new(move |received, total| {
         let Ok(mut bar) = bar.lock() else { return };
@@ -163,7 +259,7 @@ pub fn download_progress(lang: Lang) -> renkei_cli::client::Progress {
             if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
                 new.set_style(style);
             }
-            new.set_message(Msg::Downloading.text(lang));
+            new.set_message(message.text(lang));
             *bar = Some(new);
         }
         if let Some(b) = bar.as_ref() {

@@ -56,7 +56,10 @@ async fn run(
         .expect("command finished within 60 s")
         .expect("wait");
     Output {
-        code: out.status.code().unwrap_or(-1),
+        code: out
+            .status
+            .code()
+            .unwrap_or_else(|| -100 - std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
@@ -171,11 +174,7 @@ both_backends!(
         assert_eq!(forbidden.code, 5, "{}", forbidden.stderr);
         let missing = cli.renkei_lang("ja_JP.UTF-8", &["admin", "user", "show", "nobody"], "").await;
         assert_eq!(missing.code, 4);
-        assert!(
-            missing.stderr.contains("見つかりません") && missing.stderr.contains("not_found"),
-            "{}",
-            missing.stderr
-        );
+        assert!(missing.stderr.contains("利用者はいません") && missing.stderr.contains("nobody"), "{}", missing.stderr);
         let wrong = cli.renkei_lang("ja_JP.UTF-8", &["--profile", "x", "login", "kato"], "wrong password here\n").await;
         assert_eq!(wrong.code, 3);
         assert!(wrong.stderr.contains("パスワードが違います"), "{}", wrong.stderr);
@@ -292,6 +291,8 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     assert!(matches!(ack, renkei_protocol::ServerFrame::Ack { .. }), "{ack:?}");
     ito.post(community.id, &renkei_tests::care::update("HTTP-CANARY 休薬のお知らせ", "http-canary")).await.unwrap();
     live.close().await;
+    let sessions = ito.sessions().await.unwrap().sessions;
+    let ito_session = sessions.iter().find(|s| s.current).expect("the current session is listed").id;
 
     let pid = server.id().unwrap().to_string();
     let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -305,6 +306,13 @@ async fn the_server_process_stops_on_sigterm_and_never_logs_secrets() {
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("login"), "the log is not empty: {log}");
     assert!(log.contains("DEBUG"), "the log is not verbose");
+    // The access log names the session of each signed-in request (its id, never its token).
+    let access = log
+        .lines()
+        .find(|l| l.contains("renkei_server::access") && l.contains("route=/api/v1/groups/{id}/posts"))
+        .expect("an access line for the post over HTTP");
+    assert!(access.contains(&format!("session={ito_session}")), "{access}");
+    assert!(access.contains("status=201") || access.contains("status=200"), "{access}");
     // tungstenite's frame traces print payloads in hex: look for that too.
     let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
     for secret in [PASSWORD, token.trim(), setup.as_str(), "ito secret passphrase", "WS-CANARY", "HTTP-CANARY"] {
@@ -469,6 +477,13 @@ async fn the_cli_trusts_a_dev_certificate_given_with_ca_cert() {
     let untrusted =
         run(renkei, &config, "C", &["--server", &app.base_url, "login", "admin"], &format!("{PASSWORD}\n"), &[]).await;
     assert_eq!(untrusted.code, 6, "{}", untrusted.stderr);
+    assert!(untrusted.stderr.contains("certificate is not trusted") && untrusted.stderr.contains("--ca-cert"));
+    // Plain HTTP to this HTTPS server is told to use https://.
+    let plain_url = app.base_url.replace("https://", "http://");
+    let plain =
+        run(renkei, &config, "C", &["--server", &plain_url, "login", "admin"], &format!("{PASSWORD}\n"), &[]).await;
+    assert_eq!(plain.code, 6, "{}", plain.stderr);
+    assert!(plain.stderr.contains("speaks HTTPS"), "{}", plain.stderr);
     let trusted = run(
         renkei,
         &config,
@@ -482,6 +497,50 @@ async fn the_cli_trusts_a_dev_certificate_given_with_ca_cert() {
     // The profile remembers the server and its CA.
     let me = run(renkei, &config, "C", &["--json", "whoami"], "", &[]).await;
     assert_eq!(me.json()["login"], "admin", "{}", me.stderr);
+}
+
+/// A connection that fails says why, and what to do, in the user's language: nobody listening, HTTPS to a
+/// plain server (the other way round and an untrusted certificate: the dev-certificate test); input the
+/// server refuses as invalid is a usage error (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_problems_and_invalid_input_say_what_to_do() {
+    let app = TestApp::spawn(renkei_tests::Backend::Sqlite).await.unwrap();
+    let _admin = app.admin().await;
+    let config = tempfile::tempdir().unwrap();
+    let renkei = Path::new(env!("CARGO_BIN_EXE_renkei"));
+    let login = |server: String, lang: &'static str| {
+        let config = config.path().to_owned();
+        async move {
+            run(renkei, &config, lang, &["--server", &server, "login", "admin"], &format!("{PASSWORD}\n"), &[]).await
+        }
+    };
+    let nobody = login(format!("http://127.0.0.1:{}", free_port()), "C").await;
+    assert_eq!(nobody.code, 6, "{}", nobody.stderr);
+    assert!(nobody.stderr.contains("Cannot reach the server"), "{}", nobody.stderr);
+    let nobody_ja = login(format!("http://127.0.0.1:{}", free_port()), "ja_JP.UTF-8").await;
+    assert!(nobody_ja.stderr.contains("サーバに接続できません"), "{}", nobody_ja.stderr);
+    let tls_to_plain = login(app.base_url.replace("http://", "https://"), "C").await;
+    assert_eq!(tls_to_plain.code, 6, "{}", tls_to_plain.stderr);
+    assert!(tls_to_plain.stderr.contains("speaks plain HTTP"), "{}", tls_to_plain.stderr);
+
+    // With --json, an error is JSON on stderr too, with a stable code.
+    let not_logged_in = run(renkei, config.path(), "C", &["--json", "whoami"], "", &[]).await;
+    assert_eq!(not_logged_in.code, 3, "{}", not_logged_in.stderr);
+    let error: serde_json::Value = serde_json::from_str(not_logged_in.stderr.trim()).unwrap();
+    assert_eq!(error["code"], "not_logged_in", "{error}");
+    let ok = login(app.base_url.clone(), "C").await;
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let args = ["admin", "user", "add", "--login", "x", "--name", "X", "--profession", "nurse", "--organisation", "O"];
+    let invalid = run(renkei, config.path(), "C", &args, "", &[]).await;
+    assert_eq!(invalid.code, 2, "validation_failed is a usage error: {}", invalid.stderr);
+    assert!(invalid.stderr.contains("login: too_short"), "{}", invalid.stderr);
+    let nobody = run(renkei, config.path(), "C", &["admin", "user", "show", "nobody-here"], "", &[]).await;
+    assert_eq!(nobody.code, 4, "{}", nobody.stderr);
+    assert!(
+        nobody.stderr.contains("no user with that login") && nobody.stderr.contains("nobody-here"),
+        "{}",
+        nobody.stderr
+    );
 }
 
 /// A free loopback port.
@@ -525,7 +584,14 @@ impl ServerProcess {
         app.stop_server().await;
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_string_lossy().into_owned();
-        Self { env: vec![("RENKEI_DATABASE_URL", app.database_url.clone()), ("RENKEI_DATA_DIR", data_dir)], dir }
+        // The database's audit key goes with it (a keyed log without its key is refused).
+        let key = app.config.effective_audit_key_file().to_string_lossy().into_owned();
+        let env = vec![
+            ("RENKEI_DATABASE_URL", app.database_url.clone()),
+            ("RENKEI_DATA_DIR", data_dir),
+            ("RENKEI_AUDIT_KEY_FILE", key),
+        ];
+        Self { env, dir }
     }
 
     /// Starts one on `port`, logging to `server.log` in its directory.
@@ -559,6 +625,7 @@ both_backends!(
             reply_to: None,
             client_msg_id: format!("crash-{i}"),
             confirm_not_emergency: false,
+            attachments: Vec::new(),
         };
         for i in 0..POSTS {
             live.send(&ClientFrame::Post { id: i.to_string(), group_id: team.group, post: post(i) }).await.unwrap();
@@ -615,6 +682,59 @@ both_backends!(
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), POSTS, "no client message id twice");
+    }
+);
+
+both_backends!(
+    async fn a_crash_between_an_act_and_its_audit_entry_leaves_neither(app: TestApp) {
+        use renkei_protocol::{CreateUserRequest, Profession, Role};
+        let mut app = app;
+        let team = app.team().await;
+        let admin_token = team.admin.token().unwrap().clone();
+        let mut process = ServerProcess::take_over(&mut app).await;
+        let request = CreateUserRequest {
+            login: "ph-ito".into(),
+            display_name: "伊藤 薬剤師".into(),
+            kana: None,
+            profession: Profession::Pharmacist,
+            organisation: "むさしの薬局".into(),
+            phone: None,
+            role: Role::Member,
+            initial_password: None,
+        };
+        let created_entries = |store: renkei_server::store::Store| async move {
+            let filter = renkei_server::store::AuditFilter {
+                action: Some("account_created".into()),
+                limit: 1000,
+                ..Default::default()
+            };
+            let entries = store.audit_entries(&filter).await.unwrap();
+            let account = store.account_by_login("ph-ito").await.unwrap();
+            let chain = renkei_server::audit::verify(&store, None).await.unwrap();
+            store.close().await;
+            (entries.len(), account.is_some(), chain.is_ok())
+        };
+        let (entries_before, ..) = created_entries(app.store().await).await;
+
+        // The process dies after the act's own statements, as its audit entry is about to be written.
+        process.env.push((renkei_server::config::FAILPOINT_ENV, "audit_append:account_created".into()));
+        let (mut server, url) = process.start(free_port()).await;
+        let admin = renkei_cli::Client::new(&url, None).unwrap().with_token(admin_token.clone());
+        let answer = admin.admin_create_user(&request).await;
+        assert!(matches!(answer, Err(renkei_cli::ClientError::Transport(_))), "{answer:?}");
+        let exit = tokio::time::timeout(std::time::Duration::from_secs(10), server.wait()).await.unwrap().unwrap();
+        assert!(!exit.success(), "the failpoint ended the process");
+        let (entries, account, chain) = created_entries(app.store().await).await;
+        assert_eq!((entries, account), (entries_before, false), "neither the account nor its entry");
+        assert!(chain, "the chain is intact");
+
+        // Without the failpoint the same act leaves both.
+        process.env.pop();
+        let (_server, url) = process.start(free_port()).await;
+        let admin = renkei_cli::Client::new(&url, None).unwrap().with_token(admin_token);
+        admin.admin_create_user(&request).await.unwrap();
+        let (entries, account, chain) = created_entries(app.store().await).await;
+        assert_eq!((entries, account, chain), (entries_before + 1, true, true), "both the account and its entry");
     }
 );
 
@@ -721,6 +841,28 @@ both_backends!(
         assert!(csv.stdout.contains("\"invitation_answered\""), "{}", csv.stdout);
         let json = cli.as_user("admin", &["--json", "admin", "audit", "--action", "group_opened"]).await.json();
         assert_eq!(json["entries"].as_array().unwrap().len(), 1);
+        // Plain JSON for scripts: details an object, times RFC 3339.
+        let invited = cli.as_user("admin", &["--json", "admin", "audit", "--action", "invitation_sent"]).await.json();
+        let entry = &invited["entries"][0];
+        assert!(entry["details"]["consent_version"].is_number(), "{entry}");
+        assert!(entry["at"].as_str().is_some_and(|t| t.contains('T')), "{entry}");
+        // The newest N, newest first; a time window; people by login and name; an unknown action refused
+        // with the list, as a usage error.
+        let newest = cli.as_user("admin", &["--json", "admin", "audit", "--limit", "3"]).await.json();
+        let seqs: Vec<i64> = newest["entries"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs.len(), 3, "{newest}");
+        assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first: {seqs:?}");
+        let window = ["--json", "admin", "audit", "--since", "2000-01-01", "--until", "2999-01-01T00:00:00Z"];
+        assert!(!cli.as_user("admin", &window).await.json()["entries"].as_array().unwrap().is_empty());
+        let future = cli.as_user("admin", &["--json", "admin", "audit", "--since", "2999-01-01"]).await.json();
+        assert!(future["entries"].as_array().unwrap().is_empty(), "{future}");
+        let table = cli.as_user("admin", &["admin", "audit", "--action", "invitation_sent"]).await;
+        assert!(table.stdout.contains("dr-suzuki（"), "{}", table.stdout);
+        let unknown = cli.as_user("admin", &["admin", "audit", "--action", "logins"]).await;
+        assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+        assert!(unknown.stderr.contains("login_failed"), "{}", unknown.stderr);
+        let bad_date = cli.as_user("admin", &["admin", "audit", "--since", "yesterday"]).await;
+        assert_eq!(bad_date.code, 2, "{}", bad_date.stderr);
 
         // Output into a closed pipe (`renkei admin audit | head`) ends the process quietly, as SIGPIPE
         // ends any Unix tool: no panic, no backtrace.
@@ -744,7 +886,9 @@ both_backends!(
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(13), "{:?}", out.status);
-        assert_eq!(cli.as_user("ns-sato", &["admin", "audit"]).await.code, 5);
+        let refused = cli.as_user("ns-sato", &["admin", "audit"]).await;
+        assert_eq!(refused.code, 5, "{}", refused.stderr);
+        assert!(refused.stderr.contains("only administrators"), "says who may: {}", refused.stderr);
 
         // The operator's side: verify the chain, keep an anchor, verify against it.
         let verified = cli.server(&["audit", "verify"], "").await;
@@ -788,11 +932,12 @@ async fn the_local_cluster_script_runs_two_nodes_on_one_postgres() {
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut pg, mut nodes) = (String::new(), Vec::new());
+    let (mut pg, mut key, mut nodes) = (String::new(), String::new(), Vec::new());
     let started = tokio::time::timeout(std::time::Duration::from_secs(120), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             match line.split_once(' ') {
                 Some(("postgres", url)) => pg = url.to_owned(),
+                Some(("audit", path)) => key = path.trim_start_matches("key ").to_owned(),
                 Some((node, url)) if node.starts_with("node") => nodes.push(url.to_owned()),
                 _ if line == "ready" => return true,
                 _ => {}
@@ -805,7 +950,8 @@ async fn the_local_cluster_script_runs_two_nodes_on_one_postgres() {
     assert_eq!(nodes.len(), 2);
 
     let config = dir.path().join("cli");
-    create_admin(&config, &[("RENKEI_DATABASE_URL", pg.as_str())]).await;
+    // The command seals its entry with the nodes' key: one key for the whole cluster.
+    create_admin(&config, &[("RENKEI_DATABASE_URL", pg.as_str()), ("RENKEI_AUDIT_KEY_FILE", key.as_str())]).await;
     let mut on_1 = renkei_cli::Client::new(&nodes[0], None).unwrap();
     on_1.login("admin", &renkei_protocol::Sensitive::new(PASSWORD), None).await.unwrap();
     let city = on_1.admin_create_community_group("全体").await.unwrap();
@@ -833,6 +979,8 @@ async fn the_local_cluster_script_runs_two_nodes_on_one_postgres() {
     })
     .await;
     assert_eq!(delivered, Ok(1), "posted on node 1, delivered on node 2");
+    let verification = on_2.admin_audit_verification(None).await.unwrap();
+    assert!(verification.intact, "both nodes and the command seal with one key: {verification:?}");
 
     let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -987,5 +1135,81 @@ both_backends!(
             .collect();
         assert_eq!(seqs, [1, 2, 3, 4], "{}", String::from_utf8_lossy(&followed.stderr));
         assert!(String::from_utf8_lossy(&followed.stderr).contains("Reconnected"));
+    }
+);
+
+both_backends!(
+    async fn a_nurse_shares_a_photo_and_a_physician_saves_it_from_the_terminal(app: TestApp) {
+        let team = app.team().await;
+        let config = tempfile::tempdir().unwrap();
+        let cli = Cli { app: &app, dir: config.path().join("renkei") };
+        for who in ["dr-suzuki", "ns-sato"] {
+            let out = cli.renkei(&["--profile", who, "login", who], &format!("{PASSWORD}\n")).await;
+            assert_eq!(out.code, 0, "{}", out.stderr);
+        }
+        let files = tempfile::tempdir().unwrap();
+        let photo = files.path().join("褥瘡 12-07.png");
+        image::RgbImage::from_pixel(40, 20, image::Rgb([180, 60, 60])).save(&photo).unwrap();
+        let pdf = files.path().join("care-plan.pdf");
+        std::fs::write(&pdf, b"%PDF-1.4\n%%EOF\n").unwrap();
+
+        // A photo and a document with a line of text; then a photo alone, without text or stdin.
+        let (photo, pdf) = (photo.to_string_lossy().into_owned(), pdf.to_string_lossy().into_owned());
+        let args = ["post", "山田", "仙骨部の発赤、写真を共有します", "--attach", &photo, "--attach", &pdf];
+        let out = cli.as_user("ns-sato", &args).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains("📎 褥瘡 12-07.png (PNG") && out.stdout.contains("40×20"), "{}", out.stdout);
+        assert!(out.stdout.contains("📎 care-plan.pdf (PDF"), "{}", out.stdout);
+        let out = cli.as_user("ns-sato", &["--json", "post", "山田", "--attach", &photo]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.json()["post"]["body"], "");
+
+        // The physician sees both posts' files in the history and saves the photo under its own name.
+        let out = cli.as_user("dr-suzuki", &["--json", "history", "山田"]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let history = out.json();
+        let posts = history["posts"].as_array().expect("posts");
+        let first = posts[0]["attachments"].as_array().expect("attachments");
+        assert_eq!(first.len(), 2);
+        let id = first[0]["id"].as_str().unwrap().to_owned();
+        let out = cli.as_user("dr-suzuki", &["history", "山田"]).await;
+        assert!(out.stdout.contains(&format!("📎 褥瘡 12-07.png (PNG, 1 KB, 40×20) {id}")), "{}", out.stdout);
+
+        let saved = tempfile::tempdir().unwrap();
+        let mut full = vec!["--profile", "dr-suzuki", "attachment", "get", "山田", &id];
+        let target = saved.path().join("wound.png");
+        let target_arg = target.to_string_lossy().into_owned();
+        full.extend(["--output", &target_arg]);
+        let out = cli.renkei(&full, "").await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let image = image::open(&target).unwrap();
+        assert_eq!((image.width(), image.height()), (40, 20));
+        // Never over an existing file.
+        let again = cli.renkei(&full, "").await;
+        assert_ne!(again.code, 0);
+        assert!(again.stderr.contains("exists"), "{}", again.stderr);
+
+        // The physician files the timeline with its files for the medical record.
+        let folder = saved.path().join("record");
+        let folder_arg = folder.to_string_lossy().into_owned();
+        let out = cli.as_user("dr-suzuki", &["group", "export", "山田", "--markdown", "--files", &folder_arg]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains("(3 files)"), "{}", out.stdout);
+        let timeline = std::fs::read_to_string(folder.join("timeline.md")).unwrap();
+        assert!(timeline.contains(&format!("- 添付: 褥瘡 12-07.png（png、1 KB、{id}）")), "{timeline}");
+        let photo_copy = std::fs::read(folder.join("files").join(format!("{id}-褥瘡 12-07.png"))).unwrap();
+        assert_eq!(photo_copy, std::fs::read(&target).unwrap());
+
+        // Refusals: a file type renkei does not take, and a file that is not there.
+        let text = files.path().join("notes.txt");
+        std::fs::write(&text, "plain text").unwrap();
+        let text = text.to_string_lossy().into_owned();
+        let out = cli.as_user("ns-sato", &["post", "山田", "x", "--attach", &text]).await;
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains("JPEG"), "{}", out.stderr);
+        let out = cli.as_user("ns-sato", &["post", "山田", "x", "--attach", "/nonexistent/photo.jpg"]).await;
+        assert_ne!(out.code, 0);
+        assert!(out.stderr.contains("/nonexistent/photo.jpg"), "{}", out.stderr);
+        drop(team);
     }
 );

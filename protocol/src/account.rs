@@ -259,8 +259,10 @@ pub struct AuditEntry {
     pub target_user_id: Option<Uuid>,
     pub client_addr: Option<String>,
     pub session_id: Option<Uuid>,
-    /// Action details as JSON text (ids, versions, matched terms — never bodies or identifiers).
-    pub details: String,
+    /// What the act concerned, as a JSON object (ids, versions, matched terms — never bodies or
+    /// identifiers).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
     /// SHA-256 over the previous entry's hash and this entry (hex).
     pub hash: String,
 }
@@ -295,8 +297,9 @@ pub struct SessionHistory {
 
 wire_enum!(
     /// How an audit chain is broken: an entry changed, entries deleted, inserted or reordered, a gap in
-    /// the numbering, or a log that ends before the anchor.
-    AuditBreak { Altered = "altered", Unlinked = "unlinked", Gap = "gap", Truncated = "truncated" }
+    /// the numbering, a log that ends before the anchor, or an entry without a valid MAC under the audit
+    /// key (written or rewritten by someone without the key).
+    AuditBreak { Altered = "altered", Unlinked = "unlinked", Gap = "gap", Truncated = "truncated", Forged = "forged" }
 );
 
 /// The audit chain as the server verified it just now (and against the configured anchor, if any).
@@ -321,4 +324,93 @@ pub struct AuditVerification {
     pub break_seq: Option<i64>,
     #[serde(with = "time::serde::rfc3339")]
     pub verified_at: OffsetDateTime,
+}
+
+/// The acts the audit log records, as stable action names: what `action` filters by and what each
+/// entry's `action` is.
+pub mod audit_action {
+    pub const LOGIN: &str = "login";
+    pub const LOGIN_FAILED: &str = "login_failed";
+    pub const LOGOUT: &str = "logout";
+    pub const REAUTHENTICATED: &str = "reauthenticated";
+    pub const SESSION_REVOKED: &str = "session_revoked";
+    pub const SESSION_EXPIRED: &str = "session_expired";
+    pub const PASSWORD_CHANGED: &str = "password_changed";
+    pub const PASSWORD_SET: &str = "password_set";
+    pub const TOTP_ENROLLED: &str = "totp_enrolled";
+    pub const TOTP_FAILED: &str = "totp_failed";
+    pub const TOTP_RECOVERY_USED: &str = "totp_recovery_used";
+    pub const TOTP_RESET: &str = "totp_reset";
+    pub const ACCOUNT_CREATED: &str = "account_created";
+    pub const ACCOUNT_DISABLED: &str = "account_disabled";
+    pub const ACCOUNT_ENABLED: &str = "account_enabled";
+    pub const SETUP_TOKEN_ISSUED: &str = "setup_token_issued";
+    pub const GROUP_OPENED: &str = "group_opened";
+    pub const GROUP_ARCHIVED: &str = "group_archived";
+    pub const HANDOVER_REQUESTED: &str = "handover_requested";
+    pub const HANDOVER_ANSWERED: &str = "handover_answered";
+    pub const CONSENT_RECORDED: &str = "consent_recorded";
+    pub const INVITATION_SENT: &str = "invitation_sent";
+    pub const INVITATION_ANSWERED: &str = "invitation_answered";
+    pub const INVITATION_EXPIRED: &str = "invitation_expired";
+    pub const MEMBER_REMOVED: &str = "member_removed";
+    pub const MEMBER_LEFT: &str = "member_left";
+    pub const COMMUNITY_GROUP_CREATED: &str = "community_group_created";
+    pub const COMMUNITY_MEMBER_ADDED: &str = "community_member_added";
+    pub const EMERGENCY_OVERRIDE: &str = "emergency_override";
+    pub const POSTS_READ: &str = "posts_read";
+    pub const ATTACHMENT_UPLOADED: &str = "attachment_uploaded";
+    pub const ATTACHMENT_READ: &str = "attachment_read";
+    pub const ATTACHMENTS_REMOVED: &str = "attachments_removed";
+    pub const AUDIT_QUERIED: &str = "audit_queried";
+    pub const AUDIT_EXPORTED: &str = "audit_exported";
+    pub const AUDIT_VERIFIED: &str = "audit_verified";
+    pub const TIMELINE_EXPORTED: &str = "timeline_exported";
+    pub const ACCESS_REPORT_EXPORTED: &str = "access_report_exported";
+    pub const BACKUP_CREATED: &str = "backup_created";
+    pub const DATABASE_RESTORED: &str = "database_restored";
+
+    /// Every action name, for validating a filter and listing the choices.
+    pub const ALL: &[&str] = &[
+        LOGIN,
+        LOGIN_FAILED,
+        LOGOUT,
+        REAUTHENTICATED,
+        SESSION_REVOKED,
+        SESSION_EXPIRED,
+        PASSWORD_CHANGED,
+        PASSWORD_SET,
+        TOTP_ENROLLED,
+        TOTP_FAILED,
+        TOTP_RECOVERY_USED,
+        TOTP_RESET,
+        ACCOUNT_CREATED,
+        ACCOUNT_DISABLED,
+        ACCOUNT_ENABLED,
+        SETUP_TOKEN_ISSUED,
+        GROUP_OPENED,
+        GROUP_ARCHIVED,
+        HANDOVER_REQUESTED,
+        HANDOVER_ANSWERED,
+        CONSENT_RECORDED,
+        INVITATION_SENT,
+        INVITATION_ANSWERED,
+        INVITATION_EXPIRED,
+        MEMBER_REMOVED,
+        MEMBER_LEFT,
+        COMMUNITY_GROUP_CREATED,
+        COMMUNITY_MEMBER_ADDED,
+        EMERGENCY_OVERRIDE,
+        POSTS_READ,
+        ATTACHMENT_UPLOADED,
+        ATTACHMENT_READ,
+        ATTACHMENTS_REMOVED,
+        AUDIT_QUERIED,
+        AUDIT_EXPORTED,
+        AUDIT_VERIFIED,
+        TIMELINE_EXPORTED,
+        ACCESS_REPORT_EXPORTED,
+        BACKUP_CREATED,
+        DATABASE_RESTORED,
+    ];
 }

@@ -69,6 +69,15 @@ pub enum ErrorCode {
     PatientInfoInCommunityGroup,
     /// Rule 3: a care-plan question needs a care manager in the group.
     NoCareManagerInGroup,
+    /// The file is not one of the attachment types renkei accepts (JPEG, PNG, WebP, PDF), judged by its
+    /// content.
+    UnsupportedAttachmentType,
+    /// The image cannot be read: truncated, corrupt, or more pixels than the server decodes.
+    AttachmentUnreadable,
+    /// Rule 4: a community group takes no attachments (a picture cannot be checked for a patient's name).
+    AttachmentsNotAllowedInCommunityGroup,
+    /// This node is processing as many uploads as it allows at once; retry after `retry_after_seconds`.
+    TooManyUploads,
     /// The server could not reach its database; try again.
     Unavailable,
     /// An unexpected server fault. The cause is logged on the server, never sent.
@@ -119,6 +128,10 @@ impl ErrorCode {
         Self::EmergencyUseProhibited,
         Self::PatientInfoInCommunityGroup,
         Self::NoCareManagerInGroup,
+        Self::UnsupportedAttachmentType,
+        Self::AttachmentUnreadable,
+        Self::AttachmentsNotAllowedInCommunityGroup,
+        Self::TooManyUploads,
         Self::Unavailable,
         Self::Internal,
     ];
@@ -149,9 +162,9 @@ impl ErrorCode {
             }
             Self::PayloadTooLarge => g(
                 413,
-                "The body exceeds the server's `max_body_bytes` (64 KiB by default).",
-                "",
-                "Shorten it (a post's text has its own limit, `max_post_chars`).",
+                "The body exceeds the server's `max_body_bytes` (64 KiB by default), or an upload its `max_attachment_bytes` (20 MiB).",
+                "`limit_bytes` for an upload",
+                "Shorten it (a post's text has its own limit, `max_post_chars`); send a smaller file.",
             ),
             Self::Unauthenticated => g(
                 401,
@@ -210,8 +223,8 @@ impl ErrorCode {
             Self::Forbidden => g(
                 403,
                 "Authenticated, but this role may not do this (not an administrator, not the attending physician, not the author, not a physician), or a cookie request came from an origin not allowed.",
-                "",
-                "Do not offer the action to this user.",
+                "`required`: `administrator`, `physician`, `attending_physician`, `author` or `allowed_origin`",
+                "Do not offer the action to this user; say who may (`required`).",
             ),
             Self::ReauthenticationRequired => g(
                 403,
@@ -279,6 +292,30 @@ impl ErrorCode {
                 "Rule 3: a care-plan question needs a care manager in the group.",
                 "",
                 "Invite the care manager, or post an update instead.",
+            ),
+            Self::UnsupportedAttachmentType => g(
+                415,
+                "The uploaded file is not a JPEG, PNG or WebP image or a PDF, judged by its content (not its name or `Content-Type`).",
+                "`accepted` (the types, comma-separated)",
+                "Tell the user which types are accepted; convert the file (a phone's camera takes JPEG).",
+            ),
+            Self::AttachmentUnreadable => g(
+                422,
+                "The image cannot be decoded: truncated, corrupt, or more pixels than `max_attachment_pixels`.",
+                "`reason`: `truncated_or_corrupt` or `too_many_pixels`",
+                "Send the file again in full, or a smaller picture.",
+            ),
+            Self::AttachmentsNotAllowedInCommunityGroup => g(
+                422,
+                "Rule 4: community groups take no attachments; a picture cannot be checked for a patient's name.",
+                "",
+                "Share the file in the patient's own group.",
+            ),
+            Self::TooManyUploads => g(
+                429,
+                "This node is cleaning as many uploads as it allows at once (`max_concurrent_uploads`).",
+                "`retry_after_seconds`; the `Retry-After` header says the same",
+                "Wait that long and send the file again (an outbox does it by itself).",
             ),
             Self::Unavailable => g(
                 503,
@@ -349,6 +386,10 @@ impl ErrorCode {
             Self::EmergencyUseProhibited => "emergency_use_prohibited",
             Self::PatientInfoInCommunityGroup => "patient_info_in_community_group",
             Self::NoCareManagerInGroup => "no_care_manager_in_group",
+            Self::UnsupportedAttachmentType => "unsupported_attachment_type",
+            Self::AttachmentUnreadable => "attachment_unreadable",
+            Self::AttachmentsNotAllowedInCommunityGroup => "attachments_not_allowed_in_community_group",
+            Self::TooManyUploads => "too_many_uploads",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -445,6 +486,10 @@ mod tests {
             ErrorCode::EmergencyUseProhibited,
             ErrorCode::PatientInfoInCommunityGroup,
             ErrorCode::NoCareManagerInGroup,
+            ErrorCode::UnsupportedAttachmentType,
+            ErrorCode::AttachmentUnreadable,
+            ErrorCode::AttachmentsNotAllowedInCommunityGroup,
+            ErrorCode::TooManyUploads,
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ] {

@@ -7,12 +7,14 @@
 mod macros;
 
 pub mod account;
+pub mod attachments;
 pub mod error;
 pub mod groups;
 pub mod posts;
 pub mod sensitive;
 
 pub use account::*;
+pub use attachments::*;
 pub use error::{ErrorBody, ErrorCode};
 pub use groups::*;
 pub use posts::*;

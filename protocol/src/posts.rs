@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{ErrorCode, Person, Profession};
+use crate::{Attachment, ErrorCode, Person, Profession};
 
 wire_enum!(
     /// What a post is. A treatment question is addressed to the attending physician, a care-plan question to
@@ -33,6 +33,10 @@ pub struct NewPost {
     /// override is audited with the matched terms (rule 6).
     #[serde(default)]
     pub confirm_not_emergency: bool,
+    /// Files uploaded to this group beforehand (at most [`crate::MAX_ATTACHMENTS_PER_POST`]); the text may
+    /// then be empty.
+    #[serde(default)]
+    pub attachments: Vec<Uuid>,
 }
 
 /// A post's author as stamped when it was written: profession and organisation at that time (rule 8).
@@ -65,6 +69,9 @@ pub struct Post {
     pub edited_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub deleted_at: Option<OffsetDateTime>,
+    /// Files the post shares (none once it is deleted).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -80,6 +87,10 @@ pub struct EditPost {
     pub body: String,
     #[serde(default)]
     pub confirm_not_emergency: bool,
+    /// The files the post shares from now on (absent: unchanged): files it shares already, and files the
+    /// author uploaded since. Earlier versions keep theirs.
+    #[serde(default)]
+    pub attachments: Option<Vec<Uuid>>,
 }
 
 /// An addressee who is outside their availability hours right now (rule 5): no immediate reply should be
@@ -137,6 +148,9 @@ pub struct PostVersion {
     pub body: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// The files this version shared.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -310,6 +324,7 @@ mod tests {
             reply_to: None,
             client_msg_id: "c".into(),
             confirm_not_emergency: false,
+            attachments: Vec::new(),
         };
         let json = serde_json::to_string(&post).unwrap();
         assert!(!json.contains("urgent") && !json.contains("priority"));

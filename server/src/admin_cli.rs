@@ -30,6 +30,7 @@ pub async fn create_admin(
     }
     let store = Store::connect(&config.effective_database_url(), 2).await.context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
+    let store = keyed(config, store).await?;
     let hash = password::hash(password).await?;
     let created = store
         .create_user(
@@ -45,23 +46,33 @@ pub async fn create_admin(
                 must_change_password: false,
                 setup_token: None,
             },
+            operator_act(
+                action::ACCOUNT_CREATED,
+                None,
+                serde_json::json!({ "role": "admin", "via": "renkei-server create-admin" }),
+            ),
             domain::now(),
         )
         .await;
-    // The operator's act is in the audit log like an administrator's: no actor account (the database was
-    // used directly), the command named in the details.
-    if let Ok(account) = &created {
-        let details = serde_json::json!({ "role": "admin", "via": "renkei-server create-admin" });
-        if let Err(e) = record_operator_act(&store, action::ACCOUNT_CREATED, Some(account.id()), details).await {
-            store.close().await;
-            return Err(e);
-        }
-    }
     store.close().await;
     match created {
         Ok(account) => Ok(account.user),
         Err(StoreError::Conflict(Conflict::LoginTaken)) => bail!("login is already taken"),
         Err(e) => Err(e).context("creating the administrator"),
+    }
+}
+
+/// The audit entry of an act of the operator at the server's command line: no actor account (the database
+/// was used directly), the command and what was done in the details.
+fn operator_act(act: &'static str, target: Option<uuid::Uuid>, details: serde_json::Value) -> NewAuditEntry {
+    NewAuditEntry {
+        action: act,
+        actor_id: None,
+        group_id: None,
+        target_user_id: target,
+        client_addr: None,
+        session_id: None,
+        details,
     }
 }
 
@@ -73,20 +84,18 @@ async fn record_operator_act(
     target: Option<uuid::Uuid>,
     details: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let entry = NewAuditEntry {
-        action: act,
-        actor_id: None,
-        group_id: None,
-        target_user_id: target,
-        client_addr: None,
-        session_id: None,
-        details: details.to_string(),
-    };
+    let entry = operator_act(act, target, details);
     store
         .append_audit(&entry, domain::now())
         .await
         .map(|_| ())
         .with_context(|| format!("recording {act} in the audit log"))
+}
+
+/// `store`, appending with the audit key (made on first use, like the server does).
+async fn keyed(config: &Config, store: Store) -> anyhow::Result<Store> {
+    let key = crate::audit::load_or_create_key(config, &store).await?;
+    Ok(store.with_audit_key(key))
 }
 
 /// The file name of a backup, for the audit log (never the directory it sits in).
@@ -108,7 +117,7 @@ pub async fn backup(config: &Config, dest: &Path, keep: usize) -> anyhow::Result
         .format(time::macros::format_description!("[year][month][day]-[hour][minute][second]-[subsecond digits:3]"))
         .unwrap_or_default();
     let file = dest.join(format!("renkei-{stamp}.sqlite3"));
-    let store = Store::connect(&url, 1).await.context("connecting to the database")?;
+    let store = keyed(config, Store::connect(&url, 1).await.context("connecting to the database")?).await?;
     // VACUUM INTO writes into an empty file, which keeps the permissions it was created with: 0600.
     crate::private_files::private_file(&file).with_context(|| format!("creating {}", file.display()))?;
     let copied = store.backup_into(&file).await.context("copying the database");
@@ -168,7 +177,7 @@ pub async fn restore(config: &Config, backup: &Path) -> anyhow::Result<i64> {
     std::fs::copy(backup, target).with_context(|| format!("copying {} to {}", backup.display(), target.display()))?;
     crate::private_files::private_file(target).with_context(|| format!("securing {}", target.display()))?;
     // The restored database's log says it was restored, and from what.
-    let store = Store::connect(&url, 1).await.context("opening the restored database")?;
+    let store = keyed(config, Store::connect(&url, 1).await.context("opening the restored database")?).await?;
     let details = serde_json::json!({ "from": file_name(backup), "entries": entries });
     let recorded = record_operator_act(&store, action::DATABASE_RESTORED, None, details).await;
     store.close().await;

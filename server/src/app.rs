@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Config;
-use crate::first_bytes::FirstBytesAcceptor;
+use crate::connections::{LimitedAcceptor, Limits};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -30,6 +30,8 @@ pub struct AppState {
     pub lexicon: Arc<crate::policy::content::Lexicon>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    /// Uploads being read and cleaned on this node (`max_concurrent_uploads` permits).
+    pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// A bound, migrated, not yet serving server.
@@ -77,6 +79,14 @@ impl Application {
 
     /// Like [`Application::build`] with a store the caller already connected and migrated.
     pub async fn build_with_store(config: Config, store: Store) -> anyhow::Result<Self> {
+        // Every entry this node appends carries its MAC under the audit key.
+        let store = match store.audit_key() {
+            Some(_) => store,
+            None => {
+                let key = crate::audit::load_or_create_key(&config, &store).await.context("loading the audit key")?;
+                store.with_audit_key(key)
+            }
+        };
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
             _ => None,
@@ -99,6 +109,7 @@ impl Application {
             store,
             messaging,
             lexicon: Arc::new(lexicon),
+            uploads: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_uploads)),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
         };
@@ -126,6 +137,12 @@ impl Application {
         let store = state.store.clone();
         let housekeeping = crate::housekeeping::start(state.clone());
         let header_timeout = Duration::from_secs(u64::from(state.config.http_header_timeout_seconds));
+        let limits = Limits {
+            first_bytes: header_timeout,
+            idle: Duration::from_secs(u64::from(state.config.connection_idle_seconds)),
+            per_address: Some(state.config.max_unauthenticated_connections_per_address)
+                .filter(|&cap| cap > 0 && !state.config.behind_tls_proxy),
+        };
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
@@ -146,9 +163,9 @@ impl Application {
         match tls {
             Some(tls) => {
                 let tls = RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new());
-                server.acceptor(FirstBytesAcceptor::new(tls, header_timeout)).serve(app).await?
+                server.acceptor(LimitedAcceptor::new(tls, limits)).serve(app).await?
             }
-            None => server.acceptor(FirstBytesAcceptor::new(NoDelayAcceptor::new(), header_timeout)).serve(app).await?,
+            None => server.acceptor(LimitedAcceptor::new(NoDelayAcceptor::new(), limits)).serve(app).await?,
         }
         housekeeping.abort();
         store.close().await;

@@ -2,10 +2,14 @@
 //! who, what, which group, which user, from where, in which session, when — never post bodies, passwords,
 //! tokens or patient identifiers. `renkei-server audit verify` recomputes the hash chain.
 
+use std::os::unix::fs::OpenOptionsExt;
+
+use anyhow::Context;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::auth::{AnySession, ClientInfo};
+use crate::config::Config;
 use crate::domain::{self, audit};
 use crate::store::{NewAuditEntry, Store, StoreError};
 
@@ -17,46 +21,8 @@ pub struct Audit {
     lock: Mutex<()>,
 }
 
-/// The acts recorded, as stable action names.
-pub mod action {
-    pub const LOGIN: &str = "login";
-    pub const LOGIN_FAILED: &str = "login_failed";
-    pub const LOGOUT: &str = "logout";
-    pub const REAUTHENTICATED: &str = "reauthenticated";
-    pub const SESSION_REVOKED: &str = "session_revoked";
-    pub const SESSION_EXPIRED: &str = "session_expired";
-    pub const PASSWORD_CHANGED: &str = "password_changed";
-    pub const PASSWORD_SET: &str = "password_set";
-    pub const TOTP_ENROLLED: &str = "totp_enrolled";
-    pub const TOTP_FAILED: &str = "totp_failed";
-    pub const TOTP_RECOVERY_USED: &str = "totp_recovery_used";
-    pub const TOTP_RESET: &str = "totp_reset";
-    pub const ACCOUNT_CREATED: &str = "account_created";
-    pub const ACCOUNT_DISABLED: &str = "account_disabled";
-    pub const ACCOUNT_ENABLED: &str = "account_enabled";
-    pub const SETUP_TOKEN_ISSUED: &str = "setup_token_issued";
-    pub const GROUP_OPENED: &str = "group_opened";
-    pub const GROUP_ARCHIVED: &str = "group_archived";
-    pub const HANDOVER_REQUESTED: &str = "handover_requested";
-    pub const HANDOVER_ANSWERED: &str = "handover_answered";
-    pub const CONSENT_RECORDED: &str = "consent_recorded";
-    pub const INVITATION_SENT: &str = "invitation_sent";
-    pub const INVITATION_ANSWERED: &str = "invitation_answered";
-    pub const INVITATION_EXPIRED: &str = "invitation_expired";
-    pub const MEMBER_REMOVED: &str = "member_removed";
-    pub const MEMBER_LEFT: &str = "member_left";
-    pub const COMMUNITY_GROUP_CREATED: &str = "community_group_created";
-    pub const COMMUNITY_MEMBER_ADDED: &str = "community_member_added";
-    pub const EMERGENCY_OVERRIDE: &str = "emergency_override";
-    pub const POSTS_READ: &str = "posts_read";
-    pub const AUDIT_QUERIED: &str = "audit_queried";
-    pub const AUDIT_EXPORTED: &str = "audit_exported";
-    pub const AUDIT_VERIFIED: &str = "audit_verified";
-    pub const TIMELINE_EXPORTED: &str = "timeline_exported";
-    pub const ACCESS_REPORT_EXPORTED: &str = "access_report_exported";
-    pub const BACKUP_CREATED: &str = "backup_created";
-    pub const DATABASE_RESTORED: &str = "database_restored";
-}
+/// The acts recorded, as stable action names (shared with clients through the protocol crate).
+pub use renkei_protocol::audit_action as action;
 
 /// Who did it and from where, taken from the caller's session.
 #[derive(Debug, Clone, Default)]
@@ -83,7 +49,28 @@ impl Audit {
         Self { store, lock: Mutex::new(()) }
     }
 
-    /// Records one act. A failure to record is logged loudly; the act itself already happened.
+    /// The entry for an act that changes the database: the store method performing the act appends it in
+    /// the act's own transaction, so the act and its entry are committed together or not at all.
+    pub fn entry(
+        action: &'static str,
+        actor: &Actor,
+        group: Option<Uuid>,
+        target: Option<Uuid>,
+        details: serde_json::Value,
+    ) -> NewAuditEntry {
+        NewAuditEntry {
+            action,
+            actor_id: actor.id,
+            group_id: group,
+            target_user_id: target,
+            client_addr: actor.client_addr.clone(),
+            session_id: actor.session_id,
+            details,
+        }
+    }
+
+    /// Records an act that changes nothing else (a read, an export, a refused attempt) before its result
+    /// leaves the server: when the entry cannot be written, the caller answers `503` and discloses nothing.
     pub async fn record(
         &self,
         action: &'static str,
@@ -91,51 +78,140 @@ impl Audit {
         group: Option<Uuid>,
         target: Option<Uuid>,
         details: serde_json::Value,
-    ) {
-        let entry = NewAuditEntry {
-            action,
-            actor_id: actor.id,
-            group_id: group,
-            target_user_id: target,
-            client_addr: actor.client_addr.clone(),
-            session_id: actor.session_id,
-            details: details.to_string(),
-        };
+    ) -> Result<(), StoreError> {
+        let entry = Self::entry(action, actor, group, target, details);
         let _guard = self.lock.lock().await;
         // Boxed: callers queue on the lock above, and each waiting caller's future would otherwise carry
         // room for the whole database write (~9 KiB).
-        if let Err(e) = Box::pin(self.store.append_audit(&entry, domain::now())).await {
-            tracing::error!(error = ?e, action, "AUDIT ENTRY NOT RECORDED");
+        match Box::pin(self.store.append_audit(&entry, domain::now())).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = ?e, action, "AUDIT ENTRY NOT RECORDED: the act is refused");
+                Err(e)
+            }
         }
     }
 }
 
-/// Verifies the whole chain (and the anchor, if given); returns the last sequence number.
+/// Verifies the whole chain (and the anchor, if given; and the MACs, when the store has the audit key),
+/// a page at a time; returns the last sequence number.
 pub async fn verify(
     store: &Store,
     anchor: Option<(i64, String)>,
 ) -> Result<Result<i64, audit::ChainBreak>, StoreError> {
-    let mut rows = Vec::new();
+    const PAGE: i64 = 5_000;
+    let mut verifier = audit::Verifier::new(anchor.as_ref().map(|(s, h)| (*s, h.as_str())), store.audit_key());
     let mut after = 0;
     loop {
-        let page = store.audit_rows(after, 10_000).await?;
+        let page = store.audit_rows(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.fields().seq;
-        rows.extend(page);
+        for row in &page {
+            let fields = row.fields();
+            if let Err(broken) = verifier.next((&fields, &row.prev_hash, &row.hash, row.mac.as_deref())) {
+                return Ok(Err(broken));
+            }
+        }
     }
-    let fields: Vec<_> = rows.iter().map(|r| (r.fields(), r.prev_hash.as_str(), r.hash.as_str())).collect();
-    Ok(audit::verify(fields.iter().map(|(f, p, h)| (f, *p, *h)), anchor.as_ref().map(|(s, h)| (*s, h.as_str()))))
+    Ok(verifier.finish())
 }
 
-/// The latest entry as an anchor line: `SEQ HASH`.
+/// The latest entry as an anchor: (seq, hash).
 pub async fn anchor(store: &Store) -> Result<Option<(i64, String)>, StoreError> {
-    let mut after = 0;
-    let mut last = None;
-    loop {
-        let page = store.audit_rows(after, 10_000).await?;
-        let Some(row) = page.last() else { break };
-        after = row.fields().seq;
-        last = Some((after, row.hash.clone()));
+    Ok(store.audit_last().await?.map(|e| (e.seq, e.hash)))
+}
+
+/// The anchor file's line, `SEQ HASH`, as (seq, hash); `None` for a malformed line.
+pub fn parse_anchor(text: &str) -> Option<(i64, String)> {
+    let (seq, hash) = text.trim().split_once(' ')?;
+    let hash = hash.trim();
+    let valid = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    Some((seq.parse::<i64>().ok()?, hash.to_owned())).filter(|_| valid)
+}
+
+/// The anchor kept in the configured (or default) anchor file, if there is one yet.
+pub fn configured_anchor(config: &Config) -> anyhow::Result<Option<(i64, String)>> {
+    let path = config.effective_audit_anchor_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().is_empty() => Ok(None),
+        Ok(text) => {
+            parse_anchor(&text).map(Some).with_context(|| format!("{}: expected one line `SEQ HASH`", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    Ok(last)
+}
+
+/// The audit key from the configured (or default) key file; made on first use (32 random bytes, the file
+/// 0600), keyed from the entry after the last one. The database names the key that seals its log (by
+/// fingerprint): another key, or none where one is registered, is refused — a second key would make the
+/// entries it seals look forged to every other node, and the earlier ones could not be checked.
+pub async fn load_or_create_key(config: &Config, store: &Store) -> anyhow::Result<audit::AuditKey> {
+    let path = config.effective_audit_key_file();
+    let key = read_or_make_key(&path, store).await?;
+    let registered = store.register_audit_key(&key.fingerprint(), crate::domain::now()).await?;
+    if registered != key.fingerprint() {
+        anyhow::bail!(
+            "the audit log is sealed with another key (fingerprint {registered}) than {} ({}): every node and \
+             command needs the same key file — copy it from the node that made it (set audit_key_file if it \
+             lives elsewhere)",
+            path.display(),
+            key.fingerprint()
+        );
+    }
+    Ok(key)
+}
+
+async fn read_or_make_key(path: &std::path::Path, store: &Store) -> anyhow::Result<audit::AuditKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            // An operator may keep the key root-owned and readable by the service's group only; a key this
+            // process cannot tighten is said, not refused.
+            if let Err(e) = crate::private_files::tighten_if_present(path) {
+                tracing::warn!(path = %path.display(), error = %e, "the audit key is readable by others and cannot be tightened");
+            }
+            audit::AuditKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(fingerprint) = store.registered_audit_key().await? {
+                anyhow::bail!(
+                    "the audit log is sealed with a key (fingerprint {fingerprint}) but its key file {} is \
+                     missing: copy it from the node that made it, or restore it with the database's backup (set \
+                     audit_key_file if it lives elsewhere)",
+                    path.display()
+                );
+            }
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the audit key: {e}"))?;
+            let keyed_from = store.audit_last().await?.map_or(1, |e| e.seq + 1);
+            let key = audit::AuditKey::new(key, keyed_from);
+            if let Some(dir) = path.parent() {
+                crate::private_files::create_private_dir(dir)?;
+            }
+            // Written whole or not at all, and never over a key another process made meanwhile.
+            let partial = path.with_extension(format!("partial.{}", std::process::id()));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, key.to_file_text().as_bytes()))
+                .with_context(|| format!("writing {}", partial.display()))?;
+            let linked = std::fs::hard_link(&partial, path);
+            std::fs::remove_file(&partial)?;
+            match linked {
+                Ok(()) => {}
+                // Another node sharing the file made it first: that key is the one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(path)?;
+                    return audit::AuditKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+            }
+            tracing::info!(path = %path.display(), keyed_from, "audit key created: back it up with the database");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }

@@ -10,8 +10,17 @@ use serde::{Deserialize, Serialize};
 
 /// Environment variables that start with `RENKEI_` but belong to other renkei tools (the test harness, the
 /// CLI), so the server must not reject them as unknown settings.
-const FOREIGN_ENV_VARS: &[&str] =
-    &["RENKEI_REQUIRE_POSTGRES", "RENKEI_CONFIG_DIR", "RENKEI_PROFILE", "RENKEI_SERVER", "RENKEI_SERVER_BIN"];
+const FOREIGN_ENV_VARS: &[&str] = &[
+    "RENKEI_REQUIRE_POSTGRES",
+    "RENKEI_CONFIG_DIR",
+    "RENKEI_PROFILE",
+    "RENKEI_SERVER",
+    "RENKEI_SERVER_BIN",
+    FAILPOINT_ENV,
+];
+
+/// Names a failpoint for crash tests ([`crate::failpoint`]); not a setting.
+pub const FAILPOINT_ENV: &str = "RENKEI_FAILPOINT";
 
 /// The effective configuration. Every field has a default, so an empty file is a valid configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,12 +71,27 @@ pub struct Config {
     pub ws_frames_per_second: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest accepted attachment upload, in bytes (20 MiB).
+    pub max_attachment_bytes: u64,
+    /// Most pixels an uploaded image may have; larger ones are refused before they are decoded (a
+    /// decompression bomb). 40,000,000 covers a 48-megapixel phone's usual 12-megapixel output many times.
+    pub max_attachment_pixels: u64,
+    /// Uploads this node reads and cleans at once; more are answered `429` with `Retry-After`. Each holds
+    /// up to `max_attachment_bytes` plus its decoded pixels (4 bytes each) in memory.
+    pub max_concurrent_uploads: usize,
     /// Seconds an administrator's sign-in counts as recent: past it, an action that changes accounts,
     /// groups or exports needs the password (and TOTP code) entered again. 900 = 15 minutes.
     pub admin_reauth_seconds: u32,
     /// Seconds a connection may take to send a request's headers, and may sit idle between requests
     /// (HTTP/1.1 keep-alive): past it the connection is closed, so half-open connections cannot pile up.
     pub http_header_timeout_seconds: u32,
+    /// Seconds a connection may pass with no traffic either way before it is closed (what ends an idle
+    /// HTTP/2 connection; a WebSocket's pings keep it busy).
+    pub connection_idle_seconds: u32,
+    /// Connections from one address that have not yet made an authenticated request; past it a new one is
+    /// closed at once, so one client cannot take every file descriptor. 0 = no cap (not applied behind a
+    /// TLS proxy, where every connection comes from the proxy: cap there).
+    pub max_unauthenticated_connections_per_address: u32,
     /// Failed logins allowed per account within an hour (OWASP ASVS: at most 100).
     pub login_account_failures_per_hour: u32,
     /// Failed logins allowed per client address within an hour (higher: many users share a clinic's NAT).
@@ -77,9 +101,14 @@ pub struct Config {
     /// How often expired sessions and invitations are closed (each with an audit entry) and the audit
     /// anchor is written, in seconds.
     pub housekeeping_seconds: u32,
-    /// A file the latest audit entry (`SEQ HASH`) is written to after every sweep that saw new entries:
-    /// keep it (or ship it) somewhere the database's administrators cannot change, and verify against it.
+    /// A file the latest audit entry (`SEQ HASH`) is written to after every sweep that saw new entries
+    /// (default `<data_dir>/audit-anchor`); verification checks the log against it. Keep it (or ship it)
+    /// where the database's administrators cannot write. The anchor is also logged at INFO.
     pub audit_anchor_file: Option<PathBuf>,
+    /// The audit log's key (default `<data_dir>/audit.key`, made on first start, mode 0600): each entry
+    /// carries an HMAC under it, so whoever can write the database but not read this file cannot forge an
+    /// entry. Back it up with the database; every node of a cluster needs the same file.
+    pub audit_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,13 +150,19 @@ impl Default for Config {
             ws_allowed_origins: Vec::new(),
             ws_frames_per_second: 200,
             max_body_bytes: 64 * 1024,
+            max_attachment_bytes: 20 * 1024 * 1024,
+            max_attachment_pixels: 40_000_000,
+            max_concurrent_uploads: 4,
             http_header_timeout_seconds: 15,
+            connection_idle_seconds: 120,
+            max_unauthenticated_connections_per_address: 256,
             admin_reauth_seconds: 900,
             login_account_failures_per_hour: 100,
             login_address_failures_per_hour: 1000,
             login_backoff_max_seconds: 60,
             housekeeping_seconds: 60,
             audit_anchor_file: None,
+            audit_key_file: None,
         }
     }
 }
@@ -202,11 +237,19 @@ impl Config {
                 self.time_zone
             )));
         }
-        if self.http_header_timeout_seconds == 0 {
-            return Err(ConfigError::Invalid("http_header_timeout_seconds must be positive".into()));
+        if self.http_header_timeout_seconds == 0 || self.connection_idle_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "http_header_timeout_seconds and connection_idle_seconds must be positive".into(),
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
+        }
+        if self.max_attachment_bytes < 1024 || self.max_attachment_pixels == 0 || self.max_concurrent_uploads == 0 {
+            return Err(ConfigError::Invalid(
+                "max_attachment_bytes must be at least 1024; max_attachment_pixels and max_concurrent_uploads positive"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -218,6 +261,14 @@ impl Config {
     }
 
     /// The database URL in effect: the configured one, or SQLite inside the data directory.
+    pub fn effective_audit_anchor_file(&self) -> PathBuf {
+        self.audit_anchor_file.clone().unwrap_or_else(|| self.data_dir.join("audit-anchor"))
+    }
+
+    pub fn effective_audit_key_file(&self) -> PathBuf {
+        self.audit_key_file.clone().unwrap_or_else(|| self.data_dir.join("audit.key"))
+    }
+
     pub fn effective_database_url(&self) -> String {
         match &self.database_url {
             Some(url) if !url.is_empty() => url.clone(),

@@ -60,6 +60,17 @@ pub enum ApiError {
     NoCareManager,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// An upload past `max_attachment_bytes`.
+    #[error("attachment too large")]
+    AttachmentTooLarge(u64),
+    #[error("unsupported attachment type")]
+    UnsupportedAttachmentType,
+    #[error("attachment unreadable: {0}")]
+    AttachmentUnreadable(&'static str),
+    #[error("attachments not allowed in a community group")]
+    AttachmentsNotAllowedInCommunityGroup,
+    #[error("too many uploads at once")]
+    TooManyUploads(Duration),
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
     #[error("database unavailable")]
@@ -135,6 +146,16 @@ impl ApiError {
                 "このグループにはケアマネジャーがいません。There is no care manager in this group.".into(),
             ),
             Self::MethodNotAllowed => (C::MethodNotAllowed, "method not allowed".into()),
+            Self::AttachmentTooLarge(_) => (C::PayloadTooLarge, "the file is larger than this server accepts".into()),
+            Self::UnsupportedAttachmentType => {
+                (C::UnsupportedAttachmentType, "only JPEG, PNG and WebP images and PDF documents are accepted".into())
+            }
+            Self::AttachmentUnreadable(_) => (C::AttachmentUnreadable, "the image cannot be read".into()),
+            Self::AttachmentsNotAllowedInCommunityGroup => (
+                C::AttachmentsNotAllowedInCommunityGroup,
+                "全体グループには添付できません。Community groups take no attachments.".into(),
+            ),
+            Self::TooManyUploads(_) => (C::TooManyUploads, "too many uploads at once; retry shortly".into()),
             Self::Conflict(Conflict::LoginTaken) => (C::Conflict, "this login is already taken".into()),
             Self::Conflict(Conflict::TotpAlreadyEnabled) => {
                 (C::Conflict, "TOTP is already enabled for this account".into())
@@ -185,9 +206,26 @@ impl ApiError {
                     body = body.with_field("attending_physician_phone", phone.clone());
                 }
             }
+            // Who may: a client says it in its own words ("only administrators …").
+            Self::Forbidden(denied) => {
+                let required = match denied {
+                    Denied::NotAnAdministrator => "administrator",
+                    Denied::NotAPhysician => "physician",
+                    Denied::NotAttendingPhysician => "attending_physician",
+                    Denied::NotTheAuthor => "author",
+                    Denied::OriginNotAllowed => "allowed_origin",
+                };
+                body = body.with_field("required", required);
+            }
             Self::Target(TargetRefused::NotAPhysician) => body = body.with_field("user", "not_a_physician"),
             Self::Target(TargetRefused::AccountDisabled) => body = body.with_field("user", "disabled"),
             Self::Target(TargetRefused::NotAnActiveMember) => body = body.with_field("user", "not_an_active_member"),
+            Self::AttachmentTooLarge(limit) => body = body.with_field("limit_bytes", limit.to_string()),
+            Self::UnsupportedAttachmentType => body = body.with_field("accepted", "jpeg,png,webp,pdf"),
+            Self::AttachmentUnreadable(reason) => body = body.with_field("reason", *reason),
+            Self::TooManyUploads(wait) => {
+                body = body.with_field("retry_after_seconds", wait.as_secs().max(1).to_string());
+            }
             _ => {}
         }
         (status, body)
@@ -236,12 +274,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
-            Self::Unavailable(cause) => tracing::warn!(error = ?cause, "database unavailable"),
+            Self::Unavailable(cause) => crate::telemetry::database_unavailable(cause),
             _ => {}
         }
         let (status, body) = self.status_and_body();
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyAttempts(wait) = &self
+        if let Self::TooManyAttempts(wait) | Self::TooManyUploads(wait) = &self
             && let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);

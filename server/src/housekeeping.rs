@@ -1,7 +1,7 @@
 //! A node's periodic work: close expired sessions (and their sockets, on every node) and invitations
-//! (each with its audit entry), and
-//! write the latest audit hash to the anchor file, so a log cut short is detected against it
-//! (`renkei-server audit verify --anchor FILE`).
+//! (each with its audit entry), and anchor the audit log: the latest `SEQ HASH` goes to the anchor file
+//! (verification checks the log against it, so a log cut short is detected) and to the server's own log
+//! (journald keeps it where the database's users cannot reach).
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,14 +35,21 @@ pub async fn sweep(state: &AppState, anchored: &mut Option<i64>) -> anyhow::Resu
     let ended: Vec<_> = expired.into_iter().map(|(user, session)| (user, SessionsEnded::One(session))).collect();
     state.messaging.sessions_ended(&ended).await;
     let invitations = state.store.expire_invitations(now).await?;
-    if sessions + invitations > 0 {
-        tracing::info!(sessions, invitations, "expired");
+    // A file no post shared within a day is removed (a post may name one for 12 hours after its upload).
+    let attachments = state.store.remove_unreferenced_attachments(now - time::Duration::days(1)).await?;
+    if sessions + invitations + attachments as usize > 0 {
+        tracing::info!(sessions, invitations, attachments, "expired");
     }
-    if let Some(path) = &state.config.audit_anchor_file
-        && let Some((seq, hash)) = crate::audit::anchor(&state.store).await?
+    if let Some((seq, hash)) = crate::audit::anchor(&state.store).await?
         && *anchored != Some(seq)
     {
-        write_anchor(path, seq, &hash)?;
+        let path = state.config.effective_audit_anchor_file();
+        // Another node may have anchored a later entry already: never move the anchor back.
+        let kept = crate::audit::configured_anchor(&state.config).ok().flatten();
+        if kept.is_none_or(|(kept_seq, _)| kept_seq < seq) {
+            write_anchor(&path, seq, &hash)?;
+        }
+        tracing::info!(target: "renkei_server::audit_anchor", seq, hash = %hash, "audit anchor");
         *anchored = Some(seq);
     }
     Ok(())
@@ -50,7 +57,9 @@ pub async fn sweep(state: &AppState, anchored: &mut Option<i64>) -> anyhow::Resu
 
 /// Replaces the anchor file atomically (write a sibling, then rename), so a reader never sees half a line.
 fn write_anchor(path: &Path, seq: i64, hash: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let partial = path.with_extension("partial");
-    std::fs::write(&partial, format!("{seq} {hash}\n"))?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&partial)?;
+    std::io::Write::write_all(&mut file, format!("{seq} {hash}\n").as_bytes())?;
     std::fs::rename(&partial, path)
 }

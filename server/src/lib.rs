@@ -5,12 +5,14 @@
 
 pub mod admin_cli;
 pub mod app;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod error;
-pub mod first_bytes;
+pub mod failpoint;
 pub mod housekeeping;
 pub mod http;
 pub mod messaging;

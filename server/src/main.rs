@@ -74,8 +74,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Recompute the hash chain; report the first entry changed, deleted, inserted or reordered. With
-    /// `--anchor FILE` (a line `SEQ HASH` from `audit anchor`), a cut-off tail is detected too.
+    /// Recompute the hash chain; report the first entry changed, deleted, inserted or reordered, a tail cut
+    /// off before the anchor (the server's anchor file, or `--anchor FILE`: a line `SEQ HASH` from `audit
+    /// anchor`), and, where the audit key file is readable, any entry without its MAC (forged).
     Verify {
         #[arg(long, value_name = "FILE")]
         anchor: Option<PathBuf>,
@@ -149,7 +150,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(cmd) => {
             let store = Store::connect(&config.effective_database_url(), 1).await?;
             store.migrate().await?;
-            let result = audit_command(&store, cmd).await;
+            // The key, when this machine has it, checks every entry's MAC too; verify never makes one.
+            let key_file = config.effective_audit_key_file();
+            let store = match std::fs::read_to_string(&key_file) {
+                Ok(text) => store.with_audit_key(
+                    renkei_server::domain::audit::AuditKey::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", key_file.display()))?,
+                ),
+                Err(_) => store,
+            };
+            let result = audit_command(&config, &store, cmd).await;
             store.close().await;
             result
         }
@@ -161,7 +171,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn audit_command(store: &Store, cmd: AuditCommand) -> anyhow::Result<()> {
+async fn audit_command(config: &Config, store: &Store, cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Anchor => {
             match renkei_server::audit::anchor(store).await? {
@@ -174,14 +184,18 @@ async fn audit_command(store: &Store, cmd: AuditCommand) -> anyhow::Result<()> {
             let anchor = match anchor {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                    let (seq, hash) = text.trim().split_once(' ').context("anchor: expected `SEQ HASH`")?;
-                    Some((seq.parse::<i64>().context("anchor: bad sequence number")?, hash.to_owned()))
+                    Some(renkei_server::audit::parse_anchor(&text).context("anchor: expected one line `SEQ HASH`")?)
                 }
-                None => None,
+                None => renkei_server::audit::configured_anchor(config)?,
             };
-            match renkei_server::audit::verify(store, anchor).await? {
+            match renkei_server::audit::verify(store, anchor.clone()).await? {
                 Ok(last) => {
-                    println!("audit log intact: {last} entries");
+                    let against =
+                        anchor.map_or("no anchor yet".to_owned(), |(seq, _)| format!("anchor at entry {seq}"));
+                    let keyed = store.audit_key().map_or("MACs not checked: no audit key here".to_owned(), |k| {
+                        format!("MACs checked from entry {}", k.keyed_from)
+                    });
+                    println!("audit log intact: {last} entries ({against}; {keyed})");
                     Ok(())
                 }
                 Err(broken) => anyhow::bail!("audit log TAMPERED: {broken}"),

@@ -47,6 +47,26 @@ pub fn init(config: &Config) {
     };
 }
 
+/// Says that the database is away: at WARN, once, then at most once every 30 seconds with how many more
+/// requests it refused meanwhile, so that a restart of PostgreSQL is a line or two in the log rather than a
+/// stream of them.
+pub fn database_unavailable(cause: &dyn std::fmt::Debug) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    const EVERY_SECONDS: u64 = 30;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let last = LAST_SECOND.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= EVERY_SECONDS
+        && LAST_SECOND.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    {
+        let more = SINCE.swap(0, Ordering::Relaxed);
+        tracing::warn!(error = ?cause, refused_since_last_line = more, "database unavailable: answering 503, retry");
+    } else {
+        SINCE.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

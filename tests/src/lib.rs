@@ -281,6 +281,7 @@ pub mod care {
             reply_to: None,
             client_msg_id: id.into(),
             confirm_not_emergency: false,
+            attachments: Vec::new(),
         }
     }
 

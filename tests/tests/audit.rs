@@ -68,7 +68,8 @@ both_backends!(
         assert_eq!(actions, ["login_failed", "posts_read", "member_removed", "account_disabled"]);
         let failed = &entries[before];
         assert!(
-            failed.details.contains("ns-sato") && failed.details.contains("invalid_credentials"),
+            failed.details.to_string().contains("ns-sato")
+                && failed.details.to_string().contains("invalid_credentials"),
             "{}",
             failed.details
         );
@@ -112,7 +113,7 @@ both_backends!(
         assert_eq!(verify(&app, Some(anchor.clone())).await, Ok(n));
 
         // Change a row, then put it back.
-        let original = entries[4].details.replace('\'', "''");
+        let original = entries[4].details.to_string().replace('\'', "''");
         tamper(&app, &["UPDATE audit_log SET details = '{\"forged\":true}' WHERE seq = 5"]).await;
         assert_eq!(verify(&app, None).await, Err(ChainBreak::Altered { seq: 5 }));
         tamper(&app, &[&format!("UPDATE audit_log SET details = '{original}' WHERE seq = 5")]).await;
@@ -149,7 +150,7 @@ both_backends!(
         tamper(&app, &[
             "UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 8",
             "UPDATE audit_log SET seq = seq - 999 WHERE seq >= 1008",
-            "INSERT INTO audit_log SELECT 8, at, actor_id, 'login', group_id, target_user_id, client_addr, session_id, details, prev_hash, hash FROM audit_log WHERE seq = 7",
+            "INSERT INTO audit_log SELECT 8, at, actor_id, 'login', group_id, target_user_id, client_addr, session_id, details, prev_hash, hash, mac FROM audit_log WHERE seq = 7",
         ]).await;
         assert_eq!(verify(&app, None).await, Err(ChainBreak::Unlinked { seq: 8 }));
         tamper(
@@ -241,6 +242,13 @@ both_backends!(
         let in_group = team.admin.admin_audit(None, Some(team.group), Some("consent_recorded")).await.unwrap().entries;
         assert_eq!(in_group.len(), 1);
         // The queries themselves are on record.
+        // An action that does not exist is refused, not answered with an empty list.
+        let unknown = team.admin.admin_audit(None, None, Some("logins")).await;
+        assert!(
+            matches!(&unknown, Err(ClientError::Api { body, .. })
+                if body.code == ErrorCode::ValidationFailed && body.fields.get("action").map(String::as_str) == Some("unknown_action")),
+            "{unknown:?}"
+        );
         let queries = team.admin.admin_audit(None, None, Some("audit_queried")).await.unwrap().entries;
         assert_eq!(queries.len(), 2);
         // Sessions with their durations: the nurse's own (live) session, and a second one that logged out.
@@ -252,7 +260,12 @@ both_backends!(
         assert!(sessions.iter().any(|s| s.ended_at.is_none()), "the live one has not");
         assert!(sessions.iter().all(|s| s.duration_seconds >= 0 && s.client_addr.as_deref() == Some("127.0.0.1")));
         // Members cannot query; administrators cannot read posts through any path.
-        assert!(matches!(team.nurse.admin_audit(None, None, None).await, Err(ClientError::Api { status: 403, .. })));
+        let refused = team.nurse.admin_audit(None, None, None).await;
+        assert!(
+            matches!(&refused, Err(ClientError::Api { status: 403, body })
+                if body.fields.get("required").map(String::as_str) == Some("administrator")),
+            "a refusal says who may: {refused:?}"
+        );
         let code = |r: Result<_, ClientError>| r.err().and_then(|e| e.code());
         assert_eq!(code(team.admin.posts(team.group, Some(0), None, 10).await.map(drop)), Some(ErrorCode::NotFound));
         assert_eq!(code(team.admin.post_history(team.group, 1).await.map(drop)), Some(ErrorCode::NotFound));
@@ -333,7 +346,7 @@ both_backends!(
             .expect("the care manager's read");
         assert!(report.people.iter().any(|p| Some(p.id) == read.actor_id && p.display_name == "cm-kato さん"));
         let invited = report.events.iter().find(|e| e.action == "invitation_sent").unwrap();
-        assert!(invited.details.contains("\"consent_version\":1"), "{}", invited.details);
+        assert!(invited.details.to_string().contains("\"consent_version\":1"), "{}", invited.details);
         // Both exports are themselves on record.
         let exports = team.admin.admin_audit(None, Some(team.group), Some("timeline_exported")).await.unwrap().entries;
         assert_eq!(exports.len(), 2);
@@ -394,7 +407,11 @@ both_backends!(
         assert_eq!(expired.len(), sessions);
         let mine: Vec<_> = expired.iter().filter(|e| e.actor_id == Some(nurse_2.id)).collect();
         assert_eq!(mine.len(), 1);
-        assert!(mine[0].session_id.is_some() && mine[0].details.contains("\"reason\":\"absolute\""), "{:?}", mine[0]);
+        assert!(
+            mine[0].session_id.is_some() && mine[0].details.to_string().contains("\"reason\":\"absolute\""),
+            "{:?}",
+            mine[0]
+        );
         let invitation: Vec<_> = entries.iter().filter(|e| e.action == "invitation_expired").collect();
         assert_eq!(invitation.len(), 1);
         assert_eq!((invitation[0].group_id, invitation[0].target_user_id), (Some(team.group), Some(nurse_2.id)));
@@ -432,6 +449,104 @@ both_backends!(
 );
 
 both_backends!(
+    config = |c: &mut renkei_server::Config| c.housekeeping_seconds = 1;
+    async fn a_rewritten_or_cut_tail_is_found_against_the_key_and_the_servers_own_anchor(app: TestApp) {
+        use renkei_protocol::AuditBreak;
+        let team = app.team().await;
+        let entries = all_entries(&app).await;
+        let n = entries.len() as i64;
+        // The server anchors the log by itself, outside the database.
+        let path = app.config.effective_audit_anchor_file();
+        let wanted = format!("{n} {}", entries.last().unwrap().hash);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(&path).unwrap_or_default().trim() != wanted {
+            assert!(tokio::time::Instant::now() < deadline, "the server never anchored entry {n}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let intact = team.admin.admin_audit_verification(None).await.unwrap();
+        assert!(intact.intact, "{intact:?}");
+        assert_eq!(intact.anchor.as_deref(), Some(wanted.as_str()), "checked against the server's anchor");
+
+        // Someone who can write the database but not read the key rewrites entry k and recomputes every
+        // hash from it on: the plain chain holds, the MACs do not.
+        let k = n - 3;
+        let store = app.store().await;
+        let rows = store.audit_rows(k - 2, 100).await.unwrap();
+        store.close().await;
+        let mut prev = rows[0].hash.clone();
+        let mut statements = Vec::new();
+        for row in rows.iter().filter(|r| r.fields().seq >= k) {
+            let mut fields = row.fields();
+            if fields.seq == k {
+                fields.details = "{\"forged\":true}".into();
+            }
+            let hash = fields.hash(&prev);
+            statements.push(format!(
+                "UPDATE audit_log SET details = '{}', prev_hash = '{prev}', hash = '{hash}' WHERE seq = {}",
+                fields.details, fields.seq
+            ));
+            prev = hash;
+        }
+        let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+        tamper(&app, &statements).await;
+        let forged = team.admin.admin_audit_verification(None).await.unwrap();
+        assert!(!forged.intact);
+        assert_eq!((forged.break_kind, forged.break_seq), (Some(AuditBreak::Forged), Some(k)), "{forged:?}");
+
+        // Cutting the tail off is found against the anchor the server wrote, without being handed one.
+        tamper(&app, &[&format!("DELETE FROM audit_log WHERE seq >= {k}")]).await;
+        let cut = team.admin.admin_audit_verification(None).await.unwrap();
+        assert!(!cut.intact);
+        assert_eq!(cut.break_kind, Some(AuditBreak::Truncated), "{cut:?}");
+    }
+);
+
+both_backends!(
+    async fn a_log_longer_than_a_page_is_verified_to_its_end(app: TestApp) {
+        // Verification reads the log a page (5,000 entries) at a time: the chain carries across pages.
+        let store = app.store().await;
+        let entry = renkei_server::store::NewAuditEntry { action: "login", ..Default::default() };
+        for _ in 0..5_100 {
+            store.append_audit(&entry, time::OffsetDateTime::now_utc()).await.unwrap();
+        }
+        store.close().await;
+        let n = all_entries(&app).await.len() as i64;
+        assert_eq!(verify(&app, None).await, Ok(n));
+        tamper(&app, &["UPDATE audit_log SET action = 'logout' WHERE seq = 5050"]).await;
+        assert_eq!(verify(&app, None).await, Err(ChainBreak::Altered { seq: 5050 }));
+    }
+);
+
+both_backends!(
+    async fn a_keyed_log_without_its_key_file_is_refused_at_start(app: TestApp) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut app = app;
+        let _admin = app.admin().await;
+        app.stop_server().await;
+        let key_file = app.config.effective_audit_key_file();
+        let text = std::fs::read_to_string(&key_file).expect("the server made its audit key");
+        assert!(text.starts_with("renkei audit key v1\n"), "{text}");
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the key is readable by its owner only");
+        // A new key would make every later entry look forged: the server says what to do instead.
+        std::fs::remove_file(&key_file).unwrap();
+        let refused = renkei_server::Application::build(app.config.clone()).await;
+        let Err(error) = refused else { panic!("started without its key") };
+        let message = format!("{error:#}");
+        assert!(message.contains("its key file") && message.contains("audit.key"), "{message}");
+        // Nor does another key seal it (a second node started with a key file of its own).
+        let other = renkei_server::domain::audit::AuditKey::new([9; 32], 1);
+        std::fs::write(&key_file, other.to_file_text()).unwrap();
+        let refused = renkei_server::Application::build(app.config.clone()).await;
+        let Err(error) = refused else { panic!("started with another key") };
+        assert!(format!("{error:#}").contains("sealed with another key"), "{error:#}");
+        std::fs::write(&key_file, &text).unwrap();
+        let started = renkei_server::Application::build(app.config.clone()).await;
+        assert!(started.is_ok(), "{:?}", started.err());
+    }
+);
+
+both_backends!(
     async fn creating_an_administrator_from_the_command_line_is_in_the_audit_log(app: TestApp) {
         let admin = app.admin().await;
         let me = admin.me().await.unwrap();
@@ -439,7 +554,7 @@ both_backends!(
         let created: Vec<_> = entries.iter().filter(|e| e.action == "account_created").collect();
         assert_eq!(created.len(), 1, "{created:?}");
         assert_eq!((created[0].actor_id, created[0].target_user_id), (None, Some(me.id)));
-        assert!(created[0].details.contains("create-admin"), "{:?}", created[0]);
+        assert!(created[0].details.to_string().contains("create-admin"), "{:?}", created[0]);
         assert!(verify(&app, None).await.is_ok());
     }
 );

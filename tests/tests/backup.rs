@@ -11,6 +11,12 @@ use renkei_tests::{Backend, TestApp};
 async fn a_backup_under_write_load_restores_to_a_consistent_database() {
     let mut app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let team = app.team().await;
+    // A shared document, before the load: the restore must give it back byte for byte.
+    let document = b"%PDF-1.4\n% renkei backup check\n%%EOF\n".to_vec();
+    let file = team.nurse.upload_attachment(team.group, "plan.pdf", document.clone(), None).await.unwrap();
+    let mut shared = update("ケアプランです", "plan-1");
+    shared.attachments = vec![file.id];
+    team.nurse.post(team.group, &shared).await.unwrap();
     // Write load: the nurse posts as fast as the server takes it until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -53,13 +59,15 @@ async fn a_backup_under_write_load_restores_to_a_consistent_database() {
     let restored: Vec<_> = log.iter().filter(|e| e.action == "database_restored").collect();
     assert_eq!(restored.len(), 1);
     let name = files[3].file_name().unwrap().to_str().unwrap();
-    assert!(restored[0].details.contains(name), "{:?}", restored[0]);
+    assert!(restored[0].details.to_string().contains(name), "{:?}", restored[0]);
     // The backups taken before files[3] was are in the copy's own log.
     assert_eq!(log.iter().filter(|e| e.action == "backup_created").count(), 3);
     let last = store.last_seq(team.group).await.unwrap();
     let posts = store.posts_page(team.group, Some(0), None, 100_000).await.unwrap();
     assert_eq!(posts.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=last).collect::<Vec<_>>());
-    assert!(last <= written as i64, "the backup holds no post that was never written");
+    assert!(last <= written as i64 + 1, "the backup holds no post that was never written");
+    assert_eq!(posts[0].attachments.first().map(|a| a.id), Some(file.id));
+    assert_eq!(store.attachment_bytes(file.id, false).await.unwrap(), Some(document));
     store.close().await;
 }
 

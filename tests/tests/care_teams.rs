@@ -192,7 +192,8 @@ both_backends!(
         let invitation = doctor.invite(group.id, "ns-sato").await.unwrap();
         let store = app.store().await;
         let later = time::OffsetDateTime::now_utc() + time::Duration::days(15);
-        let expired = store.answer_invitation(invitation.id, nurse_user.id, true, later).await;
+        let entry = renkei_server::store::NewAuditEntry::default();
+        let expired = store.answer_invitation(invitation.id, nurse_user.id, true, entry.clone(), later).await;
         assert!(
             matches!(
                 expired,
@@ -204,11 +205,14 @@ both_backends!(
         // And one that expired is reported as such to the invitee who tries it in time-travelled storage.
         let stale = store
             .invite(
-                group.id,
-                nurse_user.id,
-                group.attending_physician.as_ref().unwrap().id,
-                1,
-                time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
+                renkei_server::store::NewInvitation {
+                    group: group.id,
+                    invitee: nurse_user.id,
+                    invited_by: group.attending_physician.as_ref().unwrap().id,
+                    consent_version: 1,
+                    expires_at: time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
+                },
+                renkei_server::store::NewAuditEntry { action: "invitation_sent", ..entry },
                 time::OffsetDateTime::now_utc(),
             )
             .await

@@ -59,7 +59,13 @@ async fn posts_and_membership_changes_cross_nodes_and_survive_a_lost_listener() 
         profession: renkei_protocol::Profession::Physician,
         organisation: "鈴木内科クリニック".into(),
     };
-    let silent = renkei_server::store::PostRequest { group_id: team.group, author, post: update("silent", "d-silent") };
+    let silent = renkei_server::store::PostRequest {
+        group_id: team.group,
+        author,
+        post: update("silent", "d-silent"),
+        audit: None,
+        attachments: Vec::new(),
+    };
     let outcome = store.commit_posts(&[silent], time::OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!(outcome[0].as_ref().unwrap().0.seq, 22);
     let killed = store.terminate_listeners().await.unwrap();

@@ -18,6 +18,8 @@ both_backends!(
     async fn malformed_bodies_get_typed_errors_and_change_nothing(app: TestApp) {
         let admin = app.admin().await;
         let token = admin.token().unwrap().expose().to_owned();
+        // The client's own connection (its login was unauthenticated) is released by a signed-in request.
+        admin.me().await.unwrap();
         let http = reqwest::Client::new();
         let url = format!("{}/api/v1/admin/users", app.base_url);
         let valid = r#"{"login":"sato","display_name":"佐藤","profession":"nurse","organisation":"むさしの"}"#;
@@ -212,5 +214,97 @@ both_backends!(
         // Nothing at all after connecting.
         let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
         closed_within("silent", &mut silent, std::time::Duration::from_secs(5)).await;
+    }
+);
+
+/// Sends one HTTP/1.1 request on `stream` and reads the status line of the answer.
+async fn status_on(stream: &mut tokio::net::TcpStream, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned()
+}
+
+/// Connects to `addr` from 127.0.0.2, an address no other connection of the test uses: the places counted
+/// for it are this test's alone, whatever the client's pool or the harness's probes still hold open.
+async fn connect_from_own_address(addr: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    socket.connect(addr.parse().unwrap()).await.unwrap()
+}
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| c.max_unauthenticated_connections_per_address = 3;
+    async fn one_address_cannot_hold_more_than_its_share_of_unauthenticated_connections(app: TestApp) {
+        use std::time::Duration;
+        let addr = app.base_url.trim_start_matches("http://").to_owned();
+        let admin = app.admin().await;
+        let token = admin.token().unwrap().expose().to_owned();
+        // A connection that authenticates no longer counts against its address.
+        let mut signed_in = connect_from_own_address(&addr).await;
+        let me = format!("GET /api/v1/me HTTP/1.1\r\nHost: renkei\r\nAuthorization: Bearer {token}\r\n\r\n");
+        assert!(status_on(&mut signed_in, &me).await.contains("200"));
+        // Four silent connections for three places: exactly one is closed at once, before it can say
+        // anything (which one depends on the order the server admits them in), and three stay open.
+        let mut silent = Vec::new();
+        for _ in 0..4 {
+            silent.push(connect_from_own_address(&addr).await);
+        }
+        let mut open = Vec::new();
+        let mut closed = 0;
+        for mut stream in silent {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 16];
+            match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+                Err(_) => open.push(stream),
+                Ok(Ok(0) | Err(_)) => closed += 1,
+                Ok(Ok(n)) => panic!("a silent connection was sent {n} bytes"),
+            }
+        }
+        assert_eq!((closed, open.len()), (1, 3), "one refused, three admitted");
+        let mut silent = open;
+        // The signed-in connection is still served.
+        assert!(status_on(&mut signed_in, &me).await.contains("200"));
+        // A place freed is a place taken again.
+        drop(silent.pop());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut next = connect_from_own_address(&addr).await;
+            use tokio::io::AsyncWriteExt;
+            if next.write_all(b"GET /healthz HTTP/1.1\r\nHost: renkei\r\n\r\n").await.is_ok() {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 64];
+                let read = tokio::time::timeout(Duration::from_secs(2), next.read(&mut buf)).await;
+                if matches!(read, Ok(Ok(n)) if String::from_utf8_lossy(&buf[..n]).contains("200")) {
+                    break;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the freed place was never given back");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+);
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| c.connection_idle_seconds = 1;
+    async fn an_idle_http2_connection_is_closed(app: TestApp) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = app.base_url.trim_start_matches("http://").to_owned();
+        // HTTP/2 with prior knowledge: the preface and an empty SETTINGS frame, then silence.
+        let mut h2 = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.unwrap();
+        // The server answers with its own SETTINGS: this really is an HTTP/2 connection.
+        let mut head = [0u8; 9];
+        tokio::time::timeout(std::time::Duration::from_secs(5), h2.read_exact(&mut head))
+            .await
+            .expect("the server's SETTINGS within 5 s")
+            .unwrap();
+        assert_eq!(head[3], 4, "expected a SETTINGS frame, got type {}", head[3]);
+        h2.write_all(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00").await.unwrap();
+        closed_within("idle HTTP/2", &mut h2, std::time::Duration::from_secs(5)).await;
     }
 );

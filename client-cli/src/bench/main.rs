@@ -46,6 +46,8 @@ enum Scenario {
     Resume(scenarios::ResumeArgs),
     /// Two nodes on one PostgreSQL: posts through one node delivered on the other (default 5,000 posts/s).
     Multinode(scenarios::RateArgs),
+    /// 5 MiB photos: one upload's time, many at once (throughput, peak memory), and posting with photos.
+    Attachments(scenarios::AttachmentsArgs),
 }
 
 impl Scenario {
@@ -56,6 +58,7 @@ impl Scenario {
             Self::Connections(_) => "connections",
             Self::Resume(_) => "resume",
             Self::Multinode(_) => "multinode",
+            Self::Attachments(_) => "attachments",
         }
     }
 }
@@ -80,6 +83,7 @@ async fn run(args: Args) -> Result<()> {
         }
         Scenario::Connections(a) => scenarios::connections(&servers, &run_id, a, &mut report).await,
         Scenario::Resume(a) => scenarios::resume(&servers, &run_id, a, &mut report).await,
+        Scenario::Attachments(a) => scenarios::attachments(&servers, &run_id, a, &mut report).await,
     };
     if let Err(e) = outcome {
         if let Some(dir) = servers.dir() {

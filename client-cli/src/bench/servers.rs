@@ -92,6 +92,12 @@ impl Servers {
         let mut env: Vec<(String, String)> = vec![("RENKEI_LOG_FILTER".into(), "warn".into())];
         if let Some(url) = &args.database_url {
             env.push(("RENKEI_DATABASE_URL".into(), url.clone()));
+            // Runs share a database: they must share the key its audit log is sealed with, kept beside
+            // the temporary directories under a name derived from the database's address.
+            use sha2::Digest;
+            let tag = hex_prefix(&sha2::Sha256::digest(url.as_bytes()));
+            let key = std::env::temp_dir().join(format!("renkei-bench-audit-{tag}.key"));
+            env.push(("RENKEI_AUDIT_KEY_FILE".into(), key.to_string_lossy().into_owned()));
         }
         env.extend(args.server_env.iter().cloned());
 
@@ -346,4 +352,9 @@ impl ProcWatch {
             })
             .collect()
     }
+}
+
+/// The first 8 bytes of a digest, in hex.
+fn hex_prefix(digest: &[u8]) -> String {
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

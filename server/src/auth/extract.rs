@@ -67,7 +67,9 @@ impl FromRequestParts<AppState> for AnySession {
         let bearer =
             parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if let Some(token) = bearer {
-            return Self::from_token(state, token).await;
+            let session = Self::from_token(state, token).await?;
+            session.mark_authenticated(&parts.extensions);
+            return Ok(session);
         }
         // A browser's cookie: the browser sends it with any request to this server, including one a page
         // of another site makes it send, so a request that changes anything must name an allowed origin.
@@ -77,6 +79,7 @@ impl FromRequestParts<AppState> for AnySession {
         }
         let mut session = Self::from_token(state, token).await?;
         session.via_cookie = true;
+        session.mark_authenticated(&parts.extensions);
         Ok(session)
     }
 }
@@ -96,6 +99,15 @@ impl AnySession {
             state.store.touch_session(session.id, now).await?;
         }
         Ok(Self { account, session, via_cookie: false })
+    }
+
+    /// This request has authenticated: its connection no longer counts against its address's cap on
+    /// unauthenticated connections, and the access log line names the session (its id, never its token).
+    pub fn mark_authenticated(&self, extensions: &axum::http::Extensions) {
+        if let Some(place) = extensions.get::<crate::connections::Unauthenticated>() {
+            place.release();
+        }
+        tracing::Span::current().record("session", tracing::field::display(self.session.id));
     }
 
     /// What this session must do first, if anything.

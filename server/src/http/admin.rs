@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::{ApiJson, resolve_user};
 use crate::app::AppState;
-use crate::audit::{Actor, action};
+use crate::audit::{Actor, Audit, action};
 use crate::auth::{Admin, AnySession, RecentAdmin, password, token};
 use crate::domain::{self, DisplayName, FieldError, Login, Organisation, Phone};
 use crate::error::ApiError;
@@ -69,6 +69,8 @@ async fn create_user(
         Some(_) => None,
         None => Some(new_setup(&state, now)?),
     };
+    let details = serde_json::json!({ "role": req.role.as_str(), "profession": req.profession.as_str() });
+    let audit = Audit::entry(action::ACCOUNT_CREATED, &Actor::from(&caller), None, None, details);
     let account = state
         .store
         .create_user(
@@ -84,13 +86,11 @@ async fn create_user(
                 must_change_password: true,
                 setup_token: setup.as_ref().map(|(t, hash)| (hash.clone(), t.expires_at)),
             },
+            audit,
             now,
         )
         .await?;
     tracing::info!(admin = %caller.account.id(), user = %account.id(), "user created");
-    let details =
-        serde_json::json!({ "role": account.user.role.as_str(), "profession": account.user.profession.as_str() });
-    state.audit.record(action::ACCOUNT_CREATED, &Actor::from(&caller), None, Some(account.id()), details).await;
     Ok((StatusCode::CREATED, axum::Json(CreatedUser { user: account.user, setup: setup.map(|(t, _)| t) })))
 }
 
@@ -131,14 +131,14 @@ async fn set_status(
     if status == AccountStatus::Disabled && !policy::may_disable(caller, &target) {
         return Err(ApiError::field("user", "cannot_disable_self"));
     }
+    let act = if status == AccountStatus::Disabled { action::ACCOUNT_DISABLED } else { action::ACCOUNT_ENABLED };
+    let audit = Audit::entry(act, &Actor::from(session), None, Some(target.id()), serde_json::json!({}));
     let account =
-        state.store.set_account_status(target.id(), status, domain::now()).await?.ok_or(ApiError::NotFound)?;
+        state.store.set_account_status(target.id(), status, audit, domain::now()).await?.ok_or(ApiError::NotFound)?;
     if status == AccountStatus::Disabled {
         state.messaging.user_disabled(account.id()).await;
     }
     tracing::info!(admin = %caller.id(), user = %account.id(), status = status.as_str(), "account status changed");
-    let act = if status == AccountStatus::Disabled { action::ACCOUNT_DISABLED } else { action::ACCOUNT_ENABLED };
-    state.audit.record(act, &Actor::from(session), None, Some(account.id()), serde_json::json!({})).await;
     Ok(account.user)
 }
 
@@ -180,13 +180,11 @@ async fn new_setup_token(
     let target = resolve_user(&state, &key).await?;
     let now = domain::now();
     let (setup, hash) = new_setup(&state, now)?;
-    state.store.replace_setup_token(target.id(), &hash, setup.expires_at, now).await?;
+    let audit =
+        Audit::entry(action::SETUP_TOKEN_ISSUED, &Actor::from(&caller), None, Some(target.id()), serde_json::json!({}));
+    state.store.replace_setup_token(target.id(), &hash, setup.expires_at, audit, now).await?;
     state.messaging.sessions_ended(&[(target.id(), SessionsEnded::AllBut(None))]).await;
     tracing::info!(admin = %caller.account.id(), user = %target.id(), "setup token issued");
-    state
-        .audit
-        .record(action::SETUP_TOKEN_ISSUED, &Actor::from(&caller), None, Some(target.id()), serde_json::json!({}))
-        .await;
     Ok(axum::Json(setup))
 }
 
@@ -202,12 +200,12 @@ async fn reset_totp(
     Path(key): Path<String>,
 ) -> Result<axum::Json<User>, ApiError> {
     let target = resolve_user(&state, &key).await?;
-    if !state.store.reset_totp(target.id(), domain::now()).await? {
+    let audit = Audit::entry(action::TOTP_RESET, &Actor::from(&caller), None, Some(target.id()), serde_json::json!({}));
+    if !state.store.reset_totp(target.id(), audit, domain::now()).await? {
         return Err(ApiError::NotFound);
     }
     state.messaging.sessions_ended(&[(target.id(), SessionsEnded::AllBut(None))]).await;
     tracing::info!(admin = %caller.account.id(), user = %target.id(), "TOTP reset");
-    state.audit.record(action::TOTP_RESET, &Actor::from(&caller), None, Some(target.id()), serde_json::json!({})).await;
     let account = state.store.account_by_id(target.id()).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(account.user))
 }
@@ -246,6 +244,6 @@ async fn user_sessions(
         })
         .collect();
     let details = serde_json::json!({ "query": "sessions" });
-    state.audit.record(action::AUDIT_QUERIED, &Actor::from(&caller), None, Some(target.id()), details).await;
+    state.audit.record(action::AUDIT_QUERIED, &Actor::from(&caller), None, Some(target.id()), details).await?;
     Ok(axum::Json(renkei_protocol::SessionHistory { sessions }))
 }

@@ -35,8 +35,13 @@ struct AuditQuery {
     from: Option<String>,
     /// RFC 3339 time, exclusive.
     to: Option<String>,
-    /// Entries after this sequence number (for paging).
+    /// Entries after this sequence number (for paging forward).
     after: Option<i64>,
+    /// Entries before this sequence number (for paging back from the newest).
+    before: Option<i64>,
+    /// The newest first (default: the oldest first).
+    #[serde(default)]
+    newest_first: bool,
     /// At most this many (default 1000, at most 10000).
     limit: Option<i64>,
 }
@@ -47,6 +52,11 @@ impl AuditQuery {
         if !(1..=10_000).contains(&limit) {
             return Err(ApiError::field("limit", "out_of_range"));
         }
+        if let Some(action) = &self.action
+            && !action::ALL.contains(&action.as_str())
+        {
+            return Err(ApiError::field("action", "unknown_action"));
+        }
         Ok(AuditFilter {
             actor_id: self.user,
             group_id: self.group,
@@ -54,6 +64,8 @@ impl AuditQuery {
             from: time("from", self.from.as_deref())?,
             to: time("to", self.to.as_deref())?,
             after_seq: self.after,
+            before_seq: self.before,
+            newest_first: self.newest_first,
             limit,
         })
     }
@@ -67,7 +79,8 @@ fn time(field: &'static str, raw: Option<&str>) -> Result<Option<OffsetDateTime>
     .transpose()
 }
 
-/// Audit entries matching the filters, oldest first.
+/// Audit entries matching the filters, oldest first (or the newest first). An unknown action is refused
+/// (`validation_failed`, `action: unknown_action`) rather than matching nothing.
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = AuditList), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn query(
@@ -79,7 +92,7 @@ async fn query(
     let details = serde_json::json!({
         "user": q.user, "group": q.group, "action": q.action, "from": q.from, "to": q.to, "returned": entries.len(),
     });
-    state.audit.record(action::AUDIT_QUERIED, &Actor::from(&caller), q.group, q.user, details).await;
+    state.audit.record(action::AUDIT_QUERIED, &Actor::from(&caller), q.group, q.user, details).await?;
     Ok(axum::Json(AuditList { entries }))
 }
 
@@ -122,7 +135,7 @@ fn audit_csv(entries: &[AuditEntry]) -> String {
             text(e.target_user_id),
             e.client_addr.clone().unwrap_or_default(),
             text(e.session_id),
-            e.details.clone(),
+            e.details.to_string(),
             e.hash.clone(),
         ];
         out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
@@ -155,6 +168,8 @@ async fn export(
         from: q.from.clone(),
         to: q.to.clone(),
         after: None,
+        before: None,
+        newest_first: false,
         limit: Some(q.limit.unwrap_or(10_000)),
     }
     .filter()?;
@@ -163,7 +178,7 @@ async fn export(
         "user": q.user, "group": q.group, "action": q.action, "from": q.from, "to": q.to,
         "format": if csv { "csv" } else { "json" }, "returned": entries.len(),
     });
-    state.audit.record(action::AUDIT_EXPORTED, &Actor::from(&caller), q.group, q.user, details).await;
+    state.audit.record(action::AUDIT_EXPORTED, &Actor::from(&caller), q.group, q.user, details).await?;
     let stamp = domain::now().date();
     if csv {
         let disposition = format!("attachment; filename=\"renkei-audit-{stamp}.csv\"");
@@ -196,24 +211,14 @@ async fn verification(
     Admin(caller): Admin,
     ApiQuery(q): ApiQuery<VerificationQuery>,
 ) -> Result<axum::Json<AuditVerification>, ApiError> {
-    let anchor_text = match (&q.anchor, &state.config.audit_anchor_file) {
-        (Some(a), _) => Some(a.trim().to_owned()),
-        (None, Some(path)) => std::fs::read_to_string(path).ok().map(|t| t.trim().to_owned()),
-        (None, None) => None,
-    }
-    .filter(|a| !a.is_empty());
-    let anchor = match &anchor_text {
+    // The anchor given, or the one the server keeps (read fresh: another node may have written it).
+    let anchor = match q.anchor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         Some(text) => {
-            let (seq, hash) = text.split_once(' ').ok_or_else(|| ApiError::field("anchor", "not_seq_and_hash"))?;
-            let seq = seq.parse::<i64>().map_err(|_| ApiError::field("anchor", "not_seq_and_hash"))?;
-            let hash = hash.trim();
-            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ApiError::field("anchor", "not_seq_and_hash"));
-            }
-            Some((seq, hash.to_owned()))
+            Some(crate::audit::parse_anchor(text).ok_or_else(|| ApiError::field("anchor", "not_seq_and_hash"))?)
         }
-        None => None,
+        None => crate::audit::configured_anchor(&state.config).map_err(ApiError::internal)?,
     };
+    let anchor_text = anchor.as_ref().map(|(seq, hash)| format!("{seq} {hash}"));
     let outcome = crate::audit::verify(&state.store, anchor).await?;
     let last = state.store.audit_last().await?;
     use crate::domain::audit::ChainBreak;
@@ -226,12 +231,13 @@ async fn verification(
                 ChainBreak::Unlinked { seq } => (AuditBreak::Unlinked, *seq),
                 ChainBreak::Gap { expected, .. } => (AuditBreak::Gap, *expected),
                 ChainBreak::Truncated { anchor_seq, .. } => (AuditBreak::Truncated, *anchor_seq),
+                ChainBreak::Forged { seq } => (AuditBreak::Forged, *seq),
             };
             (false, Some(broken.to_string()), Some(kind), Some(seq))
         }
     };
     let details = serde_json::json!({ "intact": intact, "anchor": anchor_text.is_some() });
-    state.audit.record(action::AUDIT_VERIFIED, &Actor::from(&caller), None, None, details).await;
+    state.audit.record(action::AUDIT_VERIFIED, &Actor::from(&caller), None, None, details).await?;
     Ok(axum::Json(AuditVerification {
         intact,
         entries: *outcome.as_ref().unwrap_or(&0),

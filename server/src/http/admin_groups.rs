@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{ApiJson, resolve_user};
 use crate::app::AppState;
-use crate::audit::{Actor, action};
+use crate::audit::{Actor, Audit, action};
 use crate::auth::{Admin, RecentAdmin};
 use crate::domain::{self, GroupRecord, parse_label};
 use crate::error::ApiError;
@@ -104,12 +104,9 @@ async fn create_community_group(
     ApiJson(req): ApiJson<CreateCommunityGroupRequest>,
 ) -> Result<(StatusCode, axum::Json<AdminGroup>), ApiError> {
     let label = parse_label("label", &req.label, 100)?;
-    let group = state.store.create_community_group(&label, caller.account.id(), domain::now()).await?;
+    let audit = Audit::entry(action::COMMUNITY_GROUP_CREATED, &Actor::from(&caller), None, None, serde_json::json!({}));
+    let group = state.store.create_community_group(&label, caller.account.id(), audit, domain::now()).await?;
     tracing::info!(admin = %caller.account.id(), group = %group.id, "community group created");
-    state
-        .audit
-        .record(action::COMMUNITY_GROUP_CREATED, &Actor::from(&caller), Some(group.id), None, serde_json::json!({}))
-        .await;
     Ok((StatusCode::CREATED, axum::Json(admin_view(&state, group).await?)))
 }
 
@@ -132,18 +129,15 @@ async fn add_community_member(
 ) -> Result<StatusCode, ApiError> {
     let group = community_group(&state, &id).await?;
     let user = resolve_user(&state, &req.user).await?;
-    state.store.add_member(group.id, user.id(), caller.account.id(), domain::now()).await?;
+    let audit = Audit::entry(
+        action::COMMUNITY_MEMBER_ADDED,
+        &Actor::from(&caller),
+        Some(group.id),
+        Some(user.id()),
+        serde_json::json!({}),
+    );
+    state.store.add_member(group.id, user.id(), caller.account.id(), audit, domain::now()).await?;
     tracing::info!(admin = %caller.account.id(), group = %group.id, user = %user.id(), "community member added");
-    state
-        .audit
-        .record(
-            action::COMMUNITY_MEMBER_ADDED,
-            &Actor::from(&caller),
-            Some(group.id),
-            Some(user.id()),
-            serde_json::json!({}),
-        )
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -157,14 +151,17 @@ async fn remove_community_member(
 ) -> Result<StatusCode, ApiError> {
     let group = community_group(&state, &id).await?;
     let user = resolve_user(&state, &user).await?;
-    if !state.store.end_membership(group.id, user.id(), MembershipState::Removed, domain::now()).await? {
+    let audit = Audit::entry(
+        action::MEMBER_REMOVED,
+        &Actor::from(&caller),
+        Some(group.id),
+        Some(user.id()),
+        serde_json::json!({}),
+    );
+    if !state.store.end_membership(group.id, user.id(), MembershipState::Removed, audit, domain::now()).await? {
         return Err(ApiError::NotFound);
     }
     state.messaging.memberships_ended(group.id, vec![user.id()]).await;
     tracing::info!(admin = %caller.account.id(), group = %group.id, user = %user.id(), "community member removed");
-    state
-        .audit
-        .record(action::MEMBER_REMOVED, &Actor::from(&caller), Some(group.id), Some(user.id()), serde_json::json!({}))
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::ApiJson;
 use crate::app::AppState;
-use crate::audit::{Actor, action};
+use crate::audit::{Actor, Audit, action};
 use crate::auth::{AnySession, ClientInfo, Member, cookie, password, token, totp};
 use crate::domain::{self, Login};
 use crate::error::ApiError;
@@ -64,7 +64,8 @@ async fn login(
         let act = if matches!(e, ApiError::TotpInvalid) { action::TOTP_FAILED } else { action::LOGIN_FAILED };
         // An operator watching the log sees an attack; what was typed stays in the audit log only.
         tracing::warn!(reason = %reason, client = %client.addr, "login refused");
-        state.audit.record(act, &Actor::anonymous(&client), None, None, details).await;
+        // A refusal that cannot be recorded is not answered as one: nothing happens without its entry.
+        state.audit.record(act, &Actor::anonymous(&client), None, None, details).await?;
     }
     state.metrics.login(match &outcome {
         Ok(_) => LoginOutcome::Success,
@@ -139,6 +140,8 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
     state.store.clear_login_failures(&typed, &client.addr).await?;
     let (token, token_hash) = token::generate(token::SESSION_PREFIX).map_err(ApiError::internal)?;
     let expires_at = now + Duration::hours(i64::from(state.config.session_absolute_hours));
+    // The session's id is filled in by the store, which opens it and records the login together.
+    let actor = Actor { id: Some(account.id()), client_addr: Some(client.addr.clone()), session_id: None };
     let session = state
         .store
         .create_session(
@@ -149,12 +152,11 @@ async fn try_login(state: &AppState, client: &ClientInfo, req: LoginRequest) -> 
                 client_addr: Some(client.addr.clone()),
                 user_agent: client.user_agent.clone(),
             },
+            Audit::entry(action::LOGIN, &actor, None, Some(account.id()), serde_json::json!({})),
             now,
         )
         .await?;
     tracing::info!(user = %account.id(), session = %session.id, "login");
-    let actor = Actor { id: Some(account.id()), client_addr: Some(client.addr.clone()), session_id: Some(session.id) };
-    state.audit.record(action::LOGIN, &actor, None, Some(account.id()), serde_json::json!({})).await;
     Ok(LoginResponse {
         token: Some(token),
         session_id: session.id,
@@ -176,13 +178,10 @@ async fn second_factor_accepted(
     Ok(match (totp::matching_step(secret, code), totp::recovery_hash(code)) {
         (Some(step), _) => state.store.accept_totp_step(account.id(), step).await?,
         (None, Some(hash)) => {
-            let used = state.store.use_recovery_code(account.id(), &hash, now).await?;
-            if used {
-                let actor = Actor { id: Some(account.id()), client_addr: Some(client.addr.clone()), session_id: None };
-                let details = serde_json::json!({});
-                state.audit.record(action::TOTP_RECOVERY_USED, &actor, None, Some(account.id()), details).await;
-            }
-            used
+            let actor = Actor { id: Some(account.id()), client_addr: Some(client.addr.clone()), session_id: None };
+            let audit =
+                Audit::entry(action::TOTP_RECOVERY_USED, &actor, None, Some(account.id()), serde_json::json!({}));
+            state.store.use_recovery_code(account.id(), &hash, audit, now).await?
         }
         (None, None) => false,
     })
@@ -222,9 +221,8 @@ async fn reauthenticate(
     match refusal {
         None => {
             state.store.release_login_attempt(attempt).await?;
-            state.store.reauthenticated(caller.session.id, now).await?;
-            let details = serde_json::json!({});
-            state.audit.record(action::REAUTHENTICATED, &actor, None, Some(account.id()), details).await;
+            let audit = Audit::entry(action::REAUTHENTICATED, &actor, None, Some(account.id()), serde_json::json!({}));
+            state.store.reauthenticated(caller.session.id, audit, now).await?;
             Ok(StatusCode::NO_CONTENT)
         }
         // Asking for the second factor is no failure; a wrong password or code counts and is audited.
@@ -238,7 +236,7 @@ async fn reauthenticate(
             let details = serde_json::json!({
                 "login": account.user.login, "reason": error.body().code, "reauthentication": true,
             });
-            state.audit.record(act, &actor, None, Some(account.id()), details).await;
+            state.audit.record(act, &actor, None, Some(account.id()), details).await?;
             Err(error)
         }
     }
@@ -248,12 +246,10 @@ async fn reauthenticate(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(State(state): State<AppState>, caller: AnySession) -> Result<Response, ApiError> {
-    state.store.revoke_session(caller.account.id(), caller.session.id, domain::now()).await?;
+    let audit =
+        Audit::entry(action::LOGOUT, &Actor::from(&caller), None, Some(caller.account.id()), serde_json::json!({}));
+    state.store.revoke_session(caller.account.id(), caller.session.id, audit, domain::now()).await?;
     state.messaging.sessions_ended(&[(caller.account.id(), SessionsEnded::One(caller.session.id))]).await;
-    state
-        .audit
-        .record(action::LOGOUT, &Actor::from(&caller), None, Some(caller.account.id()), serde_json::json!({}))
-        .await;
     let mut reply = StatusCode::NO_CONTENT.into_response();
     if caller.via_cookie {
         reply.headers_mut().insert(SET_COOKIE, cookie::clear_session());
@@ -275,13 +271,13 @@ async fn setup_password(
         return Err(ApiError::SetupTokenInvalid);
     }
     let hash = password::hash(&req.new_password).await.map_err(ApiError::internal)?;
+    // The account (actor and target) is filled in by the store, which finds it from the token.
+    let audit = Audit::entry(action::PASSWORD_SET, &Actor::default(), None, None, serde_json::json!({}));
     let account = state
         .store
-        .use_setup_token(&token::hash(req.setup_token.expose()), &hash, domain::now())
+        .use_setup_token(&token::hash(req.setup_token.expose()), &hash, audit, domain::now())
         .await?
         .ok_or(ApiError::SetupTokenInvalid)?;
     tracing::info!(user = %account.id(), "password set with setup token");
-    let actor = Actor { id: Some(account.id()), ..Actor::default() };
-    state.audit.record(action::PASSWORD_SET, &actor, None, Some(account.id()), serde_json::json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -72,7 +72,7 @@ async fn export_timeline(
     };
     let details =
         serde_json::json!({ "format": if markdown { "markdown" } else { "json" }, "posts": export.posts.len() });
-    state.audit.record(action::TIMELINE_EXPORTED, &Actor::from(&caller.0), Some(group.id), None, details).await;
+    state.audit.record(action::TIMELINE_EXPORTED, &Actor::from(&caller.0), Some(group.id), None, details).await?;
     if markdown {
         let text = render_markdown(&export, state.config.utc_offset().unwrap_or(time::UtcOffset::UTC));
         Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], text).into_response())
@@ -116,6 +116,11 @@ fn render_markdown(export: &TimelineExport, offset: time::UtcOffset) -> String {
             let body = v.body.as_deref().unwrap_or("（削除）");
             out.push_str(&format!("- v{} {}: {}\n", v.version, when(v.at), body.replace('\n', "\n  ")));
         }
+        // The files themselves stay in renkei (`GET …/attachments/{id}`, or `renkei attachment get`).
+        for a in &p.attachments {
+            let size = a.size.div_euclid(1024).max(1);
+            out.push_str(&format!("- 添付: {}（{}、{size} KB、{}）\n", a.name, a.kind.as_str(), a.id));
+        }
         if !e.seen.is_empty() {
             let names: Vec<String> = e.seen.iter().map(|s| format!("{} {}", s.by.display_name, when(s.at))).collect();
             out.push_str(&format!("- 見ました: {}\n", names.join("、")));
@@ -156,6 +161,6 @@ async fn access_report(
         people,
     };
     let details = serde_json::json!({ "events": report.events.len() });
-    state.audit.record(action::ACCESS_REPORT_EXPORTED, &Actor::from(&caller.0), Some(group.id), None, details).await;
+    state.audit.record(action::ACCESS_REPORT_EXPORTED, &Actor::from(&caller.0), Some(group.id), None, details).await?;
     Ok(axum::Json(report))
 }

@@ -15,13 +15,13 @@ use uuid::Uuid;
 
 use super::{ApiJson, resolve_user};
 use crate::app::AppState;
-use crate::audit::{Actor, action};
+use crate::audit::{Actor, Audit, action};
 use crate::auth::Member as Caller;
 use crate::domain::{self, FieldError, GroupRecord, Membership, parse_label, parse_notes, parse_optional_label};
 use crate::error::ApiError;
 use crate::policy::Denied;
 use crate::policy::groups::{self as rules, GroupAction};
-use crate::store::NewConsent;
+use crate::store::{NewConsent, NewInvitation};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -112,12 +112,9 @@ async fn open_group(
     };
     let patient = PatientIdentifiers { full_name, kana, patient_number };
     let me = caller.0.account.id();
-    let group = state.store.open_patient_group(&label, &patient, notes.as_deref(), me, domain::now()).await?;
+    let audit = Audit::entry(action::GROUP_OPENED, &Actor::from(&caller.0), None, None, serde_json::json!({}));
+    let group = state.store.open_patient_group(&label, &patient, notes.as_deref(), me, audit, domain::now()).await?;
     tracing::info!(user = %me, group = %group.id, "patient group opened");
-    state
-        .audit
-        .record(action::GROUP_OPENED, &Actor::from(&caller.0), Some(group.id), None, serde_json::json!({}))
-        .await;
     let mine = state.store.current_membership(group.id, me).await?.ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, axum::Json(group_view(&state, group, &mine).await?)))
 }
@@ -269,14 +266,12 @@ async fn change_consent(
 ) -> Result<ConsentChange, ApiError> {
     let me = caller.0.account.id();
     let new = NewConsent { kind, consenter, method, obtained_on, scope, recorded_by: me };
-    let (consent, removed) = state.store.record_consent(group.id, new, domain::now()).await?;
+    let audit =
+        Audit::entry(action::CONSENT_RECORDED, &Actor::from(&caller.0), Some(group.id), None, serde_json::json!({}));
+    let (consent, removed) = state.store.record_consent(group.id, new, audit, domain::now()).await?;
     state.messaging.memberships_ended(group.id, removed.iter().map(|p| p.id).collect()).await;
     tracing::info!(user = %me, group = %group.id, version = consent.version, kind = consent.kind.as_str(),
         removed = removed.len(), "consent changed");
-    let removed_ids: Vec<Uuid> = removed.iter().map(|p| p.id).collect();
-    let details =
-        serde_json::json!({ "version": consent.version, "kind": consent.kind.as_str(), "removed": removed_ids });
-    state.audit.record(action::CONSENT_RECORDED, &Actor::from(&caller.0), Some(group.id), None, details).await;
     Ok(ConsentChange { consent, removed })
 }
 
@@ -312,13 +307,18 @@ async fn invite(
     let now = domain::now();
     let expires_at = now + Duration::days(i64::from(state.config.invitation_days));
     let me = &caller.0.account;
-    let membership = state.store.invite(group.id, invitee.id(), me.id(), version, expires_at, now).await?;
+    let details = serde_json::json!({ "consent_version": version });
+    let audit =
+        Audit::entry(action::INVITATION_SENT, &Actor::from(&caller.0), Some(group.id), Some(invitee.id()), details);
+    let invitation = NewInvitation {
+        group: group.id,
+        invitee: invitee.id(),
+        invited_by: me.id(),
+        consent_version: version,
+        expires_at,
+    };
+    let membership = state.store.invite(invitation, audit, now).await?;
     tracing::info!(user = %me.id(), group = %group.id, invitee = %invitee.id(), "invitation sent");
-    let details = serde_json::json!({ "consent_version": version, "invitation": membership.id });
-    state
-        .audit
-        .record(action::INVITATION_SENT, &Actor::from(&caller.0), Some(group.id), Some(invitee.id()), details)
-        .await;
     Ok((
         StatusCode::CREATED,
         axum::Json(renkei_protocol::Invitation {
@@ -345,21 +345,18 @@ async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     let (group, _) = authorized(&state, &caller, &id, GroupAction::RemoveMember).await?;
     let target = resolve_user(&state, &user).await?;
-    if !state.store.end_membership(group.id, target.id(), MembershipState::Removed, domain::now()).await? {
+    let audit = Audit::entry(
+        action::MEMBER_REMOVED,
+        &Actor::from(&caller.0),
+        Some(group.id),
+        Some(target.id()),
+        serde_json::json!({}),
+    );
+    if !state.store.end_membership(group.id, target.id(), MembershipState::Removed, audit, domain::now()).await? {
         return Err(ApiError::NotFound);
     }
     state.messaging.memberships_ended(group.id, vec![target.id()]).await;
     tracing::info!(user = %caller.0.account.id(), group = %group.id, removed = %target.id(), "member removed");
-    state
-        .audit
-        .record(
-            action::MEMBER_REMOVED,
-            &Actor::from(&caller.0),
-            Some(group.id),
-            Some(target.id()),
-            serde_json::json!({}),
-        )
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -369,15 +366,13 @@ async fn remove_member(
 async fn leave(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let (group, _) = authorized(&state, &caller, &id, GroupAction::Leave).await?;
     let me = caller.0.account.id();
-    if !state.store.end_membership(group.id, me, MembershipState::Left, domain::now()).await? {
+    let audit =
+        Audit::entry(action::MEMBER_LEFT, &Actor::from(&caller.0), Some(group.id), Some(me), serde_json::json!({}));
+    if !state.store.end_membership(group.id, me, MembershipState::Left, audit, domain::now()).await? {
         return Err(ApiError::NotFound);
     }
     state.messaging.memberships_ended(group.id, vec![me]).await;
     tracing::info!(user = %me, group = %group.id, "member left");
-    state
-        .audit
-        .record(action::MEMBER_LEFT, &Actor::from(&caller.0), Some(group.id), Some(me), serde_json::json!({}))
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -397,18 +392,15 @@ async fn handover(
     let consent = state.store.latest_consent(group.id).await?;
     let target_membership = state.store.current_membership(group.id, target.id()).await?;
     rules::check_handover_target(consent.as_ref(), &target, target_membership.as_ref())?;
-    state.store.request_handover(group.id, target.id(), domain::now()).await?;
+    let audit = Audit::entry(
+        action::HANDOVER_REQUESTED,
+        &Actor::from(&caller.0),
+        Some(group.id),
+        Some(target.id()),
+        serde_json::json!({}),
+    );
+    state.store.request_handover(group.id, target.id(), audit, domain::now()).await?;
     tracing::info!(user = %mine.user_id, group = %group.id, to = %target.id(), "handover requested");
-    state
-        .audit
-        .record(
-            action::HANDOVER_REQUESTED,
-            &Actor::from(&caller.0),
-            Some(group.id),
-            Some(target.id()),
-            serde_json::json!({}),
-        )
-        .await;
     let group = state.store.group(group.id).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(group_view(&state, group, &mine).await?))
 }
@@ -440,10 +432,10 @@ async fn decline_handover(
 async fn answer_handover(state: &AppState, caller: &Caller, id: &str, accept: bool) -> Result<Group, ApiError> {
     let (group, _) = authorized(state, caller, id, GroupAction::AnswerHandover).await?;
     let me = caller.0.account.id();
-    state.store.answer_handover(group.id, me, accept, domain::now()).await?;
-    tracing::info!(user = %me, group = %group.id, accepted = accept, "handover answered");
     let details = serde_json::json!({ "accepted": accept });
-    state.audit.record(action::HANDOVER_ANSWERED, &Actor::from(&caller.0), Some(group.id), Some(me), details).await;
+    let audit = Audit::entry(action::HANDOVER_ANSWERED, &Actor::from(&caller.0), Some(group.id), Some(me), details);
+    state.store.answer_handover(group.id, me, accept, audit, domain::now()).await?;
+    tracing::info!(user = %me, group = %group.id, accepted = accept, "handover answered");
     let group = state.store.group(group.id).await?.ok_or(ApiError::NotFound)?;
     let mine = state.store.current_membership(group.id, me).await?.ok_or(ApiError::NotFound)?;
     group_view(state, group, &mine).await
@@ -459,12 +451,10 @@ async fn archive(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Group>, ApiError> {
     let (group, mine) = authorized(&state, &caller, &id, GroupAction::Archive).await?;
-    state.store.archive_group(group.id, domain::now()).await?;
+    let audit =
+        Audit::entry(action::GROUP_ARCHIVED, &Actor::from(&caller.0), Some(group.id), None, serde_json::json!({}));
+    state.store.archive_group(group.id, audit, domain::now()).await?;
     tracing::info!(user = %mine.user_id, group = %group.id, "group archived");
-    state
-        .audit
-        .record(action::GROUP_ARCHIVED, &Actor::from(&caller.0), Some(group.id), None, serde_json::json!({}))
-        .await;
     let group = state.store.group(group.id).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(group_view(&state, group, &mine).await?))
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::groups::group_view;
 use crate::app::AppState;
-use crate::audit::{Actor, action};
+use crate::audit::{Actor, Audit, action};
 use crate::auth::Member as Caller;
 use crate::domain::{self, Membership};
 use crate::error::ApiError;
@@ -82,15 +82,13 @@ async fn decline(
 async fn answer(state: &AppState, caller: &Caller, id: &str, accept: bool) -> Result<Membership, ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
     let me = caller.0.account.id();
-    let membership = state.store.answer_invitation(id, me, accept, domain::now()).await.map_err(|e| match e {
-        crate::store::StoreError::Conflict(crate::store::Conflict::StateChanged) => ApiError::NotFound,
-        other => other.into(),
-    })?;
+    let details = serde_json::json!({ "accepted": accept });
+    let audit = Audit::entry(action::INVITATION_ANSWERED, &Actor::from(&caller.0), None, Some(me), details);
+    let membership =
+        state.store.answer_invitation(id, me, accept, audit, domain::now()).await.map_err(|e| match e {
+            crate::store::StoreError::Conflict(crate::store::Conflict::StateChanged) => ApiError::NotFound,
+            other => other.into(),
+        })?;
     tracing::info!(user = %me, group = %membership.group_id, accepted = accept, "invitation answered");
-    let details = serde_json::json!({ "accepted": accept, "invitation": membership.id });
-    state
-        .audit
-        .record(action::INVITATION_ANSWERED, &Actor::from(&caller.0), Some(membership.group_id), Some(me), details)
-        .await;
     Ok(membership)
 }

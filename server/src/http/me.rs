@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::ApiJson;
 use crate::app::AppState;
-use crate::audit::{Actor, action};
+use crate::audit::{Actor, Audit, action};
 use crate::auth::{AnySession, Member, password, totp};
 use crate::domain::{self, SessionInfo};
 use crate::error::ApiError;
@@ -58,14 +58,17 @@ async fn change_password(
         return Err(ApiError::PasswordTooWeak("same_as_current"));
     }
     let hash = password::hash(&req.new_password).await.map_err(ApiError::internal)?;
-    state.store.set_password(caller.account.id(), &hash, Some(caller.session.id), domain::now()).await?;
+    let audit = Audit::entry(
+        action::PASSWORD_CHANGED,
+        &Actor::from(&caller),
+        None,
+        Some(caller.account.id()),
+        serde_json::json!({}),
+    );
+    state.store.set_password(caller.account.id(), &hash, Some(caller.session.id), audit, domain::now()).await?;
     let ended = SessionsEnded::AllBut(Some(caller.session.id));
     state.messaging.sessions_ended(&[(caller.account.id(), ended)]).await;
     tracing::info!(user = %caller.account.id(), "password changed");
-    state
-        .audit
-        .record(action::PASSWORD_CHANGED, &Actor::from(&caller), None, Some(caller.account.id()), serde_json::json!({}))
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -101,14 +104,13 @@ async fn totp_confirm(
     let pending = caller.account.totp_pending_secret.as_deref().ok_or(ApiError::NotFound)?;
     let step = totp::matching_step(pending, &req.code).ok_or(ApiError::TotpInvalid)?;
     let id = caller.account.id();
-    if !state.store.confirm_totp(id, pending, step, domain::now()).await? {
-        return Err(ApiError::TotpInvalid);
-    }
     let codes = totp::recovery_codes().map_err(ApiError::internal)?;
     let hashes: Vec<String> = codes.iter().map(|(_, h)| h.clone()).collect();
-    state.store.replace_recovery_codes(id, &hashes, domain::now()).await?;
+    let audit = Audit::entry(action::TOTP_ENROLLED, &Actor::from(&caller), None, Some(id), serde_json::json!({}));
+    if !state.store.confirm_totp(id, pending, step, &hashes, audit, domain::now()).await? {
+        return Err(ApiError::TotpInvalid);
+    }
     tracing::info!(user = %id, "TOTP enabled");
-    state.audit.record(action::TOTP_ENROLLED, &Actor::from(&caller), None, Some(id), serde_json::json!({})).await;
     let account = state.store.account_by_id(id).await?.ok_or(ApiError::Unauthenticated)?;
     Ok(axum::Json(TotpConfirmed { user: account.user, recovery_codes: codes.into_iter().map(|(c, _)| c).collect() }))
 }
@@ -150,13 +152,10 @@ async fn revoke_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    if state.store.revoke_session(caller.account.id(), id, domain::now()).await? {
+    let details = serde_json::json!({ "session": id });
+    let audit = Audit::entry(action::SESSION_REVOKED, &Actor::from(&caller), None, Some(caller.account.id()), details);
+    if state.store.revoke_session(caller.account.id(), id, audit, domain::now()).await? {
         state.messaging.sessions_ended(&[(caller.account.id(), SessionsEnded::One(id))]).await;
-        let details = serde_json::json!({ "session": id });
-        state
-            .audit
-            .record(action::SESSION_REVOKED, &Actor::from(&caller), None, Some(caller.account.id()), details)
-            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)

@@ -4,6 +4,7 @@
 mod admin;
 mod admin_audit;
 mod admin_groups;
+mod attachments;
 mod auth;
 mod directory;
 mod exports;
@@ -123,6 +124,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(directory::router())
         .merge(groups::router())
         .merge(posts::router())
+        .merge(attachments::router())
         .merge(exports::router())
         .merge(invitations::router())
         .merge(team::router())
@@ -259,7 +261,12 @@ pub fn router(state: AppState) -> Router {
                         .get::<axum::extract::MatchedPath>()
                         .map_or("(unrouted)", |p| p.as_str())
                         .to_owned();
-                    tracing::info_span!("http", method = %req.method(), route = %route)
+                    tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        route = %route,
+                        session = tracing::field::Empty
+                    )
                 })
                 .on_request(())
                 // The access log: one line per answer, with its status and duration.

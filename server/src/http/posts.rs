@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::groups::authorized;
 use super::{ApiJson, ApiQuery};
 use crate::app::AppState;
-use crate::audit::{Actor, action};
+use crate::audit::{Actor, Audit, action};
 use crate::auth::Member as Caller;
 use crate::domain::{self, Account, FieldError, GroupRecord, parse_notes};
 use crate::error::ApiError;
@@ -91,7 +91,7 @@ async fn list_posts(
         return Err(ApiError::field("after", "out_of_range"));
     }
     let posts = state.store.posts_page(group.id, page.after, page.before, limit).await?;
-    record_read(&state, &caller, &group, posts.first().map(|p| p.seq), posts.last().map(|p| p.seq)).await;
+    record_read(&state, &caller, &group, posts.first().map(|p| p.seq), posts.last().map(|p| p.seq)).await?;
     Ok(axum::Json(PostPage { posts, last_seq: state.store.last_seq(group.id).await? }))
 }
 
@@ -102,11 +102,12 @@ pub(crate) async fn record_read(
     group: &GroupRecord,
     from: Option<i64>,
     to: Option<i64>,
-) {
+) -> Result<(), ApiError> {
     if group.kind == GroupKind::Patient {
         let details = serde_json::json!({ "from": from, "to": to });
-        state.audit.record(action::POSTS_READ, &Actor::from(&caller.0), Some(group.id), None, details).await;
+        state.audit.record(action::POSTS_READ, &Actor::from(&caller.0), Some(group.id), None, details).await?;
     }
+    Ok(())
 }
 
 async fn find_post(
@@ -129,7 +130,7 @@ async fn show_post(
     Path((id, seq)): Path<(String, String)>,
 ) -> Result<axum::Json<Post>, ApiError> {
     let (group, post) = find_post(&state, &caller, &id, &seq, GroupAction::View).await?;
-    record_read(&state, &caller, &group, Some(post.seq), Some(post.seq)).await;
+    record_read(&state, &caller, &group, Some(post.seq), Some(post.seq)).await?;
     Ok(axum::Json(post))
 }
 
@@ -143,8 +144,21 @@ async fn edit_post(
     Path((id, seq)): Path<(String, String)>,
     ApiJson(edit): ApiJson<EditPost>,
 ) -> Result<axum::Json<Post>, ApiError> {
-    let body = validate_body(&state, &edit.body)?;
-    revise(&state, &caller, &id, &seq, Some((body, edit.confirm_not_emergency))).await.map(axum::Json)
+    let with_files = edit.attachments.as_ref().is_some_and(|a| !a.is_empty());
+    let body = match validate_body(&state, &edit.body) {
+        // A post that shares files may lose its words.
+        Err(ApiError::Validation(p)) if with_files && p.iter().all(|f| f.problem == "empty") => String::new(),
+        other => other?,
+    };
+    let edit = Edit { body, confirm: edit.confirm_not_emergency, attachments: edit.attachments };
+    revise(&state, &caller, &id, &seq, Some(edit)).await.map(axum::Json)
+}
+
+/// An edit as checked so far: the new text, the override of rule 6, the files from now on.
+struct Edit {
+    body: String,
+    confirm: bool,
+    attachments: Option<Vec<Uuid>>,
 }
 
 /// Deletes one of my posts: a tombstone keeps its place; every version stays in the history.
@@ -159,31 +173,28 @@ async fn delete_post(
     revise(&state, &caller, &id, &seq, None).await.map(axum::Json)
 }
 
-async fn revise(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    seq: &str,
-    edit: Option<(String, bool)>,
-) -> Result<Post, ApiError> {
+async fn revise(state: &AppState, caller: &Caller, id: &str, seq: &str, edit: Option<Edit>) -> Result<Post, ApiError> {
     let (group, post) = find_post(state, caller, id, seq, GroupAction::Post).await?;
     if !crate::policy::posts::may_revise(&post, &caller.0.account) {
         return Err(ApiError::Forbidden(crate::policy::Denied::NotTheAuthor));
     }
     let mut overridden = Vec::new();
-    if let Some((body, confirm)) = &edit {
-        overridden = check_content(state, &group, body, *confirm).await?;
+    let mut files = None;
+    if let Some(edit) = &edit {
+        overridden = check_content(state, &group, &edit.body, edit.confirm).await?;
+        if let Some(ids) = &edit.attachments {
+            let author = caller.0.account.id();
+            files = Some(super::attachments::for_post(state, &group, author, &post.client_msg_id, ids).await?);
+        }
     }
-    let body = edit.map(|(body, _)| body);
-    let revised = state.store.revise_post(group.id, post.seq, body.as_deref(), domain::now()).await?;
-    if !overridden.is_empty() {
+    let body = edit.map(|e| e.body);
+    let audit = (!overridden.is_empty()).then(|| {
         let me = caller.0.account.id();
-        let details = serde_json::json!({ "matched": overridden, "post": post.id, "seq": post.seq, "edit": true });
-        state
-            .audit
-            .record(action::EMERGENCY_OVERRIDE, &Actor::from(&caller.0), Some(group.id), Some(me), details)
-            .await;
-    }
+        let details = serde_json::json!({ "matched": overridden, "edit": true });
+        Audit::entry(action::EMERGENCY_OVERRIDE, &Actor::from(&caller.0), Some(group.id), Some(me), details)
+    });
+    let revised =
+        state.store.revise_post(group.id, post.seq, body.as_deref(), files.as_deref(), audit, domain::now()).await?;
     let revised = revised.ok_or(ApiError::Conflict(crate::store::Conflict::StateChanged))?;
     state.messaging.post_updated(&revised).await;
     Ok(revised)
@@ -199,7 +210,7 @@ async fn post_history(
     Path((id, seq)): Path<(String, String)>,
 ) -> Result<axum::Json<PostHistory>, ApiError> {
     let (group, post) = find_post(&state, &caller, &id, &seq, GroupAction::View).await?;
-    record_read(&state, &caller, &group, Some(post.seq), Some(post.seq)).await;
+    record_read(&state, &caller, &group, Some(post.seq), Some(post.seq)).await?;
     let mut versions = state.store.post_versions(&post).await?;
     if !crate::policy::posts::may_read_deleted_versions(&post, group.attending_physician_id, &caller.0.account) {
         for v in &mut versions {
@@ -316,6 +327,10 @@ fn validate_post(state: &AppState, mut post: NewPost) -> Result<NewPost, ApiErro
     let mut problems = Vec::new();
     match validate_body(state, &post.body) {
         Ok(body) => post.body = body,
+        // A photo may go without words.
+        Err(ApiError::Validation(p)) if !post.attachments.is_empty() && p.iter().all(|f| f.problem == "empty") => {
+            post.body = String::new();
+        }
         Err(ApiError::Validation(mut p)) => problems.append(&mut p),
         Err(other) => return Err(other),
     }
@@ -379,6 +394,8 @@ pub(crate) async fn submit_post(
     // Content rules only for members: an outsider learns nothing from the refusal they get instead.
     rules::authorize(group, context.membership_of(author.id()), GroupAction::Post)?;
     let overridden = check_content(state, group, &post.body, post.confirm_not_emergency).await?;
+    let attachments =
+        super::attachments::for_post(state, group, author.id(), &post.client_msg_id, &post.attachments).await?;
     let person = author.person();
     let kind = post.kind;
     let author_ref = renkei_protocol::Author {
@@ -387,11 +404,19 @@ pub(crate) async fn submit_post(
         profession: person.profession,
         organisation: person.organisation,
     };
+    // Overriding the emergency rule is recorded in the group commit's transaction, with the post.
+    let audit = (!overridden.is_empty()).then(|| {
+        let actor = Actor { id: Some(author.id()), ..Actor::default() };
+        let details = serde_json::json!({ "matched": overridden });
+        Audit::entry(action::EMERGENCY_OVERRIDE, &actor, Some(group_id), None, details)
+    });
     let outcome =
-        state.messaging.post(PostRequest { group_id, author: author_ref, post }).await.map_err(|e| match &*e {
-            crate::store::StoreError::Unavailable(_) => ApiError::Unavailable(anyhow::anyhow!("group commit: {e}")),
-            _ => ApiError::internal(anyhow::anyhow!("group commit failed: {e}")),
-        })?;
+        state.messaging.post(PostRequest { group_id, author: author_ref, post, audit, attachments }).await.map_err(
+            |e| match &*e {
+                crate::store::StoreError::Unavailable(_) => ApiError::Unavailable(anyhow::anyhow!("group commit: {e}")),
+                _ => ApiError::internal(anyhow::anyhow!("group commit failed: {e}")),
+            },
+        )?;
     let (post, created) = match outcome {
         Ok(done) => done,
         Err(PostRefused::Denied(denied)) => return Err(denied.into()),
@@ -402,18 +427,6 @@ pub(crate) async fn submit_post(
         }
     };
     if created && !overridden.is_empty() {
-        let actor = Actor { id: Some(author.id()), ..Actor::default() };
-        let details = serde_json::json!({ "matched": overridden, "post": post.id, "seq": post.seq });
-        // In a task of its own, like the reads above: the audit write holds the node's audit lock too.
-        let audit = state.audit.clone();
-        let recorded = in_own_task(async move {
-            audit.record(action::EMERGENCY_OVERRIDE, &actor, Some(group_id), None, details).await;
-            Ok(())
-        });
-        if recorded.await.is_err() {
-            // Only when the node is shutting down; the post itself is committed.
-            tracing::error!(action = action::EMERGENCY_OVERRIDE, "AUDIT ENTRY NOT RECORDED");
-        }
         tracing::info!(user = %author.id(), group = %group_id, matched = %overridden.join(","), "emergency rule overridden");
     }
     let off_hours = off_hours(state, &context, author.id(), kind);

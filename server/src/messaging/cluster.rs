@@ -19,6 +19,7 @@ pub(super) async fn listen(broadcaster: Broadcaster) {
     loop {
         match listen_once(&broadcaster).await {
             Err(StoreError::Unavailable(sqlx::Error::PoolClosed)) => return,
+            Err(e @ StoreError::Unavailable(_)) => crate::telemetry::database_unavailable(&e),
             Err(e) => tracing::warn!(error = %e, "cluster listener lost its connection; reconnecting"),
             Ok(()) => {}
         }

@@ -254,7 +254,10 @@ impl Broadcaster {
         }
         if let Err(e) = self.store.notify_cluster(&payloads(self.node, events)).await {
             // Other nodes catch up by sequence number when they next hear from us or reconnect.
-            tracing::warn!(error = %e, "cluster notification failed");
+            match e {
+                StoreError::Unavailable(_) => crate::telemetry::database_unavailable(&e),
+                e => tracing::warn!(error = %e, "cluster notification failed"),
+            }
         }
     }
 }
@@ -384,7 +387,11 @@ async fn run_committer(mut committer: Committer, mut rx: mpsc::Receiver<Job>, pu
                 }
             }
             Err(e) => {
-                tracing::error!(error = ?e, posts = replies.len(), "group commit failed");
+                if matches!(e, StoreError::Unavailable(_)) {
+                    crate::telemetry::database_unavailable(&e);
+                } else {
+                    tracing::error!(error = ?e, posts = replies.len(), "group commit failed");
+                }
                 let e = Arc::new(e);
                 for reply in replies {
                     let _ = reply.send(Err(e.clone()));
@@ -447,6 +454,7 @@ mod tests {
             version: 1,
             edited_at: None,
             deleted_at: None,
+            attachments: Vec::new(),
         }
     }
 

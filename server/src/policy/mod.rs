@@ -5,6 +5,7 @@
 //! (PRODUCT.md rules 2 and 3) — who opens a patient group, who sees it, who consent covers.
 
 mod accounts;
+pub mod attachments;
 pub mod availability;
 pub mod content;
 pub mod groups;

@@ -5,8 +5,9 @@ use renkei_protocol::{AccountStatus, Profession, Role};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::audit::audited;
 use super::rows::{AuthRow, SessionRow, UserRow, auth_session_columns, session_columns, user_columns};
-use super::{Conflict, Store, StoreError, is_unique_violation, with_pool};
+use super::{Conflict, NewAuditEntry, Store, StoreError, is_unique_violation, with_pool};
 use crate::domain::{Account, DisplayName, Login, Organisation, Phone, SessionInfo, to_micros};
 
 /// A user to create. `password_hash` is set when an administrator gave an initial password.
@@ -57,11 +58,16 @@ struct FailureRow {
 
 impl Store {
     /// Creates a user (and its setup token, if any). A taken login is `Conflict::LoginTaken`.
-    pub async fn create_user(&self, new: NewUser, now: OffsetDateTime) -> Result<Account, StoreError> {
+    pub async fn create_user(
+        &self,
+        new: NewUser,
+        mut audit: NewAuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Account, StoreError> {
         let id = Uuid::now_v7();
         let now = to_micros(now);
-        let row: UserRow = with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+        audit.target_user_id = Some(id);
+        let row: UserRow = audited!(self, &audit, now, |tx| {
             let inserted = sqlx::query_as::<_, UserRow>(concat!(
                 "INSERT INTO users (id, login, display_name, profession, organisation, phone, role, status, \
                  password_hash, must_change_password, created_at, updated_at, kana) \
@@ -98,7 +104,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
             row
         });
         row.try_into()
@@ -110,11 +115,11 @@ impl Store {
         user_id: Uuid,
         token_hash: &str,
         expires_at: OffsetDateTime,
+        audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let now = to_micros(now);
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+        audited!(self, &audit, now, |tx| {
             sqlx::query("UPDATE setup_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
                 .bind(user_id)
                 .bind(now)
@@ -135,7 +140,6 @@ impl Store {
             .bind(to_micros(expires_at))
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
         });
         Ok(())
     }
@@ -146,11 +150,13 @@ impl Store {
         &self,
         token_hash: &str,
         password_hash: &str,
+        mut audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<Option<Account>, StoreError> {
         let now = to_micros(now);
         let row: Option<UserRow> = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let appender = self.audit_appender();
             let user_id: Option<Uuid> = sqlx::query_scalar(
                 "UPDATE setup_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
                  AND user_id IN (SELECT id FROM users WHERE status = 'active') RETURNING user_id",
@@ -172,6 +178,9 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
+            audit.actor_id = Some(user_id);
+            audit.target_user_id = Some(user_id);
+            super::audit::append_audit_in!(tx, appender, &audit, now);
             tx.commit().await?;
             Some(row)
         });
@@ -213,11 +222,11 @@ impl Store {
         &self,
         id: Uuid,
         status: AccountStatus,
+        audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<Option<Account>, StoreError> {
         let now = to_micros(now);
-        let row: Option<UserRow> = with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+        let row: Option<UserRow> = audited!(self, &audit, now, |tx| {
             let row = sqlx::query_as::<_, UserRow>(concat!(
                 "UPDATE users SET status = $2, updated_at = $3 WHERE id = $1 RETURNING ",
                 user_columns!()
@@ -227,14 +236,16 @@ impl Store {
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
-            if row.is_some() && status == AccountStatus::Disabled {
+            if row.is_none() {
+                return Ok(None);
+            }
+            if status == AccountStatus::Disabled {
                 sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                     .bind(id)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
             row
         });
         row.map(Account::try_from).transpose()
@@ -247,11 +258,11 @@ impl Store {
         id: Uuid,
         password_hash: &str,
         keep_session: Option<Uuid>,
+        audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let now = to_micros(now);
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+        audited!(self, &audit, now, |tx| {
             sqlx::query(
                 "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 WHERE id = $1",
             )
@@ -269,7 +280,6 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
         });
         Ok(())
     }
@@ -288,17 +298,21 @@ impl Store {
         Ok(())
     }
 
-    /// Makes the pending secret the active one, recording `step` as used. Fails (returns false) when the
-    /// pending secret changed in between or the step was already used.
+    /// Makes the pending secret the active one, recording `step` as used, and replaces the user's recovery
+    /// codes with these (hashes), all unused — in one transaction with its audit entry. Fails (returns
+    /// false) when the pending secret changed in between or the step was already used.
     pub async fn confirm_totp(
         &self,
         id: Uuid,
         secret: &str,
         step: i64,
+        recovery_code_hashes: &[String],
+        audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
-            sqlx::query(
+        let now = to_micros(now);
+        audited!(self, &audit, now, |tx| {
+            let done = sqlx::query(
                 "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
                  totp_last_step = $3, updated_at = $4 WHERE id = $1 AND totp_pending_secret = $2 \
                  AND (totp_last_step IS NULL OR totp_last_step < $3)",
@@ -306,60 +320,57 @@ impl Store {
             .bind(id)
             .bind(secret)
             .bind(step)
-            .bind(to_micros(now))
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        Ok(done == 1)
-    }
-
-    /// Replaces the user's recovery codes with these (hashes), all unused.
-    pub async fn replace_recovery_codes(
-        &self,
-        user: Uuid,
-        hashes: &[String],
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let now = to_micros(now);
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
-            for hash in hashes {
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            for hash in recovery_code_hashes {
                 sqlx::query("INSERT INTO totp_recovery_codes (code_hash, user_id, created_at) VALUES ($1, $2, $3)")
                     .bind(hash)
-                    .bind(user)
+                    .bind(id)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Spends one of the user's recovery codes: true only for the first use of an unused code of theirs.
-    pub async fn use_recovery_code(&self, user: Uuid, hash: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
-            sqlx::query(
+    pub async fn use_recovery_code(
+        &self,
+        user: Uuid,
+        hash: &str,
+        audit: NewAuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let now = to_micros(now);
+        audited!(self, &audit, now, |tx| {
+            let done = sqlx::query(
                 "UPDATE totp_recovery_codes SET used_at = $3 WHERE code_hash = $1 AND user_id = $2 AND used_at IS NULL",
             )
             .bind(hash)
             .bind(user)
-            .bind(to_micros(now))
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        Ok(done == 1)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+        });
+        Ok(true)
     }
 
     /// An administrator's reset of a lost authenticator: TOTP off, recovery codes gone and every session
     /// ended, in one transaction; the user enrols again after logging in. False for an unknown user.
-    pub async fn reset_totp(&self, user: Uuid, now: OffsetDateTime) -> Result<bool, StoreError> {
+    pub async fn reset_totp(&self, user: Uuid, audit: NewAuditEntry, now: OffsetDateTime) -> Result<bool, StoreError> {
         let now = to_micros(now);
-        let done = with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+        audited!(self, &audit, now, |tx| {
             let done = sqlx::query(
                 "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL, \
                  updated_at = $2 WHERE id = $1",
@@ -369,16 +380,17 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
             sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
             sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                 .bind(user)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
-            done
         });
-        Ok(done == 1)
+        Ok(true)
     }
 
     /// Records a TOTP time step as used, atomically across nodes: true only for the first use of a step
@@ -398,24 +410,33 @@ impl Store {
         Ok(done == 1)
     }
 
-    pub async fn create_session(&self, new: NewSession, now: OffsetDateTime) -> Result<SessionInfo, StoreError> {
+    /// Opens a session, with its audit entry (a login) in the same transaction.
+    pub async fn create_session(
+        &self,
+        new: NewSession,
+        mut audit: NewAuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<SessionInfo, StoreError> {
         let sql = concat!(
             "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, client_addr, \
              user_agent) VALUES ($1, $2, $3, $4, $4, $5, $6, $7) RETURNING ",
             session_columns!()
         );
-        let row: SessionRow = with_pool!(self, |pool| {
+        let id = Uuid::now_v7();
+        let now = to_micros(now);
+        audit.session_id = Some(id);
+        let row: SessionRow = audited!(self, &audit, now, |tx| {
             sqlx::query_as(sql)
-                .bind(Uuid::now_v7())
+                .bind(id)
                 .bind(new.user_id)
                 .bind(&new.token_hash)
-                .bind(to_micros(now))
+                .bind(now)
                 .bind(to_micros(new.expires_at))
                 .bind(new.client_addr.as_deref())
                 .bind(new.user_agent.as_deref())
-                .fetch_one(pool)
-                .await
-        })?;
+                .fetch_one(&mut *tx)
+                .await?
+        });
         Ok(row.into())
     }
 
@@ -447,15 +468,15 @@ impl Store {
     }
 
     /// Records that the session's owner proved who they are again (password, and TOTP when enrolled).
-    pub async fn reauthenticated(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+    pub async fn reauthenticated(&self, id: Uuid, audit: NewAuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
+        let now = to_micros(now);
+        audited!(self, &audit, now, |tx| {
             sqlx::query("UPDATE sessions SET authenticated_at = $2, last_seen_at = $2 WHERE id = $1")
                 .bind(id)
-                .bind(to_micros(now))
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        });
         Ok(())
     }
 
@@ -488,18 +509,25 @@ impl Store {
         &self,
         user_id: Uuid,
         session_id: Uuid,
+        audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
-            sqlx::query("UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
-                .bind(session_id)
-                .bind(user_id)
-                .bind(to_micros(now))
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(done == 1)
+        let now = to_micros(now);
+        audited!(self, &audit, now, |tx| {
+            let done = sqlx::query(
+                "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(session_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+        });
+        Ok(true)
     }
 
     /// The user's live sessions, newest first.

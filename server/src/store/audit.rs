@@ -5,11 +5,13 @@ use renkei_protocol::AuditEntry;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, Store, StoreError, with_pool};
+use super::{Store, StoreError, with_pool};
 use crate::domain::audit::AuditFields;
 use crate::domain::{from_micros, to_micros};
 
-/// An act to record. `details` is JSON text of ids and parameters — never content.
+/// An act to record. `details` holds ids and parameters — never content. A store method that performs
+/// an act takes its entry and appends it in the act's own transaction (see [`append_audit_in`]), filling
+/// in what only the act knows (a new group's id, the invitation created).
 #[derive(Debug, Clone, Default)]
 pub struct NewAuditEntry {
     pub action: &'static str,
@@ -18,7 +20,19 @@ pub struct NewAuditEntry {
     pub target_user_id: Option<Uuid>,
     pub client_addr: Option<String>,
     pub session_id: Option<Uuid>,
-    pub details: String,
+    pub details: serde_json::Value,
+}
+
+impl NewAuditEntry {
+    /// Adds `key: value` to the details (which become an object if they were not one).
+    pub fn detail(&mut self, key: &str, value: impl serde::Serialize) {
+        if !self.details.is_object() {
+            self.details = serde_json::Value::Object(serde_json::Map::new());
+        }
+        if let (Some(map), Ok(value)) = (self.details.as_object_mut(), serde_json::to_value(value)) {
+            map.insert(key.to_owned(), value);
+        }
+    }
 }
 
 /// What administrators filter the log by.
@@ -30,12 +44,15 @@ pub struct AuditFilter {
     pub from: Option<OffsetDateTime>,
     pub to: Option<OffsetDateTime>,
     pub after_seq: Option<i64>,
+    pub before_seq: Option<i64>,
+    /// Newest first instead of oldest first.
+    pub newest_first: bool,
     pub limit: i64,
 }
 
 macro_rules! audit_columns {
     () => {
-        "seq, at, actor_id, action, group_id, target_user_id, client_addr, session_id, details, prev_hash, hash"
+        "seq, at, actor_id, action, group_id, target_user_id, client_addr, session_id, details, prev_hash, hash, mac"
     };
 }
 pub(super) use audit_columns;
@@ -53,6 +70,8 @@ pub struct AuditRow {
     details: String,
     pub prev_hash: String,
     pub hash: String,
+    /// HMAC-SHA256 of `hash` under the audit key; none for entries written before the key existed.
+    pub mac: Option<String>,
 }
 
 impl AuditRow {
@@ -81,7 +100,8 @@ impl AuditRow {
             target_user_id: f.target_user_id,
             client_addr: f.client_addr,
             session_id: f.session_id,
-            details: f.details,
+            // Stored as text (it is hashed as text); read back as the object it is.
+            details: serde_json::from_str(&f.details).unwrap_or(serde_json::Value::String(f.details)),
             hash: self.hash.clone(),
         }
     }
@@ -90,14 +110,22 @@ impl AuditRow {
 /// Serialises appenders across nodes (PostgreSQL); within a node the caller holds a lock.
 pub(crate) const AUDIT_LOCK: i64 = 0x7265_6e6b_6569;
 
+/// How this store appends an entry: the dialect, and the key of the keyed chain when it has one.
+#[derive(Debug, Clone)]
+pub struct AuditAppender {
+    pub postgres: bool,
+    pub key: Option<std::sync::Arc<crate::domain::audit::AuditKey>>,
+}
+
 /// Appends one audit entry inside the open transaction `$tx` (of either backend): the act and its entry
 /// commit together or not at all. On PostgreSQL an advisory lock held to the end of the transaction
 /// serialises appenders across nodes; on SQLite the write transaction itself does.
 macro_rules! append_audit_in {
-    ($tx:ident, $postgres:expr, $new:expr, $at:expr) => {{
+    ($tx:ident, $appender:expr, $new:expr, $at:expr) => {{
         let tx = &mut $tx;
         let new: &$crate::store::NewAuditEntry = $new;
-        if $postgres {
+        let appender: &$crate::store::audit::AuditAppender = &$appender;
+        if appender.postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind($crate::store::audit::AUDIT_LOCK)
                 .execute(&mut **tx)
@@ -116,13 +144,15 @@ macro_rules! append_audit_in {
             target_user_id: new.target_user_id,
             client_addr: new.client_addr.clone(),
             session_id: new.session_id,
-            details: new.details.clone(),
+            details: if new.details.is_null() { "{}".to_owned() } else { new.details.to_string() },
         };
         let hash = fields.hash(&prev_hash);
+        let mac = appender.key.as_ref().map(|key| key.mac(&hash));
+        $crate::failpoint::before_audit_append(new.action);
         sqlx::query(concat!(
             "INSERT INTO audit_log (",
             $crate::store::audit::audit_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(fields.seq)
         .bind(fields.at)
@@ -135,6 +165,7 @@ macro_rules! append_audit_in {
         .bind(&fields.details)
         .bind(&prev_hash)
         .bind(&hash)
+        .bind(&mac)
         .execute(&mut **tx)
         .await?;
         fields.seq
@@ -142,29 +173,53 @@ macro_rules! append_audit_in {
 }
 pub(crate) use append_audit_in;
 
+/// Runs `$body` in a write transaction of `$store` and appends `$audit` (at `$at`, microseconds) as its
+/// last statement: the act and its entry commit together or not at all. `$body` may `return` early (from
+/// the enclosing method) when there turns out to be no act to record; nothing is committed then.
+macro_rules! audited {
+    ($store:expr, $audit:expr, $at:expr, |$tx:ident| $body:block) => {{
+        let appender = $store.audit_appender();
+        $crate::store::with_pool!($store, |pool| {
+            let mut $tx = $crate::store::BeginWrite::begin_write(pool).await?;
+            let out = $body;
+            $crate::store::audit::append_audit_in!($tx, appender, $audit, $at);
+            $tx.commit().await?;
+            out
+        })
+    }};
+}
+pub(crate) use audited;
+
 impl Store {
     /// Appends one entry, chained to the last, in a transaction of its own.
     pub async fn append_audit(&self, new: &NewAuditEntry, now: OffsetDateTime) -> Result<i64, StoreError> {
         let at = to_micros(now);
-        let postgres = matches!(self.db, Db::Postgres(_));
+        let appender = self.audit_appender();
         let seq = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let seq = append_audit_in!(tx, postgres, new, at);
+            let seq = append_audit_in!(tx, appender, new, at);
             tx.commit().await?;
             seq
         });
         Ok(seq)
     }
 
-    /// Entries matching the filter, in sequence order.
+    /// Entries matching the filter, in sequence order (or the newest first).
     pub async fn audit_entries(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        let sql = concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit_log WHERE seq > $1 AND ($2 IS NULL OR actor_id = $2 OR target_user_id = $2) \
-             AND ($3 IS NULL OR group_id = $3) AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR at >= $5) \
-             AND ($6 IS NULL OR at < $6) ORDER BY seq LIMIT $7"
-        );
+        macro_rules! select {
+            ($order:literal) => {
+                concat!(
+                    "SELECT ",
+                    audit_columns!(),
+                    " FROM audit_log WHERE seq > $1 AND ($2 IS NULL OR actor_id = $2 OR target_user_id = $2) \
+                     AND ($3 IS NULL OR group_id = $3) AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR at >= $5) \
+                     AND ($6 IS NULL OR at < $6) AND ($8 IS NULL OR seq < $8) ORDER BY seq ",
+                    $order,
+                    " LIMIT $7"
+                )
+            };
+        }
+        let sql = if f.newest_first { select!("DESC") } else { select!("ASC") };
         let rows: Vec<AuditRow> = with_pool!(self, |pool| sqlx::query_as(sql)
             .bind(f.after_seq.unwrap_or(0))
             .bind(f.actor_id)
@@ -173,6 +228,7 @@ impl Store {
             .bind(f.from.map(to_micros))
             .bind(f.to.map(to_micros))
             .bind(f.limit)
+            .bind(f.before_seq)
             .fetch_all(pool)
             .await)?;
         Ok(rows.iter().map(AuditRow::entry).collect())
@@ -182,6 +238,29 @@ impl Store {
     pub async fn audit_rows(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
         let sql = concat!("SELECT ", audit_columns!(), " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
         Ok(with_pool!(self, |pool| sqlx::query_as(sql).bind(after_seq).bind(limit).fetch_all(pool).await)?)
+    }
+
+    /// The fingerprint of the key that seals this log, if one is registered.
+    pub async fn registered_audit_key(&self) -> Result<Option<String>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT fingerprint FROM audit_key WHERE id = 1").fetch_optional(pool).await
+        })?)
+    }
+
+    /// Registers `fingerprint` as the key that seals this log unless one is registered already; returns
+    /// the registered one (the first server to start wins, also when two start at once).
+    pub async fn register_audit_key(&self, fingerprint: &str, now: OffsetDateTime) -> Result<String, StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO audit_key (id, fingerprint, registered_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(fingerprint)
+            .bind(to_micros(now))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        self.registered_audit_key().await?.ok_or_else(|| StoreError::Corrupt("no audit key registered".into()))
     }
 
     /// The newest entry, if any.

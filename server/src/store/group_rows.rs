@@ -77,7 +77,7 @@ pub(super) use membership_returning;
 /// Also read as JSON, where PostgreSQL aggregates a group's memberships into its row.
 #[derive(Debug, sqlx::FromRow, serde::Deserialize)]
 pub(super) struct MembershipRow {
-    id: Uuid,
+    pub(super) id: Uuid,
     group_id: Uuid,
     user_id: Uuid,
     role: String,
@@ -119,7 +119,7 @@ pub(super) use person_columns;
 
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct PersonRow {
-    person_id: Uuid,
+    pub(super) person_id: Uuid,
     person_name: String,
     person_profession: String,
     person_organisation: String,
@@ -168,7 +168,7 @@ pub(super) use consent_columns;
 
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct ConsentRow {
-    version: i32,
+    pub(super) version: i32,
     kind: String,
     consenter_kind: String,
     consenter_name: String,

@@ -11,14 +11,26 @@ use renkei_protocol::{
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use super::audit::append_audit_in;
 use super::group_rows::{
     ConsentRow, GroupRow, MemberRow, MembershipRow, consent_columns, date_text, group_columns, membership_columns,
     membership_returning, person_columns,
 };
 use super::rows::{UserRow, user_columns};
-use super::{Conflict, Store, StoreError, is_unique_violation, with_pool};
+use super::{Conflict, NewAuditEntry, Store, StoreError, is_unique_violation, with_pool};
 use crate::domain::{Account, GroupRecord, Membership, to_micros};
 use crate::policy;
+
+/// An invitation to write, checked by the caller against `consent_version`.
+#[derive(Debug, Clone, Copy)]
+pub struct NewInvitation {
+    pub group: Uuid,
+    pub invitee: Uuid,
+    pub invited_by: Uuid,
+    /// The consent in force when the caller checked the invitee against it.
+    pub consent_version: i32,
+    pub expires_at: OffsetDateTime,
+}
 
 /// A new consent version, as the attending physician records it.
 #[derive(Debug)]
@@ -71,10 +83,13 @@ impl Store {
         patient: &PatientIdentifiers,
         notes: Option<&str>,
         physician: Uuid,
+        mut audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<GroupRecord, StoreError> {
         let id = Uuid::now_v7();
         let now = to_micros(now);
+        let appender = self.audit_appender();
+        audit.group_id = Some(id);
         let row: GroupRow = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let row = sqlx::query_as::<_, GroupRow>(concat!(
@@ -94,6 +109,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             insert_active_member!(tx, id, physician, MemberRole::AttendingPhysician, Some(physician), now)?;
+            append_audit_in!(tx, appender, &audit, now);
             tx.commit().await?;
             row
         });
@@ -105,21 +121,30 @@ impl Store {
         &self,
         label: &str,
         admin: Uuid,
+        mut audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<GroupRecord, StoreError> {
+        let id = Uuid::now_v7();
+        let now = to_micros(now);
+        let appender = self.audit_appender();
+        audit.group_id = Some(id);
         let row: GroupRow = with_pool!(self, |pool| {
-            sqlx::query_as::<_, GroupRow>(concat!(
+            let mut tx = pool.begin_write().await?;
+            let row = sqlx::query_as::<_, GroupRow>(concat!(
                 "INSERT INTO groups (id, kind, label, status, created_by, created_at, updated_at) \
                  VALUES ($1, 'community', $2, 'active', $3, $4, $4) RETURNING ",
                 group_columns!()
             ))
-            .bind(Uuid::now_v7())
+            .bind(id)
             .bind(label)
             .bind(admin)
-            .bind(to_micros(now))
-            .fetch_one(pool)
-            .await
-        })?;
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            append_audit_in!(tx, appender, &audit, now);
+            tx.commit().await?;
+            row
+        });
         row.try_into()
     }
 
@@ -242,9 +267,11 @@ impl Store {
         &self,
         group: Uuid,
         new: NewConsent,
+        mut audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<(Consent, Vec<Person>), StoreError> {
         let now = to_micros(now);
+        let appender = self.audit_appender();
         let scope = serde_json::to_string(&new.scope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let status = if new.kind == ConsentKind::Withdrawn { GroupStatus::ReadOnly } else { GroupStatus::Active };
         let (row, removed): (ConsentRow, Vec<MemberRow>) = with_pool!(self, |pool| {
@@ -334,6 +361,10 @@ impl Store {
             .bind(status.as_str())
             .execute(&mut *tx)
             .await?;
+            audit.detail("version", row.version);
+            audit.detail("kind", new.kind.as_str());
+            audit.detail("removed", removed.iter().map(|m| m.person.person_id).collect::<Vec<_>>());
+            append_audit_in!(tx, appender, &audit, now);
             tx.commit().await?;
             (row, removed)
         });
@@ -347,15 +378,13 @@ impl Store {
     /// `Conflict::AlreadyMember`; a consent changed in between is `Conflict::StateChanged`.
     pub async fn invite(
         &self,
-        group: Uuid,
-        invitee: Uuid,
-        invited_by: Uuid,
-        consent_version: i32,
-        expires_at: OffsetDateTime,
+        invitation: NewInvitation,
+        mut audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<Membership, StoreError> {
+        let NewInvitation { group, invitee, invited_by, consent_version, expires_at } = invitation;
         let now = to_micros(now);
-        let postgres = self.backend() == super::Backend::Postgres;
+        let appender = self.audit_appender();
         let row: MembershipRow = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if lock_group!(tx, group, now) != Some(GroupStatus::Active) {
@@ -368,7 +397,7 @@ impl Store {
             if version != Some(consent_version) {
                 return Err(StoreError::Conflict(Conflict::StateChanged));
             }
-            super::housekeeping::expire_invitations_in!(tx, postgres, Some(invitee), Some(group), now);
+            super::housekeeping::expire_invitations_in!(tx, appender, Some(invitee), Some(group), now);
             let inserted = sqlx::query_as::<_, MembershipRow>(concat!(
                 "INSERT INTO memberships (id, group_id, user_id, role, state, invited_by, invited_at, expires_at) \
                  VALUES ($1, $2, $3, 'member', 'invited', $4, $5, $6) RETURNING ",
@@ -388,6 +417,8 @@ impl Store {
                 }
                 other => other?,
             };
+            audit.detail("invitation", row.id);
+            append_audit_in!(tx, appender, &audit, now);
             tx.commit().await?;
             row
         });
@@ -402,10 +433,10 @@ impl Store {
             membership_columns!(),
             " FROM memberships m WHERE m.user_id = $1 AND m.state = 'invited' ORDER BY m.invited_at DESC"
         );
-        let postgres = self.backend() == super::Backend::Postgres;
+        let appender = self.audit_appender();
         let rows: Vec<MembershipRow> = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            super::housekeeping::expire_invitations_in!(tx, postgres, Some(user), None::<Uuid>, now);
+            super::housekeeping::expire_invitations_in!(tx, appender, Some(user), None::<Uuid>, now);
             tx.commit().await?;
             sqlx::query_as(sql).bind(user).fetch_all(pool).await
         })?;
@@ -420,10 +451,10 @@ impl Store {
             membership_columns!(),
             " FROM memberships m WHERE m.group_id = $1 AND m.state = 'invited' ORDER BY m.invited_at"
         );
-        let postgres = self.backend() == super::Backend::Postgres;
+        let appender = self.audit_appender();
         let rows: Vec<MembershipRow> = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            super::housekeeping::expire_invitations_in!(tx, postgres, None::<Uuid>, Some(group), now);
+            super::housekeeping::expire_invitations_in!(tx, appender, None::<Uuid>, Some(group), now);
             tx.commit().await?;
             sqlx::query_as(sql).bind(group).fetch_all(pool).await
         })?;
@@ -445,18 +476,19 @@ impl Store {
         id: Uuid,
         user: Uuid,
         accept: bool,
+        mut audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<Membership, StoreError> {
         let now = to_micros(now);
         let membership = self.invitation(id, user).await?.ok_or(StoreError::Conflict(Conflict::StateChanged))?;
-        let postgres = self.backend() == super::Backend::Postgres;
+        let appender = self.audit_appender();
         let row: MembershipRow = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if lock_group!(tx, membership.group_id, now) != Some(GroupStatus::Active) {
                 return Err(StoreError::Conflict(Conflict::GroupNotActive));
             }
             let expired =
-                super::housekeeping::expire_invitations_in!(tx, postgres, Some(user), Some(membership.group_id), now);
+                super::housekeeping::expire_invitations_in!(tx, appender, Some(user), Some(membership.group_id), now);
             if expired > 0 {
                 tx.commit().await?;
                 return Err(StoreError::Conflict(Conflict::InvitationExpired));
@@ -481,6 +513,9 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::Conflict(Conflict::StateChanged))?;
+            audit.group_id = Some(membership.group_id);
+            audit.detail("invitation", id);
+            append_audit_in!(tx, appender, &audit, now);
             tx.commit().await?;
             row
         });
@@ -494,9 +529,11 @@ impl Store {
         group: Uuid,
         user: Uuid,
         how: MembershipState,
+        audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let now = to_micros(now);
+        let appender = self.audit_appender();
         let done = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if lock_group!(tx, group, now).is_none() {
@@ -513,11 +550,15 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
             sqlx::query("UPDATE groups SET handover_to_id = NULL WHERE id = $1 AND handover_to_id = $2")
                 .bind(group)
                 .bind(user)
                 .execute(&mut *tx)
                 .await?;
+            append_audit_in!(tx, appender, &audit, now);
             tx.commit().await?;
             done
         });
@@ -530,9 +571,11 @@ impl Store {
         group: Uuid,
         user: Uuid,
         added_by: Uuid,
+        audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let now = to_micros(now);
+        let appender = self.audit_appender();
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if lock_group!(tx, group, now) != Some(GroupStatus::Active) {
@@ -544,27 +587,42 @@ impl Store {
                 }
                 other => other?,
             }
+            append_audit_in!(tx, appender, &audit, now);
             tx.commit().await?;
         });
         Ok(())
     }
 
     /// Names `target` (an active member) as the physician the group is being handed over to.
-    pub async fn request_handover(&self, group: Uuid, target: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
-        let done = with_pool!(self, |pool| {
-            sqlx::query(
+    pub async fn request_handover(
+        &self,
+        group: Uuid,
+        target: Uuid,
+        audit: NewAuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let now = to_micros(now);
+        let appender = self.audit_appender();
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(
                 "UPDATE groups SET handover_to_id = $2, updated_at = $3 WHERE id = $1 AND status = 'active' \
                  AND EXISTS (SELECT 1 FROM memberships WHERE group_id = $1 AND user_id = $2 AND state = 'active' \
                  AND role = 'member')",
             )
             .bind(group)
             .bind(target)
-            .bind(to_micros(now))
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        if done == 1 { Ok(()) } else { Err(StoreError::Conflict(Conflict::StateChanged)) }
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Err(StoreError::Conflict(Conflict::StateChanged));
+            }
+            append_audit_in!(tx, appender, &audit, now);
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// The handover target accepts (they become the attending physician and the previous one a member) or
@@ -574,9 +632,11 @@ impl Store {
         group: Uuid,
         user: Uuid,
         accept: bool,
+        audit: NewAuditEntry,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let now = to_micros(now);
+        let appender = self.audit_appender();
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let pending = sqlx::query(
@@ -614,21 +674,31 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            append_audit_in!(tx, appender, &audit, now);
             tx.commit().await?;
         });
         Ok(())
     }
 
     /// Archives the group when care ends: read-only, kept for retention; a pending handover is cancelled.
-    pub async fn archive_group(&self, group: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+    pub async fn archive_group(
+        &self,
+        group: Uuid,
+        audit: NewAuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let now = to_micros(now);
+        let appender = self.audit_appender();
         with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE groups SET status = 'archived', handover_to_id = NULL, updated_at = $2 WHERE id = $1")
                 .bind(group)
-                .bind(to_micros(now))
-                .execute(pool)
-                .await
-                .map(drop)
-        })?;
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            append_audit_in!(tx, appender, &audit, now);
+            tx.commit().await?;
+        });
         Ok(())
     }
 }

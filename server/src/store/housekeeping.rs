@@ -13,7 +13,7 @@ use crate::domain::to_micros;
 /// Marks pending invitations past their expiry as expired — all of them, or one user's (in one group) —
 /// inside the open transaction `$tx`, with an `invitation_expired` entry each; evaluates to how many.
 macro_rules! expire_invitations_in {
-    ($tx:ident, $postgres:expr, $user:expr, $group:expr, $now:expr) => {{
+    ($tx:ident, $appender:expr, $user:expr, $group:expr, $now:expr) => {{
         let user: Option<uuid::Uuid> = $user;
         let group: Option<uuid::Uuid> = $group;
         let expired: Vec<(uuid::Uuid, uuid::Uuid, Option<uuid::Uuid>)> = sqlx::query_as(
@@ -34,9 +34,9 @@ macro_rules! expire_invitations_in {
                 target_user_id: Some(*user_id),
                 client_addr: None,
                 session_id: None,
-                details: serde_json::json!({ "invited_by": invited_by }).to_string(),
+                details: serde_json::json!({ "invited_by": invited_by }),
             };
-            $crate::store::audit::append_audit_in!($tx, $postgres, &entry, $now);
+            $crate::store::audit::append_audit_in!($tx, $appender, &entry, $now);
         }
         expired.len()
     }};
@@ -52,7 +52,7 @@ impl Store {
         idle_cutoff: OffsetDateTime,
     ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
         let (now, idle_cutoff) = (to_micros(now), to_micros(idle_cutoff));
-        let postgres = self.backend() == super::Backend::Postgres;
+        let appender = self.audit_appender();
         let count = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let expired: Vec<(Uuid, Uuid, i64, i64, i64)> = sqlx::query_as(
@@ -76,10 +76,9 @@ impl Store {
                     details: serde_json::json!({
                         "reason": reason,
                         "duration_seconds": (last_seen - created) / 1_000_000,
-                    })
-                    .to_string(),
+                    }),
                 };
-                append_audit_in!(tx, postgres, &entry, now);
+                append_audit_in!(tx, appender, &entry, now);
             }
             tx.commit().await?;
             expired.iter().map(|(id, user, ..)| (*user, *id)).collect()
@@ -90,10 +89,10 @@ impl Store {
     /// Marks every pending invitation past its expiry as expired, each with an `invitation_expired` entry.
     pub async fn expire_invitations(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let now = to_micros(now);
-        let postgres = self.backend() == super::Backend::Postgres;
+        let appender = self.audit_appender();
         let count = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let count = expire_invitations_in!(tx, postgres, None, None, now);
+            let count = expire_invitations_in!(tx, appender, None, None, now);
             tx.commit().await?;
             count
         });

@@ -7,6 +7,7 @@
 //! operation; a transaction never crosses this module's boundary.
 
 mod accounts;
+mod attachments;
 mod audit;
 mod group_rows;
 mod groups;
@@ -22,8 +23,9 @@ use std::path::Path;
 use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{LoginFailureStats, NewSession, NewUser};
+pub use attachments::{AttachmentRecord, NewAttachment};
 pub use audit::{AuditFilter, AuditRow, NewAuditEntry};
-pub use groups::NewConsent;
+pub use groups::{NewConsent, NewInvitation};
 pub use posts::{Committer, PostOutcome, PostRefused, PostRequest};
 pub use rules::{MemberAvailability, PostContext};
 
@@ -87,6 +89,8 @@ pub(crate) enum Db {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// The key of the audit log's keyed chain, when the server has one (see [`Store::with_audit_key`]).
+    audit_key: Option<std::sync::Arc<crate::domain::audit::AuditKey>>,
 }
 
 /// What a caller may need to react to; everything else is an internal fault.
@@ -123,12 +127,25 @@ pub enum Conflict {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                Self::Unavailable(e)
-            }
-            other => Self::Database(other),
-        }
+        if database_away(&e) { Self::Unavailable(e) } else { Self::Database(e) }
+    }
+}
+
+/// True when the database is away rather than the statement wrong, so that a retry may succeed: the pool
+/// has no connection to give, the connection broke, or PostgreSQL ended it or refused it while shutting
+/// down, restarting or failing over (SQLSTATE class 08, 57P01–57P03, 53300).
+pub fn database_away(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")),
+        _ => false,
     }
 }
 
@@ -167,7 +184,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Self { db })
+        Ok(Self { db, audit_key: None })
     }
 
     /// A store on the same database with a pool of its own of `max_connections`. The group committer, its
@@ -212,7 +229,23 @@ impl Store {
                 )
             }
         };
-        Ok(Self { db })
+        Ok(Self { db, audit_key: self.audit_key.clone() })
+    }
+
+    /// This store, appending audit entries with their MAC under `key` (the keyed chain).
+    pub fn with_audit_key(mut self, key: crate::domain::audit::AuditKey) -> Self {
+        self.audit_key = Some(std::sync::Arc::new(key));
+        self
+    }
+
+    /// The audit key, when this store has one.
+    pub fn audit_key(&self) -> Option<&crate::domain::audit::AuditKey> {
+        self.audit_key.as_deref()
+    }
+
+    /// How this store appends an audit entry.
+    pub(crate) fn audit_appender(&self) -> audit::AuditAppender {
+        audit::AuditAppender { postgres: self.backend() == Backend::Postgres, key: self.audit_key.clone() }
     }
 
     pub fn backend(&self) -> Backend {

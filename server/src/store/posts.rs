@@ -8,12 +8,12 @@
 use crate::store::BeginWrite;
 use std::collections::HashMap;
 
-use renkei_protocol::{Author, NewPost, Person, Post, PostKind, PostVersion, Profession, SeenMark, Unread};
+use renkei_protocol::{Attachment, Author, NewPost, Person, Post, PostKind, PostVersion, Profession, SeenMark, Unread};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::group_rows::{GroupRow, MembershipRow, group_columns, membership_columns};
-use super::{Store, StoreError, with_pool};
+use super::{NewAuditEntry, Store, StoreError, with_pool};
 use crate::domain::{GroupRecord, Membership, from_micros, to_micros};
 use crate::policy::groups::GroupDenied;
 pub use crate::policy::posts::PostRefused;
@@ -25,6 +25,19 @@ pub struct PostRequest {
     pub group_id: Uuid,
     pub author: Author,
     pub post: NewPost,
+    /// An act that comes with this post (an override of the emergency rule): appended to the audit log in
+    /// the batch's transaction when the post is created, so the post and its entry commit together.
+    pub audit: Option<NewAuditEntry>,
+    /// The files `post.attachments` names, as checked before the commit (uploaded to this group by the
+    /// author); the commit marks each as referenced and stores their descriptions with the post.
+    pub attachments: Vec<Attachment>,
+}
+
+impl PostRequest {
+    /// The post's attachments as stored in `posts.attachments` (NULL for none).
+    fn attachments_json(&self) -> Option<String> {
+        (!self.attachments.is_empty()).then(|| serde_json::to_string(&self.attachments).unwrap_or_default())
+    }
 }
 
 /// The outcome for one request of a batch: the post, and whether this batch created it (false when the
@@ -35,7 +48,7 @@ pub type PostOutcome = Result<(Post, bool), PostRefused>;
 macro_rules! post_columns {
     () => {
         "id, group_id, seq, author_id, author_name, author_profession, author_organisation, kind, body, reply_to, \
-         client_msg_id, consent_version, created_at, version, edited_at, deleted_at"
+         client_msg_id, consent_version, created_at, version, edited_at, deleted_at, attachments"
     };
 }
 
@@ -45,7 +58,7 @@ macro_rules! post_columns_json_array {
     () => {
         "json_array(hex(id), hex(group_id), seq, hex(author_id), author_name, author_profession, \
          author_organisation, kind, body, reply_to, client_msg_id, consent_version, created_at, version, \
-         edited_at, deleted_at)"
+         edited_at, deleted_at, attachments)"
     };
 }
 
@@ -69,6 +82,7 @@ struct PostRow {
     version: i32,
     edited_at: Option<i64>,
     deleted_at: Option<i64>,
+    attachments: Option<String>,
 }
 
 impl TryFrom<PostRow> for Post {
@@ -76,6 +90,11 @@ impl TryFrom<PostRow> for Post {
 
     fn try_from(r: PostRow) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("post {}: unknown {what}", r.id));
+        // A deleted post shares nothing any more.
+        let attachments = match (&r.attachments, r.deleted_at) {
+            (Some(json), None) => serde_json::from_str(json).map_err(|_| corrupt("attachments"))?,
+            _ => Vec::new(),
+        };
         Ok(Post {
             id: r.id,
             group_id: r.group_id,
@@ -95,6 +114,7 @@ impl TryFrom<PostRow> for Post {
             version: r.version,
             edited_at: r.edited_at.map(from_micros),
             deleted_at: r.deleted_at.map(from_micros),
+            attachments,
         })
     }
 }
@@ -176,6 +196,13 @@ trait CommitStatements {
         now: i64,
         groups: &[Advance],
     ) -> Result<Option<HashMap<Uuid, i64>>, sqlx::Error>;
+    /// Appends an audit entry (chained to the last) in the batch's transaction.
+    async fn append_audit(
+        &mut self,
+        appender: &super::audit::AuditAppender,
+        entry: &NewAuditEntry,
+        at: i64,
+    ) -> Result<(), sqlx::Error>;
 }
 
 /// A batch's groups and authors, each once and in order, and the groups it asks a care-plan question in.
@@ -212,6 +239,17 @@ macro_rules! care_managers_of_group {
 }
 
 impl CommitStatements for sqlx::SqliteConnection {
+    async fn append_audit(
+        &mut self,
+        appender: &super::audit::AuditAppender,
+        entry: &NewAuditEntry,
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut conn = self;
+        super::audit::append_audit_in!(conn, appender, entry, at);
+        Ok(())
+    }
+
     async fn lock_groups(&mut self, keys: &BatchKeys) -> Result<(Vec<GroupStateRow>, Vec<MembershipRow>), sqlx::Error> {
         // The write transaction (BEGIN IMMEDIATE) already excludes every other writer.
         let sql = format!(
@@ -264,7 +302,7 @@ impl CommitStatements for sqlx::SqliteConnection {
         // The write transaction holds the lock since before the read: the bases are as decided.
         let bases: HashMap<Uuid, i64> = groups.iter().map(|g| (g.id, g.base)).collect();
         for chunk in rows.chunks(POST_ROWS_PER_STATEMENT) {
-            let values = vec![format!("({}, 1, NULL, NULL)", marks(13)); chunk.len()].join(", ");
+            let values = vec![format!("({}, 1, NULL, NULL, ?)", marks(13)); chunk.len()].join(", ");
             let sql = format!("INSERT INTO posts ({}) VALUES {values}", post_columns!());
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
             for NewRow { id, req, offset, consent_version } in chunk {
@@ -282,9 +320,33 @@ impl CommitStatements for sqlx::SqliteConnection {
                     .bind(req.post.reply_to)
                     .bind(&req.post.client_msg_id)
                     .bind(*consent_version)
-                    .bind(now);
+                    .bind(now)
+                    .bind(req.attachments_json());
             }
             insert.execute(&mut *self).await?;
+        }
+        // The files the new posts share become theirs: one statement for the batch's files, if any.
+        let linked: Vec<(Uuid, i64)> = rows
+            .iter()
+            .flat_map(|NewRow { req, offset, .. }| {
+                let seq = bases.get(&req.group_id).map_or(*offset, |base| base + offset);
+                req.attachments.iter().map(move |a| (a.id, seq))
+            })
+            .collect();
+        for chunk in linked.chunks(POST_ROWS_PER_STATEMENT) {
+            let cases = " WHEN ? THEN ?".repeat(chunk.len());
+            let sql = format!(
+                "UPDATE attachments SET post_seq = CASE id{cases} END WHERE id IN ({}) AND post_seq IS NULL",
+                marks(chunk.len())
+            );
+            let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, seq) in chunk {
+                update = update.bind(*id).bind(*seq);
+            }
+            for (id, _) in chunk {
+                update = update.bind(*id);
+            }
+            update.execute(&mut *self).await?;
         }
         let cases = " WHEN ? THEN ?".repeat(groups.len());
         let sql = format!(
@@ -348,6 +410,17 @@ async fn read_pg_groups(
 }
 
 impl CommitStatements for sqlx::PgConnection {
+    async fn append_audit(
+        &mut self,
+        appender: &super::audit::AuditAppender,
+        entry: &NewAuditEntry,
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut conn = self;
+        super::audit::append_audit_in!(conn, appender, entry, at);
+        Ok(())
+    }
+
     async fn lock_groups(&mut self, keys: &BatchKeys) -> Result<(Vec<GroupStateRow>, Vec<MembershipRow>), sqlx::Error> {
         read_pg_groups(self, &keys.groups, Some(&keys.authors), &keys.care_plan, true).await
     }
@@ -387,14 +460,21 @@ impl CommitStatements for sqlx::PgConnection {
             post_columns!(),
             ") SELECT u.id, u.group_id, g.base + u.off, u.author_id, u.author_name, u.author_profession, \
              u.author_organisation, u.kind, u.body, u.reply_to, u.client_msg_id, u.consent_version, $12::bigint, 1, \
-             NULL::bigint, NULL::bigint FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $16::int[]) \
-             AS u(id, group_id, off, author_id, author_name, author_profession, author_organisation, kind, body, \
-             reply_to, client_msg_id, consent_version) JOIN g ON g.id = u.group_id WHERE (SELECT ok FROM ok)), \
+             NULL::bigint, NULL::bigint, u.attachments FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], \
+             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $16::int[], \
+             $17::text[]) AS u(id, group_id, off, author_id, author_name, author_profession, author_organisation, \
+             kind, body, reply_to, client_msg_id, consent_version, attachments) JOIN g ON g.id = u.group_id \
+             WHERE (SELECT ok FROM ok)), \
+             linked AS (UPDATE attachments a SET post_seq = g.base + x.off \
+             FROM UNNEST($18::uuid[], $19::uuid[], $20::bigint[]) AS x(att, grp, off) JOIN g ON g.id = x.grp \
+             WHERE a.id = x.att AND a.group_id = x.grp AND a.post_seq IS NULL AND (SELECT ok FROM ok)), \
              advanced AS (UPDATE groups SET last_seq = g.base + g.count FROM g \
              WHERE groups.id = g.id AND (SELECT ok FROM ok)) \
              SELECT (SELECT ok FROM ok), COALESCE(array_agg(g.id), '{}'), COALESCE(array_agg(g.base), '{}') FROM g"
         );
+        // The files the new posts share: (file, group, the post's offset in its group).
+        let linked: Vec<(Uuid, Uuid, i64)> =
+            rows.iter().flat_map(|r| r.req.attachments.iter().map(move |a| (a.id, r.req.group_id, r.offset))).collect();
         let (ok, ids, bases): (bool, Vec<Uuid>, Vec<i64>) = sqlx::query_as(sql)
             .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.req.group_id).collect::<Vec<_>>())
@@ -412,13 +492,17 @@ impl CommitStatements for sqlx::PgConnection {
             .bind(groups.iter().map(|g| g.count).collect::<Vec<_>>())
             .bind(groups.iter().map(|g| g.state_version.unwrap_or(-1)).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.consent_version).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.req.attachments_json()).collect::<Vec<_>>())
+            .bind(linked.iter().map(|l| l.0).collect::<Vec<_>>())
+            .bind(linked.iter().map(|l| l.1).collect::<Vec<_>>())
+            .bind(linked.iter().map(|l| l.2).collect::<Vec<_>>())
             .fetch_one(&mut *self)
             .await?;
         Ok(ok.then(|| ids.into_iter().zip(bases).collect()))
     }
 }
 
-/// Posts per multi-row statement (13 parameters each: 1,664, far below SQLite's 32,766 and PostgreSQL's 65,535).
+/// Posts per multi-row statement (14 parameters each: 1,792, far below SQLite's 32,766 and PostgreSQL's 65,535).
 const POST_ROWS_PER_STATEMENT: usize = 128;
 
 impl Store {
@@ -483,6 +567,7 @@ impl Committer {
         now: OffsetDateTime,
     ) -> Result<Vec<PostOutcome>, StoreError> {
         let now = to_micros(now);
+        let appender = self.store.audit_appender();
         let connection = match &mut self.connection {
             Some(held) => held,
             None => self.connection.insert(match &self.store.db {
@@ -493,13 +578,20 @@ impl Committer {
         let outcome = match connection {
             // The write lock at once, as everywhere on SQLite (see `BeginWrite`).
             Held::Sqlite(conn) => match sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await {
-                Ok(tx) => commit_in(tx, batch, now).await,
+                Ok(tx) => commit_in(tx, batch, now, &appender).await,
                 Err(e) => Err(e.into()),
             },
+            // A batch with an audited act runs the locked transaction, which appends the entries.
+            Held::Postgres(conn) if batch.iter().any(|r| r.audit.is_some()) => {
+                match sqlx::Connection::begin(&mut **conn).await {
+                    Ok(tx) => commit_in(tx, batch, now, &appender).await,
+                    Err(e) => Err(e.into()),
+                }
+            }
             Held::Postgres(conn) => match commit_unlocked(conn, &mut self.groups, batch, now).await {
                 Ok(Some(outcomes)) => Ok(outcomes),
                 Ok(None) => match sqlx::Connection::begin(&mut **conn).await {
-                    Ok(tx) => commit_in(tx, batch, now).await,
+                    Ok(tx) => commit_in(tx, batch, now, &appender).await,
                     Err(e) => Err(e.into()),
                 },
                 Err(e) => Err(e),
@@ -519,6 +611,7 @@ async fn commit_in<DB: sqlx::Database>(
     mut tx: sqlx::Transaction<'_, DB>,
     batch: &[PostRequest],
     now: i64,
+    appender: &super::audit::AuditAppender,
 ) -> Result<Vec<PostOutcome>, StoreError>
 where
     DB::Connection: CommitStatements,
@@ -545,8 +638,17 @@ where
             .await?
             .ok_or_else(|| StoreError::Corrupt("a group changed under this transaction's lock".into()))?
     };
+    let outcomes = decision.into_outcomes(now, &bases)?;
+    for (req, outcome) in batch.iter().zip(&outcomes) {
+        if let (Some(audit), Ok((post, true))) = (&req.audit, outcome) {
+            let mut audit = audit.clone();
+            audit.detail("post", post.id);
+            audit.detail("seq", post.seq);
+            CommitStatements::append_audit(&mut *tx, appender, &audit, now).await?;
+        }
+    }
     tx.commit().await?;
-    decision.into_outcomes(now, &bases)
+    Ok(outcomes)
 }
 
 /// PostgreSQL's first try at a batch: no transaction of its own, and one round trip when the committer
@@ -731,6 +833,7 @@ impl Decision<'_> {
                 version: 1,
                 edited_at: None,
                 deleted_at: None,
+                attachments: req.attachments.clone(),
             };
             outcomes[slot] = Some(Ok((post, created)));
         }
@@ -854,18 +957,26 @@ impl Store {
         group: Uuid,
         seq: i64,
         body: Option<&str>,
+        attachments: Option<&[Attachment]>,
+        audit: Option<NewAuditEntry>,
         now: OffsetDateTime,
     ) -> Result<Option<Post>, StoreError> {
         let now = to_micros(now);
+        let appender = self.audit_appender();
+        // The files from now on, as stored with the post (NULL for none); `keep` leaves them as they are.
+        let keep = attachments.is_none();
+        let files = attachments.filter(|a| !a.is_empty()).map(|a| serde_json::to_string(a).unwrap_or_default());
         let sql = if body.is_some() {
             concat!(
-                "UPDATE posts SET body = $3, version = version + 1, edited_at = $4 WHERE group_id = $1 AND seq = $2 ",
+                "UPDATE posts SET body = $3, version = version + 1, edited_at = $4, ",
+                "attachments = CASE WHEN $5 THEN attachments ELSE $6 END WHERE group_id = $1 AND seq = $2 ",
                 "AND deleted_at IS NULL RETURNING ",
                 post_columns!()
             )
         } else {
             concat!(
-                "UPDATE posts SET body = $3, version = version + 1, deleted_at = $4 WHERE group_id = $1 AND seq = $2 ",
+                "UPDATE posts SET body = $3, version = version + 1, deleted_at = $4, ",
+                "attachments = CASE WHEN $5 THEN attachments ELSE $6 END WHERE group_id = $1 AND seq = $2 ",
                 "AND deleted_at IS NULL RETURNING ",
                 post_columns!()
             )
@@ -876,23 +987,51 @@ impl Store {
             // posts are never edited, and a second row per post was a third of the commit's cost. A
             // concurrent first edit wrote it already when the insert conflicts.
             sqlx::query(
-                "INSERT INTO post_versions (post_id, version, body, at) SELECT id, 1, body, created_at FROM posts \
+                "INSERT INTO post_versions (post_id, version, body, at, attachments) \
+                 SELECT id, 1, body, created_at, attachments FROM posts \
                  WHERE group_id = $1 AND seq = $2 AND version = 1 AND deleted_at IS NULL ON CONFLICT DO NOTHING",
             )
             .bind(group)
             .bind(seq)
             .execute(&mut *tx)
             .await?;
-            let row: Option<PostRow> =
-                sqlx::query_as(sql).bind(group).bind(seq).bind(body).bind(now).fetch_optional(&mut *tx).await?;
+            let row: Option<PostRow> = sqlx::query_as(sql)
+                .bind(group)
+                .bind(seq)
+                .bind(body)
+                .bind(now)
+                .bind(keep)
+                .bind(files.as_deref())
+                .fetch_optional(&mut *tx)
+                .await?;
             if let Some(row) = &row {
-                sqlx::query("INSERT INTO post_versions (post_id, version, body, at) VALUES ($1, $2, $3, $4)")
-                    .bind(row.id)
-                    .bind(row.version)
-                    .bind(body)
-                    .bind(now)
+                sqlx::query(
+                    "INSERT INTO post_versions (post_id, version, body, at, attachments) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(row.id)
+                .bind(row.version)
+                .bind(body)
+                .bind(now)
+                .bind(row.attachments.as_deref())
+                .execute(&mut *tx)
+                .await?;
+                // Files added by this edit become the post's.
+                for a in attachments.unwrap_or_default() {
+                    sqlx::query(
+                        "UPDATE attachments SET post_seq = $1 WHERE id = $2 AND group_id = $3 AND post_seq IS NULL",
+                    )
+                    .bind(seq)
+                    .bind(a.id)
+                    .bind(group)
                     .execute(&mut *tx)
                     .await?;
+                }
+                // An edit that overrode the emergency rule is recorded with it.
+                if let Some(mut audit) = audit.clone() {
+                    audit.detail("post", row.id);
+                    audit.detail("seq", seq);
+                    super::audit::append_audit_in!(tx, appender, &audit, now);
+                }
             }
             tx.commit().await?;
             row
@@ -904,15 +1043,30 @@ impl Store {
     /// (see [`Store::revise_post`]): its one version is the post as it stands.
     pub async fn post_versions(&self, post: &Post) -> Result<Vec<PostVersion>, StoreError> {
         if post.version == 1 {
-            return Ok(vec![PostVersion { version: 1, body: post.body.clone(), at: post.created_at }]);
+            return Ok(vec![PostVersion {
+                version: 1,
+                body: post.body.clone(),
+                at: post.created_at,
+                attachments: post.attachments.clone(),
+            }]);
         }
-        let rows: Vec<(i32, Option<String>, i64)> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT version, body, at FROM post_versions WHERE post_id = $1 ORDER BY version"
+        let rows: Vec<(i32, Option<String>, i64, Option<String>)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT version, body, at, attachments FROM post_versions WHERE post_id = $1 ORDER BY version"
         )
         .bind(post.id)
         .fetch_all(pool)
         .await)?;
-        Ok(rows.into_iter().map(|(version, body, at)| PostVersion { version, body, at: from_micros(at) }).collect())
+        rows.into_iter()
+            .map(|(version, body, at, files)| {
+                let attachments = match files {
+                    Some(json) => serde_json::from_str(&json).map_err(|_| {
+                        StoreError::Corrupt(format!("post {}: version {version}: attachments", post.id))
+                    })?,
+                    None => Vec::new(),
+                };
+                Ok(PostVersion { version, body, at: from_micros(at), attachments })
+            })
+            .collect()
     }
 
     /// 「見ました」 by `user` on a post; marking twice keeps the first time. Returns the mark, or `None`

@@ -402,12 +402,24 @@ impl Conn {
                 continue;
             }
             // Reading a patient's timeline is audited (who, which group, from where on), never its content.
-            if let Ok(Some(record)) = self.state.store.group(group_id).await
-                && record.kind == renkei_protocol::GroupKind::Patient
-            {
-                let actor = crate::audit::Actor::from(&self.session);
-                let details = serde_json::json!({ "from": after_seq + 1, "live": true });
-                self.state.audit.record(crate::audit::action::POSTS_READ, &actor, Some(group_id), None, details).await;
+            // A read that cannot be recorded is refused.
+            let recorded = match self.state.store.group(group_id).await {
+                Ok(Some(record)) if record.kind == renkei_protocol::GroupKind::Patient => {
+                    let actor = crate::audit::Actor::from(&self.session);
+                    let details = serde_json::json!({ "from": after_seq + 1, "live": true });
+                    self.state
+                        .audit
+                        .record(crate::audit::action::POSTS_READ, &actor, Some(group_id), None, details)
+                        .await
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = recorded {
+                if let Flow::Stop = self.send(&error_frame(Some(id.clone()), &ApiError::from(e))).await {
+                    return Flow::Stop;
+                }
+                continue;
             }
             // Register first, then read the backlog: whatever commits in between is queued, and the
             // sequence check drops what the backlog already sent.

@@ -61,6 +61,7 @@ async fn accept(state: AppState, req: axum::extract::Request) -> Result<Response
         .or_else(|| cookie::session_token(&parts.headers).map(|t| (t.to_owned(), false)))
         .ok_or(ApiError::Unauthenticated)?;
     let session = AnySession::from_token(&state, &token).await?;
+    session.mark_authenticated(&parts.extensions);
     if let Some(step) = session.pending(&state) {
         return Err(ApiError::Pending(step));
     }

@@ -39,8 +39,34 @@ export type AdminGroupList = {
   groups: Array<AdminGroup>;
 };
 
-/** How an audit chain is broken: an entry changed, entries deleted, inserted or reordered, a gap in the numbering, or a log that ends before the anchor. */
-export type AuditBreak = "altered" | "unlinked" | "gap" | "truncated";
+/** An uploaded file as every member sees it. Its bytes are at `/api/v1/groups/{group_id}/attachments/{id}` (and its thumbnail, for images, at `…/{id}/thumbnail`). */
+export type Attachment = {
+  height?: number | null;
+  id: string;
+  /** The uploader's file name, sanitised (no path, no control or bidirectional characters). */
+  name: string;
+  /** Bytes as stored (for an image: after cleaning). */
+  size: number;
+  type: AttachmentType;
+  /** Pixels, for images. */
+  width?: number | null;
+};
+
+/** What this server accepts, so a client can refuse a file before sending megabytes over a poor signal (`GET /api/v1/attachments/limits`). */
+export type AttachmentLimits = {
+  /** Largest file, in bytes. */
+  max_bytes: number;
+  /** Most files one post may share. */
+  max_per_post: number;
+  /** The accepted types. */
+  types: Array<AttachmentType>;
+};
+
+/** What the server found the content to be (by its magic bytes). Images are served inline once cleaned; a PDF only ever as a download. */
+export type AttachmentType = "jpeg" | "png" | "webp" | "pdf";
+
+/** How an audit chain is broken: an entry changed, entries deleted, inserted or reordered, a gap in the numbering, a log that ends before the anchor, or an entry without a valid MAC under the audit key (written or rewritten by someone without the key). */
+export type AuditBreak = "altered" | "unlinked" | "gap" | "truncated" | "forged";
 
 /** One entry of the audit log, as administrators see it: who did what, where and when — never content. */
 export type AuditEntry = {
@@ -48,8 +74,8 @@ export type AuditEntry = {
   actor_id?: string | null;
   at: string;
   client_addr?: string | null;
-  /** Action details as JSON text (ids, versions, matched terms — never bodies or identifiers). */
-  details: string;
+  /** What the act concerned, as a JSON object (ids, versions, matched terms — never bodies or identifiers). */
+  details: Record<string, unknown>;
   group_id?: string | null;
   /** SHA-256 over the previous entry's hash and this entry (hex). */
   hash: string;
@@ -226,6 +252,8 @@ export type CreatedUser = {
 };
 
 export type EditPost = {
+  /** The files the post shares from now on (absent: unchanged): files it shares already, and files the author uploaded since. Earlier versions keep theirs. */
+  attachments?: Array<string> | null;
   body: string;
   confirm_not_emergency?: boolean;
 };
@@ -238,7 +266,7 @@ export type ErrorBody = {
 };
 
 /** Stable, machine-readable error identifiers. Clients map them to text in the user's language; the identifiers themselves never change once released. */
-export type ErrorCode = "malformed_request" | "validation_failed" | "unsupported_media_type" | "payload_too_large" | "unauthenticated" | "invalid_credentials" | "totp_required" | "totp_invalid" | "totp_enrollment_required" | "password_change_required" | "password_too_weak" | "setup_token_invalid" | "account_disabled" | "too_many_attempts" | "forbidden" | "reauthentication_required" | "not_found" | "method_not_allowed" | "conflict" | "outside_consent_scope" | "consent_required" | "already_member" | "invitation_expired" | "group_not_active" | "rate_limited" | "emergency_use_prohibited" | "patient_info_in_community_group" | "no_care_manager_in_group" | "unavailable" | "internal";
+export type ErrorCode = "malformed_request" | "validation_failed" | "unsupported_media_type" | "payload_too_large" | "unauthenticated" | "invalid_credentials" | "totp_required" | "totp_invalid" | "totp_enrollment_required" | "password_change_required" | "password_too_weak" | "setup_token_invalid" | "account_disabled" | "too_many_attempts" | "forbidden" | "reauthentication_required" | "not_found" | "method_not_allowed" | "conflict" | "outside_consent_scope" | "consent_required" | "already_member" | "invitation_expired" | "group_not_active" | "rate_limited" | "emergency_use_prohibited" | "patient_info_in_community_group" | "no_care_manager_in_group" | "unsupported_attachment_type" | "attachment_unreadable" | "attachments_not_allowed_in_community_group" | "too_many_uploads" | "unavailable" | "internal";
 
 /** One post of a timeline export: every version and every 「見ました」. */
 export type ExportedPost = {
@@ -342,6 +370,8 @@ export type MembershipRecord = {
 export type MembershipState = "invited" | "active" | "declined" | "expired" | "cancelled" | "left" | "removed";
 
 export type NewPost = {
+  /** Files uploaded to this group beforehand (at most [`crate::MAX_ATTACHMENTS_PER_POST`]); the text may then be empty. */
+  attachments?: Array<string>;
   body: string;
   /** Chosen by the client; retrying with the same id returns the original post, never a second one. */
   client_msg_id: string;
@@ -384,6 +414,8 @@ export type Person = {
 };
 
 export type Post = {
+  /** Files the post shares (none once it is deleted). */
+  attachments?: Array<Attachment>;
   author: Author;
   /** `None` once deleted (the tombstone keeps its place in the sequence). */
   body?: string | null;
@@ -424,6 +456,8 @@ export type PostReceipt = {
 /** One version of a post (clinical records keep every version). */
 export type PostVersion = {
   at: string;
+  /** The files this version shared. */
+  attachments?: Array<Attachment>;
   /** `None` for the deletion. */
   body?: string | null;
   version: number;
@@ -663,9 +697,12 @@ export type Operation =
   | "GET /api/v1/admin/users"
   | "GET /api/v1/admin/users/{user}"
   | "GET /api/v1/admin/users/{user}/sessions"
+  | "GET /api/v1/attachments/limits"
   | "GET /api/v1/groups"
   | "GET /api/v1/groups/{id}"
   | "GET /api/v1/groups/{id}/access-report"
+  | "GET /api/v1/groups/{id}/attachments/{attachment}"
+  | "GET /api/v1/groups/{id}/attachments/{attachment}/thumbnail"
   | "GET /api/v1/groups/{id}/candidates"
   | "GET /api/v1/groups/{id}/consents"
   | "GET /api/v1/groups/{id}/export"
@@ -695,6 +732,7 @@ export type Operation =
   | "POST /api/v1/auth/setup"
   | "POST /api/v1/groups"
   | "POST /api/v1/groups/{id}/archive"
+  | "POST /api/v1/groups/{id}/attachments"
   | "POST /api/v1/groups/{id}/consents"
   | "POST /api/v1/groups/{id}/consents/preview"
   | "POST /api/v1/groups/{id}/consents/withdraw"

@@ -7,6 +7,8 @@ import type {
   AddressedList,
   AdminGroup,
   AdminGroupList,
+  Attachment,
+  AttachmentLimits,
   AuditList,
   AuditVerification,
   CandidateList,
@@ -61,7 +63,7 @@ export class ApiError extends Error {
   }
   /** Worth trying again later with the same request (the server was away, or overloaded). */
   get retryable(): boolean {
-    return this.status >= 500 || this.code === 'rate_limited' || this.code === 'unavailable';
+    return this.status >= 500 || this.code === 'rate_limited' || this.code === 'too_many_uploads' || this.code === 'unavailable';
   }
 }
 
@@ -164,6 +166,52 @@ export async function download(
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+/**
+ * Uploads a file to a group (`POST /api/v1/groups/{id}/attachments`, the raw bytes as the body),
+ * reporting the fraction sent: XMLHttpRequest, because fetch cannot report an upload's progress.
+ */
+export function upload(group: string, file: Blob, name: string, progress?: (fraction: number) => void): Promise<Attachment> {
+  const [, path] = pathOf('POST /api/v1/groups/{id}/attachments', { id: group });
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `${path}?${new URLSearchParams({ name })}`);
+    xhr.withCredentials = true;
+    xhr.setRequestHeader('content-type', 'application/octet-stream');
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable && e.total > 0) progress?.(e.loaded / e.total);
+    };
+    xhr.onerror = () => reject(new OfflineError());
+    xhr.ontimeout = () => reject(new OfflineError());
+    xhr.onload = () => {
+      let json: unknown;
+      try {
+        json = JSON.parse(xhr.responseText);
+      } catch {
+        json = undefined;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        progress?.(1);
+        resolve(json as Attachment);
+        return;
+      }
+      const error = isErrorBody(json)
+        ? new ApiError(xhr.status, json)
+        : new ApiError(xhr.status, { code: xhr.status >= 500 ? 'unavailable' : 'malformed_request', message: xhr.statusText, fields: {} });
+      if (error.code === 'unauthenticated') for (const listener of unauthenticatedListeners) listener();
+      reject(error);
+    };
+    xhr.send(file);
+  });
+}
+
+/** Where a shared file (or an image's thumbnail) is fetched from; the session cookie authorises it. */
+export function attachmentUrl(group: string, id: string, thumbnail = false): string {
+  const op: Operation = thumbnail
+    ? 'GET /api/v1/groups/{id}/attachments/{attachment}/thumbnail'
+    : 'GET /api/v1/groups/{id}/attachments/{attachment}';
+  return pathOf(op, { id: group, attachment: id })[1];
+}
+
 function isErrorBody(v: unknown): v is ErrorBody {
   return typeof v === 'object' && v !== null && 'code' in v && 'message' in v;
 }
@@ -202,6 +250,7 @@ export const api = {
   postsAfter: (id: string, after: number, limit = 500) =>
     call<PostPage>('GET /api/v1/groups/{id}/posts', { id }, undefined, { after, limit }),
   post: (id: string, post: NewPost) => call<PostReceipt>('POST /api/v1/groups/{id}/posts', { id }, post),
+  attachmentLimits: () => call<AttachmentLimits>('GET /api/v1/attachments/limits'),
   edit: (id: string, seq: number, edit: EditPost) =>
     call<Post>('PATCH /api/v1/groups/{id}/posts/{seq}', { id, seq }, edit),
   history: (id: string, seq: number) => call<PostHistory>('GET /api/v1/groups/{id}/posts/{seq}/history', { id, seq }),

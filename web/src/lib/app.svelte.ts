@@ -1,9 +1,9 @@
 // The client's state: who is signed in, the groups with their unread counts, the open timelines, the
 // outbox and the live connection. Screens read it and call its methods; only api.ts talks HTTP.
-import { api, ApiError, OfflineError, onUnauthenticated } from './api';
+import { api, ApiError, OfflineError, onUnauthenticated, upload } from './api';
 import type { GroupSummary, Invitation, PendingStep, Post, PostKind, ServerFrame, User } from './api-types';
 import { Live, type LiveStatus } from './live';
-import { newClientMsgId, Outbox, Store, type Outcome, type Pending } from './outbox';
+import { newClientMsgId, Outbox, Store, type Outcome, type Pending, type PendingFile } from './outbox';
 import { t } from './i18n';
 
 /** How long a sent-but-unread timeline waits before telling the server how far it was read. */
@@ -66,6 +66,8 @@ export class App {
   invitations = $state<Invitation[]>([]);
   /** Posts waiting in the outbox, for every group of the user. */
   pending = $state<Pending[]>([]);
+  /** How far the current file of each waiting post is uploaded (0–1), by client message id. */
+  uploads = $state<Record<string, number>>({});
   /** A message for the sign-in page (e.g. why the session ended). */
   notice = $state<string | null>(null);
   timelines: Record<string, Timeline> = {};
@@ -123,7 +125,11 @@ export class App {
     this.pendingStep = user.must_change_password ? 'change_password' : pending;
     if (this.pendingStep) return;
     this.store ??= await Store.open();
-    this.outbox = new Outbox(this.store, (group, post) => api.post(group, post), retryable);
+    this.outbox = new Outbox(this.store, (group, post) => api.post(group, post), retryable, (pending, file) =>
+      upload(pending.group, file.blob, file.name, (fraction) => {
+        this.uploads = { ...this.uploads, [pending.client_msg_id]: fraction };
+      }),
+    );
     await this.refresh();
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     this.live?.stop();
@@ -280,7 +286,15 @@ export class App {
   private readSeqs: Record<string, number> = {};
 
   /** Writes a post into the outbox, then tries to send it. Returns the post's fate when it was tried. */
-  async write(group: string, kind: PostKind, body: string, confirm = false, replyTo: number | null = null, id?: string): Promise<Outcome | null> {
+  async write(
+    group: string,
+    kind: PostKind,
+    body: string,
+    confirm = false,
+    replyTo: number | null = null,
+    id?: string,
+    files: PendingFile[] = [],
+  ): Promise<Outcome | null> {
     if (!this.user || !this.outbox) return null;
     const pending: Pending = {
       client_msg_id: id ?? newClientMsgId(),
@@ -291,6 +305,7 @@ export class App {
       reply_to: replyTo,
       confirm_not_emergency: confirm,
       created: Date.now(),
+      files,
     };
     await this.outbox.add(pending);
     await this.loadPending();

@@ -1,8 +1,17 @@
 // Never lose a word: every post goes into an outbox kept in IndexedDB before it is sent, and leaves it
 // only once the server has acknowledged it (durably committed) or refused it (the text then goes back
 // to the composer). Without signal it waits; when the signal returns it is sent with the same client
-// message id, so a resend never creates a second post. Half-written drafts are kept here too.
-import type { NewPost, PostKind, PostReceipt } from './api-types';
+// message id, so a resend never creates a second post. A photo waits with its post (IndexedDB keeps the
+// Blob); each file is uploaded once, its id kept, before the post that names it is sent. Half-written
+// drafts are kept here too.
+import type { Attachment, NewPost, PostKind, PostReceipt } from './api-types';
+
+/** A file waiting with its post: `id` once the server has it. */
+export interface PendingFile {
+  name: string;
+  blob: Blob;
+  id?: string;
+}
 
 export interface Pending {
   /** The client message id: the server keeps one post per id, whatever the number of resends. */
@@ -15,6 +24,8 @@ export interface Pending {
   confirm_not_emergency: boolean;
   /** When it was written (ms since the epoch): sends go in this order. */
   created: number;
+  /** Photos and documents to share with it. */
+  files?: PendingFile[];
 }
 
 export interface Draft {
@@ -90,6 +101,8 @@ export type Outcome =
 
 /** Sends one post; throws what the server (or the network) answered. */
 export type Send = (group: string, post: NewPost) => Promise<PostReceipt>;
+/** Uploads one file of a waiting post; throws what the server (or the network) answered. */
+export type Upload = (pending: Pending, file: PendingFile) => Promise<Attachment>;
 /** Whether a failure means "try again later" (no signal, server away) rather than a refusal. */
 export type Retryable = (error: unknown) => boolean;
 
@@ -104,6 +117,7 @@ export function toNewPost(p: Pending): NewPost {
     reply_to: p.reply_to,
     client_msg_id: p.client_msg_id,
     confirm_not_emergency: p.confirm_not_emergency,
+    attachments: (p.files ?? []).map((f) => f.id).filter((id): id is string => !!id),
   };
 }
 
@@ -119,6 +133,7 @@ export class Outbox {
     private readonly store: Store,
     private readonly send: Send,
     private readonly retryable: Retryable,
+    private readonly upload: Upload = () => Promise.reject(new Error('no uploads')),
   ) {}
 
   async add(p: Pending): Promise<void> {
@@ -143,6 +158,12 @@ export class Outbox {
     const outcomes: Outcome[] = [];
     for (const pending of await this.store.pending(user)) {
       try {
+        for (const file of pending.files ?? []) {
+          if (file.id) continue;
+          file.id = (await this.upload(pending, file)).id;
+          // Kept at once: a resend after a lost signal does not upload it again.
+          await this.store.put(pending);
+        }
         const receipt = await this.send(pending.group, toNewPost(pending));
         await this.store.remove(pending.client_msg_id);
         outcomes.push({ kind: 'sent', pending, receipt });

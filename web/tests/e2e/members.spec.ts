@@ -1,6 +1,8 @@
 // The members' web client, as a care team uses it: a physician, a visiting nurse and a care manager,
 // each in a browser of their own (phone size), against a real renkei-server on SQLite.
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { Api, patientGroup } from './api';
 import { PASSWORD, Server } from './server';
@@ -166,6 +168,39 @@ test('two posts written offline wait in the outbox and each arrives once when th
   }
   const page = await doctorApi.call<{ posts: { body: string }[] }>('GET', `/groups/${group}/posts?after=0&limit=500`);
   expect(page.posts.filter((p) => p.body.startsWith('オフライン投稿')).map((p) => p.body)).toEqual(['オフライン投稿その1', 'オフライン投稿その2']);
+});
+
+test('a wound photo taken offline waits with its post, then reaches the team upright and without its GPS data', async () => {
+  const photo = join(import.meta.dirname, 'fixtures', 'wound-gps.jpg');
+  expect(readFileSync(photo).includes('SERIAL-7F3A')).toBe(true);
+  await contexts[0]!.setOffline(true);
+  await nurse.getByTestId('attach-camera').setInputFiles(photo);
+  await expect(nurse.getByRole('list', { name: '添付するファイル' })).toContainText('wound-gps.jpg');
+  await write(nurse, '仙骨部の発赤、写真を共有します');
+  await expect(nurse.getByTestId('pending')).toHaveCount(1);
+  await expect(nurse.getByTestId('upload-progress')).toContainText('0 / 1');
+  await contexts[0]!.setOffline(false);
+  await nurse.evaluate(() => window.dispatchEvent(new Event('online')));
+  await expect(nurse.getByTestId('pending')).toHaveCount(0, { timeout: 20_000 });
+
+  const post = feed(doctor).getByRole('article').filter({ hasText: '仙骨部の発赤' });
+  const thumb = post.getByRole('button', { name: 'wound-gps.jpg を拡大して見る' });
+  await expect(thumb).toBeVisible();
+  await expect.poll(() => thumb.locator('img').evaluate((i: HTMLImageElement) => i.naturalWidth)).toBeGreaterThan(0);
+  await thumb.click();
+  const viewer = doctor.getByRole('dialog', { name: 'wound-gps.jpg' });
+  await expect(viewer).toBeVisible();
+  // Orientation applied: the 96×64 picture tagged "rotate 90°" is stored 64 wide and 96 high.
+  const size = () => viewer.locator('img').evaluate((i: HTMLImageElement) => [i.naturalWidth, i.naturalHeight]);
+  await expect.poll(size).toEqual([64, 96]);
+  await accessible(doctor, 'attachment-viewer');
+  await shot(doctor, 'attachment-viewer');
+  const src = await viewer.locator('img').getAttribute('src');
+  const stored = await (await doctor.request.get(`${server.url}${src}`)).body();
+  expect(stored.includes('SERIAL-7F3A')).toBe(false);
+  expect(stored.includes('Exif')).toBe(false);
+  await viewer.getByRole('button', { name: '閉じる' }).click();
+  await expect(viewer).toBeHidden();
 });
 
 test('a half-written draft survives a reload', async () => {

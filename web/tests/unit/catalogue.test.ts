@@ -76,8 +76,8 @@ describe('the message catalogue', () => {
       expect(vs.length, type).toBeGreaterThan(1);
       needed.push(...vs.map((v) => `${prefix}-${v}`));
     }
-    // Every action the server audits (server/src/audit.rs) has words in the console and the access report.
-    const audit = readFileSync(join(__dirname, '../../../server/src/audit.rs'), 'utf8');
+    // Every action the server audits (renkei_protocol::audit_action) has words in the console and the access report.
+    const audit = readFileSync(join(__dirname, '../../../protocol/src/account.rs'), 'utf8');
     const actions = [...audit.matchAll(/pub const [A-Z_]+: &str = "([a-z_]+)";/g)].map((m) => m[1]!);
     expect(actions.length).toBeGreaterThan(30);
     needed.push(...actions.map((a) => `action-${a}`));

@@ -2,7 +2,7 @@ import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import type { NewPost, PostReceipt } from '../../src/lib/api-types';
-import { Outbox, Store, newClientMsgId, type Pending } from '../../src/lib/outbox';
+import { Outbox, Store, newClientMsgId, type Pending, type PendingFile } from '../../src/lib/outbox';
 
 class Offline extends Error {}
 class Refused extends Error {}
@@ -89,5 +89,35 @@ describe('the outbox', () => {
     expect(await store.draft('u1:g1')).toBeUndefined();
     await store.clear();
     expect(await store.pending('u1')).toEqual([]);
+  });
+  it('uploads each file of a post once, keeps its id across a lost signal, and names them in the post', async () => {
+    const store = await Store.open(new IDBFactory());
+    const s = server();
+    const uploaded: string[] = [];
+    let uploadOnline = true;
+    const upload = async (_p: Pending, f: PendingFile) => {
+      if (!uploadOnline) throw new Offline();
+      uploaded.push(f.name);
+      return { id: `id-${f.name}`, name: f.name, type: 'jpeg', size: 3 } as const;
+    };
+    const outbox = new Outbox(store, s.send, (e) => e instanceof Offline, upload);
+    const p = pending('写真です', 1);
+    p.files = [
+      { name: 'a.jpg', blob: new Blob(['abc']) },
+      { name: 'b.jpg', blob: new Blob(['def']) },
+    ];
+    await outbox.add(p);
+    // The first file goes up; the signal is lost before the post is sent.
+    s.setOnline(false);
+    expect((await outbox.flush('u1')).map((o) => o.kind)).toEqual(['waiting']);
+    expect(uploaded).toEqual(['a.jpg', 'b.jpg']);
+    const kept = (await outbox.pending('u1'))[0]!;
+    expect(kept.files!.map((f) => f.id)).toEqual(['id-a.jpg', 'id-b.jpg']);
+    // Back online: the post goes with both ids, no file uploaded twice.
+    s.setOnline(true);
+    uploadOnline = false;
+    expect((await outbox.flush('u1')).map((o) => o.kind)).toEqual(['sent']);
+    expect(uploaded).toEqual(['a.jpg', 'b.jpg']);
+    expect([...s.posts.values()][0]!.attachments).toEqual(['id-a.jpg', 'id-b.jpg']);
   });
 });

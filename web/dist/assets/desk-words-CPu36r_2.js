@@ -1,4 +1,4 @@
-import{i as e}from"./index-BAiz--Nz.js";e({ja:`# 医師・ICT 窓口の画面の文言（その画面を開いたときに読み込まれます）。
+import{i as e}from"./index-CJQN4NIB.js";e({ja:`# 医師・ICT 窓口の画面の文言（その画面を開いたときに読み込まれます）。
 newgroup-title = 患者グループを作成
 newgroup-full-name = 患者氏名
 newgroup-kana = ふりがな
@@ -149,6 +149,9 @@ action-community_group_created = 地域グループ作成
 action-community_member_added = 地域グループへの追加
 action-emergency_override = 緊急判定の確認送信
 action-posts_read = 閲覧
+action-attachment_uploaded = 添付ファイルのアップロード
+action-attachment_read = 添付ファイルの閲覧
+action-attachments_removed = 未使用の添付ファイルの削除
 action-audit_queried = 監査ログの検索
 action-audit_exported = 監査ログの書き出し
 action-audit_verified = 監査ログの検証
@@ -247,6 +250,7 @@ audit-break-altered = 第{ $seq }号の記録が、控えたアンカーまた�
 audit-break-unlinked = 第{ $seq }号の記録が直前の記録とつながっていません（削除・挿入・並べ替えがあります）。
 audit-break-gap = 第{ $seq }号からの記録が欠けています（削除されています）。
 audit-break-truncated = 控えたアンカー（第{ $seq }号）より前で記録が終わっています（末尾が削除されています）。
+audit-break-forged = 第{ $seq }号の記録にはこのサーバーの監査鍵による封印がありません（データベースで書き込みまたは書き換えられています）。
 `,en:`# Words of the physician's and the ICT desk's screens (loaded with those screens).
 newgroup-title = Open a patient group
 newgroup-full-name = Patient's name
@@ -398,6 +402,9 @@ action-community_group_created = Community group created
 action-community_member_added = Added to a community group
 action-emergency_override = Emergency warning overridden
 action-posts_read = Read
+action-attachment_uploaded = Attachment uploaded
+action-attachment_read = Attachment viewed
+action-attachments_removed = Unused attachments removed
 action-audit_queried = Audit log searched
 action-audit_exported = Audit log exported
 action-audit_verified = Audit log verified
@@ -496,4 +503,5 @@ audit-break-altered = Entry { $seq } no longer matches the anchor or what was re
 audit-break-unlinked = Entry { $seq } does not follow the entry before it (entries deleted, inserted or reordered).
 audit-break-gap = Entries from { $seq } on are missing (deleted).
 audit-break-truncated = The log ends before the anchor's entry { $seq } (its tail was removed).
+audit-break-forged = Entry { $seq } was not written by this server: it lacks the seal of the audit key (written or rewritten in the database).
 `});
