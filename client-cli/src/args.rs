@@ -97,6 +97,39 @@ pub enum Command {
         #[arg(long = "attach", value_name = "FILE")]
         attach: Vec<std::path::PathBuf>,
     },
+    /// Record the care policy (診療方針) for the team (attending physician): the next visit, whether the
+    /// treatment policy changed and how, and the cautions for care (the argument, or stdin when omitted).
+    CarePolicy {
+        group: String,
+        /// Cautions for care (留意事項).
+        cautions: Option<String>,
+        /// The next visit date, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        next_visit: time::Date,
+        /// The treatment policy changed (then --summary is required).
+        #[arg(long, requires = "summary")]
+        changed: bool,
+        /// What changed.
+        #[arg(long)]
+        summary: Option<String>,
+    },
+    /// The month's care record of a group for 在宅医療情報連携加算 (attending physician), or without a group the
+    /// summary of every group I attend: complete or not, and the organisations linked.
+    Record {
+        group: Option<String>,
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// As CSV.
+        #[arg(long, conflicts_with = "html", requires = "group")]
+        csv: bool,
+        /// As a page to print (HTML).
+        #[arg(long, requires = "group")]
+        html: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Files shared in a group.
     #[command(subcommand)]
     Attachment(AttachmentCommand),

@@ -585,3 +585,68 @@ async fn export_folder(
     }
     Ok(())
 }
+
+/// `renkei record`: a group's care record of a month (a readable summary, JSON, CSV or HTML), or without a
+/// group the month's summary of every group I attend.
+pub async fn care_record(
+    client: &Client,
+    out: &Output,
+    group: Option<&str>,
+    month: &str,
+    csv: bool,
+    html: bool,
+    output: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let emit = |text: String| -> Result<()> {
+        match &output {
+            Some(path) => std::fs::write(path, text)?,
+            None => print!("{text}"),
+        }
+        Ok(())
+    };
+    let Some(group) = group else {
+        let summary = client.record_summary(month).await?;
+        if out.json {
+            return emit(serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n");
+        }
+        let rows = summary
+            .groups
+            .iter()
+            .map(|g| {
+                let state = if g.complete { Msg::RecordComplete } else { Msg::RecordIncomplete };
+                let gaps: Vec<&str> = g.gaps.iter().map(|g| g.as_str()).collect();
+                vec![g.label.clone(), out.msg(state).to_owned(), gaps.join(" "), g.organisations.to_string()]
+            })
+            .collect();
+        out.table(&["group", "record", "gaps", "organisations"], rows);
+        println!("{}: {}", out.msg(Msg::LinkedOrganisations), summary.organisations.len());
+        for o in &summary.organisations {
+            println!("  {o}");
+        }
+        return Ok(());
+    };
+    let id = resolve_group(client, group).await?;
+    if csv || html {
+        return emit(client.care_record_as(id, month, if csv { "csv" } else { "html" }).await?);
+    }
+    let record = client.care_record(id, month).await?;
+    if out.json || output.is_some() {
+        return emit(serde_json::to_string_pretty(&record).unwrap_or_default() + "\n");
+    }
+    let state = if record.complete { Msg::RecordComplete } else { Msg::RecordIncomplete };
+    println!("{} {} — {}", record.label, record.month, out.msg(state));
+    for gap in &record.gaps {
+        println!("  - {}", gap.as_str());
+    }
+    for post in &record.care_policies {
+        println!("{}", crate::messages::render_post(out, None, post));
+    }
+    for seen in &record.seen_posts {
+        println!("{}", crate::messages::render_post(out, None, &seen.post));
+    }
+    if let Some(c) = &record.consent {
+        println!("consent v{} {} {}", c.version, c.kind.as_str(), c.obtained_on);
+    }
+    println!("{}: {}", out.msg(Msg::LinkedOrganisations), record.organisations.join("、"));
+    Ok(())
+}

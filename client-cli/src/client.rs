@@ -462,6 +462,26 @@ impl Client {
             .map_err(|e| ClientError::Unexpected { status, detail: e.to_string() })
     }
 
+    /// A patient group's care record of a month (`YYYY-MM`; attending physician).
+    pub async fn care_record(&self, group: Uuid, month: &str) -> Result<renkei_protocol::CareRecord, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/groups/{group}/records/{}", path_segment(month)), None).await
+    }
+
+    /// The same record as `csv` or `html` (a page to print).
+    pub async fn care_record_as(&self, group: Uuid, month: &str, format: &str) -> Result<String, ClientError> {
+        let path = format!("/groups/{group}/records/{}?format={format}", path_segment(month));
+        let response = self.send::<()>(Method::GET, &path, None).await?;
+        let status = response.status().as_u16();
+        String::from_utf8(self.body(response).await?)
+            .map_err(|e| ClientError::Unexpected { status, detail: e.to_string() })
+    }
+
+    /// Every group I am the attending physician of, for a month: complete or not, and the organisations
+    /// linked across them.
+    pub async fn record_summary(&self, month: &str) -> Result<renkei_protocol::RecordSummary, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/records/{}", path_segment(month)), None).await
+    }
+
     pub async fn access_report(&self, group: Uuid) -> Result<renkei_protocol::AccessReport, ClientError> {
         self.call::<(), _>(Method::GET, &format!("/groups/{group}/access-report"), None).await
     }
@@ -628,7 +648,7 @@ impl Client {
         body: &str,
         confirm_not_emergency: bool,
     ) -> Result<Post, ClientError> {
-        let edit = EditPost { body: body.to_owned(), confirm_not_emergency, attachments: None };
+        let edit = EditPost { body: body.to_owned(), confirm_not_emergency, attachments: None, care_policy: None };
         self.call(Method::PATCH, &format!("/groups/{group}/posts/{seq}"), Some(&edit)).await
     }
 
@@ -640,7 +660,29 @@ impl Client {
         body: &str,
         files: &[Uuid],
     ) -> Result<Post, ClientError> {
-        let edit = EditPost { body: body.to_owned(), confirm_not_emergency: false, attachments: Some(files.to_vec()) };
+        let edit = EditPost {
+            body: body.to_owned(),
+            confirm_not_emergency: false,
+            attachments: Some(files.to_vec()),
+            care_policy: None,
+        };
+        self.call(Method::PATCH, &format!("/groups/{group}/posts/{seq}"), Some(&edit)).await
+    }
+
+    /// Edits a care policy: the cautions for care and its record from now on.
+    pub async fn edit_care_policy(
+        &self,
+        group: Uuid,
+        seq: i64,
+        cautions: &str,
+        policy: &renkei_protocol::CarePolicy,
+    ) -> Result<Post, ClientError> {
+        let edit = EditPost {
+            body: cautions.to_owned(),
+            confirm_not_emergency: false,
+            attachments: None,
+            care_policy: Some(policy.clone()),
+        };
         self.call(Method::PATCH, &format!("/groups/{group}/posts/{seq}"), Some(&edit)).await
     }
 

@@ -103,8 +103,28 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Remove { group, user } => care::remove(&ctx.client()?, out, &group, &user).await,
         Command::Leave { group } => care::leave(&ctx.client()?, out, &group).await,
         Command::Post { group, body, kind, reply_to, client_id, confirm_not_emergency, attach } => {
-            let options = messages::PostOptions { kind, reply_to, client_id, confirm_not_emergency, attach };
+            let options =
+                messages::PostOptions { kind, reply_to, client_id, confirm_not_emergency, attach, care_policy: None };
             messages::post(&ctx.client()?, out, &group, body, options).await
+        }
+        Command::CarePolicy { group, cautions, next_visit, changed, summary } => {
+            let care_policy = renkei_protocol::CarePolicy {
+                next_visit_on: next_visit,
+                policy_changed: changed,
+                change_summary: summary,
+            };
+            let options = messages::PostOptions {
+                kind: renkei_protocol::PostKind::CarePolicy,
+                reply_to: None,
+                client_id: None,
+                confirm_not_emergency: false,
+                attach: Vec::new(),
+                care_policy: Some(care_policy),
+            };
+            messages::post(&ctx.client()?, out, &group, cautions, options).await
+        }
+        Command::Record { group, month, csv, html, output } => {
+            care::care_record(&ctx.client()?, out, group.as_deref(), &month, csv, html, output).await
         }
         Command::Attachment(crate::args::AttachmentCommand::Get { group, id, output, thumbnail }) => {
             messages::attachment_get(&ctx.client()?, out, &group, id, output, thumbnail).await

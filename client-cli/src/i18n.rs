@@ -94,6 +94,12 @@ pub enum Msg {
     OnlyAttendingPhysician,
     OnlyAuthor,
     NoSuchUser,
+    NextVisit,
+    PolicyChanged,
+    PolicyUnchanged,
+    RecordComplete,
+    RecordIncomplete,
+    LinkedOrganisations,
 }
 
 impl Msg {
@@ -159,6 +165,12 @@ impl Msg {
             ),
             OnlyAdministrators => lang.pick("この操作は管理者（ICT 窓口）だけができます", "only administrators (the ICT desk) may do this"),
             OnlyPhysicians => lang.pick("患者グループを作成できるのは医師だけです", "only a physician opens a patient group"),
+            NextVisit => lang.pick("次回訪問", "Next visit"),
+            PolicyChanged => lang.pick("方針変更あり", "Policy changed"),
+            PolicyUnchanged => lang.pick("方針変更なし", "Policy unchanged"),
+            RecordComplete => lang.pick("揃っている", "complete"),
+            RecordIncomplete => lang.pick("不足あり", "incomplete"),
+            LinkedOrganisations => lang.pick("連携する事業所", "Linked organisations"),
             OnlyAttendingPhysician => {
                 lang.pick("この操作は主治医だけができます", "only the attending physician may do this")
             }

@@ -7,7 +7,7 @@ use std::io::Read;
 use renkei_cli::Client;
 use renkei_cli::i18n::{Msg, profession_text};
 use renkei_cli::live::{Tail, TailEvent};
-use renkei_protocol::{NewPost, Post, PostKind};
+use renkei_protocol::{CarePolicy, NewPost, Post, PostKind};
 use uuid::Uuid;
 
 use crate::care::resolve_group;
@@ -20,6 +20,7 @@ fn kind_mark(kind: PostKind) -> &'static str {
         PostKind::Update => "",
         PostKind::TreatmentQuestion => "［治療の質問］",
         PostKind::CarePlanQuestion => "［ケアプランの質問］",
+        PostKind::CarePolicy => "［診療方針］",
     }
 }
 
@@ -46,7 +47,15 @@ pub fn render_post(out: &Output, group_label: Option<&str>, post: &Post) -> Stri
         head.push_str(" (edited)");
     }
     let body = post.body.as_deref().unwrap_or("—");
-    let mut lines: Vec<String> = body.lines().map(|l| format!("    {l}")).collect();
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(policy) = &post.care_policy {
+        let changed = if policy.policy_changed { Msg::PolicyChanged } else { Msg::PolicyUnchanged };
+        lines.push(format!("    {}: {} ／ {}", out.msg(Msg::NextVisit), policy.next_visit_on, out.msg(changed)));
+        if let Some(summary) = &policy.change_summary {
+            lines.extend(summary.lines().map(|l| format!("    ▸ {l}")));
+        }
+    }
+    lines.extend(body.lines().map(|l| format!("    {l}")));
     for a in &post.attachments {
         let size = if a.size >= 1 << 20 {
             format!("{:.1} MB", a.size as f64 / f64::from(1 << 20))
@@ -108,6 +117,8 @@ pub struct PostOptions {
     pub confirm_not_emergency: bool,
     /// Files to upload and share with the post.
     pub attach: Vec<std::path::PathBuf>,
+    /// A care policy's record (with `kind` care_policy).
+    pub care_policy: Option<CarePolicy>,
 }
 
 pub async fn post(
@@ -117,7 +128,7 @@ pub async fn post(
     body: Option<String>,
     options: PostOptions,
 ) -> Result<()> {
-    let PostOptions { kind, reply_to, client_id, confirm_not_emergency, attach } = options;
+    let PostOptions { kind, reply_to, client_id, confirm_not_emergency, attach, care_policy } = options;
     let id = resolve_group(client, group).await?;
     // Every file is read before anything is sent: a missing one stops the post before any upload.
     let mut files = Vec::with_capacity(attach.len());
@@ -143,7 +154,10 @@ pub async fn post(
     };
     let client_msg_id = client_id.unwrap_or_else(|| Uuid::new_v4().to_string());
     let receipt = client
-        .post_receipt(id, &NewPost { kind, body, reply_to, client_msg_id, confirm_not_emergency, attachments })
+        .post_receipt(
+            id,
+            &NewPost { kind, body, reply_to, client_msg_id, confirm_not_emergency, attachments, care_policy },
+        )
         .await?;
     if out.json {
         out.json(&receipt);
@@ -409,6 +423,7 @@ pub async fn chat(client: &Client, out: &Output, group: &str, recent: i64) -> Re
                     client_msg_id: Uuid::new_v4().to_string(),
                     confirm_not_emergency: false,
                     attachments: Vec::new(),
+                    care_policy: None,
                 };
                 send_chat(client, out, id, post, &mut refused, &mut unseen).await;
             }

@@ -626,6 +626,7 @@ both_backends!(
             client_msg_id: format!("crash-{i}"),
             confirm_not_emergency: false,
             attachments: Vec::new(),
+            care_policy: None,
         };
         for i in 0..POSTS {
             live.send(&ClientFrame::Post { id: i.to_string(), group_id: team.group, post: post(i) }).await.unwrap();

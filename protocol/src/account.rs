@@ -367,6 +367,7 @@ pub mod audit_action {
     pub const AUDIT_VERIFIED: &str = "audit_verified";
     pub const TIMELINE_EXPORTED: &str = "timeline_exported";
     pub const ACCESS_REPORT_EXPORTED: &str = "access_report_exported";
+    pub const CARE_RECORD_EXPORTED: &str = "care_record_exported";
     pub const BACKUP_CREATED: &str = "backup_created";
     pub const DATABASE_RESTORED: &str = "database_restored";
 
@@ -410,6 +411,7 @@ pub mod audit_action {
         AUDIT_VERIFIED,
         TIMELINE_EXPORTED,
         ACCESS_REPORT_EXPORTED,
+        CARE_RECORD_EXPORTED,
         BACKUP_CREATED,
         DATABASE_RESTORED,
     ];

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::Profession;
 
 /// Serde for calendar dates as `YYYY-MM-DD`.
-mod date_format {
+pub(crate) mod date_format {
     time::serde::format_description!(pub iso_date, Date, "[year]-[month]-[day]");
 }
 

@@ -11,6 +11,7 @@ pub mod attachments;
 pub mod error;
 pub mod groups;
 pub mod posts;
+pub mod records;
 pub mod sensitive;
 
 pub use account::*;
@@ -18,6 +19,7 @@ pub use attachments::*;
 pub use error::{ErrorBody, ErrorCode};
 pub use groups::*;
 pub use posts::*;
+pub use records::*;
 pub use sensitive::Sensitive;
 
 /// Path prefix of the versioned HTTP API.

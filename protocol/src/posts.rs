@@ -12,9 +12,31 @@ use crate::{Attachment, ErrorCode, Person, Profession};
 
 wire_enum!(
     /// What a post is. A treatment question is addressed to the attending physician, a care-plan question to
-    /// the care manager(s) (rule 3). There is no urgency or priority, by design (rule 6).
-    PostKind { Update = "update", TreatmentQuestion = "treatment_question", CarePlanQuestion = "care_plan_question" }
+    /// the care manager(s) (rule 3); a care policy (診療方針) is the attending physician's record for the
+    /// team. There is no urgency or priority, by design (rule 6).
+    PostKind {
+        Update = "update",
+        TreatmentQuestion = "treatment_question",
+        CarePlanQuestion = "care_plan_question",
+        CarePolicy = "care_policy",
+    }
 );
+
+/// 診療方針: what the attending physician records and shares for the team (在宅医療情報連携加算): the next
+/// visit, whether the treatment policy changed and how. The post's body holds the cautions for care
+/// (留意事項).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CarePolicy {
+    /// The next visit date, `YYYY-MM-DD`.
+    #[serde(with = "crate::groups::date_format::iso_date")]
+    #[schema(value_type = String, format = Date)]
+    pub next_visit_on: time::Date,
+    pub policy_changed: bool,
+    /// What changed; required when `policy_changed`.
+    #[serde(default)]
+    pub change_summary: Option<String>,
+}
 
 /// Longest client message id a client may choose.
 pub const MAX_CLIENT_MSG_ID: usize = 64;
@@ -37,6 +59,9 @@ pub struct NewPost {
     /// then be empty.
     #[serde(default)]
     pub attachments: Vec<Uuid>,
+    /// Required for, and only for, a `care_policy` post.
+    #[serde(default)]
+    pub care_policy: Option<CarePolicy>,
 }
 
 /// A post's author as stamped when it was written: profession and organisation at that time (rule 8).
@@ -72,6 +97,9 @@ pub struct Post {
     /// Files the post shares (none once it is deleted).
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// A care policy's record (none once it is deleted).
+    #[serde(default)]
+    pub care_policy: Option<CarePolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -91,6 +119,9 @@ pub struct EditPost {
     /// author uploaded since. Earlier versions keep theirs.
     #[serde(default)]
     pub attachments: Option<Vec<Uuid>>,
+    /// A care policy's record from now on (absent: unchanged); only for a `care_policy` post.
+    #[serde(default)]
+    pub care_policy: Option<CarePolicy>,
 }
 
 /// An addressee who is outside their availability hours right now (rule 5): no immediate reply should be
@@ -151,6 +182,9 @@ pub struct PostVersion {
     /// The files this version shared.
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// A care policy's record in this version.
+    #[serde(default)]
+    pub care_policy: Option<CarePolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -325,6 +359,7 @@ mod tests {
             client_msg_id: "c".into(),
             confirm_not_emergency: false,
             attachments: Vec::new(),
+            care_policy: None,
         };
         let json = serde_json::to_string(&post).unwrap();
         assert!(!json.contains("urgent") && !json.contains("priority"));

@@ -282,6 +282,7 @@ pub mod care {
             client_msg_id: id.into(),
             confirm_not_emergency: false,
             attachments: Vec::new(),
+            care_policy: None,
         }
     }
 

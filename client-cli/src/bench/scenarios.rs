@@ -41,6 +41,7 @@ fn new_post(id: String, group_id: Uuid, body: String) -> ClientFrame {
             client_msg_id,
             confirm_not_emergency: false,
             attachments: Vec::new(),
+            care_policy: None,
         },
     }
 }
@@ -497,6 +498,7 @@ pub async fn connections(servers: &Servers, run: &str, args: &ConnectionsArgs, r
                     client_msg_id: Uuid::new_v4().to_string(),
                     confirm_not_emergency: false,
                     attachments: Vec::new(),
+                    care_policy: None,
                 },
             )
             .await?;

@@ -13,6 +13,7 @@ mod invitations;
 mod me;
 mod ops;
 pub(crate) mod posts;
+mod records;
 mod team;
 mod web;
 
@@ -126,6 +127,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(posts::router())
         .merge(attachments::router())
         .merge(exports::router())
+        .merge(records::router())
         .merge(invitations::router())
         .merge(team::router())
         .merge(admin_groups::router())

@@ -5,8 +5,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use renkei_protocol::{
-    AddressedList, Availability, EditPost, ErrorBody, GroupKind, MAX_CLIENT_MSG_ID, NewPost, OffHours, Post,
-    PostHistory, PostKind, PostPage, PostReceipt, ReadMark, SeenList, SeenMark, UnreadList,
+    AddressedList, Availability, CarePolicy, EditPost, ErrorBody, GroupKind, MAX_CLIENT_MSG_ID, NewPost, OffHours,
+    Post, PostHistory, PostKind, PostPage, PostReceipt, ReadMark, SeenList, SeenMark, UnreadList,
 };
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -150,15 +150,21 @@ async fn edit_post(
         Err(ApiError::Validation(p)) if with_files && p.iter().all(|f| f.problem == "empty") => String::new(),
         other => other?,
     };
-    let edit = Edit { body, confirm: edit.confirm_not_emergency, attachments: edit.attachments };
+    let care_policy = match edit.care_policy {
+        Some(policy) => Some(validate_care_policy(&state, policy).map_err(ApiError::Validation)?),
+        None => None,
+    };
+    let edit = Edit { body, confirm: edit.confirm_not_emergency, attachments: edit.attachments, care_policy };
     revise(&state, &caller, &id, &seq, Some(edit)).await.map(axum::Json)
 }
 
-/// An edit as checked so far: the new text, the override of rule 6, the files from now on.
+/// An edit as checked so far: the new text, the override of rule 6, the files and the care policy's record
+/// from now on.
 struct Edit {
     body: String,
     confirm: bool,
     attachments: Option<Vec<Uuid>>,
+    care_policy: Option<CarePolicy>,
 }
 
 /// Deletes one of my posts: a tombstone keeps its place; every version stays in the history.
@@ -181,20 +187,26 @@ async fn revise(state: &AppState, caller: &Caller, id: &str, seq: &str, edit: Op
     let mut overridden = Vec::new();
     let mut files = None;
     if let Some(edit) = &edit {
+        if edit.care_policy.is_some() && post.kind != PostKind::CarePolicy {
+            return Err(ApiError::field("care_policy", "only_for_care_policy"));
+        }
         overridden = check_content(state, &group, &edit.body, edit.confirm).await?;
         if let Some(ids) = &edit.attachments {
             let author = caller.0.account.id();
             files = Some(super::attachments::for_post(state, &group, author, &post.client_msg_id, ids).await?);
         }
     }
-    let body = edit.map(|e| e.body);
     let audit = (!overridden.is_empty()).then(|| {
         let me = caller.0.account.id();
         let details = serde_json::json!({ "matched": overridden, "edit": true });
         Audit::entry(action::EMERGENCY_OVERRIDE, &Actor::from(&caller.0), Some(group.id), Some(me), details)
     });
-    let revised =
-        state.store.revise_post(group.id, post.seq, body.as_deref(), files.as_deref(), audit, domain::now()).await?;
+    let revision = edit.as_ref().map(|e| crate::store::Revision {
+        body: &e.body,
+        attachments: files.as_deref(),
+        care_policy: e.care_policy.as_ref(),
+    });
+    let revised = state.store.revise_post(group.id, post.seq, revision, audit, domain::now()).await?;
     let revised = revised.ok_or(ApiError::Conflict(crate::store::Conflict::StateChanged))?;
     state.messaging.post_updated(&revised).await;
     Ok(revised)
@@ -341,7 +353,28 @@ fn validate_post(state: &AppState, mut post: NewPost) -> Result<NewPost, ApiErro
     if post.reply_to.is_some_and(|r| r < 1) {
         problems.push(FieldError::new("reply_to", "unknown_post"));
     }
+    match (post.kind, post.care_policy.take()) {
+        (PostKind::CarePolicy, None) => problems.push(FieldError::new("care_policy", "required")),
+        (PostKind::CarePolicy, Some(policy)) => match validate_care_policy(state, policy) {
+            Ok(policy) => post.care_policy = Some(policy),
+            Err(mut p) => problems.append(&mut p),
+        },
+        (_, Some(_)) => problems.push(FieldError::new("care_policy", "only_for_care_policy")),
+        (_, None) => {}
+    }
     if problems.is_empty() { Ok(post) } else { Err(ApiError::Validation(problems)) }
+}
+
+/// A care policy's record: the summary of a change trimmed, required when the policy changed, at most
+/// `max_post_chars` characters; dropped when nothing changed and none was written.
+fn validate_care_policy(state: &AppState, mut policy: CarePolicy) -> Result<CarePolicy, Vec<FieldError>> {
+    policy.change_summary =
+        parse_notes("change_summary", policy.change_summary.as_deref(), state.config.max_post_chars)
+            .map_err(|e| vec![e])?;
+    if policy.policy_changed && policy.change_summary.is_none() {
+        return Err(vec![FieldError::new("change_summary", "required_when_changed")]);
+    }
+    Ok(policy)
 }
 
 /// The content rules every post and edit passes, in every kind of group: rule 6 (no emergencies — unless
@@ -424,6 +457,9 @@ pub(crate) async fn submit_post(
         Err(PostRefused::NoCareManager) => return Err(ApiError::NoCareManager),
         Err(PostRefused::QuestionOutsidePatientGroup) => {
             return Err(ApiError::field("kind", "questions_only_in_patient_groups"));
+        }
+        Err(PostRefused::NotAttendingPhysician) => {
+            return Err(ApiError::Forbidden(crate::policy::Denied::NotAttendingPhysician));
         }
     };
     if created && !overridden.is_empty() {

@@ -455,6 +455,7 @@ mod tests {
             edited_at: None,
             deleted_at: None,
             attachments: Vec::new(),
+            care_policy: None,
         }
     }
 

@@ -60,7 +60,7 @@ pub enum Addressees {
 
 pub fn addressees(kind: PostKind) -> Addressees {
     match kind {
-        PostKind::Update => Addressees::Group,
+        PostKind::Update | PostKind::CarePolicy => Addressees::Group,
         PostKind::TreatmentQuestion => Addressees::AttendingPhysician,
         PostKind::CarePlanQuestion => Addressees::CareManagers,
     }

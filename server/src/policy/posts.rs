@@ -15,8 +15,10 @@ pub enum PostRefused {
     UnknownReplyTo,
     /// Rule 3: a care-plan question in a group without a care manager.
     NoCareManager,
-    /// Questions are addressed within a patient's care team, not in community groups.
+    /// Questions and care policies belong to a patient's care team, not to community groups.
     QuestionOutsidePatientGroup,
+    /// A care policy (診療方針) is the attending physician's alone.
+    NotAttendingPhysician,
 }
 
 /// What a new post is decided on: its group as it stands when the post is written.
@@ -32,8 +34,9 @@ pub struct PostingTo<'a> {
 }
 
 /// Whether a new post of this kind, replying to `reply_to`, may go into the group: the author an active
-/// member of an active group, the reply to an earlier post, questions only in patient groups, and a
-/// care-plan question only where a care manager will read it.
+/// member of an active group, the reply to an earlier post, questions and care policies only in patient
+/// groups, a care-plan question only where a care manager will read it, and a care policy only from the
+/// group's attending physician.
 pub fn check_new_post(to: PostingTo<'_>, kind: PostKind, reply_to: Option<i64>) -> Result<(), PostRefused> {
     authorize(to.group, to.membership, GroupAction::Post).map_err(PostRefused::Denied)?;
     if reply_to.is_some_and(|r| r < 1 || r > to.last_seq) {
@@ -44,6 +47,10 @@ pub fn check_new_post(to: PostingTo<'_>, kind: PostKind, reply_to: Option<i64>) 
     }
     if kind == PostKind::CarePlanQuestion && to.care_managers.is_none_or(|n| n <= 0) {
         return Err(PostRefused::NoCareManager);
+    }
+    let author = to.membership.map(|m| m.user_id);
+    if kind == PostKind::CarePolicy && (author.is_none() || to.group.attending_physician_id != author) {
+        return Err(PostRefused::NotAttendingPhysician);
     }
     Ok(())
 }
@@ -128,11 +135,16 @@ mod tests {
             assert_eq!(check_new_post(without, PostKind::CarePlanQuestion, None), Err(PostRefused::NoCareManager));
             assert_eq!(check_new_post(without, PostKind::TreatmentQuestion, None), Ok(()));
         }
-        // Questions belong to a patient's care team, not to a community group.
+        // A care policy is the attending physician's: not another member's.
+        assert_eq!(check_new_post(to, PostKind::CarePolicy, None), Err(PostRefused::NotAttendingPhysician));
+        let attending = GroupRecord { attending_physician_id: Some(active.user_id), ..patient.clone() };
+        let physician = PostingTo { group: &attending, ..to };
+        assert_eq!(check_new_post(physician, PostKind::CarePolicy, None), Ok(()));
+        // Questions and care policies belong to a patient's care team, not to a community group.
         let community = group(GroupKind::Community, GroupStatus::Active);
         let town = PostingTo { group: &community, ..to };
         assert_eq!(check_new_post(town, PostKind::Update, None), Ok(()));
-        for kind in [PostKind::TreatmentQuestion, PostKind::CarePlanQuestion] {
+        for kind in [PostKind::TreatmentQuestion, PostKind::CarePlanQuestion, PostKind::CarePolicy] {
             assert_eq!(check_new_post(town, kind, None), Err(PostRefused::QuestionOutsidePatientGroup));
         }
     }

@@ -26,7 +26,7 @@ pub use accounts::{LoginFailureStats, NewSession, NewUser};
 pub use attachments::{AttachmentRecord, NewAttachment};
 pub use audit::{AuditFilter, AuditRow, NewAuditEntry};
 pub use groups::{NewConsent, NewInvitation};
-pub use posts::{Committer, PostOutcome, PostRefused, PostRequest};
+pub use posts::{Committer, PostOutcome, PostRefused, PostRequest, Revision};
 pub use rules::{MemberAvailability, PostContext};
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use. The body is

@@ -8,7 +8,9 @@
 use crate::store::BeginWrite;
 use std::collections::HashMap;
 
-use renkei_protocol::{Attachment, Author, NewPost, Person, Post, PostKind, PostVersion, Profession, SeenMark, Unread};
+use renkei_protocol::{
+    Attachment, Author, CarePolicy, NewPost, Person, Post, PostKind, PostVersion, Profession, SeenMark, Unread,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -38,6 +40,25 @@ impl PostRequest {
     fn attachments_json(&self) -> Option<String> {
         (!self.attachments.is_empty()).then(|| serde_json::to_string(&self.attachments).unwrap_or_default())
     }
+
+    /// A care policy's record as stored in `posts.care_policy` (NULL for other kinds).
+    fn care_policy_json(&self) -> Option<String> {
+        self.post.care_policy.as_ref().map(care_policy_json)
+    }
+}
+
+fn care_policy_json(policy: &CarePolicy) -> String {
+    serde_json::to_string(policy).unwrap_or_default()
+}
+
+/// A change to a post: its new text and what comes with it (`None`: deleted, leaving a tombstone).
+#[derive(Debug, Clone, Copy)]
+pub struct Revision<'a> {
+    pub body: &'a str,
+    /// The files from now on (`None`: unchanged).
+    pub attachments: Option<&'a [Attachment]>,
+    /// A care policy's record from now on (`None`: unchanged).
+    pub care_policy: Option<&'a CarePolicy>,
 }
 
 /// The outcome for one request of a batch: the post, and whether this batch created it (false when the
@@ -48,7 +69,7 @@ pub type PostOutcome = Result<(Post, bool), PostRefused>;
 macro_rules! post_columns {
     () => {
         "id, group_id, seq, author_id, author_name, author_profession, author_organisation, kind, body, reply_to, \
-         client_msg_id, consent_version, created_at, version, edited_at, deleted_at, attachments"
+         client_msg_id, consent_version, created_at, version, edited_at, deleted_at, attachments, care_policy"
     };
 }
 
@@ -58,7 +79,7 @@ macro_rules! post_columns_json_array {
     () => {
         "json_array(hex(id), hex(group_id), seq, hex(author_id), author_name, author_profession, \
          author_organisation, kind, body, reply_to, client_msg_id, consent_version, created_at, version, \
-         edited_at, deleted_at, attachments)"
+         edited_at, deleted_at, attachments, care_policy)"
     };
 }
 
@@ -83,6 +104,7 @@ struct PostRow {
     edited_at: Option<i64>,
     deleted_at: Option<i64>,
     attachments: Option<String>,
+    care_policy: Option<String>,
 }
 
 impl TryFrom<PostRow> for Post {
@@ -94,6 +116,10 @@ impl TryFrom<PostRow> for Post {
         let attachments = match (&r.attachments, r.deleted_at) {
             (Some(json), None) => serde_json::from_str(json).map_err(|_| corrupt("attachments"))?,
             _ => Vec::new(),
+        };
+        let care_policy = match (&r.care_policy, r.deleted_at) {
+            (Some(json), None) => Some(serde_json::from_str(json).map_err(|_| corrupt("care_policy"))?),
+            _ => None,
         };
         Ok(Post {
             id: r.id,
@@ -115,6 +141,7 @@ impl TryFrom<PostRow> for Post {
             edited_at: r.edited_at.map(from_micros),
             deleted_at: r.deleted_at.map(from_micros),
             attachments,
+            care_policy,
         })
     }
 }
@@ -302,7 +329,7 @@ impl CommitStatements for sqlx::SqliteConnection {
         // The write transaction holds the lock since before the read: the bases are as decided.
         let bases: HashMap<Uuid, i64> = groups.iter().map(|g| (g.id, g.base)).collect();
         for chunk in rows.chunks(POST_ROWS_PER_STATEMENT) {
-            let values = vec![format!("({}, 1, NULL, NULL, ?)", marks(13)); chunk.len()].join(", ");
+            let values = vec![format!("({}, 1, NULL, NULL, ?, ?)", marks(13)); chunk.len()].join(", ");
             let sql = format!("INSERT INTO posts ({}) VALUES {values}", post_columns!());
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
             for NewRow { id, req, offset, consent_version } in chunk {
@@ -321,7 +348,8 @@ impl CommitStatements for sqlx::SqliteConnection {
                     .bind(&req.post.client_msg_id)
                     .bind(*consent_version)
                     .bind(now)
-                    .bind(req.attachments_json());
+                    .bind(req.attachments_json())
+                    .bind(req.care_policy_json());
             }
             insert.execute(&mut *self).await?;
         }
@@ -460,10 +488,11 @@ impl CommitStatements for sqlx::PgConnection {
             post_columns!(),
             ") SELECT u.id, u.group_id, g.base + u.off, u.author_id, u.author_name, u.author_profession, \
              u.author_organisation, u.kind, u.body, u.reply_to, u.client_msg_id, u.consent_version, $12::bigint, 1, \
-             NULL::bigint, NULL::bigint, u.attachments FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], \
-             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $16::int[], \
-             $17::text[]) AS u(id, group_id, off, author_id, author_name, author_profession, author_organisation, \
-             kind, body, reply_to, client_msg_id, consent_version, attachments) JOIN g ON g.id = u.group_id \
+             NULL::bigint, NULL::bigint, u.attachments, u.care_policy FROM UNNEST($1::uuid[], $2::uuid[], \
+             $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], \
+             $11::text[], $16::int[], $17::text[], $21::text[]) AS u(id, group_id, off, author_id, author_name, \
+             author_profession, author_organisation, kind, body, reply_to, client_msg_id, consent_version, \
+             attachments, care_policy) JOIN g ON g.id = u.group_id \
              WHERE (SELECT ok FROM ok)), \
              linked AS (UPDATE attachments a SET post_seq = g.base + x.off \
              FROM UNNEST($18::uuid[], $19::uuid[], $20::bigint[]) AS x(att, grp, off) JOIN g ON g.id = x.grp \
@@ -496,13 +525,14 @@ impl CommitStatements for sqlx::PgConnection {
             .bind(linked.iter().map(|l| l.0).collect::<Vec<_>>())
             .bind(linked.iter().map(|l| l.1).collect::<Vec<_>>())
             .bind(linked.iter().map(|l| l.2).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.req.care_policy_json()).collect::<Vec<_>>())
             .fetch_one(&mut *self)
             .await?;
         Ok(ok.then(|| ids.into_iter().zip(bases).collect()))
     }
 }
 
-/// Posts per multi-row statement (14 parameters each: 1,792, far below SQLite's 32,766 and PostgreSQL's 65,535).
+/// Posts per multi-row statement (15 parameters each: 1,920, far below SQLite's 32,766 and PostgreSQL's 65,535).
 const POST_ROWS_PER_STATEMENT: usize = 128;
 
 impl Store {
@@ -834,6 +864,7 @@ impl Decision<'_> {
                 edited_at: None,
                 deleted_at: None,
                 attachments: req.attachments.clone(),
+                care_policy: req.post.care_policy.clone(),
             };
             outcomes[slot] = Some(Ok((post, created)));
         }
@@ -950,33 +981,38 @@ impl Store {
         row.map(Post::try_from).transpose()
     }
 
-    /// Replaces a post's body (`Some`) or deletes it (`None`, leaving a tombstone), keeping the old version.
-    /// Only a live (not deleted) post changes; returns its new state.
+    /// Revises a post (`Some`) or deletes it (`None`, leaving a tombstone), keeping the old version. Only a
+    /// live (not deleted) post changes; returns its new state.
     pub async fn revise_post(
         &self,
         group: Uuid,
         seq: i64,
-        body: Option<&str>,
-        attachments: Option<&[Attachment]>,
+        revision: Option<Revision<'_>>,
         audit: Option<NewAuditEntry>,
         now: OffsetDateTime,
     ) -> Result<Option<Post>, StoreError> {
         let now = to_micros(now);
         let appender = self.audit_appender();
+        let body = revision.map(|r| r.body);
+        let attachments = revision.and_then(|r| r.attachments);
         // The files from now on, as stored with the post (NULL for none); `keep` leaves them as they are.
         let keep = attachments.is_none();
         let files = attachments.filter(|a| !a.is_empty()).map(|a| serde_json::to_string(a).unwrap_or_default());
+        // Likewise the care policy's record.
+        let policy = revision.and_then(|r| r.care_policy).map(care_policy_json);
         let sql = if body.is_some() {
             concat!(
                 "UPDATE posts SET body = $3, version = version + 1, edited_at = $4, ",
-                "attachments = CASE WHEN $5 THEN attachments ELSE $6 END WHERE group_id = $1 AND seq = $2 ",
+                "attachments = CASE WHEN $5 THEN attachments ELSE $6 END, ",
+                "care_policy = COALESCE($7, care_policy) WHERE group_id = $1 AND seq = $2 ",
                 "AND deleted_at IS NULL RETURNING ",
                 post_columns!()
             )
         } else {
             concat!(
                 "UPDATE posts SET body = $3, version = version + 1, deleted_at = $4, ",
-                "attachments = CASE WHEN $5 THEN attachments ELSE $6 END WHERE group_id = $1 AND seq = $2 ",
+                "attachments = CASE WHEN $5 THEN attachments ELSE $6 END, ",
+                "care_policy = COALESCE($7, care_policy) WHERE group_id = $1 AND seq = $2 ",
                 "AND deleted_at IS NULL RETURNING ",
                 post_columns!()
             )
@@ -987,8 +1023,8 @@ impl Store {
             // posts are never edited, and a second row per post was a third of the commit's cost. A
             // concurrent first edit wrote it already when the insert conflicts.
             sqlx::query(
-                "INSERT INTO post_versions (post_id, version, body, at, attachments) \
-                 SELECT id, 1, body, created_at, attachments FROM posts \
+                "INSERT INTO post_versions (post_id, version, body, at, attachments, care_policy) \
+                 SELECT id, 1, body, created_at, attachments, care_policy FROM posts \
                  WHERE group_id = $1 AND seq = $2 AND version = 1 AND deleted_at IS NULL ON CONFLICT DO NOTHING",
             )
             .bind(group)
@@ -1002,17 +1038,20 @@ impl Store {
                 .bind(now)
                 .bind(keep)
                 .bind(files.as_deref())
+                .bind(policy.as_deref())
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some(row) = &row {
                 sqlx::query(
-                    "INSERT INTO post_versions (post_id, version, body, at, attachments) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO post_versions (post_id, version, body, at, attachments, care_policy) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(row.id)
                 .bind(row.version)
                 .bind(body)
                 .bind(now)
                 .bind(row.attachments.as_deref())
+                .bind(row.care_policy.as_deref())
                 .execute(&mut *tx)
                 .await?;
                 // Files added by this edit become the post's.
@@ -1048,23 +1087,28 @@ impl Store {
                 body: post.body.clone(),
                 at: post.created_at,
                 attachments: post.attachments.clone(),
+                care_policy: post.care_policy.clone(),
             }]);
         }
-        let rows: Vec<(i32, Option<String>, i64, Option<String>)> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT version, body, at, attachments FROM post_versions WHERE post_id = $1 ORDER BY version"
+        type VersionRow = (i32, Option<String>, i64, Option<String>, Option<String>);
+        let rows: Vec<VersionRow> = with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT version, body, at, attachments, care_policy FROM post_versions WHERE post_id = $1 ORDER BY version"
         )
         .bind(post.id)
         .fetch_all(pool)
-        .await)?;
+        .await
+        })?;
         rows.into_iter()
-            .map(|(version, body, at, files)| {
+            .map(|(version, body, at, files, policy)| {
+                let corrupt = |what: &str| StoreError::Corrupt(format!("post {}: version {version}: {what}", post.id));
                 let attachments = match files {
-                    Some(json) => serde_json::from_str(&json).map_err(|_| {
-                        StoreError::Corrupt(format!("post {}: version {version}: attachments", post.id))
-                    })?,
+                    Some(json) => serde_json::from_str(&json).map_err(|_| corrupt("attachments"))?,
                     None => Vec::new(),
                 };
-                Ok(PostVersion { version, body, at: from_micros(at), attachments })
+                let care_policy =
+                    policy.map(|json| serde_json::from_str(&json)).transpose().map_err(|_| corrupt("care_policy"))?;
+                Ok(PostVersion { version, body, at: from_micros(at), attachments, care_policy })
             })
             .collect()
     }
@@ -1126,6 +1170,49 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// A group's posts written in `[from, until)`, in sequence order (the monthly care record).
+    pub async fn posts_written_between(
+        &self,
+        group: Uuid,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Vec<Post>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            post_columns!(),
+            " FROM posts WHERE group_id = $1 AND created_at >= $2 AND created_at < $3 ORDER BY seq"
+        );
+        let rows: Vec<PostRow> = with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(group)
+            .bind(to_micros(from))
+            .bind(to_micros(until))
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(Post::try_from).collect()
+    }
+
+    /// What `user` has seen of a group: the sequence numbers they marked 「見ました」 with when, and their
+    /// read position (0 for none).
+    pub async fn seen_by(&self, group: Uuid, user: Uuid) -> Result<(HashMap<i64, OffsetDateTime>, i64), StoreError> {
+        let (marks, read): (Vec<(i64, i64)>, Option<i64>) = with_pool!(self, |pool| {
+            let marks = sqlx::query_as(
+                "SELECT p.seq, s.at FROM post_seen s JOIN posts p ON p.id = s.post_id \
+                 WHERE p.group_id = $1 AND s.user_id = $2",
+            )
+            .bind(group)
+            .bind(user)
+            .fetch_all(pool)
+            .await?;
+            let read = sqlx::query_scalar("SELECT last_read_seq FROM read_marks WHERE group_id = $1 AND user_id = $2")
+                .bind(group)
+                .bind(user)
+                .fetch_optional(pool)
+                .await?;
+            (marks, read)
+        });
+        Ok((marks.into_iter().map(|(seq, at)| (seq, from_micros(at))).collect(), read.unwrap_or(0)))
     }
 
     /// Moves a member's read position forward to `seq` (never backward); returns the position now kept.

@@ -144,6 +144,36 @@ export type CandidateList = {
 /** Where a professional stands for this group: invitable, or why not. */
 export type CandidateStatus = "invitable" | "active_member" | "invited" | "outside_consent_scope" | "consent_required";
 
+/** 診療方針: what the attending physician records and shares for the team (在宅医療情報連携加算): the next visit, whether the treatment policy changed and how. The post's body holds the cautions for care (留意事項). */
+export type CarePolicy = {
+  /** What changed; required when `policy_changed`. */
+  change_summary?: string | null;
+  /** The next visit date, `YYYY-MM-DD`. */
+  next_visit_on: string;
+  policy_changed: boolean;
+};
+
+/** One patient group's record for one month, for its attending physician (audited). */
+export type CareRecord = {
+  attending_physician?: Person | null;
+  /** The month's care-policy posts, oldest first. */
+  care_policies: Array<Post>;
+  /** Complete when `gaps` is empty. */
+  complete: boolean;
+  consent?: Consent | null;
+  gaps: Array<RecordGap>;
+  generated_at: string;
+  group_id: string;
+  label: string;
+  /** `YYYY-MM`, in the server's time zone. */
+  month: string;
+  /** The organisations of everyone who was a member during the month, the clinic's included. */
+  organisations: Array<string>;
+  patient?: PatientIdentifiers | null;
+  /** Posts of the month by other professions that the attending physician saw, oldest first. */
+  seen_posts: Array<SeenPost>;
+};
+
 export type ChangePasswordRequest = {
   current_password: Sensitive;
   new_password: Sensitive;
@@ -255,6 +285,7 @@ export type EditPost = {
   /** The files the post shares from now on (absent: unchanged): files it shares already, and files the author uploaded since. Earlier versions keep theirs. */
   attachments?: Array<string> | null;
   body: string;
+  care_policy?: CarePolicy | null;
   confirm_not_emergency?: boolean;
 };
 
@@ -373,6 +404,7 @@ export type NewPost = {
   /** Files uploaded to this group beforehand (at most [`crate::MAX_ATTACHMENTS_PER_POST`]); the text may then be empty. */
   attachments?: Array<string>;
   body: string;
+  care_policy?: CarePolicy | null;
   /** Chosen by the client; retrying with the same id returns the original post, never a second one. */
   client_msg_id: string;
   /** The author confirms this is not an emergency although it reads like one ("今日は急変なし"). The override is audited with the matched terms (rule 6). */
@@ -419,6 +451,7 @@ export type Post = {
   author: Author;
   /** `None` once deleted (the tombstone keeps its place in the sequence). */
   body?: string | null;
+  care_policy?: CarePolicy | null;
   client_msg_id: string;
   /** The consent version in force when it was posted (none in community groups). */
   consent_version?: number | null;
@@ -438,8 +471,8 @@ export type PostHistory = {
   versions: Array<PostVersion>;
 };
 
-/** What a post is. A treatment question is addressed to the attending physician, a care-plan question to the care manager(s) (rule 3). There is no urgency or priority, by design (rule 6). */
-export type PostKind = "update" | "treatment_question" | "care_plan_question";
+/** What a post is. A treatment question is addressed to the attending physician, a care-plan question to the care manager(s) (rule 3); a care policy (診療方針) is the attending physician's record for the team. There is no urgency or priority, by design (rule 6). */
+export type PostKind = "update" | "treatment_question" | "care_plan_question" | "care_policy";
 
 export type PostPage = {
   /** The group's latest sequence number. */
@@ -460,6 +493,7 @@ export type PostVersion = {
   attachments?: Array<Attachment>;
   /** `None` for the deletion. */
   body?: string | null;
+  care_policy?: CarePolicy | null;
   version: number;
 };
 
@@ -484,6 +518,25 @@ export type RecordConsentRequest = {
   scope: Array<ScopeEntry>;
 };
 
+/** Why a month's record is not complete. */
+export type RecordGap = "no_care_policy" | "no_posts_seen" | "no_consent" | "consent_withdrawn";
+
+/** Every patient group of an attending physician for a month, and the organisations linked across them (the 加算 asks for at least five). */
+export type RecordSummary = {
+  groups: Array<RecordSummaryGroup>;
+  month: string;
+  organisations: Array<string>;
+};
+
+/** One patient group in a month's summary. */
+export type RecordSummaryGroup = {
+  complete: boolean;
+  gaps: Array<RecordGap>;
+  group_id: string;
+  label: string;
+  organisations: number;
+};
+
 /** What an account may do: members work in groups, administrators register and audit members. */
 export type Role = "member" | "admin";
 
@@ -504,6 +557,13 @@ export type SeenMark = {
   by: Person;
   group_id: string;
   seq: number;
+};
+
+/** A post of another profession that the attending physician saw. */
+export type SeenPost = {
+  post: Post;
+  /** When the physician marked it 「見ました」; none when it was read without the mark. */
+  seen_at?: string | null;
 };
 
 /** A secret string on the wire. It serialises as a plain JSON string, but its `Debug` output is redacted so a request or response logged with `{:?}` can never leak it. */
@@ -712,10 +772,12 @@ export type Operation =
   | "GET /api/v1/groups/{id}/posts/{seq}"
   | "GET /api/v1/groups/{id}/posts/{seq}/history"
   | "GET /api/v1/groups/{id}/posts/{seq}/seen"
+  | "GET /api/v1/groups/{id}/records/{month}"
   | "GET /api/v1/invitations"
   | "GET /api/v1/me"
   | "GET /api/v1/me/availability"
   | "GET /api/v1/me/sessions"
+  | "GET /api/v1/records/{month}"
   | "GET /api/v1/unread"
   | "GET /api/v1/users/{user}"
   | "PATCH /api/v1/groups/{id}/posts/{seq}"

@@ -4,6 +4,7 @@
 // The session is the HttpOnly cookie: no token ever passes through script.
 import type {
   AccessReport,
+  CareRecord,
   AddressedList,
   AdminGroup,
   AdminGroupList,
@@ -283,6 +284,9 @@ export const api = {
   accessReport: (id: string) => call<AccessReport>('GET /api/v1/groups/{id}/access-report', { id }),
   exportTimeline: (id: string, format: 'json' | 'markdown', filename: string) =>
     download('GET /api/v1/groups/{id}/export', { id }, { format }, filename),
+  careRecord: (id: string, month: string) => call<CareRecord>('GET /api/v1/groups/{id}/records/{month}', { id, month }),
+  saveCareRecord: (id: string, month: string, format: 'csv' | 'html', filename: string) =>
+    download('GET /api/v1/groups/{id}/records/{month}', { id, month }, { format }, filename),
 
   // The ICT desk.
   users: () => call<UserList>('GET /api/v1/admin/users'),

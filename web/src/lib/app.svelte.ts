@@ -1,7 +1,7 @@
 // The client's state: who is signed in, the groups with their unread counts, the open timelines, the
 // outbox and the live connection. Screens read it and call its methods; only api.ts talks HTTP.
 import { api, ApiError, OfflineError, onUnauthenticated, upload } from './api';
-import type { GroupSummary, Invitation, PendingStep, Post, PostKind, ServerFrame, User } from './api-types';
+import type { CarePolicy, GroupSummary, Invitation, PendingStep, Post, PostKind, ServerFrame, User } from './api-types';
 import { Live, type LiveStatus } from './live';
 import { newClientMsgId, Outbox, Store, type Outcome, type Pending, type PendingFile } from './outbox';
 import { t } from './i18n';
@@ -294,6 +294,7 @@ export class App {
     replyTo: number | null = null,
     id?: string,
     files: PendingFile[] = [],
+    carePolicy: CarePolicy | null = null,
   ): Promise<Outcome | null> {
     if (!this.user || !this.outbox) return null;
     const pending: Pending = {
@@ -306,6 +307,7 @@ export class App {
       confirm_not_emergency: confirm,
       created: Date.now(),
       files,
+      care_policy: carePolicy,
     };
     await this.outbox.add(pending);
     await this.loadPending();

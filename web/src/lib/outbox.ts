@@ -4,7 +4,7 @@
 // message id, so a resend never creates a second post. A photo waits with its post (IndexedDB keeps the
 // Blob); each file is uploaded once, its id kept, before the post that names it is sent. Half-written
 // drafts are kept here too.
-import type { Attachment, NewPost, PostKind, PostReceipt } from './api-types';
+import type { Attachment, CarePolicy, NewPost, PostKind, PostReceipt } from './api-types';
 
 /** A file waiting with its post: `id` once the server has it. */
 export interface PendingFile {
@@ -26,6 +26,8 @@ export interface Pending {
   created: number;
   /** Photos and documents to share with it. */
   files?: PendingFile[];
+  /** A care policy's record (診療方針), for a `care_policy` post. */
+  care_policy?: CarePolicy | null;
 }
 
 export interface Draft {
@@ -118,6 +120,7 @@ export function toNewPost(p: Pending): NewPost {
     client_msg_id: p.client_msg_id,
     confirm_not_emergency: p.confirm_not_emergency,
     attachments: (p.files ?? []).map((f) => f.id).filter((id): id is string => !!id),
+    care_policy: p.care_policy ?? null,
   };
 }
 

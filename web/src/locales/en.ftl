@@ -89,6 +89,15 @@ post-reply-to = Reply to #{ $seq }
 kind-update = Update
 kind-treatment_question = Treatment question (to the physician)
 kind-care_plan_question = Care-plan question (to the care manager)
+kind-care_policy = Care policy
+care-policy-legend = Care policy (for the monthly home-care record)
+care-policy-next-visit = Next visit
+care-policy-changed = The treatment policy changed
+care-policy-changed-label = Policy changed
+care-policy-yes = Yes
+care-policy-no = No
+care-policy-summary = What changed
+care-policy-cautions = Cautions for care
 
 ## Composing
 compose-placeholder = Write an update (emergencies go by telephone)

@@ -89,6 +89,15 @@ post-reply-to = #{ $seq } への返信
 kind-update = 経過報告
 kind-treatment_question = 治療の質問（主治医へ）
 kind-care_plan_question = ケアプランの質問（ケアマネジャーへ）
+kind-care_policy = 診療方針
+care-policy-legend = 診療方針（在宅医療情報連携加算の記録）
+care-policy-next-visit = 次回訪問日
+care-policy-changed = 治療方針を変更した
+care-policy-changed-label = 方針の変更
+care-policy-yes = あり
+care-policy-no = なし
+care-policy-summary = 変更の概要
+care-policy-cautions = 留意事項
 
 ## Composing
 compose-placeholder = 経過や気づいたことを書いてください（緊急の連絡は電話で）

@@ -4,7 +4,7 @@
 // words where it happened. Against a real renkei-server on SQLite.
 import { readFileSync } from 'node:fs';
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
-import { Api } from './api';
+import { Api, patientGroup } from './api';
 import { Server } from './server';
 import { accessible, shot, signIn } from './screens';
 
@@ -308,4 +308,59 @@ test('removes a member, then records a withdrawal after seeing that everyone lea
   await expect(members.locator('li')).toHaveCount(1);
   const left = await people['ns-sato']!.api.call<{ groups: { id: string }[] }>('GET', '/groups');
   expect(left.groups.map((x) => x.id)).not.toContain(g.id);
+});
+
+test('records the care policy from the composer, and the month\'s record says what it lacks until it is complete', async () => {
+  const nurse = people['ns-sato']!.api;
+  const g = await patientGroup(suzuki, '高橋 四郎 様', [{ login: 'ns-sato', api: nurse }]);
+  await nurse.call('POST', `/groups/${g}/posts`, { kind: 'update', body: '血圧 128/74、食欲あり', client_msg_id: 'cp-n1' });
+  const month = new Date().toLocaleDateString('sv-SE', { timeZone: 'Asia/Tokyo' }).slice(0, 7);
+
+  // Before the care policy: the record says what is missing, in words.
+  await doctor.goto(`${server.url}/#/team/${g}`);
+  await doctor.getByLabel('対象月').fill(month);
+  await doctor.getByRole('button', { name: 'この月の記録を確認' }).click();
+  const status = doctor.getByTestId('care-record');
+  await expect(status).toContainText('の記録は揃っていません');
+  await expect(status).toContainText('この月の診療方針の投稿がありません');
+  await expect(status).toContainText('確認（見ました・既読）した他職種の記録がありません');
+
+  // The physician reads the nurse's post, marks it, and writes the care policy from the composer.
+  await doctor.goto(`${server.url}/#/g/${g}`);
+  const nursePost = doctor.locator('article.post', { hasText: '血圧 128/74' });
+  await nursePost.getByRole('button', { name: '見ました', exact: true }).click();
+  await expect(nursePost.getByText('見ました済み')).toBeVisible();
+  await doctor.getByRole('combobox', { name: '投稿の種類' }).selectOption('care_policy');
+  await expect(doctor.getByRole('button', { name: '送信' })).toBeDisabled();
+  await doctor.getByLabel('次回訪問日').fill('2026-12-21');
+  await doctor.getByLabel('治療方針を変更した').check();
+  await doctor.getByPlaceholder('留意事項').fill('ふらつき・転倒に注意');
+  // A change needs its summary before it can be sent.
+  await expect(doctor.getByRole('button', { name: '送信' })).toBeDisabled();
+  await doctor.getByLabel('変更の概要').fill('降圧薬を減量');
+  await doctor.getByRole('button', { name: '送信' }).click();
+  const policy = doctor.locator('article.post', { hasText: 'ふらつき・転倒に注意' });
+  await expect(policy.locator('.kind-care_policy')).toHaveText('診療方針');
+  await expect(policy.locator('dl.care-policy')).toContainText('2026-12-21');
+  await expect(policy.locator('dl.care-policy')).toContainText('降圧薬を減量');
+  await accessible(doctor, 'timeline with a care policy');
+
+  // The nurse's client shows it as the physician's care policy too.
+  const posts = await nurse.call<{ posts: { kind: string; care_policy: { next_visit_on: string } | null }[] }>('GET', `/groups/${g}/posts`);
+  expect(posts.posts.find((p) => p.kind === 'care_policy')?.care_policy?.next_visit_on).toBe('2026-12-21');
+
+  // Now the month is complete, and the page to print is saved.
+  await doctor.goto(`${server.url}/#/team/${g}`);
+  await doctor.getByLabel('対象月').fill(month);
+  await doctor.getByRole('button', { name: 'この月の記録を確認' }).click();
+  await expect(doctor.getByTestId('care-record')).toContainText('の記録は揃っています');
+  await expect(doctor.getByTestId('care-record')).toContainText('診療方針 1 件');
+  const [download] = await Promise.all([
+    doctor.waitForEvent('download', { timeout: 10_000 }),
+    doctor.getByRole('button', { name: '印刷用ページを保存（HTML）' }).click(),
+  ]);
+  expect(download.suggestedFilename()).toBe(`renkei-record-${month}.html`);
+  const page = readFileSync((await download.path())!, 'utf8');
+  expect(page).toContain('ふらつき・転倒に注意');
+  expect(page).toContain('この月の記録は揃っています');
 });
