@@ -628,16 +628,29 @@ both_backends!(
             attachments: Vec::new(),
             care_policy: None,
         };
-        for i in 0..POSTS {
-            live.send(&ClientFrame::Post { id: i.to_string(), group_id: team.group, post: post(i) }).await.unwrap();
+        // At most WINDOW posts in flight: a server faster than this test cannot have acknowledged them all
+        // before the kill lands, whatever the machine.
+        const WINDOW: usize = 100;
+        let mut sent = 0;
+        while sent < WINDOW {
+            live.send(&ClientFrame::Post { id: sent.to_string(), group_id: team.group, post: post(sent) })
+                .await
+                .unwrap();
+            sent += 1;
         }
-        // Kill -9 once some posts are acknowledged, in the middle of the stream.
+        // Kill -9 once some posts are acknowledged, with up to WINDOW more in flight.
         let mut acked = std::collections::BTreeMap::new();
         let collected = tokio::time::timeout(std::time::Duration::from_secs(60), async {
             while acked.len() < 50 {
                 match live.next().await {
                     Some(Ok(ServerFrame::Ack { id, seq: Some(seq), .. })) => {
                         acked.insert(id.parse::<usize>().unwrap(), seq);
+                        if acked.len() < 50 && sent < POSTS {
+                            let frame =
+                                ClientFrame::Post { id: sent.to_string(), group_id: team.group, post: post(sent) };
+                            live.send(&frame).await.unwrap();
+                            sent += 1;
+                        }
                     }
                     Some(Ok(ServerFrame::Error { code, message, .. })) => {
                         panic!("a post was refused: {code} {message}")

@@ -368,6 +368,7 @@ pub mod audit_action {
     pub const TIMELINE_EXPORTED: &str = "timeline_exported";
     pub const ACCESS_REPORT_EXPORTED: &str = "access_report_exported";
     pub const CARE_RECORD_EXPORTED: &str = "care_record_exported";
+    pub const GROUP_PURGED: &str = "group_purged";
     pub const BACKUP_CREATED: &str = "backup_created";
     pub const DATABASE_RESTORED: &str = "database_restored";
 
@@ -412,6 +413,7 @@ pub mod audit_action {
         TIMELINE_EXPORTED,
         ACCESS_REPORT_EXPORTED,
         CARE_RECORD_EXPORTED,
+        GROUP_PURGED,
         BACKUP_CREATED,
         DATABASE_RESTORED,
     ];

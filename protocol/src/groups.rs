@@ -104,6 +104,12 @@ pub struct Group {
     pub handover_to: Option<Person>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub archived_at: Option<OffsetDateTime>,
+    /// When the group's content was purged under the retention policy: its posts, files, patient
+    /// identifiers and consenters' names are gone; the group remains as a tombstone.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub purged_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -320,6 +326,11 @@ pub struct AdminGroup {
     pub attending_physician: Option<Person>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub archived_at: Option<OffsetDateTime>,
+    /// When its content was purged under the retention policy.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub purged_at: Option<OffsetDateTime>,
     /// Every membership episode, current and past, oldest first.
     pub memberships: Vec<MembershipRecord>,
     pub consents: Vec<ConsentMetadata>,

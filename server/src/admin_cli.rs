@@ -98,6 +98,19 @@ async fn keyed(config: &Config, store: Store) -> anyhow::Result<Store> {
     Ok(store.with_audit_key(key))
 }
 
+/// `renkei-server purge`: the housekeeping sweep's purge, run now (see [`crate::housekeeping::purge_due`]).
+pub async fn purge(
+    config: &Config,
+    dry_run: bool,
+) -> anyhow::Result<Vec<(crate::domain::GroupRecord, Option<crate::store::Purged>)>> {
+    let store = Store::connect(&config.effective_database_url(), 1).await.context("connecting to the database")?;
+    store.migrate().await?;
+    let store = keyed(config, store).await?;
+    let done = crate::housekeeping::purge_due(&store, domain::now(), config.purge_archived_after_days, dry_run).await;
+    store.close().await;
+    done
+}
+
 /// The file name of a backup, for the audit log (never the directory it sits in).
 fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()

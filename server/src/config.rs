@@ -101,6 +101,11 @@ pub struct Config {
     /// How often expired sessions and invitations are closed (each with an audit entry) and the audit
     /// anchor is written, in seconds.
     pub housekeeping_seconds: u32,
+    /// Retention (rule 7): an archived patient group's content — posts with every version and mark, files,
+    /// patient identifiers, consenters' names — is purged this many days after it was archived, by the
+    /// housekeeping sweep, leaving a tombstone (`renkei-server purge --dry-run` lists what would go). Unset:
+    /// never (the default). Medical records law asks for at least five years (1826 days).
+    pub purge_archived_after_days: Option<u32>,
     /// A file the latest audit entry (`SEQ HASH`) is written to after every sweep that saw new entries
     /// (default `<data_dir>/audit-anchor`); verification checks the log against it. Keep it (or ship it)
     /// where the database's administrators cannot write. The anchor is also logged at INFO.
@@ -161,6 +166,7 @@ impl Default for Config {
             login_address_failures_per_hour: 1000,
             login_backoff_max_seconds: 60,
             housekeeping_seconds: 60,
+            purge_archived_after_days: None,
             audit_anchor_file: None,
             audit_key_file: None,
         }

@@ -40,6 +40,7 @@ pub async fn sweep(state: &AppState, anchored: &mut Option<i64>) -> anyhow::Resu
     if sessions + invitations + attachments as usize > 0 {
         tracing::info!(sessions, invitations, attachments, "expired");
     }
+    purge_due(&state.store, now, state.config.purge_archived_after_days, false).await?;
     if let Some((seq, hash)) = crate::audit::anchor(&state.store).await?
         && *anchored != Some(seq)
     {
@@ -53,6 +54,33 @@ pub async fn sweep(state: &AppState, anchored: &mut Option<i64>) -> anyhow::Resu
         *anchored = Some(seq);
     }
     Ok(())
+}
+
+/// Purges the content of every archived patient group the retention policy (`after_days`) says is due at
+/// `now`, each in its own transaction with its audit entry; with `dry_run`, only says which. Returns the
+/// groups due, each with what was purged (`None` on a dry run, or when another node purged it first).
+pub async fn purge_due(
+    store: &crate::store::Store,
+    now: time::OffsetDateTime,
+    after_days: Option<u32>,
+    dry_run: bool,
+) -> anyhow::Result<Vec<(crate::domain::GroupRecord, Option<crate::store::Purged>)>> {
+    if after_days.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut done = Vec::new();
+    for group in store.archived_patient_groups().await? {
+        if !crate::policy::retention::purge_due(&group, now, after_days) {
+            continue;
+        }
+        let purged = if dry_run { None } else { store.purge_group(&group, now).await?.ok() };
+        if let Some(p) = purged {
+            // The group's id only: its label named the patient.
+            tracing::info!(group = %group.id, posts = p.posts, attachments = p.attachments, "purged under the retention policy");
+        }
+        done.push((group, purged));
+    }
+    Ok(done)
 }
 
 /// Replaces the anchor file atomically (write a sibling, then rename), so a reader never sees half a line.

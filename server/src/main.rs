@@ -60,6 +60,12 @@ enum Command {
     /// The audit log: verify the hash chain, or print the latest entry as an anchor.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Retention (rule 7): purge the content of archived patient groups past `purge_archived_after_days`,
+    /// as the housekeeping sweep does; with --dry-run, list them and change nothing.
+    Purge {
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write a self-signed development certificate and key (never for production).
     DevCert {
         #[arg(long, default_value = "renkei-dev-cert.pem")]
@@ -162,6 +168,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = audit_command(&config, &store, cmd).await;
             store.close().await;
             result
+        }
+        Command::Purge { dry_run } => {
+            let Some(days) = config.purge_archived_after_days else {
+                println!("no retention policy (purge_archived_after_days is unset): nothing is ever purged");
+                return Ok(());
+            };
+            let groups = admin_cli::purge(&config, dry_run).await?;
+            let verb = if dry_run { "due (dry run: nothing changed)" } else { "purged" };
+            println!("archived patient groups past {days} days, {verb}: {}", groups.len());
+            for (group, purged) in groups {
+                let archived = group.archived_at.map(|t| t.date().to_string()).unwrap_or_default();
+                match purged {
+                    Some(p) => println!(
+                        "  {} archived {archived}: {} posts, {} files",
+                        group.reference(),
+                        p.posts,
+                        p.attachments
+                    ),
+                    None => println!("  {} archived {archived}", group.reference()),
+                }
+            }
+            Ok(())
         }
         Command::DevCert { cert, key, names } => {
             admin_cli::dev_cert(&cert, &key, names)?;

@@ -17,6 +17,18 @@ pub struct GroupRecord {
     pub notes: Option<String>,
     pub handover_to_id: Option<Uuid>,
     pub created_at: OffsetDateTime,
+    pub archived_at: Option<OffsetDateTime>,
+    /// When its content was purged (rule 7): the group is a tombstone since.
+    pub purged_at: Option<OffsetDateTime>,
+}
+
+impl GroupRecord {
+    /// A neutral reference to speak of the group by, naming no patient: `P-` (patient) or `C-` (community)
+    /// and the id's first eight hex digits.
+    pub fn reference(&self) -> String {
+        let prefix = if self.kind == GroupKind::Patient { "P" } else { "C" };
+        format!("{prefix}-{}", &self.id.simple().to_string()[..8])
+    }
 }
 
 impl std::fmt::Debug for GroupRecord {

@@ -52,16 +52,14 @@ async fn admin_view(state: &AppState, group: GroupRecord) -> Result<AdminGroup, 
     Ok(AdminGroup {
         id: group.id,
         kind: group.kind,
-        reference: format!(
-            "{}-{}",
-            if group.kind == GroupKind::Patient { "P" } else { "C" },
-            &group.id.simple().to_string()[..8]
-        ),
+        reference: group.reference(),
         // A patient group's label names the patient (「山田 花子 様」): administrators never see it.
         label: (group.kind == GroupKind::Community).then_some(group.label),
         status: group.status,
         attending_physician,
         created_at: group.created_at,
+        archived_at: group.archived_at,
+        purged_at: group.purged_at,
         memberships: state.store.membership_history(group.id).await?,
         consents,
     })

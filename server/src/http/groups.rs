@@ -74,6 +74,8 @@ pub(super) async fn group_view(state: &AppState, group: GroupRecord, mine: &Memb
         notes: group.notes,
         my_role: mine.role,
         created_at: group.created_at,
+        archived_at: group.archived_at,
+        purged_at: group.purged_at,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod content;
 pub mod groups;
 pub mod posts;
 pub mod records;
+pub mod retention;
 
 pub use accounts::{
     Denied, LoginThrottle, check_new_password, login_throttle, may_disable, origin_allowed, pending_step,

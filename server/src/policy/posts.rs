@@ -86,6 +86,8 @@ mod tests {
             notes: None,
             handover_to_id: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
+            archived_at: None,
+            purged_at: None,
         }
     }
 

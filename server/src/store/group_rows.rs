@@ -16,7 +16,7 @@ fn corrupt(what: &str, value: &str) -> StoreError {
 macro_rules! group_columns {
     () => {
         "id, kind, label, status, attending_physician_id, patient_full_name, patient_kana, patient_number, notes, \
-         handover_to_id, created_at"
+         handover_to_id, created_at, archived_at, purged_at"
     };
 }
 pub(super) use group_columns;
@@ -34,6 +34,8 @@ pub(super) struct GroupRow {
     notes: Option<String>,
     handover_to_id: Option<Uuid>,
     created_at: i64,
+    archived_at: Option<i64>,
+    purged_at: Option<i64>,
 }
 
 impl TryFrom<GroupRow> for GroupRecord {
@@ -54,6 +56,8 @@ impl TryFrom<GroupRow> for GroupRecord {
             notes: r.notes,
             handover_to_id: r.handover_to_id,
             created_at: from_micros(r.created_at),
+            archived_at: r.archived_at.map(from_micros),
+            purged_at: r.purged_at.map(from_micros),
         })
     }
 }

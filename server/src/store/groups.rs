@@ -691,11 +691,14 @@ impl Store {
         let appender = self.audit_appender();
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("UPDATE groups SET status = 'archived', handover_to_id = NULL, updated_at = $2 WHERE id = $1")
-                .bind(group)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE groups SET status = 'archived', handover_to_id = NULL, updated_at = $2, archived_at = $2 \
+                 WHERE id = $1",
+            )
+            .bind(group)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             append_audit_in!(tx, appender, &audit, now);
             tx.commit().await?;
         });

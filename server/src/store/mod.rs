@@ -14,6 +14,7 @@ mod groups;
 mod housekeeping;
 mod postgres;
 mod posts;
+mod retention;
 mod rows;
 mod rules;
 mod sqlite;
@@ -27,6 +28,7 @@ pub use attachments::{AttachmentRecord, NewAttachment};
 pub use audit::{AuditFilter, AuditRow, NewAuditEntry};
 pub use groups::{NewConsent, NewInvitation};
 pub use posts::{Committer, PostOutcome, PostRefused, PostRequest, Revision};
+pub use retention::Purged;
 pub use rules::{MemberAvailability, PostContext};
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use. The body is

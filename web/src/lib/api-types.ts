@@ -21,6 +21,7 @@ export type AddressedList = {
 
 /** A group as administrators see it: label, status and membership metadata; never patient identifiers, notes or posts. */
 export type AdminGroup = {
+  archived_at?: string | null;
   attending_physician?: Person | null;
   consents: Array<ConsentMetadata>;
   created_at: string;
@@ -30,6 +31,8 @@ export type AdminGroup = {
   label?: string | null;
   /** Every membership episode, current and past, oldest first. */
   memberships: Array<MembershipRecord>;
+  /** When its content was purged under the retention policy. */
+  purged_at?: string | null;
   /** A neutral reference to speak of the group by: `P-` (patient) or `C-` (community) and the id's first eight hex digits. A patient group's label is written by its physician and names the patient, so it never reaches an administrator. */
   reference: string;
   status: GroupStatus;
@@ -308,6 +311,7 @@ export type ExportedPost = {
 
 /** A group as one of its active members sees it. */
 export type Group = {
+  archived_at?: string | null;
   attending_physician?: Person | null;
   /** The consent version in force, if any. */
   consent_version?: number | null;
@@ -319,6 +323,8 @@ export type Group = {
   my_role: MemberRole;
   notes?: string | null;
   patient?: PatientIdentifiers | null;
+  /** When the group's content was purged under the retention policy: its posts, files, patient identifiers and consenters' names are gone; the group remains as a tombstone. */
+  purged_at?: string | null;
   status: GroupStatus;
 };
 

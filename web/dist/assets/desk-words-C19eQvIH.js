@@ -1,4 +1,4 @@
-import{i as e}from"./index-CirdaT6A.js";e({ja:`# 医師・ICT 窓口の画面の文言（その画面を開いたときに読み込まれます）。
+import{i as e}from"./index-45iGuaEu.js";e({ja:`# 医師・ICT 窓口の画面の文言（その画面を開いたときに読み込まれます）。
 newgroup-title = 患者グループを作成
 newgroup-full-name = 患者氏名
 newgroup-kana = ふりがな
@@ -12,6 +12,7 @@ team-back-to-team = チームへ戻る
 team-unknown-person = （不明な方）
 team-status-read_only = 同意が撤回されたため、このグループは読み取り専用です。新しい同意を記録すると再開できます。
 team-status-archived = このグループは終了（アーカイブ）しています。
+team-status-purged = 保存期間を過ぎたため、このグループの投稿・ファイル・患者情報は { $at } に削除されました。参加者と監査記録だけが残っています。
 team-members = メンバー（{ $count }人）
 team-attending = 主治医
 team-remove = 外す
@@ -171,6 +172,7 @@ action-audit_verified = 監査ログの検証
 action-timeline_exported = タイムラインの書き出し
 action-access_report_exported = アクセス記録の作成
 action-care_record_exported = 月次記録の作成
+action-group_purged = 保存期間満了による削除
 action-backup_created = バックアップ
 action-database_restored = 復元
 admin-tab-users = 利用者
@@ -279,6 +281,7 @@ team-back-to-team = Back to the team
 team-unknown-person = (unknown person)
 team-status-read_only = Consent was withdrawn: this group is read-only. Recording a new consent reopens it.
 team-status-archived = This group has ended (archived).
+team-status-purged = The retention period ended: this group's posts, files and patient details were deleted on { $at }. Only its members and audit records remain.
 team-members = Members ({ $count })
 team-attending = Attending physician
 team-remove = Remove
@@ -438,6 +441,7 @@ action-audit_verified = Audit log verified
 action-timeline_exported = Timeline exported
 action-access_report_exported = Access report made
 action-care_record_exported = Care record made
+action-group_purged = Purged under the retention policy
 action-backup_created = Backup
 action-database_restored = Restore
 admin-tab-users = People
