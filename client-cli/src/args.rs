@@ -345,6 +345,9 @@ pub enum AdminCommand {
     /// Community groups (city-wide, per profession).
     #[command(subcommand)]
     Community(CommunityCommand),
+    /// Each office's own rules (rule 7): who exports timelines, where files download, retention.
+    #[command(subcommand)]
+    Office(OfficeCommand),
     /// Query the audit log (metadata only; the query itself is audited).
     Audit {
         /// Entries where this user (login or id) acted or was acted upon.
@@ -370,6 +373,27 @@ pub enum AdminCommand {
         /// CSV instead of a table (with --json: JSON).
         #[arg(long)]
         csv: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OfficeCommand {
+    /// Every office with rules of its own.
+    List,
+    /// Set an office's rules, all at once (what is left out goes back to the default).
+    Set {
+        /// The organisation, exactly as on its members' accounts.
+        organisation: String,
+        /// Professions of this office that may export the timeline of a group they belong to, besides the
+        /// attending physician (repeat, or separate with commas). Default: none.
+        #[arg(long = "export", value_delimiter = ',', value_parser = parse_wire::<Profession>)]
+        export: Vec<Profession>,
+        /// A network (CIDR) this office's members may download files from (repeat). Default: anywhere.
+        #[arg(long = "network")]
+        networks: Vec<String>,
+        /// Days after archiving when its patients' groups are purged (overrides the server's setting).
+        #[arg(long)]
+        retention_days: Option<u32>,
     },
 }
 

@@ -650,3 +650,47 @@ pub async fn care_record(
     println!("{}: {}", out.msg(Msg::LinkedOrganisations), record.organisations.join("、"));
     Ok(())
 }
+
+/// `renkei admin office`: each office's own rules.
+pub async fn office_cmd(client: &Client, out: &Output, cmd: crate::args::OfficeCommand) -> Result<()> {
+    use crate::args::OfficeCommand;
+    let show = |rules: &[renkei_protocol::OfficeRules]| {
+        let rows = rules
+            .iter()
+            .map(|o| {
+                let export: Vec<&str> = o.timeline_export.iter().map(|p| p.as_str()).collect();
+                vec![
+                    o.organisation.clone(),
+                    export.join(","),
+                    o.attachment_networks.join(","),
+                    o.purge_archived_after_days.map(|d| d.to_string()).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        out.table(&["organisation", "timeline export", "download networks", "retention days"], rows);
+    };
+    match cmd {
+        OfficeCommand::List => {
+            let list = client.admin_offices().await?;
+            if out.json {
+                out.json(&list);
+            } else {
+                show(&list.offices);
+            }
+        }
+        OfficeCommand::Set { organisation, export, networks, retention_days } => {
+            let update = renkei_protocol::OfficeRulesUpdate {
+                timeline_export: export,
+                attachment_networks: networks,
+                purge_archived_after_days: retention_days,
+            };
+            let rules = client.admin_set_office_rules(&organisation, &update).await?;
+            if out.json {
+                out.json(&rules);
+            } else {
+                show(std::slice::from_ref(&rules));
+            }
+        }
+    }
+    Ok(())
+}

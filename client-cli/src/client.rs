@@ -462,6 +462,20 @@ impl Client {
             .map_err(|e| ClientError::Unexpected { status, detail: e.to_string() })
     }
 
+    /// Every office with rules of its own (administrators).
+    pub async fn admin_offices(&self) -> Result<renkei_protocol::OfficeRulesList, ClientError> {
+        self.call::<(), _>(Method::GET, "/admin/offices", None).await
+    }
+
+    /// Sets an office's rules (administrators).
+    pub async fn admin_set_office_rules(
+        &self,
+        organisation: &str,
+        rules: &renkei_protocol::OfficeRulesUpdate,
+    ) -> Result<renkei_protocol::OfficeRules, ClientError> {
+        self.call(Method::PUT, &format!("/admin/offices/{}", path_segment(organisation)), Some(rules)).await
+    }
+
     /// A patient group's care record of a month (`YYYY-MM`; attending physician).
     pub async fn care_record(&self, group: Uuid, month: &str) -> Result<renkei_protocol::CareRecord, ClientError> {
         self.call::<(), _>(Method::GET, &format!("/groups/{group}/records/{}", path_segment(month)), None).await

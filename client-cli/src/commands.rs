@@ -70,6 +70,7 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
             care::admin_groups(&client, out, group).await
         }
         Command::Admin(AdminCommand::Community(cmd)) => care::community_cmd(&ctx.client()?, out, cmd).await,
+        Command::Admin(AdminCommand::Office(cmd)) => care::office_cmd(&ctx.client()?, out, cmd).await,
         Command::Admin(AdminCommand::Audit { user, group, action, since, until, limit, csv }) => {
             if let Some(action) = &action
                 && !renkei_protocol::audit_action::ALL.contains(&action.as_str())

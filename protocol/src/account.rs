@@ -369,6 +369,7 @@ pub mod audit_action {
     pub const ACCESS_REPORT_EXPORTED: &str = "access_report_exported";
     pub const CARE_RECORD_EXPORTED: &str = "care_record_exported";
     pub const GROUP_PURGED: &str = "group_purged";
+    pub const OFFICE_RULES_CHANGED: &str = "office_rules_changed";
     pub const BACKUP_CREATED: &str = "backup_created";
     pub const DATABASE_RESTORED: &str = "database_restored";
 
@@ -414,6 +415,7 @@ pub mod audit_action {
         ACCESS_REPORT_EXPORTED,
         CARE_RECORD_EXPORTED,
         GROUP_PURGED,
+        OFFICE_RULES_CHANGED,
         BACKUP_CREATED,
         DATABASE_RESTORED,
     ];

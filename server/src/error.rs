@@ -120,6 +120,9 @@ impl ApiError {
             Self::Forbidden(Denied::NotAnAdministrator) => (C::Forbidden, "only administrators may do this".into()),
             Self::Forbidden(Denied::NotAPhysician) => (C::Forbidden, "only a physician opens a patient group".into()),
             Self::Forbidden(Denied::OriginNotAllowed) => (C::Forbidden, "this origin may not open a WebSocket".into()),
+            Self::Forbidden(Denied::OutsideOfficeNetwork) => {
+                (C::Forbidden, "your office allows downloading files only from its own network".into())
+            }
             Self::Forbidden(Denied::NotTheAuthor) => (C::Forbidden, "only the author edits or deletes a post".into()),
             Self::Forbidden(Denied::NotAttendingPhysician) => {
                 (C::Forbidden, "only the attending physician may do this".into())
@@ -214,6 +217,7 @@ impl ApiError {
                     Denied::NotAttendingPhysician => "attending_physician",
                     Denied::NotTheAuthor => "author",
                     Denied::OriginNotAllowed => "allowed_origin",
+                    Denied::OutsideOfficeNetwork => "office_network",
                 };
                 body = body.with_field("required", required);
             }

@@ -56,21 +56,26 @@ pub async fn sweep(state: &AppState, anchored: &mut Option<i64>) -> anyhow::Resu
     Ok(())
 }
 
-/// Purges the content of every archived patient group the retention policy (`after_days`) says is due at
-/// `now`, each in its own transaction with its audit entry; with `dry_run`, only says which. Returns the
-/// groups due, each with what was purged (`None` on a dry run, or when another node purged it first).
+/// Purges the content of every archived patient group the retention policy says is due at `now` — its
+/// attending physician's office's, else the server's (`after_days`) — each in its own transaction with its
+/// audit entry; with `dry_run`, only says which. Returns the groups due, each with what was purged (`None`
+/// on a dry run, or when another node purged it first).
 pub async fn purge_due(
     store: &crate::store::Store,
     now: time::OffsetDateTime,
     after_days: Option<u32>,
     dry_run: bool,
 ) -> anyhow::Result<Vec<(crate::domain::GroupRecord, Option<crate::store::Purged>)>> {
-    if after_days.is_none() {
+    let offices: std::collections::HashMap<String, renkei_protocol::OfficeRules> =
+        store.all_office_rules().await?.into_iter().map(|o| (o.organisation.clone(), o)).collect();
+    if after_days.is_none() && offices.values().all(|o| o.purge_archived_after_days.is_none()) {
         return Ok(Vec::new());
     }
     let mut done = Vec::new();
-    for group in store.archived_patient_groups().await? {
-        if !crate::policy::retention::purge_due(&group, now, after_days) {
+    for (group, organisation) in store.archived_patient_groups().await? {
+        let office = organisation.and_then(|o| offices.get(&o));
+        let days = crate::policy::offices::retention_days(after_days, office);
+        if !crate::policy::retention::purge_due(&group, now, days) {
             continue;
         }
         let purged = if dry_run { None } else { store.purge_group(&group, now).await?.ok() };

@@ -170,13 +170,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Purge { dry_run } => {
-            let Some(days) = config.purge_archived_after_days else {
-                println!("no retention policy (purge_archived_after_days is unset): nothing is ever purged");
-                return Ok(());
-            };
+            match config.purge_archived_after_days {
+                Some(days) => println!("retention: {days} days after archiving, unless an office sets its own"),
+                None => println!("retention: only offices that set their own (purge_archived_after_days is unset)"),
+            }
             let groups = admin_cli::purge(&config, dry_run).await?;
             let verb = if dry_run { "due (dry run: nothing changed)" } else { "purged" };
-            println!("archived patient groups past {days} days, {verb}: {}", groups.len());
+            println!("archived patient groups {verb}: {}", groups.len());
             for (group, purged) in groups {
                 let archived = group.archived_at.map(|t| t.date().to_string()).unwrap_or_default();
                 match purged {

@@ -228,13 +228,20 @@ fn percent_encode(name: &str) -> String {
 #[utoipa::path(get, path = "/api/v1/groups/{id}/attachments/{attachment}", tag = "posts", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("attachment" = Uuid, Path)),
     responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 403, description = "outside the networks the caller's office allows", body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn download(
     State(state): State<AppState>,
     caller: Caller,
+    client: crate::auth::ClientInfo,
     Path((id, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let record = visible(&state, &caller, &id, &file).await?;
+    // Rule 7: an office may keep its members' downloads to its own networks.
+    let office = state.store.office_rules(&caller.0.account.person().organisation).await?;
+    if !crate::policy::offices::may_download_from(office.as_ref(), client.addr.parse().ok()) {
+        return Err(ApiError::Forbidden(crate::policy::Denied::OutsideOfficeNetwork));
+    }
     serve(&state, &caller, &record, false).await
 }
 

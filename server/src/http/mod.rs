@@ -11,6 +11,7 @@ mod exports;
 mod groups;
 mod invitations;
 mod me;
+mod offices;
 mod ops;
 pub(crate) mod posts;
 mod records;
@@ -132,6 +133,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(team::router())
         .merge(admin_groups::router())
         .merge(admin_audit::router())
+        .merge(offices::router())
 }
 
 /// The OpenAPI document served at `/api/v1/openapi.json` (`renkei-server openapi` prints it; the web

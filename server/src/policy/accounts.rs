@@ -21,6 +21,8 @@ pub enum Denied {
     NotTheAuthor,
     /// A browser page from an origin not on the WebSocket allow-list.
     OriginNotAllowed,
+    /// Rule 7: the caller's office allows file downloads only from its own networks.
+    OutsideOfficeNetwork,
 }
 
 /// Administrator-only operations (registering professionals, disabling accounts) need the admin role.

@@ -12,6 +12,7 @@ mod audit;
 mod group_rows;
 mod groups;
 mod housekeeping;
+mod offices;
 mod postgres;
 mod posts;
 mod retention;

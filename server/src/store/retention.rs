@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::group_rows::{GroupRow, group_columns};
+use super::group_rows::GroupRow;
 use super::{NewAuditEntry, Store, StoreError, with_pool};
 use crate::domain::{GroupRecord, to_micros};
 use crate::policy::retention::{PurgeRefused, may_purge};
@@ -18,15 +18,21 @@ pub struct Purged {
 }
 
 impl Store {
-    /// Archived patient groups whose content has not been purged, oldest archive first.
-    pub async fn archived_patient_groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
-        let sql = concat!(
-            "SELECT ",
-            group_columns!(),
-            " FROM groups WHERE kind = 'patient' AND status = 'archived' AND purged_at IS NULL ORDER BY archived_at, id"
-        );
-        let rows: Vec<GroupRow> = with_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
-        rows.into_iter().map(GroupRecord::try_from).collect()
+    /// Archived patient groups whose content has not been purged, oldest archive first, each with its
+    /// attending physician's organisation (whose rules may set its retention).
+    pub async fn archived_patient_groups(&self) -> Result<Vec<(GroupRecord, Option<String>)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            group: GroupRow,
+            physician_organisation: Option<String>,
+        }
+        let sql = "SELECT g.*, u.organisation AS physician_organisation FROM groups g \
+                   LEFT JOIN users u ON u.id = g.attending_physician_id \
+                   WHERE g.kind = 'patient' AND g.status = 'archived' AND g.purged_at IS NULL \
+                   ORDER BY g.archived_at, g.id";
+        let rows: Vec<Row> = with_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
+        rows.into_iter().map(|r| Ok((GroupRecord::try_from(r.group)?, r.physician_organisation))).collect()
     }
 
     /// Purges an archived patient group's content in one transaction with its `group_purged` entry: posts

@@ -426,6 +426,30 @@ export type OffHours = {
   person: Person;
 };
 
+/** An office's rules. An office without rules follows the defaults: the attending physician alone exports, files download from anywhere, the server's retention applies. */
+export type OfficeRules = {
+  /** Networks (CIDR, e.g. `10.1.0.0/16`) from which this office's members may download shared files; empty: from anywhere. Thumbnails are not restricted. */
+  attachment_networks: Array<string>;
+  /** The organisation, exactly as on its members' accounts. */
+  organisation: string;
+  /** Days after archiving when the content of a group whose attending physician belongs to this office is purged; overrides the server's `purge_archived_after_days`. None: the server's setting. */
+  purge_archived_after_days?: number | null;
+  /** Besides the attending physician, the professions of this office whose members may export the timeline of a patient group they belong to (e.g. a visiting-nurse station keeping its own record). */
+  timeline_export: Array<Profession>;
+  updated_at: string;
+};
+
+export type OfficeRulesList = {
+  offices: Array<OfficeRules>;
+};
+
+/** Sets an office's rules (all of them; empty lists and no retention restore the defaults). */
+export type OfficeRulesUpdate = {
+  attachment_networks?: Array<string>;
+  purge_archived_after_days?: number | null;
+  timeline_export?: Array<Profession>;
+};
+
 export type OpenGroupRequest = {
   /** What members see, e.g. 「山田 花子 様」. */
   label: string;
@@ -760,6 +784,7 @@ export type Operation =
   | "GET /api/v1/admin/audit/verification"
   | "GET /api/v1/admin/groups"
   | "GET /api/v1/admin/groups/{id}"
+  | "GET /api/v1/admin/offices"
   | "GET /api/v1/admin/users"
   | "GET /api/v1/admin/users/{user}"
   | "GET /api/v1/admin/users/{user}/sessions"
@@ -817,4 +842,5 @@ export type Operation =
   | "POST /api/v1/me/password"
   | "POST /api/v1/me/totp/confirm"
   | "POST /api/v1/me/totp/enroll"
+  | "PUT /api/v1/admin/offices/{organisation}"
   | "PUT /api/v1/me/availability";

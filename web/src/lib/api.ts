@@ -5,6 +5,9 @@
 import type {
   AccessReport,
   CareRecord,
+  OfficeRules,
+  OfficeRulesList,
+  OfficeRulesUpdate,
   AddressedList,
   AdminGroup,
   AdminGroupList,
@@ -297,6 +300,9 @@ export const api = {
   resetTotp: (user: string) => call<User>('POST /api/v1/admin/users/{user}/totp/reset', { user }),
   userSessions: (user: string) => call<SessionHistory>('GET /api/v1/admin/users/{user}/sessions', { user }),
   adminGroups: () => call<AdminGroupList>('GET /api/v1/admin/groups'),
+  offices: () => call<OfficeRulesList>('GET /api/v1/admin/offices'),
+  setOfficeRules: (organisation: string, rules: OfficeRulesUpdate) =>
+    call<OfficeRules>('PUT /api/v1/admin/offices/{organisation}', { organisation }, rules),
   createCommunityGroup: (label: string) => call<AdminGroup>('POST /api/v1/admin/community-groups', {}, { label }),
   addCommunityMember: (id: string, user: string) =>
     call<void>('POST /api/v1/admin/community-groups/{id}/members', { id }, { user }),

@@ -126,6 +126,34 @@ test('community groups are staffed here; patient groups show by reference, never
   await accessible(desk, 'admin groups');
 });
 
+test('an office\'s own rules are kept from the console, checked by the server, and audited', async () => {
+  await desk.goto(`${server.url}/#/admin/offices`);
+  await expect(desk.getByRole('heading', { name: '事業所ごとのルール（規程7）' })).toBeVisible();
+  const form = desk.getByTestId('office-form');
+  await form.getByLabel('事業所（利用者の所属と同じ表記）').fill('むさしの訪問看護');
+  await form.getByLabel('看護師').check();
+  // A network the server cannot read is refused in words, and nothing is saved.
+  await form.getByLabel('ファイルを取得できるネットワーク（CIDR、1行に1つ）').fill('10.1.0.0/33');
+  await form.getByRole('button', { name: 'この内容で保存' }).click();
+  await expect(desk.getByRole('alert')).toBeVisible();
+  await expect(desk.getByTestId('offices').locator('tbody tr')).toHaveCount(0);
+  await form.getByLabel('ファイルを取得できるネットワーク（CIDR、1行に1つ）').fill('10.1.0.0/16');
+  await form.getByLabel('終了後の保存日数（空欄：サーバーの設定）').fill('1826');
+  await form.getByRole('button', { name: 'この内容で保存' }).click();
+  await expect(desk.getByRole('status')).toContainText('むさしの訪問看護 のルールを保存しました');
+  const saved = desk.getByTestId('offices').locator('tbody tr');
+  await expect(saved).toHaveCount(1);
+  await expect(saved).toContainText('看護師');
+  await expect(saved).toContainText('10.1.0.0/16');
+  await expect(saved).toContainText('1826');
+  await accessible(desk, 'admin office rules');
+  const admin = await Api.login(server.url, 'admin');
+  const offices = await admin.call<{ offices: { organisation: string; timeline_export: string[] }[] }>('GET', '/admin/offices');
+  expect(offices.offices).toEqual([expect.objectContaining({ organisation: 'むさしの訪問看護', timeline_export: ['nurse'] })]);
+  const audit = await admin.call<{ entries: { action: string }[] }>('GET', '/admin/audit?action=office_rules_changed');
+  expect(audit.entries).toHaveLength(1);
+});
+
 test('the audit log is filtered, downloaded and its chain verified', async () => {
   await desk.getByRole('link', { name: '監査ログ' }).click();
   await desk.getByRole('combobox', { name: '操作' }).selectOption('account_disabled');
