@@ -6,6 +6,7 @@ import type {
   AccessReport,
   CareRecord,
   OfficeRules,
+  RecordSummary,
   OfficeRulesList,
   OfficeRulesUpdate,
   AddressedList,
@@ -287,6 +288,7 @@ export const api = {
   accessReport: (id: string) => call<AccessReport>('GET /api/v1/groups/{id}/access-report', { id }),
   exportTimeline: (id: string, format: 'json' | 'markdown', filename: string) =>
     download('GET /api/v1/groups/{id}/export', { id }, { format }, filename),
+  recordSummary: (month: string) => call<RecordSummary>('GET /api/v1/records/{month}', { month }),
   careRecord: (id: string, month: string) => call<CareRecord>('GET /api/v1/groups/{id}/records/{month}', { id, month }),
   saveCareRecord: (id: string, month: string, format: 'csv' | 'html', filename: string) =>
     download('GET /api/v1/groups/{id}/records/{month}', { id, month }, { format }, filename),

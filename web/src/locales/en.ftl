@@ -98,6 +98,10 @@ care-policy-yes = Yes
 care-policy-no = No
 care-policy-summary = What changed
 care-policy-cautions = Cautions for care
+month-record-title = This month's home-care records (在宅医療情報連携加算)
+month-record-check = Check all the groups I attend
+month-record-summary = { $month }: { $complete } of { $groups } groups complete · { $organisations } linked organisations (the 加算 asks for 5)
+month-record-incomplete = incomplete (see its team screen)
 
 ## Composing
 compose-placeholder = Write an update (emergencies go by telephone)

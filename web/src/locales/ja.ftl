@@ -98,6 +98,10 @@ care-policy-yes = あり
 care-policy-no = なし
 care-policy-summary = 変更の概要
 care-policy-cautions = 留意事項
+month-record-title = 今月の月次記録（在宅医療情報連携加算）
+month-record-check = 主治医のグループをまとめて確認
+month-record-summary = { $month }: { $groups } グループ中 { $complete } 件そろっています・連携する事業所 { $organisations }（加算には 5 以上）
+month-record-incomplete = 不足あり（チーム画面で確認）
 
 ## Composing
 compose-placeholder = 経過や気づいたことを書いてください（緊急の連絡は電話で）

@@ -363,4 +363,17 @@ test('records the care policy from the composer, and the month\'s record says wh
   const page = readFileSync((await download.path())!, 'utf8');
   expect(page).toContain('ふらつき・転倒に注意');
   expect(page).toContain('この月の記録は揃っています');
+
+  // The month over all the groups the physician attends, from the groups screen: the others lack their
+  // care policy and are listed with a way to their team screen.
+  await doctor.goto(`${server.url}/#/`);
+  await doctor.getByRole('button', { name: '主治医のグループをまとめて確認' }).click();
+  const summary = doctor.getByTestId('month-summary');
+  await expect(summary).toContainText(`${month}:`);
+  const attended = await suzuki.call<{ groups: { my_role: string; kind: string }[] }>('GET', '/groups');
+  const count = attended.groups.filter((x) => x.kind === 'patient' && x.my_role === 'attending_physician').length;
+  await expect(summary).toContainText(`${count} グループ中 1 件そろっています`);
+  const monthSection = doctor.locator('section', { has: summary });
+  await expect(monthSection.getByRole('link', { name: '高橋 四郎 様' })).toHaveCount(0);
+  await expect(monthSection.getByRole('link')).toHaveCount(count - 1);
 });
