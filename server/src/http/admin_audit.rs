@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::ApiQuery;
+use super::{ApiQuery, csv_field};
 use crate::app::AppState;
 use crate::audit::{Actor, action};
 use crate::auth::{Admin, RecentAdmin};
@@ -111,13 +111,6 @@ struct ExportQuery {
     to: Option<String>,
     /// At most this many (default 10000, at most 10000).
     limit: Option<i64>,
-}
-
-/// One CSV field, quoted when it must be (RFC 4180); a leading `=`, `+`, `-` or `@` is prefixed with `'`
-/// so a spreadsheet never runs it as a formula.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
-    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
 }
 
 fn audit_csv(entries: &[AuditEntry]) -> String {

@@ -93,10 +93,7 @@ async fn export_timeline(
 }
 
 fn render_markdown(export: &TimelineExport, offset: time::UtcOffset) -> String {
-    let when = |t: time::OffsetDateTime| {
-        let t = t.to_offset(offset);
-        t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]")).unwrap_or_default()
-    };
+    let when = |t: time::OffsetDateTime| super::local_minute(t, offset);
     let mut out = format!("# {}\n\n", export.label);
     if let Some(p) = &export.patient {
         out.push_str(&format!("- 患者: {}", p.full_name));

@@ -9,12 +9,11 @@ use renkei_protocol::{
     CareRecord, ErrorBody, GroupKind, MemberRole, Post, PostKind, RecordSummary, RecordSummaryGroup, SeenPost,
 };
 use serde::Deserialize;
-use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ApiQuery;
 use super::groups::authorized;
+use super::{ApiQuery, csv_field, local_minute};
 use crate::app::AppState;
 use crate::audit::{Actor, action};
 use crate::auth::Member as Caller;
@@ -42,12 +41,22 @@ enum Format {
     Html,
 }
 
-fn parse_format(raw: Option<&str>) -> Result<Format, ApiError> {
-    match raw {
-        None | Some("json") => Ok(Format::Json),
-        Some("csv") => Ok(Format::Csv),
-        Some("html") => Ok(Format::Html),
-        Some(_) => Err(ApiError::field("format", "json_csv_or_html")),
+impl Format {
+    fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        match raw {
+            None | Some("json") => Ok(Self::Json),
+            Some("csv") => Ok(Self::Csv),
+            Some("html") => Ok(Self::Html),
+            Some(_) => Err(ApiError::field("format", "json_csv_or_html")),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Csv => "csv",
+            Self::Html => "html",
+        }
     }
 }
 
@@ -69,13 +78,13 @@ async fn care_record(
     Path((id, month)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<RecordQuery>,
 ) -> Result<Response, ApiError> {
-    let format = parse_format(q.format.as_deref())?;
+    let format = Format::parse(q.format.as_deref())?;
     let (group, _) = authorized(&state, &caller, &id, GroupAction::Export).await?;
     let month = parse_month(&state, &month)?;
     let record = build(&state, &group, month).await?;
     let details = serde_json::json!({
         "month": record.month,
-        "format": format!("{format:?}").to_lowercase(),
+        "format": format.as_str(),
         "complete": record.complete,
     });
     state.audit.record(action::CARE_RECORD_EXPORTED, &Actor::from(&caller.0), Some(group.id), None, details).await?;
@@ -176,20 +185,8 @@ async fn build(state: &AppState, group: &GroupRecord, month: Month) -> Result<Ca
     })
 }
 
-fn local(t: OffsetDateTime, offset: time::UtcOffset) -> String {
-    let t = t.to_offset(offset);
-    t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]")).unwrap_or_default()
-}
-
 fn date(d: time::Date) -> String {
     d.format(time::macros::format_description!("[year]-[month]-[day]")).unwrap_or_default()
-}
-
-/// One CSV field, quoted when it must be (RFC 4180); a leading `=`, `+`, `-` or `@` is prefixed with `'` so a
-/// spreadsheet never runs a post's text as a formula.
-fn csv_field(raw: &str) -> String {
-    let safe = if raw.starts_with(['=', '+', '-', '@']) { format!("'{raw}") } else { raw.to_owned() };
-    if safe.contains([',', '"', '\n', '\r']) { format!("\"{}\"", safe.replace('"', "\"\"")) } else { safe }
 }
 
 /// The CSV columns, in order.
@@ -227,7 +224,7 @@ fn render_csv(record: &CareRecord, offset: time::UtcOffset) -> String {
             "care_policy",
             m,
             &p.seq.to_string(),
-            &local(p.created_at, offset),
+            &local_minute(p.created_at, offset),
             &p.author.display_name,
             p.author.profession.as_str(),
             &p.author.organisation,
@@ -244,7 +241,7 @@ fn render_csv(record: &CareRecord, offset: time::UtcOffset) -> String {
             "seen_post",
             m,
             &p.seq.to_string(),
-            &local(p.created_at, offset),
+            &local_minute(p.created_at, offset),
             &p.author.display_name,
             p.author.profession.as_str(),
             &p.author.organisation,
@@ -252,7 +249,7 @@ fn render_csv(record: &CareRecord, offset: time::UtcOffset) -> String {
             "",
             "",
             p.body.as_deref().unwrap_or(""),
-            &s.seen_at.map(|t| local(t, offset)).unwrap_or_default(),
+            &s.seen_at.map(|t| local_minute(t, offset)).unwrap_or_default(),
         ]);
     }
     if let Some(c) = &record.consent {
@@ -297,7 +294,7 @@ fn render_html(record: &CareRecord, offset: time::UtcOffset) -> String {
     if let Some(d) = &record.attending_physician {
         let _ = write!(out, "<p>主治医: {}（{}）</p>", escape(&d.display_name), escape(&d.organisation));
     }
-    let _ = write!(out, "<p>作成日時: {}</p>", local(record.generated_at, offset));
+    let _ = write!(out, "<p>作成日時: {}</p>", local_minute(record.generated_at, offset));
     if record.complete {
         out.push_str("<p class=\"ok\">この月の記録は揃っています。</p>");
     } else {
@@ -319,7 +316,7 @@ fn render_html(record: &CareRecord, offset: time::UtcOffset) -> String {
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td></tr>",
-                local(p.created_at, offset),
+                local_minute(p.created_at, offset),
                 c.map(|c| date(c.next_visit_on)).unwrap_or_default(),
                 if c.is_some_and(|c| c.policy_changed) { "あり" } else { "なし" },
                 escape(c.and_then(|c| c.change_summary.as_deref()).unwrap_or("")),
@@ -338,12 +335,12 @@ fn render_html(record: &CareRecord, offset: time::UtcOffset) -> String {
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td>{}（{}・{}）</td><td><pre>{}</pre></td><td>{}</td></tr>",
-                local(p.created_at, offset),
+                local_minute(p.created_at, offset),
                 escape(&p.author.display_name),
                 p.author.profession.as_str(),
                 escape(&p.author.organisation),
                 escape(p.body.as_deref().unwrap_or("")),
-                s.seen_at.map(|t| local(t, offset)).unwrap_or_else(|| "既読".into())
+                s.seen_at.map(|t| local_minute(t, offset)).unwrap_or_else(|| "既読".into())
             );
         }
         out.push_str("</table>");
