@@ -23,6 +23,24 @@ pub struct GroupRecord {
 }
 
 impl GroupRecord {
+    /// A bare group of `kind` and `status`, for the policy layer's unit tests.
+    #[cfg(test)]
+    pub fn bare(kind: GroupKind, status: GroupStatus) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            kind,
+            label: "g".into(),
+            status,
+            attending_physician_id: None,
+            patient: None,
+            notes: None,
+            handover_to_id: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            archived_at: None,
+            purged_at: None,
+        }
+    }
+
     /// A neutral reference to speak of the group by, naming no patient: `P-` (patient) or `C-` (community)
     /// and the id's first eight hex digits.
     pub fn reference(&self) -> String {

@@ -48,17 +48,10 @@ async fn export_timeline(
         Some(_) => return Err(ApiError::field("format", "json_or_markdown")),
     };
     // The attending physician, or a member whose office's rules let their profession export (rule 7).
-    let group_id = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    let group = state.store.group(group_id).await?.ok_or(ApiError::NotFound)?;
-    let account = &caller.0.account;
-    let membership = state.store.current_membership(group.id, account.id()).await?;
-    let office = state.store.office_rules(&account.person().organisation).await?;
-    crate::policy::offices::may_export_timeline(
-        &group,
-        membership.as_ref(),
-        account.person().profession,
-        office.as_ref(),
-    )?;
+    let (group, membership) = authorized(&state, &caller, &id, GroupAction::View).await?;
+    let person = caller.0.account.person();
+    let office = state.store.office_rules(&person.organisation).await?;
+    crate::policy::offices::may_export_timeline(&group, Some(&membership), person.profession, office.as_ref())?;
     let mut posts = Vec::new();
     let mut after = 0;
     loop {

@@ -76,19 +76,7 @@ mod tests {
     use super::*;
 
     fn group(kind: GroupKind, status: GroupStatus) -> GroupRecord {
-        GroupRecord {
-            id: Uuid::new_v4(),
-            kind,
-            label: "g".into(),
-            status,
-            attending_physician_id: None,
-            patient: None,
-            notes: None,
-            handover_to_id: None,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            archived_at: None,
-            purged_at: None,
-        }
+        GroupRecord::bare(kind, status)
     }
 
     fn member(state: MembershipState) -> Membership {

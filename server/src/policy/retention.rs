@@ -47,24 +47,11 @@ pub fn purge_due(group: &GroupRecord, now: OffsetDateTime, after_days: Option<u3
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
-    use uuid::Uuid;
 
     use super::*;
 
     fn group(kind: GroupKind, status: GroupStatus, archived: Option<OffsetDateTime>) -> GroupRecord {
-        GroupRecord {
-            id: Uuid::new_v4(),
-            kind,
-            label: "g".into(),
-            status,
-            attending_physician_id: None,
-            patient: None,
-            notes: None,
-            handover_to_id: None,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            archived_at: archived,
-            purged_at: None,
-        }
+        GroupRecord { archived_at: archived, ..GroupRecord::bare(kind, status) }
     }
 
     #[test]
