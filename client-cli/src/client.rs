@@ -632,6 +632,29 @@ impl Client {
         self.call(Method::PUT, "/me/availability", Some(availability)).await
     }
 
+    /// My notification settings, the server's VAPID key and my push devices.
+    pub async fn notifications(&self) -> Result<renkei_protocol::NotificationsView, ClientError> {
+        self.call::<(), _>(Method::GET, "/me/notifications", None).await
+    }
+
+    pub async fn set_notifications(
+        &self,
+        settings: &renkei_protocol::NotificationSettings,
+    ) -> Result<renkei_protocol::NotificationsView, ClientError> {
+        self.call(Method::PUT, "/me/notifications", Some(settings)).await
+    }
+
+    pub async fn add_push_device(
+        &self,
+        subscription: &renkei_protocol::NewPushSubscription,
+    ) -> Result<renkei_protocol::PushDevice, ClientError> {
+        self.call(Method::POST, "/me/notifications/devices", Some(subscription)).await
+    }
+
+    pub async fn remove_push_device(&self, id: Uuid) -> Result<(), ClientError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/me/notifications/devices/{id}"), None).await
+    }
+
     /// A page of history: after `after` going forward, or before `before` going backward.
     pub async fn posts(
         &self,

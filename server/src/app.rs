@@ -30,6 +30,8 @@ pub struct AppState {
     pub lexicon: Arc<crate::policy::content::Lexicon>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    /// Web Push and e-mail: the VAPID key, the SMTP transport, the planner and sender.
+    pub notifier: Arc<crate::notifications::Notifier>,
     /// Uploads being read and cleaned on this node (`max_concurrent_uploads` permits).
     pub uploads: Arc<tokio::sync::Semaphore>,
 }
@@ -104,14 +106,22 @@ impl Application {
         let lexicon = crate::policy::content::Lexicon::parse(&lexicon);
         anyhow::ensure!(!lexicon.is_empty(), "the emergency lexicon is empty");
         let messaging = crate::messaging::Messaging::start(store.clone(), config.ws_queue_frames).await?;
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let notifier = Arc::new(
+            crate::notifications::Notifier::new(store.clone(), config.clone(), metrics.clone())
+                .await
+                .context("preparing notifications")?,
+        );
         let state = AppState {
+            notifier,
             audit: Arc::new(crate::audit::Audit::new(store.clone())),
             store,
             messaging,
             lexicon: Arc::new(lexicon),
             uploads: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_uploads)),
-            config: Arc::new(config),
-            metrics: Arc::new(Metrics::default()),
+            config,
+            metrics,
         };
         Ok(Self { _lock: None, listener, local_addr, tls, state })
     }
@@ -136,6 +146,7 @@ impl Application {
         let Self { listener, tls, state, _lock: lock, .. } = self;
         let store = state.store.clone();
         let housekeeping = crate::housekeeping::start(state.clone());
+        let notifications = crate::notifications::start(state.notifier.clone());
         let header_timeout = Duration::from_secs(u64::from(state.config.http_header_timeout_seconds));
         let limits = Limits {
             first_bytes: header_timeout,
@@ -168,6 +179,7 @@ impl Application {
             None => server.acceptor(LimitedAcceptor::new(NoDelayAcceptor::new(), limits)).serve(app).await?,
         }
         housekeeping.abort();
+        notifications.abort();
         store.close().await;
         drop(lock);
         Ok(())

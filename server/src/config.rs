@@ -114,6 +114,38 @@ pub struct Config {
     /// carries an HMAC under it, so whoever can write the database but not read this file cannot forge an
     /// entry. Back it up with the database; every node of a cluster needs the same file.
     pub audit_key_file: Option<PathBuf>,
+    /// The server's VAPID private key for Web Push (default `<data_dir>/vapid.key`, made on first start, mode
+    /// 0600). Browsers bind their subscriptions to its public key: every node of a cluster needs the same
+    /// file, and a new key means every member subscribes again.
+    pub vapid_key_file: Option<PathBuf>,
+    /// Who runs this server, for the push services (`mailto:` or `https:`); they may write here about abuse.
+    pub vapid_subject: String,
+    /// Push services the server sends to: a subscription's endpoint must be `https` on one of these hosts
+    /// (or a subdomain), so a subscription cannot make the server call into its own network.
+    pub push_services: Vec<String>,
+    /// How often each node plans notifications and sends what is due, in seconds.
+    pub notification_seconds: u32,
+    /// The web client's address, for the link in e-mails (e.g. `https://renkei.example.jp`).
+    pub public_url: Option<String>,
+    /// SMTP server for e-mail notifications; unset: no e-mail.
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    /// `starttls` (port 587), `tls` (465) or `none` (only to a loopback relay).
+    pub smtp_security: SmtpSecurity,
+    pub smtp_username: Option<String>,
+    /// A file holding the SMTP password (kept out of this configuration).
+    pub smtp_password_file: Option<PathBuf>,
+    /// The sender of notification e-mails.
+    pub smtp_from: String,
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    Starttls,
+    Tls,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +201,19 @@ impl Default for Config {
             purge_archived_after_days: None,
             audit_anchor_file: None,
             audit_key_file: None,
+            vapid_key_file: None,
+            vapid_subject: "mailto:renkei@localhost".to_owned(),
+            push_services: ["fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com", "notify.windows.com"]
+                .map(str::to_owned)
+                .to_vec(),
+            notification_seconds: 30,
+            public_url: None,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_username: None,
+            smtp_password_file: None,
+            smtp_from: "renkei <renkei@localhost>".to_owned(),
         }
     }
 }
@@ -257,7 +302,26 @@ impl Config {
                     .into(),
             ));
         }
+        if self.notification_seconds == 0 {
+            return Err(ConfigError::Invalid("notification_seconds must be positive".into()));
+        }
+        if !(self.vapid_subject.starts_with("mailto:") || self.vapid_subject.starts_with("https://")) {
+            return Err(ConfigError::Invalid("vapid_subject must start with mailto: or https://".into()));
+        }
+        if let Some(host) = &self.smtp_host
+            && self.smtp_security == SmtpSecurity::None
+            && !host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            && host != "localhost"
+        {
+            return Err(ConfigError::Invalid(format!(
+                "smtp_security = \"none\" sends in the clear: only to a relay on this machine, not {host}"
+            )));
+        }
         Ok(())
+    }
+
+    pub fn effective_vapid_key_file(&self) -> PathBuf {
+        self.vapid_key_file.clone().unwrap_or_else(|| self.data_dir.join("vapid.key"))
     }
 
     /// [`Config::time_zone`] as an offset.

@@ -17,6 +17,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod messaging;
 pub mod metrics;
+pub mod notifications;
 pub mod policy;
 pub mod private_files;
 pub mod store;

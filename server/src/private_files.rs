@@ -73,6 +73,13 @@ fn tighten(path: &Path, mode: u32, wanted: u32) -> io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted))
 }
 
+/// Writes a new file readable by this user only (fails if it exists: a key is never overwritten).
+pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    std::io::Write::write_all(&mut file, contents)?;
+    file.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

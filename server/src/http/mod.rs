@@ -11,6 +11,7 @@ mod exports;
 mod groups;
 mod invitations;
 mod me;
+mod notifications;
 mod offices;
 mod ops;
 pub(crate) mod posts;
@@ -122,6 +123,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(me::router())
+        .merge(notifications::router())
         .merge(admin::router())
         .merge(directory::router())
         .merge(groups::router())

@@ -9,6 +9,7 @@ pub mod attachments;
 pub mod availability;
 pub mod content;
 pub mod groups;
+pub mod notifications;
 pub mod offices;
 pub mod posts;
 pub mod records;

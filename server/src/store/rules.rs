@@ -34,7 +34,7 @@ pub struct MemberAvailability {
     pub availability: Availability,
 }
 
-fn parse_availability(text: Option<String>) -> Availability {
+pub(super) fn parse_availability(text: Option<String>) -> Availability {
     text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
 }
 

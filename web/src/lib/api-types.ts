@@ -420,6 +420,37 @@ export type NewPost = {
   reply_to?: number | null;
 };
 
+/** A browser's push subscription, as the browser's `PushSubscription.toJSON()` gives it, with a name for the device. */
+export type NewPushSubscription = {
+  /** How the member will recognise the device in the list (e.g. "iPhone", "事業所のPC"). */
+  device?: string | null;
+  /** The push service's URL for this browser. */
+  endpoint: string;
+  keys: PushKeys;
+};
+
+/** A member's notification settings. Questions addressed to them (rule 3) notify promptly within their availability hours; other posts wait for the next digest; nothing is sent outside those hours. */
+export type NotificationSettings = {
+  /** At most one notification of ordinary posts every this many minutes (5–1440). */
+  digest_minutes: number;
+  /** E-mail to `email_address`. */
+  email: boolean;
+  /** Where e-mail goes; needed when `email` is on. */
+  email_address?: string | null;
+  /** Web Push to every browser this member subscribed. */
+  push: boolean;
+};
+
+/** My notification settings with what this server offers. */
+export type NotificationsView = {
+  devices: Array<PushDevice>;
+  /** Whether the operator configured an SMTP server. */
+  email_available: boolean;
+  settings: NotificationSettings;
+  /** The server's VAPID public key (base64url, uncompressed P-256), for `pushManager.subscribe`. */
+  vapid_public_key: string;
+};
+
 /** An addressee who is outside their availability hours right now (rule 5): no immediate reply should be expected, and here is how they prefer to be reached. */
 export type OffHours = {
   contact_preference?: string | null;
@@ -529,6 +560,21 @@ export type PostVersion = {
 
 /** A professional's profession, as registered by an administrator. Every post will carry it (rule 8). */
 export type Profession = "physician" | "dentist" | "pharmacist" | "nurse" | "therapist" | "care_manager" | "care_worker" | "support_centre" | "msw" | "government" | "other";
+
+/** One subscribed device. Its endpoint and keys are never shown again. */
+export type PushDevice = {
+  created_at: string;
+  device?: string | null;
+  id: string;
+  /** When the last notification reached its push service. */
+  last_sent_at?: string | null;
+};
+
+/** The browser's keys: `p256dh` (its P-256 public key) and `auth` (16 bytes), both base64url. */
+export type PushKeys = {
+  auth: string;
+  p256dh: string;
+};
 
 export type ReadMark = {
   seq: number;
@@ -777,6 +823,7 @@ export type Operation =
   | "DELETE /api/v1/admin/community-groups/{id}/members/{user}"
   | "DELETE /api/v1/groups/{id}/members/{user}"
   | "DELETE /api/v1/groups/{id}/posts/{seq}"
+  | "DELETE /api/v1/me/notifications/devices/{id}"
   | "DELETE /api/v1/me/sessions/{id}"
   | "GET /api/v1/addressed"
   | "GET /api/v1/admin/audit"
@@ -807,6 +854,7 @@ export type Operation =
   | "GET /api/v1/invitations"
   | "GET /api/v1/me"
   | "GET /api/v1/me/availability"
+  | "GET /api/v1/me/notifications"
   | "GET /api/v1/me/sessions"
   | "GET /api/v1/records/{month}"
   | "GET /api/v1/unread"
@@ -839,8 +887,10 @@ export type Operation =
   | "POST /api/v1/groups/{id}/read"
   | "POST /api/v1/invitations/{id}/accept"
   | "POST /api/v1/invitations/{id}/decline"
+  | "POST /api/v1/me/notifications/devices"
   | "POST /api/v1/me/password"
   | "POST /api/v1/me/totp/confirm"
   | "POST /api/v1/me/totp/enroll"
   | "PUT /api/v1/admin/offices/{organisation}"
-  | "PUT /api/v1/me/availability";
+  | "PUT /api/v1/me/availability"
+  | "PUT /api/v1/me/notifications";
