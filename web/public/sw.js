@@ -38,3 +38,23 @@ self.addEventListener('fetch', (event) => {
       .catch(() => caches.match(event.request).then((hit) => hit || caches.match('/'))),
   );
 });
+
+// Web Push: the server sends only how many new posts wait (never a name, a group or a word of a post);
+// the notification says that much, and a tap opens renkei, which loads the rest after sign-in.
+self.addEventListener('push', (event) => {
+  let payload = {};
+  try { payload = event.data ? event.data.json() : {}; } catch { payload = {}; }
+  const ja = !self.navigator.language || self.navigator.language.startsWith('ja');
+  const body = (ja ? payload.body_ja : payload.body_en) || (ja ? 'renkei に新しい投稿があります' : 'New posts in renkei');
+  event.waitUntil(self.registration.showNotification(payload.title || 'renkei', { body, tag: 'renkei-new-posts', renotify: true, icon: '/icon-192.png' }));
+});
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  event.waitUntil(
+    self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((windows) => {
+      const open = windows.find((w) => new URL(w.url).origin === self.location.origin);
+      return open ? open.focus() : self.clients.openWindow('/');
+    }),
+  );
+});

@@ -47,6 +47,8 @@ impl Notifier {
     /// Loads (or makes, on first start) the VAPID key and prepares the SMTP transport if configured.
     pub async fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let vapid = VapidKey::load_or_create(&config, &store).await?;
+        // reqwest (built without a provider) needs the process's rustls provider: ring, as everywhere here.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))

@@ -3,6 +3,10 @@
 // generated wire types, so the client cannot drift from the contract without failing `npm run check`.
 // The session is the HttpOnly cookie: no token ever passes through script.
 import type {
+  NewPushSubscription,
+  NotificationSettings,
+  NotificationsView,
+  PushDevice,
   AccessReport,
   CareRecord,
   OfficeRules,
@@ -239,6 +243,10 @@ export const api = {
   revokeSession: (id: string) => call<void>('DELETE /api/v1/me/sessions/{id}', { id }),
   availability: () => call<Availability>('GET /api/v1/me/availability'),
   setAvailability: (a: Availability) => call<Availability>('PUT /api/v1/me/availability', {}, a),
+  notifications: () => call<NotificationsView>('GET /api/v1/me/notifications'),
+  setNotifications: (s: NotificationSettings) => call<NotificationsView>('PUT /api/v1/me/notifications', {}, s),
+  addPushDevice: (s: NewPushSubscription) => call<PushDevice>('POST /api/v1/me/notifications/devices', {}, s),
+  removePushDevice: (id: string) => call<void>('DELETE /api/v1/me/notifications/devices/{id}', { id }),
 
   groups: () => call<GroupList>('GET /api/v1/groups'),
   group: (id: string) => call<Group>('GET /api/v1/groups/{id}', { id }),

@@ -1,7 +1,7 @@
 // A real renkei-server for the browser tests: the binary cargo built, SQLite in a temporary directory,
 // a free port chosen by the system. Stopped (by its PID) when the test file ends.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -20,7 +20,17 @@ export class Server {
   url = '';
   private port = 0;
 
-  constructor(private readonly extraEnv: Record<string, string> = {}) {}
+  /** `extraEnv` adds RENKEI_* settings; `configToml`, settings only a file can give (lists). */
+  constructor(
+    private readonly extraEnv: Record<string, string> = {},
+    private readonly configToml = '',
+  ) {
+    writeFileSync(this.configFile, configToml);
+  }
+
+  private get configFile(): string {
+    return join(this.dir, 'renkei.toml');
+  }
 
   private env(): NodeJS.ProcessEnv {
     return {
@@ -34,7 +44,7 @@ export class Server {
 
   /** Starts the server (again on the same port after a stop) and waits until it listens. */
   async start(): Promise<void> {
-    const child = spawn(binary(), [], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(binary(), ['--config', this.configFile], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     // However the test process ends, the server it started ends with it.
     const orphan = () => child.kill('SIGKILL');
@@ -77,7 +87,7 @@ export class Server {
 
   /** `renkei-server create-admin`, with the password on stdin, as the README does it. */
   createAdmin(): void {
-    const r = spawnSync(binary(), ['create-admin', '--login', 'admin', '--display-name', '医師会 ICT 窓口'], {
+    const r = spawnSync(binary(), ['--config', this.configFile, 'create-admin', '--login', 'admin', '--display-name', '医師会 ICT 窓口'], {
       env: this.env(),
       input: `${PASSWORD}\n`,
       timeout: 30_000,

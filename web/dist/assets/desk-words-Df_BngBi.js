@@ -1,4 +1,4 @@
-import{i as e}from"./index-Dh37vlOK.js";e({ja:`# 医師・ICT 窓口の画面の文言（その画面を開いたときに読み込まれます）。
+import{i as e}from"./index-C4BLxZdd.js";e({ja:`# 医師・ICT 窓口の画面の文言（その画面を開いたときに読み込まれます）。
 newgroup-title = 患者グループを作成
 newgroup-full-name = 患者氏名
 newgroup-kana = ふりがな
