@@ -138,6 +138,10 @@ pub enum Command {
     /// My availability hours and how I prefer to be reached (「ケアマネタイム」).
     #[command(subcommand)]
     Availability(AvailabilityCommand),
+    /// My notifications: e-mail and push, and how often other posts are summed up. They say only how
+    /// many new posts wait, never what they say; push is turned on per device in the web client.
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
     /// A group's history: the latest posts, or those after/before a sequence number.
     History {
         group: String,
@@ -242,6 +246,32 @@ pub enum AvailabilityCommand {
         #[arg(long)]
         contact: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// Show my notification settings and the devices that receive push.
+    Show,
+    /// Change my settings; what is not given stays as it is.
+    Set {
+        /// E-mail notifications to this address (`--email off` turns them off).
+        #[arg(long)]
+        email: Option<String>,
+        /// Push to my registered devices: on or off.
+        #[arg(long)]
+        push: Option<OnOff>,
+        /// Sum up other posts at most every this many minutes (5–1440); questions to me come at once.
+        #[arg(long)]
+        digest_minutes: Option<u32>,
+    },
+    /// Stop push to one of my devices (its id, or a prefix of it, from `show`).
+    RemoveDevice { id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Subcommand)]

@@ -132,6 +132,7 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         }
         Command::Addressed => messages::addressed(&ctx.client()?, out).await,
         Command::Availability(cmd) => messages::availability(&ctx.client()?, out, cmd).await,
+        Command::Notifications(cmd) => messages::notifications(&ctx.client()?, out, cmd).await,
         Command::History { group, after, before, limit, versions } => {
             messages::history(&ctx.client()?, out, &group, after, before, limit, versions).await
         }

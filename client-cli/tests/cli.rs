@@ -1227,3 +1227,32 @@ both_backends!(
         drop(team);
     }
 );
+
+both_backends!(
+    async fn a_member_sets_her_notifications_from_the_terminal(app: TestApp) {
+        let team = app.team().await;
+        let config = tempfile::tempdir().unwrap();
+        let cli = Cli { app: &app, dir: config.path().join("renkei") };
+        let out = cli.renkei(&["--profile", "ns-sato", "login", "ns-sato"], &format!("{PASSWORD}\n")).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = cli.as_user("ns-sato", &["notifications", "set", "--push", "on", "--digest-minutes", "60"]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains("digest_minutes") && out.stdout.contains("60"), "{}", out.stdout);
+        let settings = team.nurse.notifications().await.unwrap().settings;
+        assert!(settings.push && !settings.email);
+        assert_eq!(settings.digest_minutes, 60);
+
+        // This server has no SMTP: e-mail is refused, saying why, and nothing changes.
+        let out = cli
+            .as_user("ns-sato", &["notifications", "set", "--email", "ns@example.jp", "--digest-minutes", "15"])
+            .await;
+        assert_ne!(out.code, 0);
+        assert!(out.stderr.contains("email"), "{}", out.stderr);
+        assert_eq!(team.nurse.notifications().await.unwrap().settings.digest_minutes, 60);
+        let out = cli.as_user("ns-sato", &["--json", "notifications", "show"]).await;
+        assert_eq!(out.json()["settings"]["push"], true);
+        let out = cli.as_user("ns-sato", &["notifications", "remove-device", "0000"]).await;
+        assert_ne!(out.code, 0);
+        assert!(out.stderr.contains("0 of my devices match"), "{}", out.stderr);
+    }
+);

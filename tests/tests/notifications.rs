@@ -471,3 +471,47 @@ async fn two_nodes_send_each_notification_once() {
     node2.stop().await;
     app.stop().await;
 }
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| configure(c, 3600);
+    async fn the_outbox_outlives_a_failing_push_service_and_a_node_that_died_mid_send(app: TestApp) {
+        let push = PushService::start().await;
+        *push.state.status.lock().unwrap() = Some(StatusCode::SERVICE_UNAVAILABLE);
+        let team = app.team().await;
+        let browser = Browser::new("phone");
+        let vapid = subscribe(&team.care_manager, &browser, &push).await;
+        team.care_manager.set_notifications(&settings(true, None, 30)).await.unwrap();
+        team.nurse.post(team.group, &care::post(PostKind::CarePlanQuestion, "褥瘡の件", "q1")).await.unwrap();
+        let config = Arc::new(app.config.clone());
+        let t0 = datetime!(2030-01-08 10:00 +09:00);
+
+        // The push service is down: the row stays in the outbox, to be tried again after a back-off.
+        let first = Notifier::new(app.store().await, config.clone(), Default::default()).await.unwrap();
+        first.run_once(t0).await.unwrap();
+        assert_eq!(push.received().len(), 1);
+        drop(first);
+        // A node restarted later finds it, and the push service is back.
+        *push.state.status.lock().unwrap() = None;
+        let restarted = Notifier::new(app.store().await, config.clone(), Default::default()).await.unwrap();
+        restarted.run_once(t0 + time::Duration::seconds(10)).await.unwrap();
+        assert_eq!(push.received().len(), 1, "not before its back-off");
+        restarted.run_once(t0 + time::Duration::seconds(31)).await.unwrap();
+        let received = push.received();
+        assert_eq!(received.len(), 2, "sent again after the back-off");
+        assert_eq!(browser.open(&received[1], &vapid).posts, 1);
+        restarted.run_once(t0 + time::Duration::minutes(5)).await.unwrap();
+        assert_eq!(push.received().len(), 2, "and only once");
+
+        // A node that claimed a row and died before sending it holds it for its lease only.
+        team.nurse.post(team.group, &care::post(PostKind::CarePlanQuestion, "処方の件", "q2")).await.unwrap();
+        let t1 = t0 + time::Duration::hours(1);
+        let store = app.store().await;
+        restarted.plan(t1).await.unwrap();
+        let claimed = store.claim_notifications(t1, time::Duration::minutes(2), 10).await.unwrap();
+        assert_eq!(claimed.len(), 1, "the dead node's claim");
+        restarted.run_once(t1 + time::Duration::minutes(1)).await.unwrap();
+        assert_eq!(push.received().len(), 2, "another node waits for the lease");
+        restarted.run_once(t1 + time::Duration::minutes(3)).await.unwrap();
+        assert_eq!(push.received().len(), 3, "and then sends it");
+    }
+);
