@@ -44,6 +44,8 @@ pub struct Application {
     _lock: Option<std::fs::File>,
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
+    /// `metrics_listen`'s socket, when configured.
+    metrics_listener: Option<std::net::TcpListener>,
     tls: Option<RustlsConfig>,
     state: AppState,
 }
@@ -97,6 +99,14 @@ impl Application {
             std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr).with_context(|| format!("binding metrics_listen {addr}"))?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
         crate::auth::password::warm_up();
         let lexicon = match &config.emergency_lexicon_file {
             Some(path) => std::fs::read_to_string(path)
@@ -105,9 +115,9 @@ impl Application {
         };
         let lexicon = crate::policy::content::Lexicon::parse(&lexicon);
         anyhow::ensure!(!lexicon.is_empty(), "the emergency lexicon is empty");
-        let messaging = crate::messaging::Messaging::start(store.clone(), config.ws_queue_frames).await?;
-        let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
+        let messaging = crate::messaging::Messaging::start(store.clone(), config.ws_queue_frames, &metrics).await?;
+        let config = Arc::new(config);
         let notifier = Arc::new(
             crate::notifications::Notifier::new(store.clone(), config.clone(), metrics.clone())
                 .await
@@ -123,7 +133,7 @@ impl Application {
             config,
             metrics,
         };
-        Ok(Self { _lock: None, listener, local_addr, tls, state })
+        Ok(Self { _lock: None, listener, local_addr, metrics_listener, tls, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -143,8 +153,16 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting and drains in-flight requests.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         // The database lock lives as long as the server serves.
-        let Self { listener, tls, state, _lock: lock, .. } = self;
+        let Self { listener, tls, state, _lock: lock, metrics_listener, .. } = self;
         let store = state.store.clone();
+        let metrics_server = match metrics_listener {
+            Some(l) => {
+                let l = tokio::net::TcpListener::from_std(l)?;
+                let app = crate::http::ops::metrics_router(state.clone());
+                Some(tokio::spawn(async move { axum::serve(l, app).await }))
+            }
+            None => None,
+        };
         let housekeeping = crate::housekeeping::start(state.clone());
         let notifications = crate::notifications::start(state.notifier.clone());
         let header_timeout = Duration::from_secs(u64::from(state.config.http_header_timeout_seconds));
@@ -180,6 +198,9 @@ impl Application {
         }
         housekeeping.abort();
         notifications.abort();
+        if let Some(m) = metrics_server {
+            m.abort();
+        }
         store.close().await;
         drop(lock);
         Ok(())

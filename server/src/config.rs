@@ -114,6 +114,13 @@ pub struct Config {
     /// carries an HMAC under it, so whoever can write the database but not read this file cannot forge an
     /// entry. Back it up with the database; every node of a cluster needs the same file.
     pub audit_key_file: Option<PathBuf>,
+    /// Serve `/metrics` on this address of its own (plain HTTP; bind it to an internal interface) instead of
+    /// the main listener. Unset: the main listener serves it to loopback clients only (never with
+    /// `behind_tls_proxy`, where every client looks local), or to whoever has the token.
+    pub metrics_listen: Option<SocketAddr>,
+    /// A file holding a token: `/metrics` then answers whoever sends `Authorization: Bearer TOKEN`, on either
+    /// listener, and nobody else.
+    pub metrics_token_file: Option<PathBuf>,
     /// The server's VAPID private key for Web Push (default `<data_dir>/vapid.key`, made on first start, mode
     /// 0600). Browsers bind their subscriptions to its public key: every node of a cluster needs the same
     /// file, and a new key means every member subscribes again.
@@ -201,6 +208,8 @@ impl Default for Config {
             purge_archived_after_days: None,
             audit_anchor_file: None,
             audit_key_file: None,
+            metrics_listen: None,
+            metrics_token_file: None,
             vapid_key_file: None,
             vapid_subject: "mailto:renkei@localhost".to_owned(),
             push_services: ["fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com", "notify.windows.com"]

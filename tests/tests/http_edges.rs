@@ -2,7 +2,7 @@
 //! changes nothing; `/healthz`, `/readyz`, `/metrics` and the OpenAPI document answer.
 
 use renkei_protocol::{ErrorBody, ErrorCode};
-use renkei_tests::{PASSWORD, both_backends};
+use renkei_tests::{Backend, PASSWORD, TestApp, both_backends};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 
@@ -169,7 +169,7 @@ both_backends!(
         assert_eq!(get("/readyz").await.unwrap().text().await.unwrap(), "ready\n");
         let _ = app.client().login("nobody", &renkei_protocol::Sensitive::new("wrong password here"), None).await;
         let metrics = get("/metrics").await.unwrap().text().await.unwrap();
-        assert!(metrics.contains("renkei_logins_total{outcome=\"Failure\"} 1"), "{metrics}");
+        assert!(metrics.contains("renkei_logins_total{outcome=\"failure\"} 1"), "{metrics}");
         assert!(metrics.contains("renkei_http_responses_total"), "{metrics}");
         let openapi: serde_json::Value = get("/api/v1/openapi.json").await.unwrap().json().await.unwrap();
         let paths = openapi["paths"].as_object().unwrap();
@@ -181,6 +181,111 @@ both_backends!(
         assert!(openapi["components"]["schemas"]["ErrorBody"].is_object());
     }
 );
+
+both_backends!(
+    async fn metrics_cover_the_post_path_and_the_process_with_snake_case_labels(app: TestApp) {
+        let team = app.team().await;
+        use renkei_protocol::{ClientFrame, ServerFrame, Subscription};
+        let mut live = team.care_manager.connect_live().await.expect("live");
+        let subscribe = ClientFrame::Subscribe {
+            id: "s".into(),
+            groups: vec![Subscription { group_id: team.group, after_seq: 0 }],
+        };
+        live.send(&subscribe).await.unwrap();
+        let mut next = async || {
+            tokio::time::timeout(std::time::Duration::from_secs(15), live.next())
+                .await
+                .expect("a frame within 15 s")
+                .unwrap()
+                .unwrap()
+        };
+        while !matches!(next().await, ServerFrame::Subscribed { .. }) {}
+        for i in 0..3 {
+            team.nurse.post(team.group, &renkei_tests::care::update("訪問しました", &format!("m{i}"))).await.unwrap();
+        }
+        let mut delivered = 0;
+        while delivered < 3 {
+            if let ServerFrame::Post { .. } = next().await {
+                delivered += 1;
+            }
+        }
+        let metrics = reqwest::get(format!("{}/metrics", app.base_url)).await.unwrap().text().await.unwrap();
+        let value = |sample: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
+                .unwrap_or_else(|| panic!("no {sample} in {metrics}"))
+        };
+        assert_eq!(value("renkei_posts_committed_total "), 3.0);
+        assert!(value("renkei_commit_batch_posts_count ") >= 1.0);
+        assert!(value("renkei_commit_duration_seconds_count ") >= 1.0);
+        assert_eq!(value("renkei_ws_connections "), 1.0);
+        assert!(value("renkei_deliveries_total ") >= 3.0, "each post reached the subscribed connection");
+        assert_eq!(value("renkei_lagged_connections_total "), 0.0);
+        assert!(value("renkei_db_pool_connections ") >= 1.0);
+        assert!(value("renkei_audit_entries ") >= 1.0);
+        let route = "renkei_http_request_duration_seconds_count{method=\"post\",route=\"/api/v1/groups/{id}/posts\"} ";
+        assert_eq!(value(route), 3.0, "timed by route template, never by the path with its ids");
+        assert!(!metrics.contains(&team.group.to_string()), "no id in a label");
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(value(name) > 0.0, "{name}");
+        }
+        if app.backend == renkei_tests::Backend::Postgres {
+            assert_eq!(value("renkei_cluster_listener_up "), 1.0);
+        }
+        // Every label value is snake_case (route templates aside).
+        for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+            let Some((_, labels)) = line.split_once('{') else { continue };
+            for pair in labels.split('}').next().unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+                let (key, value) = pair.split_once('=').unwrap();
+                let value = value.trim_matches('"');
+                let plain =
+                    value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '+'));
+                assert!(key == "route" || plain || value.starts_with('+') || value.contains('e'), "{line}");
+            }
+        }
+    }
+);
+
+/// `/metrics` answers only whom the configuration allows: behind a proxy nobody on the main listener; with a
+/// token whoever sends it; with `metrics_listen` on that address alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_only_where_configured() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |c| c.behind_tls_proxy = true).await else { return };
+    let status = reqwest::get(format!("{}/metrics", app.base_url)).await.unwrap().status();
+    assert_eq!(status, StatusCode::NOT_FOUND, "behind a proxy every client looks local");
+    drop(app);
+
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "s3cret-metrics-token\n").unwrap();
+    let path = token.path().to_path_buf();
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |c| c.metrics_token_file = Some(path)).await else { return };
+    let http = reqwest::Client::new();
+    let url = format!("{}/metrics", app.base_url);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), StatusCode::NOT_FOUND, "no token");
+    let wrong = http.get(&url).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
+    let right = http.get(&url).bearer_auth("s3cret-metrics-token").send().await.unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    assert!(right.text().await.unwrap().contains("renkei_http_responses_total"));
+    drop(app);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |c| c.metrics_listen = Some(listen)).await else { return };
+    let main = reqwest::get(format!("{}/metrics", app.base_url)).await.unwrap().status();
+    assert_eq!(main, StatusCode::NOT_FOUND, "not on the main listener");
+    let own = reqwest::get(format!("http://{listen}/metrics")).await.unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(own.text().await.unwrap().contains("process_open_fds"));
+    let elsewhere = reqwest::get(format!("http://{listen}/api/v1/me")).await.unwrap().status();
+    assert_eq!(elsewhere, StatusCode::NOT_FOUND, "the metrics listener serves nothing else");
+}
 
 /// Reads until the server closes the connection; panics if it has not within `limit`.
 async fn closed_within(what: &str, stream: &mut tokio::net::TcpStream, limit: std::time::Duration) {

@@ -13,7 +13,7 @@ mod invitations;
 mod me;
 mod notifications;
 mod offices;
-mod ops;
+pub(crate) mod ops;
 pub(crate) mod posts;
 mod records;
 mod team;

@@ -14,10 +14,12 @@ use crate::store::StoreError;
 
 pub(super) const CHANNEL: &str = "renkei_events";
 
-pub(super) async fn listen(broadcaster: Broadcaster) {
+pub(super) async fn listen(broadcaster: Broadcaster, up: prometheus_client::metrics::gauge::Gauge) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match listen_once(&broadcaster).await {
+        let result = listen_once(&broadcaster, &up).await;
+        up.set(0);
+        match result {
             Err(StoreError::Unavailable(sqlx::Error::PoolClosed)) => return,
             Err(e @ StoreError::Unavailable(_)) => crate::telemetry::database_unavailable(&e),
             Err(e) => tracing::warn!(error = %e, "cluster listener lost its connection; reconnecting"),
@@ -31,9 +33,10 @@ pub(super) async fn listen(broadcaster: Broadcaster) {
 /// Notifications taken at once when several wait (see [`listen_once`]), up to this many posts in all.
 const MAX_COALESCED_POSTS: i64 = 4096;
 
-async fn listen_once(b: &Broadcaster) -> Result<(), StoreError> {
+async fn listen_once(b: &Broadcaster, up: &prometheus_client::metrics::gauge::Gauge) -> Result<(), StoreError> {
     let mut listener = b.store.cluster_listener(CHANNEL).await?;
     catch_up(b).await?;
+    up.set(1);
     loop {
         match listener.try_recv().await {
             Ok(Some(first)) => {

@@ -7,6 +7,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -142,6 +144,9 @@ impl Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     queue_frames: usize,
+    /// Connections registered here, and frames queued for them (shared with `/metrics`).
+    connections: Gauge,
+    deliveries: Counter,
 }
 
 /// A connection's place in the hub; leaving it (drop) unsubscribes everything.
@@ -156,6 +161,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut inner = self.hub.lock();
         if let Some(conn) = inner.conns.remove(&self.id) {
+            self.hub.connections.dec();
             for group in conn.groups {
                 inner.leave(self.id, group);
             }
@@ -165,7 +171,17 @@ impl Drop for Registration {
 
 impl Hub {
     pub fn new(queue_frames: usize) -> Arc<Self> {
-        Arc::new(Self { inner: Mutex::new(Inner::default()), queue_frames: queue_frames.max(1) })
+        Self::counted(queue_frames, Gauge::default(), Counter::default())
+    }
+
+    /// A hub that counts its connections and deliveries into these (the node's metrics).
+    pub fn counted(queue_frames: usize, connections: Gauge, deliveries: Counter) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Inner::default()),
+            queue_frames: queue_frames.max(1),
+            connections,
+            deliveries,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -178,6 +194,7 @@ impl Hub {
         inner.next_id += 1;
         let id = inner.next_id;
         inner.conns.insert(id, Conn { user, session, inbox: inbox.clone(), groups: Vec::new() });
+        self.connections.inc();
         Registration { hub: self.clone(), id, inbox }
     }
 
@@ -210,6 +227,7 @@ impl Hub {
             let Some(conn) = conns.get(id) else { continue };
             conn.inbox.push(Outbound::Frame { group, seq, json: json.clone() }, self.queue_frames);
         }
+        self.deliveries.inc_by(subs.conns.len() as u64);
     }
 
     /// Stops delivering `group` to these users' connections at once and tells them why.

@@ -265,8 +265,12 @@ impl Broadcaster {
 impl Messaging {
     /// Starts the committer (and, on PostgreSQL, the cluster listener) for this node, each on database
     /// connections of its own ([`Store::dedicated`]).
-    pub async fn start(store: Store, queue_frames: usize) -> Result<Arc<Self>, StoreError> {
-        let hub = Hub::new(queue_frames);
+    pub async fn start(
+        store: Store,
+        queue_frames: usize,
+        metrics: &crate::metrics::Metrics,
+    ) -> Result<Arc<Self>, StoreError> {
+        let hub = Hub::counted(queue_frames, metrics.ws_connections.clone(), metrics.deliveries.clone());
         let node = Uuid::new_v4();
         let contexts = PostContexts::default();
         let broadcaster = Broadcaster { store: store.clone(), hub: hub.clone(), node, contexts: contexts.clone() };
@@ -281,7 +285,12 @@ impl Messaging {
         let (published, to_publish) = mpsc::channel(PUBLISH_QUEUE);
         tokio::spawn(run_publisher(publisher, to_publish));
         let (commits, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run_committer(store.dedicated(1).await?.committer(), rx, published));
+        let counted = CommitMetrics {
+            posts: metrics.posts_committed.clone(),
+            batch: metrics.commit_batch_posts.clone(),
+            seconds: metrics.commit_seconds.clone(),
+        };
+        tokio::spawn(run_committer(store.dedicated(1).await?.committer(), rx, published, counted));
         if postgres {
             let link = Broadcaster {
                 store: store.dedicated_planning_each_call(2).await?,
@@ -289,7 +298,7 @@ impl Messaging {
                 node,
                 contexts: contexts.clone(),
             };
-            tokio::spawn(cluster::listen(link));
+            tokio::spawn(cluster::listen(link, metrics.cluster_listener_up.clone()));
         }
         Ok(Arc::new(Self { hub, contexts, broadcaster, commits }))
     }
@@ -358,7 +367,20 @@ impl Messaging {
 /// follows the load; under load a small batch also waits [`GATHER`] for company. Publishing (a JSON frame
 /// per post for the local hub, NOTIFYs for the cluster) took a quarter of each round when the committer
 /// did it itself; now it runs beside the next commit.
-async fn run_committer(mut committer: Committer, mut rx: mpsc::Receiver<Job>, published: mpsc::Sender<Vec<Post>>) {
+/// The group commit's share of the node's metrics.
+#[derive(Debug)]
+struct CommitMetrics {
+    posts: prometheus_client::metrics::counter::Counter,
+    batch: prometheus_client::metrics::histogram::Histogram,
+    seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+async fn run_committer(
+    mut committer: Committer,
+    mut rx: mpsc::Receiver<Job>,
+    published: mpsc::Sender<Vec<Post>>,
+    metrics: CommitMetrics,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     let mut loaded = false;
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
@@ -372,12 +394,17 @@ async fn run_committer(mut committer: Committer, mut rx: mpsc::Receiver<Job>, pu
         }
         loaded = jobs.len() >= GATHER_AFTER;
         let (batch, replies): (Vec<PostRequest>, Vec<_>) = jobs.drain(..).map(|j| (j.req, j.reply)).unzip();
-        match committer.commit_posts(&batch, domain::now()).await {
+        let started = std::time::Instant::now();
+        let committed = committer.commit_posts(&batch, domain::now()).await;
+        metrics.seconds.observe(started.elapsed().as_secs_f64());
+        metrics.batch.observe(batch.len() as f64);
+        match committed {
             Ok(outcomes) => {
                 let created: Vec<Post> = outcomes
                     .iter()
                     .filter_map(|o| o.as_ref().ok().filter(|(_, new)| *new).map(|(p, _)| p.clone()))
                     .collect();
+                metrics.posts.inc_by(created.len() as u64);
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }

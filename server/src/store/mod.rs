@@ -278,6 +278,11 @@ impl Store {
         migrator.iter().map(|m| m.version).collect()
     }
 
+    /// The shared pool's connections and how many of them are idle, for `/metrics`.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        with_pool!(self, |pool| (pool.size(), pool.num_idle()))
+    }
+
     /// Readiness: one round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;

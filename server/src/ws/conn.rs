@@ -227,6 +227,7 @@ impl Conn {
             return Flow::Stop;
         }
         if inbox.lagged.swap(false, Ordering::AcqRel) {
+            self.state.metrics.lagged_connections.inc();
             return Box::pin(self.resync(conn_id)).await;
         }
         Flow::Continue
@@ -236,6 +237,7 @@ impl Conn {
     async fn resync(&mut self, conn_id: u64) -> Flow {
         let groups: Vec<Uuid> = self.sent.keys().copied().collect();
         for group in groups {
+            self.state.metrics.resyncs.inc();
             if let Flow::Stop = self.send(&ServerFrame::Resync { group_id: group }).await {
                 return Flow::Stop;
             }
