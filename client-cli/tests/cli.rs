@@ -1044,6 +1044,126 @@ fn the_systemd_units_verify() {
     }
 }
 
+/// The container files agree with each other and with the binaries (no Docker engine runs here): the
+/// compose file parses; every named volume is declared, every file setting lies in a mounted directory,
+/// the TLS files are those `dev-cert` writes; nothing needs a database password outside the `region`
+/// profile; the image makes and hands its volumes to the service user; `.dockerignore` keeps `target/` out;
+/// and the image's health-check command reports a TLS server up, then down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_container_files_agree() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let text = std::fs::read_to_string(deploy.join("compose.yaml")).unwrap();
+    let compose: serde_json::Value =
+        serde_json::to_value(serde_norway::from_str::<serde_norway::Value>(&text).expect("compose.yaml parses"))
+            .unwrap();
+    assert!(!text.contains(":?"), "compose interpolates every profile: a required variable breaks `single`");
+    let declared: Vec<&str> = compose["volumes"].as_object().expect("volumes").keys().map(String::as_str).collect();
+    let services = compose["services"].as_object().expect("services");
+    for (name, service) in services {
+        let mounts: Vec<(&str, &str)> = service["volumes"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|m| m.as_str()?.split_once(':')).collect())
+            .unwrap_or_default();
+        for (source, _) in &mounts {
+            assert!(source.starts_with("./") || declared.contains(source), "{name}: volume {source} is not declared");
+        }
+        let env = service["environment"].as_object().cloned().unwrap_or_default();
+        for (key, value) in &env {
+            let Some(path) = value.as_str().filter(|_| key.ends_with("_FILE") || key.starts_with("RENKEI_TLS_")) else {
+                continue;
+            };
+            let dst = |m: &&(&str, &str)| m.1.split(':').next().unwrap_or_default().to_owned();
+            assert!(
+                mounts.iter().map(|m| dst(&m)).any(|d| path.starts_with(&format!("{d}/"))),
+                "{name}: {key}={path} is in no volume"
+            );
+        }
+        if name.starts_with("node") {
+            assert!(
+                env.contains_key("RENKEI_AUDIT_KEY_FILE") && env.contains_key("RENKEI_VAPID_KEY_FILE"),
+                "{name}: nodes share their keys"
+            );
+        }
+    }
+    let single = &services["single"]["environment"];
+    assert!(single["RENKEI_TLS_CERT"].as_str().unwrap().ends_with("/renkei-dev-cert.pem"), "dev-cert's default name");
+    assert!(single["RENKEI_TLS_KEY"].as_str().unwrap().ends_with("/renkei-dev-key.pem"), "dev-cert's default name");
+
+    let dockerfile = std::fs::read_to_string(deploy.join("Dockerfile")).unwrap();
+    let user_at = dockerfile.find("\nUSER renkei").expect("the image runs as renkei");
+    let volumes = dockerfile.lines().find_map(|l| l.strip_prefix("VOLUME ")).expect("VOLUME");
+    let volumes: Vec<String> = serde_json::from_str(volumes).unwrap();
+    for v in &volumes {
+        let made = dockerfile[..user_at].contains("mkdir -p") && dockerfile[..user_at].contains(v.as_str());
+        assert!(
+            made && dockerfile[..user_at].contains("chown -R renkei:renkei /var/lib/renkei"),
+            "{v} is made and owned before USER"
+        );
+    }
+    let ignore = std::fs::read_to_string(deploy.join("../.dockerignore")).expect(".dockerignore");
+    assert!(ignore.lines().any(|l| l.trim() == "target/"), ".dockerignore keeps target/ out");
+    let check = dockerfile
+        .lines()
+        .find_map(|l| l.split_once(" CMD ").filter(|_| l.starts_with("HEALTHCHECK")))
+        .expect("HEALTHCHECK")
+        .1;
+    let mut check: Vec<String> = serde_json::from_str(check).expect("the health check is an exec array");
+    assert_eq!(check[0], "/usr/local/bin/renkei-server");
+    check[0] = server_binary().to_string_lossy().into_owned();
+    let config_at = check.iter().position(|a| a == "--config").unwrap() + 1;
+    assert_eq!(check[config_at], "/etc/renkei/renkei.toml");
+    check[config_at] = deploy.join("renkei.example.toml").to_string_lossy().into_owned();
+
+    // The image's health check against a server with TLS on, as the `single` profile runs it.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("renkei-dev-cert.pem"), dir.path().join("renkei-dev-key.pem"));
+    let out = run(
+        &server_binary(),
+        dir.path(),
+        "C",
+        &["dev-cert", "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()],
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let port = free_port();
+    let data = dir.path().join("data");
+    let listen = format!("127.0.0.1:{port}");
+    let env = [
+        ("RENKEI_LISTEN", listen.as_str()),
+        ("RENKEI_DATA_DIR", data.to_str().unwrap()),
+        ("RENKEI_TLS_CERT", cert.to_str().unwrap()),
+        ("RENKEI_TLS_KEY", key.to_str().unwrap()),
+    ];
+    let health = async || {
+        let args: Vec<&str> = check[1..].iter().map(String::as_str).collect();
+        run(Path::new(&check[0]), dir.path(), "C", &args, "", &env).await
+    };
+    let mut server = tokio::process::Command::new(server_binary())
+        .args(["--config", check[config_at].as_str()])
+        .env_clear()
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut healthy = false;
+    for _ in 0..100 {
+        if health().await.code == 0 {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(healthy, "the health check never saw the TLS server up: {}", health().await.stderr);
+    server.kill().await.unwrap();
+    let down = health().await;
+    assert_ne!(down.code, 0, "a stopped server is unhealthy");
+    assert!(down.stderr.contains("does not answer"), "{}", down.stderr);
+}
+
 /// Reads `lines` into `seen` until `done(seen)` holds; panics after 30 s with what was read.
 async fn read_until<R: tokio::io::AsyncBufRead + Unpin>(
     lines: &mut tokio::io::Lines<R>,

@@ -217,3 +217,27 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     file.write_all(contents)?;
     Ok(())
 }
+
+/// Asks the server this configuration describes, on this machine, for `/healthz`: HTTPS when it has a
+/// certificate (any certificate: the probe sends nothing and only asks whether the process answers),
+/// plain HTTP otherwise; five seconds at most.
+pub async fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .tls_danger_accept_invalid_certs(true)
+        .build()?;
+    let url = format!("{scheme}://{addr}/healthz");
+    let response = client.get(&url).send().await.with_context(|| format!("{url} does not answer"))?;
+    anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
+    Ok(())
+}

@@ -66,6 +66,9 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Exit 0 if this configuration's server answers /healthz on this machine (over TLS when it has a
+    /// certificate): the container image's health check.
+    Healthcheck,
     /// Write a self-signed development certificate and key (never for production).
     DevCert {
         #[arg(long, default_value = "renkei-dev-cert.pem")]
@@ -191,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Healthcheck => admin_cli::healthcheck(&config).await,
         Command::DevCert { cert, key, names } => {
             admin_cli::dev_cert(&cert, &key, names)?;
             println!("wrote {} and {} (key mode 0600)", cert.display(), key.display());
