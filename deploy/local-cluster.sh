@@ -7,7 +7,8 @@
 # stops the nodes and PostgreSQL and removes DIR (a temporary directory by default). Uses the system's
 # PostgreSQL server binaries (as the postgres user when run as root) and target/release/renkei-server
 # (built if missing; RENKEI_SERVER_BIN overrides it — RENKEI_SERVER is the CLI's server URL). Create the
-# first administrator with (every node and command shares one audit key file, DIR/audit.key):
+# first administrator with (every node and command shares one audit key file, DIR/audit.key, and the nodes
+# one Web Push key, DIR/vapid.key):
 #   RENKEI_DATABASE_URL=<printed url> RENKEI_AUDIT_KEY_FILE=<DIR>/audit.key \
 #     renkei-server create-admin --login admin --display-name 管理者
 set -euo pipefail
@@ -49,7 +50,7 @@ echo "audit key $DIR/audit.key"
 for node in 1 2; do
   port=$(free_port)
   RENKEI_DATABASE_URL=$URL RENKEI_LISTEN=127.0.0.1:$port RENKEI_DATA_DIR=$DIR/node$node \
-    RENKEI_AUDIT_KEY_FILE=$DIR/audit.key "$BIN" serve >"$DIR/node$node.log" 2>&1 &
+    RENKEI_AUDIT_KEY_FILE=$DIR/audit.key RENKEI_VAPID_KEY_FILE=$DIR/vapid.key "$BIN" serve >"$DIR/node$node.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 200); do
     if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi

@@ -21,6 +21,10 @@ pub struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The time zone times are shown in: an IANA name or an offset like +09:00 (the server reads the same
+    /// variable).
+    #[arg(long, global = true, env = "RENKEI_TIME_ZONE", default_value = renkei_protocol::zone::DEFAULT_ZONE, value_name = "ZONE")]
+    pub time_zone: String,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -49,8 +49,13 @@ fn main() -> std::process::ExitCode {
     end_quietly_on_a_closed_stdout();
     let cli = args::Cli::parse();
     let lang = Lang::detect();
-    // Read the local UTC offset while the process has one thread; later it is not reliably available.
-    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    let Some(zone) = renkei_protocol::zone::Zone::parse(&cli.time_zone) else {
+        eprintln!(
+            "renkei: --time-zone {}: expected an IANA name like Asia/Tokyo, or an offset like +09:00",
+            cli.time_zone
+        );
+        return std::process::ExitCode::from(2);
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -58,7 +63,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let out = output::Output::new(lang, cli.json, offset);
+    let out = output::Output::new(lang, cli.json, zone);
     match runtime.block_on(commands::run(cli, &out)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

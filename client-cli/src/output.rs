@@ -4,6 +4,7 @@ use comfy_table::{Table, presets};
 use renkei_cli::ClientError;
 use renkei_cli::i18n::{Lang, Msg, error_text};
 use renkei_protocol::ErrorCode;
+use renkei_protocol::zone::Zone;
 use serde::Serialize;
 use time::{OffsetDateTime, UtcOffset};
 
@@ -86,17 +87,17 @@ impl CliError {
 pub struct Output {
     pub lang: Lang,
     pub json: bool,
-    offset: UtcOffset,
+    zone: Zone,
 }
 
 impl Output {
-    pub fn new(lang: Lang, json: bool, offset: UtcOffset) -> Self {
-        Self { lang, json, offset }
+    pub fn new(lang: Lang, json: bool, zone: Zone) -> Self {
+        Self { lang, json, zone }
     }
 
-    /// The user's UTC offset.
+    /// The user's UTC offset now.
     pub fn offset(&self) -> UtcOffset {
-        self.offset
+        self.zone.offset_at(OffsetDateTime::now_utc())
     }
 
     pub fn msg(&self, msg: Msg) -> &'static str {
@@ -137,11 +138,9 @@ impl Output {
         println!("{}", table.trim_fmt());
     }
 
-    /// A time in the user's local offset, to the minute.
+    /// A time in the user's zone, to the minute, with the zone marked (`2026-12-07 09:30 JST`).
     pub fn time(&self, t: OffsetDateTime) -> String {
-        let t = t.to_offset(self.offset);
-        let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
-        t.format(&fmt).unwrap_or_else(|_| t.to_string())
+        self.zone.minute(t)
     }
 
     pub fn error(&self, e: &CliError) {

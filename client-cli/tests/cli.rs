@@ -584,12 +584,14 @@ impl ServerProcess {
         app.stop_server().await;
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_string_lossy().into_owned();
-        // The database's audit key goes with it (a keyed log without its key is refused).
+        // The database's audit and Web Push keys go with it (a node with other keys is refused).
         let key = app.config.effective_audit_key_file().to_string_lossy().into_owned();
+        let vapid = app.config.effective_vapid_key_file().to_string_lossy().into_owned();
         let env = vec![
             ("RENKEI_DATABASE_URL", app.database_url.clone()),
             ("RENKEI_DATA_DIR", data_dir),
             ("RENKEI_AUDIT_KEY_FILE", key),
+            ("RENKEI_VAPID_KEY_FILE", vapid),
         ];
         Self { env, dir }
     }
@@ -1374,5 +1376,14 @@ both_backends!(
         let out = cli.as_user("ns-sato", &["notifications", "remove-device", "0000"]).await;
         assert_ne!(out.code, 0);
         assert!(out.stderr.contains("0 of my devices match"), "{}", out.stderr);
+
+        // Times are shown in Asia/Tokyo unless told otherwise, with the zone marked.
+        team.nurse.post(team.group, &renkei_tests::care::update("訪問しました", "tz-1")).await.unwrap();
+        let out = cli.as_user("ns-sato", &["history", "山田"]).await;
+        assert!(out.stdout.contains(" JST"), "{}", out.stdout);
+        let out = cli.as_user("ns-sato", &["--time-zone", "UTC", "history", "山田"]).await;
+        assert!(out.stdout.contains(" UTC") && !out.stdout.contains(" JST"), "{}", out.stdout);
+        let out = cli.as_user("ns-sato", &["--time-zone", "Mars/Olympus", "history", "山田"]).await;
+        assert_eq!(out.code, 2, "{}", out.stderr);
     }
 );

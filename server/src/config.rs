@@ -57,7 +57,8 @@ pub struct Config {
     pub invitation_days: u32,
     /// Longest post body, in characters.
     pub max_post_chars: usize,
-    /// The time zone availability hours are kept in, as a UTC offset (Japan: `+09:00`).
+    /// The time zone of availability hours, month boundaries and the times in exports: an IANA name
+    /// (default `Asia/Tokyo`) or a fixed offset like `+09:00`.
     pub time_zone: String,
     /// A file replacing the emergency lexicon that ships with the server (one term per line).
     pub emergency_lexicon_file: Option<PathBuf>,
@@ -188,7 +189,7 @@ impl Default for Config {
             setup_token_hours: 72,
             invitation_days: 14,
             max_post_chars: 8000,
-            time_zone: "+09:00".to_owned(),
+            time_zone: renkei_protocol::zone::DEFAULT_ZONE.to_owned(),
             emergency_lexicon_file: None,
             ws_queue_frames: 256,
             ws_allowed_origins: Vec::new(),
@@ -291,9 +292,9 @@ impl Config {
         if self.login_account_failures_per_hour == 0 || self.login_address_failures_per_hour == 0 {
             return Err(ConfigError::Invalid("login failure limits must be positive".into()));
         }
-        if self.utc_offset().is_none() {
+        if renkei_protocol::zone::Zone::parse(&self.time_zone).is_none() {
             return Err(ConfigError::Invalid(format!(
-                "time_zone {:?}: expected an offset like +09:00",
+                "time_zone {:?}: expected an IANA name like Asia/Tokyo, or an offset like +09:00",
                 self.time_zone
             )));
         }
@@ -333,10 +334,11 @@ impl Config {
         self.vapid_key_file.clone().unwrap_or_else(|| self.data_dir.join("vapid.key"))
     }
 
-    /// [`Config::time_zone`] as an offset.
-    pub fn utc_offset(&self) -> Option<time::UtcOffset> {
-        let format = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
-        time::UtcOffset::parse(self.time_zone.trim(), &format).ok()
+    /// [`Config::time_zone`] (validated at load; UTC if a hand-built configuration has a bad one).
+    pub fn zone(&self) -> renkei_protocol::zone::Zone {
+        renkei_protocol::zone::Zone::parse(&self.time_zone)
+            .or_else(|| renkei_protocol::zone::Zone::parse("UTC"))
+            .expect("UTC is a zone")
     }
 
     /// The database URL in effect: the configured one, or SQLite inside the data directory.

@@ -127,6 +127,9 @@ both_backends!(
         assert_eq!(rows.iter().filter(|r| r.starts_with("organisation,")).count(), 3);
         assert!(rows.iter().any(|r| r.contains("\"'=HYPERLINK(\"\"x\"\") 血圧 150/90、<b>浮腫</b>\"")), "{csv}");
         assert!(rows.iter().any(|r| r.contains("2026-12-21,no,")), "{csv}");
+        // Times are in the server's zone (Asia/Tokyo by default), marked as such.
+        assert!(rows.iter().skip(1).all(|r| !r.contains(':') || r.contains(" JST")), "{csv}");
+        assert!(rows.iter().any(|r| r.contains(" JST")), "{csv}");
         assert_eq!(rows.last().copied(), Some(format!("complete,{month},,,,,,,,,yes,").as_str()));
         // The page to print: escaped, never markup from a post.
         let html = team.doctor.care_record_as(g, &month, "html").await.unwrap();

@@ -515,3 +515,18 @@ both_backends!(
         assert_eq!(push.received().len(), 3, "and then sends it");
     }
 );
+
+both_backends!(
+    config = |c: &mut renkei_server::Config| configure(c, 3600);
+    async fn a_node_with_another_vapid_key_is_refused(app: TestApp) {
+        // Browsers subscribe with the key a node hands them: a node signing with another would be refused by
+        // every push service, so it does not start.
+        let other = tempfile::tempdir().unwrap();
+        let mut config = app.config.clone();
+        config.vapid_key_file = Some(other.path().join("vapid.key"));
+        let refused = Notifier::new(app.store().await, Arc::new(config), Default::default()).await.unwrap_err();
+        assert!(refused.to_string().contains("another VAPID key"), "{refused}");
+        // The same file starts.
+        Notifier::new(app.store().await, Arc::new(app.config.clone()), Default::default()).await.expect("same key");
+    }
+);

@@ -149,7 +149,7 @@ both_backends!(
     async fn the_sender_learns_who_is_off_hours_and_how_to_reach_them(app: TestApp) {
         let team = app.team().await;
         let today = (time::OffsetDateTime::now_utc()
-            .to_offset(app.config.utc_offset().unwrap())
+            .to_offset(app.config.zone().offset_at(time::OffsetDateTime::now_utc()))
             .weekday()
             .number_days_from_monday()) as usize;
         // The physician works every day but today; the care manager every day, all day.
@@ -264,9 +264,10 @@ async fn availability_is_seen_by_the_next_post(
     app: &renkei_tests::TestApp,
     group: uuid::Uuid,
 ) {
-    let today =
-        time::OffsetDateTime::now_utc().to_offset(app.config.utc_offset().unwrap()).weekday().number_days_from_monday()
-            as usize;
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(app.config.zone().offset_at(time::OffsetDateTime::now_utc()))
+        .weekday()
+        .number_days_from_monday() as usize;
     for (i, on_hours) in [true, false, true, false].into_iter().enumerate() {
         doctor.set_availability(&hours(on_hours, today)).await.unwrap();
         let question = post(PostKind::TreatmentQuestion, "明日の往診は何時頃ですか", &format!("avail-{i}"));
@@ -292,7 +293,7 @@ async fn a_change_of_hours_on_one_node_is_seen_by_the_next_post_on_another() {
     // The cluster link carries the change; give B's listener a moment to be in place first.
     nurse_on_b.post(team.group, &renkei_tests::care::update("接続確認", "warm-up")).await.unwrap();
     let today = time::OffsetDateTime::now_utc()
-        .to_offset(node_a.config.utc_offset().unwrap())
+        .to_offset(node_a.config.zone().offset_at(time::OffsetDateTime::now_utc()))
         .weekday()
         .number_days_from_monday() as usize;
     for (i, on_hours) in [true, false, true, false].into_iter().enumerate() {

@@ -98,6 +98,9 @@ impl Servers {
             let tag = hex_prefix(&sha2::Sha256::digest(url.as_bytes()));
             let key = std::env::temp_dir().join(format!("renkei-bench-audit-{tag}.key"));
             env.push(("RENKEI_AUDIT_KEY_FILE".into(), key.to_string_lossy().into_owned()));
+            // And the Web Push key, which every node of a database must share too.
+            let vapid = std::env::temp_dir().join(format!("renkei-bench-vapid-{tag}.key"));
+            env.push(("RENKEI_VAPID_KEY_FILE".into(), vapid.to_string_lossy().into_owned()));
         }
         env.extend(args.server_env.iter().cloned());
 

@@ -78,15 +78,15 @@ async fn export_timeline(
         serde_json::json!({ "format": if markdown { "markdown" } else { "json" }, "posts": export.posts.len() });
     state.audit.record(action::TIMELINE_EXPORTED, &Actor::from(&caller.0), Some(group.id), None, details).await?;
     if markdown {
-        let text = render_markdown(&export, state.config.utc_offset().unwrap_or(time::UtcOffset::UTC));
+        let text = render_markdown(&export, &state.config.zone());
         Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], text).into_response())
     } else {
         Ok(axum::Json(export).into_response())
     }
 }
 
-fn render_markdown(export: &TimelineExport, offset: time::UtcOffset) -> String {
-    let when = |t: time::OffsetDateTime| super::local_minute(t, offset);
+fn render_markdown(export: &TimelineExport, zone: &renkei_protocol::zone::Zone) -> String {
+    let when = |t: time::OffsetDateTime| zone.minute(t);
     let mut out = format!("# {}\n\n", export.label);
     if let Some(p) = &export.patient {
         out.push_str(&format!("- 患者: {}", p.full_name));

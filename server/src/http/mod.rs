@@ -295,10 +295,3 @@ pub(super) fn csv_field(raw: &str) -> String {
     let safe = if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{raw}") } else { raw.to_owned() };
     if safe.contains([',', '"', '\n', '\r']) { format!("\"{}\"", safe.replace('"', "\"\"")) } else { safe }
 }
-
-/// A time in the server's zone to the minute (`2026-12-07 09:30`), for documents people read.
-pub(super) fn local_minute(t: time::OffsetDateTime, offset: time::UtcOffset) -> String {
-    t.to_offset(offset)
-        .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]"))
-        .unwrap_or_default()
-}

@@ -472,8 +472,7 @@ pub(crate) async fn submit_post(
 /// Rule 5: which of a post's addressees are outside their availability hours now (the members as read
 /// before the commit).
 fn off_hours(state: &AppState, context: &crate::store::PostContext, author: Uuid, kind: PostKind) -> Vec<OffHours> {
-    let offset = state.config.utc_offset().unwrap_or(time::UtcOffset::UTC);
-    let now = domain::now().to_offset(offset);
+    let now = state.config.zone().local(domain::now());
     let addressed = availability::addressees(kind);
     context
         .availability()

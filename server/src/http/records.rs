@@ -13,7 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::groups::authorized;
-use super::{ApiQuery, csv_field, local_minute};
+use renkei_protocol::zone::Zone;
+
+use super::{ApiQuery, csv_field};
 use crate::app::AppState;
 use crate::audit::{Actor, action};
 use crate::auth::Member as Caller;
@@ -61,7 +63,8 @@ impl Format {
 }
 
 fn parse_month(state: &AppState, raw: &str) -> Result<Month, ApiError> {
-    let offset = state.config.utc_offset().unwrap_or(time::UtcOffset::UTC);
+    // The month's bounds at today's offset (Japan keeps one all year).
+    let offset = state.config.zone().offset_at(crate::domain::now());
     Month::parse(raw, offset).ok_or_else(|| ApiError::field("month", "invalid_month"))
 }
 
@@ -88,19 +91,19 @@ async fn care_record(
         "complete": record.complete,
     });
     state.audit.record(action::CARE_RECORD_EXPORTED, &Actor::from(&caller.0), Some(group.id), None, details).await?;
-    let offset = state.config.utc_offset().unwrap_or(time::UtcOffset::UTC);
+    let zone = state.config.zone();
     Ok(match format {
         Format::Json => axum::Json(record).into_response(),
         Format::Csv => {
             let name = format!("attachment; filename=\"care-record-{}.csv\"", record.month);
             (
                 [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, name)],
-                render_csv(&record, offset),
+                render_csv(&record, &zone),
             )
                 .into_response()
         }
         Format::Html => {
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render_html(&record, offset)).into_response()
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render_html(&record, &zone)).into_response()
         }
     })
 }
@@ -208,7 +211,7 @@ pub const CSV_COLUMNS: &[&str] = &[
 /// The record as CSV: one row per care-policy post (`care_policy`), seen post (`seen_post`), consent
 /// (`consent`: its version in `seq`, the date obtained in `at`, its kind in `text`), organisation
 /// (`organisation`) and gap (`gap`), and a last `complete` row (`yes`/`no` in `text`).
-fn render_csv(record: &CareRecord, offset: time::UtcOffset) -> String {
+fn render_csv(record: &CareRecord, zone: &Zone) -> String {
     let mut out = String::from("\u{feff}");
     out.push_str(&CSV_COLUMNS.join(","));
     out.push_str("\r\n");
@@ -224,7 +227,7 @@ fn render_csv(record: &CareRecord, offset: time::UtcOffset) -> String {
             "care_policy",
             m,
             &p.seq.to_string(),
-            &local_minute(p.created_at, offset),
+            &zone.minute(p.created_at),
             &p.author.display_name,
             p.author.profession.as_str(),
             &p.author.organisation,
@@ -241,7 +244,7 @@ fn render_csv(record: &CareRecord, offset: time::UtcOffset) -> String {
             "seen_post",
             m,
             &p.seq.to_string(),
-            &local_minute(p.created_at, offset),
+            &zone.minute(p.created_at),
             &p.author.display_name,
             p.author.profession.as_str(),
             &p.author.organisation,
@@ -249,7 +252,7 @@ fn render_csv(record: &CareRecord, offset: time::UtcOffset) -> String {
             "",
             "",
             p.body.as_deref().unwrap_or(""),
-            &s.seen_at.map(|t| local_minute(t, offset)).unwrap_or_default(),
+            &s.seen_at.map(|t| zone.minute(t)).unwrap_or_default(),
         ]);
     }
     if let Some(c) = &record.consent {
@@ -270,7 +273,7 @@ fn escape(raw: &str) -> String {
 }
 
 /// The record as a page to print and file with the patient's chart (Japanese, as the 加算's records are).
-fn render_html(record: &CareRecord, offset: time::UtcOffset) -> String {
+fn render_html(record: &CareRecord, zone: &Zone) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let title = format!("在宅医療情報連携加算 記録 {} {}", record.month, record.label);
@@ -294,7 +297,7 @@ fn render_html(record: &CareRecord, offset: time::UtcOffset) -> String {
     if let Some(d) = &record.attending_physician {
         let _ = write!(out, "<p>主治医: {}（{}）</p>", escape(&d.display_name), escape(&d.organisation));
     }
-    let _ = write!(out, "<p>作成日時: {}</p>", local_minute(record.generated_at, offset));
+    let _ = write!(out, "<p>作成日時: {}</p>", zone.minute(record.generated_at));
     if record.complete {
         out.push_str("<p class=\"ok\">この月の記録は揃っています。</p>");
     } else {
@@ -316,7 +319,7 @@ fn render_html(record: &CareRecord, offset: time::UtcOffset) -> String {
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td></tr>",
-                local_minute(p.created_at, offset),
+                zone.minute(p.created_at),
                 c.map(|c| date(c.next_visit_on)).unwrap_or_default(),
                 if c.is_some_and(|c| c.policy_changed) { "あり" } else { "なし" },
                 escape(c.and_then(|c| c.change_summary.as_deref()).unwrap_or("")),
@@ -335,12 +338,12 @@ fn render_html(record: &CareRecord, offset: time::UtcOffset) -> String {
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td>{}（{}・{}）</td><td><pre>{}</pre></td><td>{}</td></tr>",
-                local_minute(p.created_at, offset),
+                zone.minute(p.created_at),
                 escape(&p.author.display_name),
                 p.author.profession.as_str(),
                 escape(&p.author.organisation),
                 escape(p.body.as_deref().unwrap_or("")),
-                s.seen_at.map(|t| local_minute(t, offset)).unwrap_or_else(|| "既読".into())
+                s.seen_at.map(|t| zone.minute(t)).unwrap_or_else(|| "既読".into())
             );
         }
         out.push_str("</table>");

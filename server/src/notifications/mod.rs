@@ -78,7 +78,7 @@ impl Notifier {
 
     /// Queues a notification for every member it is due for at `now`.
     pub async fn plan(&self, now: OffsetDateTime) -> anyhow::Result<usize> {
-        let local = now.to_offset(self.config.utc_offset().unwrap_or(time::UtcOffset::UTC));
+        let local = self.config.zone().local(now);
         let mut planned = 0;
         for member in self.store.notification_candidates().await? {
             let pending = self.store.pending_posts(member.user, member.noticed_through, member.care_manager).await?;

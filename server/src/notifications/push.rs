@@ -52,8 +52,9 @@ impl VapidKey {
         let registered = store.register_vapid_key(&public).await?;
         anyhow::ensure!(
             registered == public,
-            "push subscriptions were made for another VAPID key than {}: every node needs the same key file — copy \
-             it from the node that made it (set vapid_key_file if it lives elsewhere)",
+            "members' browsers subscribed to push with another VAPID key than {}: every node needs the same key \
+             file — copy it from the node that made it, or restore it with the database (set vapid_key_file if it \
+             lives elsewhere)",
             path.display()
         );
         Ok(Self { pair, public })

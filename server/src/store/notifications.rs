@@ -447,7 +447,7 @@ impl Store {
     }
 
     /// Registers the VAPID public key on first start; returns the registered one (another node's, if it
-    /// was first).
+    /// was first). A running node hands its key to browsers, so a key is never replaced under it.
     pub async fn register_vapid_key(&self, public_key: &str) -> Result<String, StoreError> {
         with_pool!(self, |pool| {
             sqlx::query("INSERT INTO vapid_key (id, public_key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
