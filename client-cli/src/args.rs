@@ -73,16 +73,32 @@ pub enum Command {
     /// My pending invitations.
     Invitations,
     /// Accept an invitation (by invitation id or group label; alone when there is only one).
-    Accept { invitation: Option<String> },
+    Accept {
+        /// The invitation, by id or id prefix (from `renkei invitations`).
+        invitation: Option<String>,
+    },
     /// Decline an invitation.
-    Decline { invitation: Option<String> },
+    Decline {
+        /// The invitation, by id or id prefix (from `renkei invitations`).
+        invitation: Option<String>,
+    },
     /// Remove a member from a group, or cancel their invitation (attending physician).
-    Remove { group: String, user: String },
+    Remove {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+        /// The person, by login.
+        user: String,
+    },
     /// Leave a group.
-    Leave { group: String },
+    Leave {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+    },
     /// Post to a group (the body from the argument, or from stdin when omitted).
     Post {
+        /// The group: its label (or part of it), id or id prefix.
         group: String,
+        /// The text (read from stdin when not given).
         body: Option<String>,
         /// update, treatment_question (to the attending physician) or care_plan_question (to the care manager).
         #[arg(long, value_parser = parse_wire::<PostKind>, default_value = "update")]
@@ -104,6 +120,7 @@ pub enum Command {
     /// Record the care policy (診療方針) for the team (attending physician): the next visit, whether the
     /// treatment policy changed and how, and the cautions for care (the argument, or stdin when omitted).
     CarePolicy {
+        /// The group: its label (or part of it), id or id prefix.
         group: String,
         /// Cautions for care (留意事項).
         cautions: Option<String>,
@@ -120,6 +137,7 @@ pub enum Command {
     /// The month's care record of a group for 在宅医療情報連携加算 (attending physician), or without a group the
     /// summary of every group I attend: complete or not, and the organisations linked.
     Record {
+        /// The group: its label (or part of it), id or id prefix.
         group: Option<String>,
         /// The month, YYYY-MM.
         #[arg(long)]
@@ -148,11 +166,15 @@ pub enum Command {
     Notifications(NotificationsCommand),
     /// A group's history: the latest posts, or those after/before a sequence number.
     History {
+        /// The group: its label (or part of it), id or id prefix.
         group: String,
+        /// Posts after this number.
         #[arg(long)]
         after: Option<i64>,
+        /// Posts before this number.
         #[arg(long)]
         before: Option<i64>,
+        /// How many posts at most.
         #[arg(long, default_value_t = 50)]
         limit: i64,
         /// Show every version of this post instead.
@@ -160,22 +182,43 @@ pub enum Command {
         versions: Option<i64>,
     },
     /// Edit one of my posts (every version is kept).
-    Edit { group: String, seq: i64, body: String },
+    Edit {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+        /// The post's number (#N in the history).
+        seq: i64,
+        /// The new text.
+        body: String,
+    },
     /// Delete one of my posts (a tombstone keeps its place).
-    Delete { group: String, seq: i64 },
+    Delete {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+        /// The post's number (#N in the history).
+        seq: i64,
+    },
     /// 「見ました」: mark a post as seen, or list who has seen it with --list.
     Seen {
+        /// The group: its label (or part of it), id or id prefix.
         group: String,
+        /// The post's number (#N in the history).
         seq: i64,
+        /// List who has seen it instead of marking it.
         #[arg(long)]
         list: bool,
     },
     /// Move my read position (default: to the latest post).
-    Read { group: String, seq: Option<i64> },
+    Read {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+        /// The post's number (#N in the history).
+        seq: Option<i64>,
+    },
     /// Unread posts per group.
     Unread,
     /// Follow groups live (all of mine when none is named); survives disconnects without gaps.
     Tail {
+        /// The groups to follow; none: all of mine, and any I join while it runs.
         groups: Vec<String>,
         /// Advance my read position as posts are shown.
         #[arg(long)]
@@ -189,6 +232,7 @@ pub enum Command {
     },
     /// Talk in one group interactively: type a line to post it, see the others' posts arrive live.
     Chat {
+        /// The group: its label (or part of it), id or id prefix.
         group: String,
         /// How many recent posts to show first.
         #[arg(long, default_value_t = 20)]
@@ -201,7 +245,10 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,7 +260,10 @@ pub enum TotpCommand {
         no_confirm: bool,
     },
     /// Confirm enrolment with a code from the authenticator app.
-    Confirm { code: String },
+    Confirm {
+        /// The 6-digit code from the authenticator app.
+        code: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,14 +271,19 @@ pub enum SessionsCommand {
     /// List my live sessions.
     List,
     /// End one of my sessions (a lost phone, a shared PC).
-    Revoke { id: Uuid },
+    Revoke {
+        /// The session's id (from `renkei sessions`).
+        id: Uuid,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AttachmentCommand {
     /// Saves a shared file (its id is shown under the post in `history`).
     Get {
+        /// The group: its label (or part of it), id or id prefix.
         group: String,
+        /// The file's id, as `history` lists it.
         id: uuid::Uuid,
         /// Where to save it (default: its name, in the current directory; an existing file is never replaced).
         #[arg(long, short)]
@@ -245,8 +300,10 @@ pub enum AvailabilityCommand {
     Show,
     /// Replace my availability: `--window "mon-fri 09:00-17:00"` (repeatable) and `--contact TEXT`.
     Set {
+        /// A weekly window, e.g. "mon-fri 09:00-17:00" (repeat for more).
         #[arg(long = "window")]
         windows: Vec<String>,
+        /// How to reach me instead (e.g. "急ぎは診療所へ電話").
         #[arg(long)]
         contact: Option<String>,
     },
@@ -269,7 +326,10 @@ pub enum NotificationsCommand {
         digest_minutes: Option<u32>,
     },
     /// Stop push to one of my devices (its id, or a prefix of it, from `show`).
-    RemoveDevice { id: String },
+    RemoveDevice {
+        /// The device's id, or a prefix of it (from `notifications show`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -288,30 +348,55 @@ pub enum GroupCommand {
         /// The patient's full name (kept for the community-group rule; never shown to administrators).
         #[arg(long)]
         patient_name: String,
+        /// The patient's name in kana, for search.
         #[arg(long)]
         kana: Option<String>,
+        /// The patient's number at the clinic.
         #[arg(long)]
         patient_number: Option<String>,
+        /// Notes for the team (living situation, family).
         #[arg(long)]
         notes: Option<String>,
     },
     /// The groups I am a member of.
     List,
     /// One group (id, id prefix or label).
-    Show { group: String },
+    Show {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+    },
     /// The members of a group.
-    Members { group: String },
+    Members {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+    },
     /// Archive a group when care ends (attending physician).
-    Archive { group: String },
+    Archive {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+    },
     /// Hand a group over to another physician who is a member inside the consent's scope.
-    Handover { group: String, to: String },
+    Handover {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+        /// The physician who takes the group over, by login.
+        to: String,
+    },
     /// Accept a group handed over to me.
-    AcceptHandover { group: String },
+    AcceptHandover {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+    },
     /// Decline a group handed over to me.
-    DeclineHandover { group: String },
+    DeclineHandover {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+    },
     /// Export the timeline for the medical record (attending physician): JSON, or Markdown with --markdown.
     Export {
+        /// The group: its label (or part of it), id or id prefix.
         group: String,
+        /// Markdown to read or print instead of JSON.
         #[arg(long)]
         markdown: bool,
         /// Write to this file instead of standard output.
@@ -323,7 +408,10 @@ pub enum GroupCommand {
         files: Option<PathBuf>,
     },
     /// Who was in the group, added by whom under which consent, and who read it when (attending physician).
-    AccessReport { group: String },
+    AccessReport {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -335,11 +423,15 @@ pub enum ConsentCommand {
     /// Record the withdrawal of consent: everyone but the attending physician is removed.
     Withdraw(ConsenterArgs),
     /// Every consent version of a group.
-    History { group: String },
+    History {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ConsenterArgs {
+    /// The group: its label (or part of it), id or id prefix.
     pub group: String,
     /// patient, family or legal_representative.
     #[arg(long, value_parser = parse_wire::<ConsenterKind>)]
@@ -375,7 +467,10 @@ pub enum AdminCommand {
     User(AdminUserCommand),
     /// Every group with its members and consent versions (metadata only), or one group: by id, id prefix,
     /// reference (P-…) or a community group's label.
-    Groups { group: Option<String> },
+    Groups {
+        /// One group, by reference (P-…), id or id prefix, or a community group's label; none: every group.
+        group: Option<String>,
+    },
     /// Community groups (city-wide, per profession).
     #[command(subcommand)]
     Community(CommunityCommand),
@@ -434,17 +529,31 @@ pub enum OfficeCommand {
 #[derive(Debug, Subcommand)]
 pub enum CommunityCommand {
     /// Create a community group.
-    Create { label: String },
+    Create {
+        /// The group's name.
+        label: String,
+    },
     /// Add a member (the group by id, id prefix or label).
-    Add { group: String, user: String },
+    Add {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+        /// The person, by login.
+        user: String,
+    },
     /// Remove a member (the group by id, id prefix or label).
-    Remove { group: String, user: String },
+    Remove {
+        /// The group: its label (or part of it), id or id prefix.
+        group: String,
+        /// The person, by login.
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AdminUserCommand {
     /// Register a professional (after checking who they are). Prints a one-time setup token to hand over.
     Add {
+        /// The login: at least 3 of a–z, 0–9, ".", "_", "-".
         #[arg(long)]
         login: String,
         /// The name other members see, e.g. 「佐藤 花子」.
@@ -457,8 +566,10 @@ pub enum AdminUserCommand {
         /// government or other.
         #[arg(long, value_parser = parse_wire::<Profession>)]
         profession: Profession,
+        /// The office they work for.
         #[arg(long)]
         organisation: String,
+        /// A phone number the team may call.
         #[arg(long)]
         phone: Option<String>,
         /// Make the account an administrator.
@@ -472,17 +583,35 @@ pub enum AdminUserCommand {
     /// List every account.
     List,
     /// Show one account (id or login).
-    Show { user: String },
+    Show {
+        /// The person, by login.
+        user: String,
+    },
     /// Disable an account; all its sessions end at once.
-    Disable { user: String },
+    Disable {
+        /// The person, by login.
+        user: String,
+    },
     /// Re-enable a disabled account.
-    Enable { user: String },
+    Enable {
+        /// The person, by login.
+        user: String,
+    },
     /// Issue a new one-time setup token (lost token, forgotten password); every session of the account ends.
-    SetupToken { user: String },
+    SetupToken {
+        /// The person, by login.
+        user: String,
+    },
     /// Reset a lost authenticator: TOTP off and every session ended; the user logs in and enrols again.
-    TotpReset { user: String },
+    TotpReset {
+        /// The person, by login.
+        user: String,
+    },
     /// A user's sessions: when they logged in, for how long, from where.
-    Sessions { user: String },
+    Sessions {
+        /// The person, by login.
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -519,4 +648,33 @@ wire_enum_arg!(Profession, ConsenterKind, ConsentMethod, PostKind);
 fn parse_date(s: &str) -> Result<time::Date, String> {
     time::Date::parse(s.trim(), time::macros::format_description!("[year]-[month]-[day]"))
         .map_err(|_| "expected a date as YYYY-MM-DD".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and every option says what it is for in `--help`.
+    fn undocumented(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let here = format!("{path} {}", cmd.get_name());
+        if cmd.get_about().is_none() && !path.is_empty() {
+            missing.push(format!("{here} (the command)"));
+        }
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.get_help().is_none() && !matches!(id, "help" | "version") {
+                missing.push(format!("{here} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            undocumented(sub, &here, missing);
+        }
+    }
+
+    #[test]
+    fn every_command_and_option_has_a_sentence() {
+        let mut missing = Vec::new();
+        undocumented(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "without help:\n{}", missing.join("\n"));
+    }
 }

@@ -75,6 +75,8 @@ pub enum Msg {
     CommunityMemberAdded,
     SeenMark,
     Reconnected,
+    Disconnected,
+    NowFollowing,
     OffHours,
     ChatHelp,
     ChatConfirmHint,
@@ -233,6 +235,8 @@ impl Msg {
                 "These addressees are off hours now; do not expect an immediate reply (urgent matters go by phone):",
             ),
             Reconnected => lang.pick("再接続しました（取りこぼしなし）", "Reconnected (nothing missed)"),
+            Disconnected => lang.pick("接続が切れました。再接続しています…", "Disconnected; reconnecting…"),
+            NowFollowing => lang.pick("参加したグループも表示します:", "Now following a group you joined:"),
             ChatHelp => lang.pick(
                 "1行入力すると投稿します。/treatment 本文＝主治医への治療の質問、/careplan 本文＝ケアマネへの質問、\
                  /confirm＝緊急ではないと確認して直前の投稿を再送、/quit＝終了。緊急の連絡は電話で。",

@@ -179,8 +179,15 @@ pub enum TailEvent {
     Seen(SeenMark),
     /// Delivery of this group stopped (removed, consent withdrawn).
     Ended(Uuid),
+    /// The connection was lost; reconnecting (with back-off) follows.
+    Disconnected,
     /// The connection was lost and re-established; resumption follows.
     Reconnected,
+    /// A group I joined while following all of mine; followed from its next post.
+    Joined {
+        group_id: Uuid,
+        label: String,
+    },
 }
 
 /// A live view of some groups that survives disconnects.
@@ -192,12 +199,47 @@ pub struct Tail {
     live: Option<Live>,
     attempts: u32,
     pending: std::collections::VecDeque<TailEvent>,
+    /// When following all my groups: how often to look for groups I joined since.
+    new_groups: Option<tokio::time::Interval>,
 }
 
 impl Tail {
     /// Follows `groups`, starting after the given sequence numbers.
     pub fn new(client: Client, groups: impl IntoIterator<Item = (Uuid, i64)>) -> Self {
-        Self { client, positions: groups.into_iter().collect(), live: None, attempts: 0, pending: Default::default() }
+        Self {
+            client,
+            positions: groups.into_iter().collect(),
+            live: None,
+            attempts: 0,
+            pending: Default::default(),
+            new_groups: None,
+        }
+    }
+
+    /// Also follows every group I join from now on, looking for them every `every`.
+    pub fn following_new_groups(mut self, every: Duration) -> Self {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.new_groups = Some(interval);
+        self
+    }
+
+    /// Groups I am an active member of that are not followed yet: followed from their latest post.
+    async fn look_for_new_groups(&mut self) -> Result<(), ClientError> {
+        let mine = self.client.groups().await?.groups;
+        for group in mine {
+            if self.positions.contains_key(&group.id) || group.status != renkei_protocol::GroupStatus::Active {
+                continue;
+            }
+            let after = self.client.posts(group.id, None, None, 1).await?.last_seq;
+            self.positions.insert(group.id, after);
+            if let Some(live) = self.live.as_mut() {
+                let groups = vec![Subscription { group_id: group.id, after_seq: after }];
+                live.send(&ClientFrame::Subscribe { id: "tail-new".into(), groups }).await?;
+            }
+            self.pending.push_back(TailEvent::Joined { group_id: group.id, label: group.label });
+        }
+        Ok(())
     }
 
     pub fn positions(&self) -> &BTreeMap<Uuid, i64> {
@@ -242,14 +284,23 @@ impl Tail {
                 }
                 continue;
             }
-            let frame = match self.live.as_mut() {
-                Some(live) => live.next().await,
-                None => continue,
+            let frame = match (self.live.as_mut(), self.new_groups.as_mut()) {
+                (Some(live), Some(every)) => tokio::select! {
+                    frame = live.next() => frame,
+                    _ = every.tick() => {
+                        // A failed look is tried again at the next tick; the connection's own errors show.
+                        let _ = self.look_for_new_groups().await;
+                        continue;
+                    }
+                },
+                (Some(live), None) => live.next().await,
+                (None, _) => continue,
             };
             match frame {
                 None | Some(Err(ClientError::Live(_))) => {
                     self.live = None;
                     self.attempts += 1;
+                    return Ok(TailEvent::Disconnected);
                 }
                 Some(Err(e)) => return Err(e),
                 Some(Ok(frame)) => {

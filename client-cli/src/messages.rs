@@ -306,6 +306,9 @@ pub async fn unread(client: &Client, out: &Output) -> Result<()> {
     Ok(())
 }
 
+/// How often `tail` without groups looks for groups joined since it started.
+const NEW_GROUPS_EVERY_SECONDS: u64 = 15;
+
 pub async fn tail(
     client: &Client,
     out: &Output,
@@ -317,7 +320,8 @@ pub async fn tail(
     let mine = client.groups().await?.groups;
     let mut labels = BTreeMap::new();
     let mut start = Vec::new();
-    let selected: Vec<Uuid> = if groups.is_empty() {
+    let follow_all = groups.is_empty();
+    let selected: Vec<Uuid> = if follow_all {
         mine.iter().map(|g| g.id).collect()
     } else {
         let mut ids = Vec::new();
@@ -333,6 +337,9 @@ pub async fn tail(
         start.push((id, after));
     }
     let mut tail = Tail::new(client.clone(), start);
+    if follow_all {
+        tail = tail.following_new_groups(std::time::Duration::from_secs(NEW_GROUPS_EVERY_SECONDS));
+    }
     let mut shown = 0;
     while count.is_none_or(|c| shown < c) {
         match tail.next().await? {
@@ -366,6 +373,11 @@ pub async fn tail(
             }
             // On stderr, so --json output stays clean.
             TailEvent::Reconnected => eprintln!("renkei: {}", out.msg(Msg::Reconnected)),
+            TailEvent::Disconnected => eprintln!("renkei: {}", out.msg(Msg::Disconnected)),
+            TailEvent::Joined { group_id, label } => {
+                eprintln!("renkei: {} {label}", out.msg(Msg::NowFollowing));
+                labels.insert(group_id, label);
+            }
             _ => {}
         }
     }
@@ -441,6 +453,8 @@ pub async fn chat(client: &Client, out: &Output, group: &str, recent: i64) -> Re
                         return Ok(());
                     }
                     TailEvent::Reconnected => eprintln!("renkei: {}", out.msg(Msg::Reconnected)),
+                    TailEvent::Disconnected => eprintln!("renkei: {}", out.msg(Msg::Disconnected)),
+                    TailEvent::Joined { .. } => {}
                 }
             }
         }

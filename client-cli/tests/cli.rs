@@ -1270,7 +1270,8 @@ both_backends!(
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_i64().unwrap())
             .collect();
         assert_eq!(seqs, [1, 2, 3, 4], "{}", String::from_utf8_lossy(&followed.stderr));
-        assert!(String::from_utf8_lossy(&followed.stderr).contains("Reconnected"));
+        let said = String::from_utf8_lossy(&followed.stderr);
+        assert!(said.contains("Disconnected; reconnecting") && said.contains("Reconnected"), "{said}");
     }
 );
 

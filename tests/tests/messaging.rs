@@ -656,3 +656,44 @@ both_backends!(
         assert_eq!(texts, ["血圧 180/100", "血圧 130/80（訂正）"]);
     }
 );
+
+both_backends!(
+    async fn a_tail_of_all_my_groups_follows_a_group_i_join_and_says_when_it_lost_the_server(app: TestApp) {
+        let team = app.team().await;
+        let mut tail =
+            Tail::new(team.nurse.clone(), [(team.group, 0)]).following_new_groups(Duration::from_millis(200));
+        team.doctor.post(team.group, &update("往診しました", "d-1")).await.unwrap();
+        assert_eq!(next_post(&mut tail).await.body.as_deref(), Some("往診しました"));
+
+        // The physician opens a second group and the nurse joins it while the tail runs.
+        let second =
+            team.doctor.open_group(&renkei_tests::care::patient("田中 一郎 様", "田中 一郎")).await.unwrap().id;
+        let scope = vec![renkei_tests::care::profession(renkei_protocol::Profession::Nurse)];
+        team.doctor.record_consent(second, &renkei_tests::care::consent(scope)).await.unwrap();
+        team.doctor.invite(second, "ns-sato").await.unwrap();
+        let invitation = team.nurse.invitations().await.unwrap().invitations.remove(0);
+        team.nurse.accept_invitation(invitation.id).await.unwrap();
+        let joined = loop {
+            match tokio::time::timeout(Duration::from_secs(15), tail.next())
+                .await
+                .expect("an event within 15 s")
+                .unwrap()
+            {
+                TailEvent::Joined { group_id, label } => break (group_id, label),
+                _ => continue,
+            }
+        };
+        assert_eq!(joined, (second, "田中 一郎 様".to_owned()));
+        team.doctor.post(second, &update("初回訪問の予定です", "d-2")).await.unwrap();
+        let post = next_post(&mut tail).await;
+        assert_eq!((post.group_id, post.body.as_deref()), (second, Some("初回訪問の予定です")));
+
+        // The connection ends (here: the account is disabled): the tail says so, then that reconnecting
+        // cannot help.
+        team.admin.admin_disable_user("ns-sato").await.unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(15), tail.next()).await.expect("an event within 15 s");
+        assert!(matches!(event, Ok(TailEvent::Disconnected)), "{event:?}");
+        let event = tokio::time::timeout(Duration::from_secs(15), tail.next()).await.expect("an event within 15 s");
+        assert!(event.is_err(), "{event:?}");
+    }
+);
