@@ -267,7 +267,11 @@ pub async fn group_cmd(client: &Client, out: &Output, cmd: GroupCommand) -> Resu
         GroupCommand::Export { group, markdown, output, files } => {
             let id = resolve_group(client, &group).await?;
             let text = if markdown {
-                client.export_timeline_markdown(id).await?
+                let language = match out.lang {
+                    renkei_cli::i18n::Lang::Ja => "ja",
+                    renkei_cli::i18n::Lang::En => "en",
+                };
+                client.export_timeline_markdown_in(id, language).await?
             } else {
                 serde_json::to_string_pretty(&client.export_timeline(id).await?).unwrap_or_default()
             };

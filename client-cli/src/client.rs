@@ -454,9 +454,19 @@ impl Client {
         Ok((self.body(response).await?, name))
     }
 
-    /// The timeline as a readable Markdown document.
+    /// The timeline as a readable Markdown document, in Japanese.
     pub async fn export_timeline_markdown(&self, group: Uuid) -> Result<String, ClientError> {
-        let response = self.send::<()>(Method::GET, &format!("/groups/{group}/export?format=markdown"), None).await?;
+        self.export_timeline_markdown_in(group, "ja").await
+    }
+
+    /// The timeline as a readable Markdown document in `language` (`ja` or `en`).
+    pub async fn export_timeline_markdown_in(&self, group: Uuid, language: &str) -> Result<String, ClientError> {
+        let path = format!("{}{API_PREFIX}/groups/{group}/export?format=markdown", self.base);
+        let mut request = self.http.get(path).header(reqwest::header::ACCEPT_LANGUAGE, language);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = Self::answer(request.send().await.map_err(ClientError::Transport)?).await?;
         let status = response.status().as_u16();
         String::from_utf8(self.body(response).await?)
             .map_err(|e| ClientError::Unexpected { status, detail: e.to_string() })

@@ -379,20 +379,10 @@ pub fn status_text(s: renkei_protocol::GroupStatus, lang: Lang) -> &'static str 
 
 /// A profession's name for people.
 pub fn profession_text(p: Profession, lang: Lang) -> &'static str {
-    use Profession::*;
-    match p {
-        Physician => lang.pick("医師", "physician"),
-        Dentist => lang.pick("歯科医師", "dentist"),
-        Pharmacist => lang.pick("薬剤師", "pharmacist"),
-        Nurse => lang.pick("看護師", "nurse"),
-        Therapist => lang.pick("リハビリ職", "therapist"),
-        CareManager => lang.pick("ケアマネジャー", "care manager"),
-        CareWorker => lang.pick("介護職", "care worker"),
-        SupportCentre => lang.pick("地域包括支援センター", "support centre"),
-        Msw => lang.pick("MSW", "MSW"),
-        Government => lang.pick("行政", "government"),
-        Other => lang.pick("その他", "other"),
-    }
+    p.name(match lang {
+        Lang::Ja => renkei_protocol::words::Lang::Ja,
+        Lang::En => renkei_protocol::words::Lang::En,
+    })
 }
 
 #[cfg(test)]

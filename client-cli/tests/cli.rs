@@ -834,7 +834,11 @@ both_backends!(
             .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(text.contains("血圧 132/80（訂正）") && text.contains("（削除）"), "{text}");
+        // In the reader's language (this terminal: English), the content as written.
+        assert!(
+            text.contains("血圧 132/80（訂正）") && text.contains("(deleted)") && text.contains("（nurse・"),
+            "{text}"
+        );
         assert_eq!(cli.as_user("ns-sato", &["group", "export", "山田"]).await.code, 5);
         let report = cli.as_user("dr-suzuki", &["group", "access-report", "山田"]).await;
         assert!(report.stdout.contains("posts_read") && report.stdout.contains("cm-kato さん"), "{}", report.stdout);
@@ -1333,7 +1337,7 @@ both_backends!(
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stdout.contains("(3 files)"), "{}", out.stdout);
         let timeline = std::fs::read_to_string(folder.join("timeline.md")).unwrap();
-        assert!(timeline.contains(&format!("- 添付: 褥瘡 12-07.png（png、1 KB、{id}）")), "{timeline}");
+        assert!(timeline.contains(&format!("- Attachment: 褥瘡 12-07.png（png、1 KB、{id}）")), "{timeline}");
         let photo_copy = std::fs::read(folder.join("files").join(format!("{id}-褥瘡 12-07.png"))).unwrap();
         assert_eq!(photo_copy, std::fs::read(&target).unwrap());
 

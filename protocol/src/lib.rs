@@ -15,6 +15,7 @@ pub mod offices;
 pub mod posts;
 pub mod records;
 pub mod sensitive;
+pub mod words;
 pub mod zone;
 
 pub use account::*;

@@ -317,6 +317,16 @@ both_backends!(
             markdown.contains("# 山田 花子 様")
                 && markdown.contains("褥瘡 2.5cm（訂正）")
                 && markdown.contains("見ました")
+                && markdown.contains("（看護師・")
+                && markdown.contains("[経過報告]")
+                && markdown.contains(" JST"),
+            "{markdown}"
+        );
+        // In the reader's language: kinds, professions and headings; the content as written.
+        let english = team.doctor.export_timeline_markdown_in(team.group, "en-GB,en;q=0.9").await.unwrap();
+        assert!(
+            english.contains("（nurse・") && english.contains("[update]") && english.contains("- Seen: "),
+            "{english}"
         );
 
         // Only the attending physician; administrators have no path at all.
@@ -347,9 +357,9 @@ both_backends!(
         assert!(report.people.iter().any(|p| Some(p.id) == read.actor_id && p.display_name == "cm-kato さん"));
         let invited = report.events.iter().find(|e| e.action == "invitation_sent").unwrap();
         assert!(invited.details.to_string().contains("\"consent_version\":1"), "{}", invited.details);
-        // Both exports are themselves on record.
+        // Every export (JSON, Markdown in Japanese and in English) is itself on record.
         let exports = team.admin.admin_audit(None, Some(team.group), Some("timeline_exported")).await.unwrap().entries;
-        assert_eq!(exports.len(), 2);
+        assert_eq!(exports.len(), 3);
         assert!(!serde_json::to_string(&report).unwrap().contains("褥瘡"), "the access report carries no content");
     }
 );

@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use renkei_protocol::words::Lang;
 use renkei_protocol::{AccessReport, ErrorBody, ExportedPost, Person, TimelineExport};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -41,7 +42,9 @@ async fn export_timeline(
     caller: Caller,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ExportQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
+    let lang = Lang::from_accept_language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let markdown = match q.format.as_deref() {
         None | Some("json") => false,
         Some("markdown") => true,
@@ -78,18 +81,19 @@ async fn export_timeline(
         serde_json::json!({ "format": if markdown { "markdown" } else { "json" }, "posts": export.posts.len() });
     state.audit.record(action::TIMELINE_EXPORTED, &Actor::from(&caller.0), Some(group.id), None, details).await?;
     if markdown {
-        let text = render_markdown(&export, &state.config.zone());
+        let text = render_markdown(&export, &state.config.zone(), lang);
         Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], text).into_response())
     } else {
         Ok(axum::Json(export).into_response())
     }
 }
 
-fn render_markdown(export: &TimelineExport, zone: &renkei_protocol::zone::Zone) -> String {
+/// The timeline as a document for the medical record, in the reader's language (`Accept-Language`).
+fn render_markdown(export: &TimelineExport, zone: &renkei_protocol::zone::Zone, lang: Lang) -> String {
     let when = |t: time::OffsetDateTime| zone.minute(t);
     let mut out = format!("# {}\n\n", export.label);
     if let Some(p) = &export.patient {
-        out.push_str(&format!("- 患者: {}", p.full_name));
+        out.push_str(&format!("- {}: {}", lang.pick("患者", "Patient"), p.full_name));
         if let Some(k) = &p.kana {
             out.push_str(&format!("（{k}）"));
         }
@@ -98,7 +102,7 @@ fn render_markdown(export: &TimelineExport, zone: &renkei_protocol::zone::Zone) 
         }
         out.push('\n');
     }
-    out.push_str(&format!("- 出力日時: {}\n\n", when(export.exported_at)));
+    out.push_str(&format!("- {}: {}\n\n", lang.pick("出力日時", "Exported"), when(export.exported_at)));
     for e in &export.posts {
         let p = &e.post;
         out.push_str(&format!(
@@ -106,25 +110,29 @@ fn render_markdown(export: &TimelineExport, zone: &renkei_protocol::zone::Zone) 
             p.seq,
             when(p.created_at),
             p.author.display_name,
-            p.author.profession.as_str(),
+            p.author.profession.name(lang),
             p.author.organisation,
-            p.kind.as_str()
+            p.kind.name(lang)
         ));
         if let Some(r) = p.reply_to {
-            out.push_str(&format!("> #{r} への返信\n\n"));
+            out.push_str(&match lang {
+                Lang::Ja => format!("> #{r} への返信\n\n"),
+                Lang::En => format!("> in reply to #{r}\n\n"),
+            });
         }
         for v in &e.versions {
-            let body = v.body.as_deref().unwrap_or("（削除）");
+            let body = v.body.as_deref().unwrap_or(lang.pick("（削除）", "(deleted)"));
             out.push_str(&format!("- v{} {}: {}\n", v.version, when(v.at), body.replace('\n', "\n  ")));
         }
         // The files themselves stay in renkei (`GET …/attachments/{id}`, or `renkei attachment get`).
         for a in &p.attachments {
             let size = a.size.div_euclid(1024).max(1);
-            out.push_str(&format!("- 添付: {}（{}、{size} KB、{}）\n", a.name, a.kind.as_str(), a.id));
+            let label = lang.pick("添付", "Attachment");
+            out.push_str(&format!("- {label}: {}（{}、{size} KB、{}）\n", a.name, a.kind.as_str(), a.id));
         }
         if !e.seen.is_empty() {
             let names: Vec<String> = e.seen.iter().map(|s| format!("{} {}", s.by.display_name, when(s.at))).collect();
-            out.push_str(&format!("- 見ました: {}\n", names.join("、")));
+            out.push_str(&format!("- {}: {}\n", lang.pick("見ました", "Seen"), names.join("、")));
         }
         out.push('\n');
     }

@@ -340,7 +340,7 @@ fn render_html(record: &CareRecord, zone: &Zone) -> String {
                 "<tr><td>{}</td><td>{}（{}・{}）</td><td><pre>{}</pre></td><td>{}</td></tr>",
                 zone.minute(p.created_at),
                 escape(&p.author.display_name),
-                p.author.profession.as_str(),
+                p.author.profession.name(renkei_protocol::words::Lang::Ja),
                 escape(&p.author.organisation),
                 escape(p.body.as_deref().unwrap_or("")),
                 s.seen_at.map(|t| zone.minute(t)).unwrap_or_else(|| "既読".into())
