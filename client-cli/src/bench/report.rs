@@ -79,6 +79,31 @@ pub struct Machine {
     pub cores: usize,
     pub memory_kib: u64,
     pub kernel: String,
+    /// The durable-commit floor: 4 KiB writes each followed by `fdatasync`, per second, in the temporary
+    /// directory (where the bench's SQLite databases live). It differs by machine (300 to 2,400 measured on
+    /// ours), so every figure stands beside the floor it was measured on.
+    pub fsyncs_per_second: f64,
+}
+
+/// 4 KiB written and synced to `dir` again and again for `during`; the syncs per second.
+pub fn fsync_rate(dir: &std::path::Path, during: std::time::Duration) -> f64 {
+    use std::io::Write;
+    let path = dir.join(format!("renkei-bench-fsync-{}", std::process::id()));
+    let Ok(mut f) = std::fs::File::create(&path) else { return 0.0 };
+    let block = [0x5au8; 4096];
+    let started = std::time::Instant::now();
+    let mut syncs = 0u32;
+    while started.elapsed() < during {
+        if f.write_all(&block).and_then(|()| f.sync_data()).is_err() {
+            syncs = 0;
+            break;
+        }
+        syncs += 1;
+    }
+    let rate = f64::from(syncs) / started.elapsed().as_secs_f64();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    rate
 }
 
 impl Machine {
@@ -89,7 +114,12 @@ impl Machine {
             .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
             .unwrap_or(0);
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
-        Self { cores: std::thread::available_parallelism().map_or(0, |n| n.get()), memory_kib, kernel }
+        Self {
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_kib,
+            kernel,
+            fsyncs_per_second: fsync_rate(&std::env::temp_dir(), std::time::Duration::from_secs(1)),
+        }
     }
 }
 
@@ -147,8 +177,8 @@ impl Report {
 
     pub fn print(&self) {
         println!(
-            "renkei-bench {} — {} backend, {} node(s), {} cores",
-            self.scenario, self.backend, self.nodes, self.machine.cores
+            "renkei-bench {} — {} backend, {} node(s), {} cores, durable-commit floor {:.0} fsync/s",
+            self.scenario, self.backend, self.nodes, self.machine.cores, self.machine.fsyncs_per_second
         );
         let mut figures = Table::new();
         figures.set_header(["figure", "value", "unit", "goal", "meets"]);
@@ -212,5 +242,15 @@ impl Report {
         for note in &self.notes {
             println!("note: {note}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fsync_floor_is_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let rate = super::fsync_rate(dir.path(), std::time::Duration::from_millis(200));
+        assert!(rate > 0.0, "{rate}");
     }
 }
