@@ -209,15 +209,6 @@ impl Store {
         self.dedicated_with(max_connections, &[PLAN_EACH_CALL]).await
     }
 
-    /// [`Store::dedicated_planning_each_call`] for the publisher of committed posts, whose transactions
-    /// also commit without waiting for the WAL to reach the disk (`synchronous_commit = off`). All it
-    /// writes is the cluster's NOTIFY, which announces posts already durably committed: lost in a crash,
-    /// it costs nothing the other nodes' catch-up after reconnecting does not read again. Waiting for it
-    /// cost a WAL flush per batch beside the commit's own, one the next commit could queue behind.
-    pub async fn dedicated_publisher(&self, max_connections: u32) -> Result<Self, StoreError> {
-        self.dedicated_with(max_connections, &[PLAN_EACH_CALL, ("synchronous_commit", "off")]).await
-    }
-
     /// PostgreSQL settings for a dedicated pool's sessions; SQLite has none of them.
     async fn dedicated_with(&self, max_connections: u32, settings: &[(&str, &str)]) -> Result<Self, StoreError> {
         let db = match &self.db {
