@@ -68,7 +68,8 @@ both_backends!(
         }
         let mut acked = Vec::new();
         while acked.len() < 3 {
-            if let Some(Ok(renkei_protocol::ServerFrame::Ack { seq: Some(seq), .. })) = live.next().await {
+            // `next` fails after 10 s, or at once if the socket closes.
+            if let renkei_protocol::ServerFrame::Ack { seq: Some(seq), .. } = next(&mut live).await {
                 acked.push(seq);
             }
         }
@@ -125,7 +126,7 @@ both_backends!(
         }
         let mut acked = std::collections::BTreeMap::new();
         while acked.len() < 3 {
-            if let Some(Ok(renkei_protocol::ServerFrame::Ack { id, seq: Some(seq), .. })) = live.next().await {
+            if let renkei_protocol::ServerFrame::Ack { id, seq: Some(seq), .. } = next(&mut live).await {
                 acked.insert(id, seq);
             }
         }
@@ -474,7 +475,8 @@ both_backends!(
         use futures_util::{SinkExt, StreamExt};
         socket.send(tokio_tungstenite::tungstenite::Message::Text(r#"{"type":"ping","id":"b"}"#.into())).await.unwrap();
         let reply = loop {
-            match socket.next().await.unwrap().unwrap() {
+            let frame = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("a frame within 10 s");
+            match frame.unwrap().unwrap() {
                 tokio_tungstenite::tungstenite::Message::Text(text) => break text,
                 _ => continue,
             }
