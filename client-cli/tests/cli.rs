@@ -1392,3 +1392,30 @@ both_backends!(
         assert_eq!(out.code, 2, "{}", out.stderr);
     }
 );
+
+/// On a terminal, `create-admin` checks the password policy before it asks for the password again, and
+/// creates the administrator when both entries match (a pseudo-terminal from util-linux's `script`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_admin_on_a_terminal_says_what_is_wrong_before_asking_again() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPING: util-linux's script is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!("{} create-admin --login admin --display-name X", server_binary().display());
+    let data = dir.path().to_string_lossy().into_owned();
+    let env = [("RENKEI_DATA_DIR", data.as_str())];
+    let on_a_terminal = ["-qec", command.as_str(), "/dev/null"];
+    let short = run(Path::new("script"), dir.path(), "C", &on_a_terminal, "short\n", &env).await;
+    assert_ne!(short.code, 0);
+    assert!(short.stdout.contains("rejected by the policy: shorter_than_13"), "{}", short.stdout);
+    assert!(!short.stdout.contains("Repeat"), "asked again for a password the policy refuses: {}", short.stdout);
+    let typed = format!("{PASSWORD}\n{PASSWORD}\n");
+    let created = run(Path::new("script"), dir.path(), "C", &on_a_terminal, &typed, &env).await;
+    assert_eq!(created.code, 0, "{}", created.stdout);
+    assert!(
+        created.stdout.contains("Repeat") && created.stdout.contains("administrator admin created"),
+        "{}",
+        created.stdout
+    );
+}
