@@ -282,8 +282,8 @@ test('availability hours are kept, and a sender is told who is off hours', async
   await cm.getByLabel('開始').fill('03:00');
   await cm.getByLabel('終了').fill('03:01');
   await cm.getByLabel('希望する連絡方法').fill('急ぎは事業所へ電話');
-  await cm.getByRole('button', { name: '保存' }).click();
-  await expect(cm.getByText('保存しました。')).toBeVisible();
+  await cm.getByRole('button', { name: '保存', exact: true }).click();
+  await expect(cm.getByText('保存しました。', { exact: true })).toBeVisible();
   await accessible(cm, 'account');
   await shot(cm, 'account');
   await cm.reload();
