@@ -222,7 +222,7 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 /// certificate (any certificate: the probe sends nothing and only asks whether the process answers),
 /// plain HTTP otherwise; five seconds at most.
 pub async fn healthcheck(config: &Config) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_crypto_provider();
     let mut addr = config.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() {

@@ -26,3 +26,9 @@ pub mod ws;
 
 pub use app::{AppState, Application};
 pub use config::Config;
+
+/// Makes ring the process's rustls provider (once; later calls do nothing). reqwest is built without one, so
+/// the server's outgoing clients (Web Push, the health check) need it installed first.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

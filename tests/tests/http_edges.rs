@@ -244,9 +244,10 @@ both_backends!(
             for pair in labels.split('}').next().unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
                 let (key, value) = pair.split_once('=').unwrap();
                 let value = value.trim_matches('"');
-                let plain =
-                    value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '+'));
-                assert!(key == "route" || plain || value.starts_with('+') || value.contains('e'), "{line}");
+                let snake = value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                // `le` bucket bounds are numbers (`0.00025`, `+Inf`), `route` a template.
+                let bound = key == "le" && (value == "+Inf" || value.parse::<f64>().is_ok());
+                assert!(key == "route" || snake || bound, "{line}");
             }
         }
     }

@@ -25,7 +25,7 @@ pub use push::{VapidKey, check_keys as check_push_keys};
 /// How long a node holds the rows it claimed before another may take them.
 const LEASE: time::Duration = time::Duration::minutes(2);
 /// Rows one node claims per pass, and sends at once.
-const BATCH: i64 = 64;
+const BATCH: usize = 64;
 const CONCURRENT_SENDS: usize = 8;
 /// A row is given up after this many attempts (the last about an hour after the first).
 const MAX_ATTEMPTS: u32 = 8;
@@ -47,8 +47,7 @@ impl Notifier {
     /// Loads (or makes, on first start) the VAPID key and prepares the SMTP transport if configured.
     pub async fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let vapid = VapidKey::load_or_create(&config, &store).await?;
-        // reqwest (built without a provider) needs the process's rustls provider: ring, as everywhere here.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
@@ -110,7 +109,7 @@ impl Notifier {
     /// Claims and sends the outbox's due rows, a few at a time, until none is left.
     pub async fn send_due(&self, now: OffsetDateTime) -> anyhow::Result<()> {
         loop {
-            let items = self.store.claim_notifications(now, LEASE, BATCH).await?;
+            let items = self.store.claim_notifications(now, LEASE, BATCH as i64).await?;
             let claimed = items.len();
             futures_util::stream::iter(items)
                 .for_each_concurrent(CONCURRENT_SENDS, |item| async move {
@@ -119,7 +118,7 @@ impl Notifier {
                     }
                 })
                 .await;
-            if claimed < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+            if claimed < BATCH {
                 return Ok(());
             }
         }
@@ -127,7 +126,7 @@ impl Notifier {
 
     async fn send_one(&self, item: OutboxItem, now: OffsetDateTime) -> anyhow::Result<()> {
         let payload = NotificationPayload::new(item.posts, item.question);
-        let (channel, outcome) = match &item.target {
+        let (channel, subscription, outcome) = match &item.target {
             OutboxTarget::Push { subscription, endpoint, p256dh, auth } => {
                 let outcome =
                     push::send(&self.http, &self.vapid, &self.config.vapid_subject, endpoint, p256dh, auth, &payload)
@@ -135,19 +134,15 @@ impl Notifier {
                 if outcome == Sent::Gone {
                     self.store.forget_push_subscription(*subscription).await?;
                 }
-                ("push", outcome)
+                ("push", Some(*subscription), outcome)
             }
             OutboxTarget::Email { address } => {
                 let outcome = match &self.smtp {
                     Some(smtp) => smtp.send(address, &payload, self.config.public_url.as_deref()).await,
                     None => Sent::Failed("smtp_not_configured".into()),
                 };
-                ("email", outcome)
+                ("email", None, outcome)
             }
-        };
-        let subscription = match &item.target {
-            OutboxTarget::Push { subscription, .. } => Some(*subscription),
-            OutboxTarget::Email { .. } => None,
         };
         let recorded = match &outcome {
             Sent::Delivered => {

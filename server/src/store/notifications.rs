@@ -276,33 +276,26 @@ impl Store {
             if moved == 0 {
                 return Ok(false);
             }
-            if push {
-                let devices: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM push_subscriptions WHERE user_id = $1")
+            // One row per device (with push) and one for the address (with e-mail).
+            let devices: Vec<Uuid> = if push {
+                sqlx::query_scalar("SELECT id FROM push_subscriptions WHERE user_id = $1")
                     .bind(user)
                     .fetch_all(&mut *tx)
-                    .await?;
-                for device in devices {
-                    sqlx::query(
-                        "INSERT INTO notification_outbox (id, user_id, channel, subscription_id, posts, question, \
-                         created_at, next_attempt_at) VALUES ($1, $2, 'push', $3, $4, $5, $6, $6)",
-                    )
-                    .bind(Uuid::now_v7())
-                    .bind(user)
-                    .bind(device)
-                    .bind(posts)
-                    .bind(question)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            if let Some(address) = email {
+                    .await?
+            } else {
+                Vec::new()
+            };
+            let targets =
+                devices.into_iter().map(|d| ("push", Some(d), None)).chain(email.map(|a| ("email", None, Some(a))));
+            for (channel, device, address) in targets {
                 sqlx::query(
-                    "INSERT INTO notification_outbox (id, user_id, channel, email_address, posts, question, \
-                     created_at, next_attempt_at) VALUES ($1, $2, 'email', $3, $4, $5, $6, $6)",
+                    "INSERT INTO notification_outbox (id, user_id, channel, subscription_id, email_address, posts, \
+                     question, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
                 )
                 .bind(Uuid::now_v7())
                 .bind(user)
+                .bind(channel)
+                .bind(device)
                 .bind(address)
                 .bind(posts)
                 .bind(question)
