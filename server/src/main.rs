@@ -37,6 +37,8 @@ enum Command {
     PrintConfig,
     /// Print the OpenAPI document of the HTTP API (as served at /api/v1/openapi.json).
     Openapi,
+    /// Print the AsyncAPI document of the live protocol (as served at /api/v1/asyncapi.json).
+    Asyncapi,
     /// Print the error catalogue (docs/errors.md): every error code, its HTTP status, fields and remedy.
     Errors,
     /// Create an administrator. The password is read from stdin when piped, prompted for otherwise.
@@ -134,6 +136,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&renkei_server::http::openapi_document())?);
+            Ok(())
+        }
+        Command::Asyncapi => {
+            println!("{}", serde_json::to_string_pretty(&renkei_server::http::asyncapi_document())?);
             Ok(())
         }
         Command::Errors => {

@@ -1,7 +1,7 @@
 //! Bad input and the operational endpoints, over raw HTTP: every client mistake is a typed 4xx body and
 //! changes nothing; `/healthz`, `/readyz`, `/metrics` and the OpenAPI document answer.
 
-use renkei_protocol::{ErrorBody, ErrorCode};
+use renkei_protocol::{ErrorBody, ErrorCode, Profession};
 use renkei_tests::{Backend, PASSWORD, TestApp, both_backends};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -412,5 +412,31 @@ both_backends!(
         assert_eq!(head[3], 4, "expected a SETTINGS frame, got type {}", head[3]);
         h2.write_all(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00").await.unwrap();
         closed_within("idle HTTP/2", &mut h2, std::time::Duration::from_secs(5)).await;
+    }
+);
+
+both_backends!(
+    async fn a_number_the_schema_calls_an_integer_is_taken_as_one(app: TestApp) {
+        // JSON Schema counts `30.0` as an integer, so a generated client may send it; serde alone refuses it.
+        let admin = app.admin().await;
+        let (_, nurse) = app.member(&admin, "kato", Profession::Nurse).await;
+        let token = nurse.token().unwrap().expose().to_owned();
+        let http = reqwest::Client::new();
+        let put = |body: &'static str| {
+            http.put(format!("{}/api/v1/me/notifications", app.base_url))
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .header(CONTENT_TYPE, "application/json; charset=utf-8")
+                .body(body)
+                .send()
+        };
+        let taken = put(r#"{"push":false,"email":false,"digest_minutes":30.0}"#).await.unwrap();
+        assert_eq!(taken.status(), StatusCode::OK);
+        let view: serde_json::Value = taken.json().await.unwrap();
+        assert_eq!(view["settings"]["digest_minutes"], 30);
+        // A fraction is not an integer, and changes nothing.
+        let (status, error) = typed(put(r#"{"push":false,"email":false,"digest_minutes":45.5}"#).await.unwrap()).await;
+        assert_eq!((status, error.code), (StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest));
+        let view = nurse.notifications().await.unwrap();
+        assert_eq!(view.settings.digest_minutes, 30);
     }
 );

@@ -16,6 +16,9 @@ const key = (k) => (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(k) ? k : JSON.stringify(k)
 function ts(schema, indent = '') {
   if (schema === true || schema === undefined) return 'unknown';
   if (schema.$ref) return refName(schema.$ref);
+  // Beside a `type` or `properties`, an `anyOf` only constrains (a scope entry names something; a network
+  // is IPv4 or IPv6): the type is the rest of the schema.
+  if (schema.anyOf && (schema.type || schema.properties)) return ts({ ...schema, anyOf: undefined }, indent);
   if (schema.oneOf || schema.anyOf) return (schema.oneOf ?? schema.anyOf).map((s) => paren(ts(s, indent))).join(' | ');
   if (schema.allOf) return schema.allOf.map((s) => paren(ts(s, indent))).join(' & ');
   if (schema.enum) return schema.enum.map((v) => JSON.stringify(v)).join(' | ');

@@ -18,13 +18,14 @@ fn has_control_chars(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
-/// Free text shown to people: trimmed, not empty, bounded, no control characters.
+/// Free text shown to people: trimmed, not empty, bounded (white space around it included, as the
+/// document's `maxLength` says), no control characters.
 pub fn parse_label(field: &'static str, raw: &str, max_chars: usize) -> Result<String, FieldError> {
     let value = raw.trim();
     if value.is_empty() {
         return Err(FieldError::new(field, "empty"));
     }
-    if value.chars().count() > max_chars {
+    if raw.chars().count() > max_chars {
         return Err(FieldError::new(field, "too_long"));
     }
     if has_control_chars(value) {
@@ -39,6 +40,9 @@ pub fn parse_optional_label(
     raw: Option<&str>,
     max_chars: usize,
 ) -> Result<Option<String>, FieldError> {
+    if raw.is_some_and(|r| r.chars().count() > max_chars) {
+        return Err(FieldError::new(field, "too_long"));
+    }
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         Some(value) => parse_label(field, value, max_chars).map(Some),
         None => Ok(None),
@@ -47,6 +51,9 @@ pub fn parse_optional_label(
 
 /// Longer free text (notes): may span lines, bounded.
 pub fn parse_notes(field: &'static str, raw: Option<&str>, max_chars: usize) -> Result<Option<String>, FieldError> {
+    if raw.is_some_and(|r| r.chars().count() > max_chars) {
+        return Err(FieldError::new(field, "too_long"));
+    }
     let Some(value) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };

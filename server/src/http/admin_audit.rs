@@ -141,7 +141,7 @@ fn audit_csv(entries: &[AuditEntry]) -> String {
 /// records. An export needs a recent sign-in and is itself audited.
 #[utoipa::path(get, path = "/api/v1/admin/audit/export", tag = "admin", security(("bearer" = []), ("cookie" = [])),
     params(ExportQuery),
-    responses((status = 200, description = "text/csv or application/json (an AuditList)", body = AuditList),
+    responses((status = 200, description = "CSV (the default) or JSON", content((String = "text/csv"), (AuditList = "application/json"))),
         (status = 403, description = "forbidden, or reauthentication_required", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn export(
@@ -205,9 +205,14 @@ async fn verification(
     ApiQuery(q): ApiQuery<VerificationQuery>,
 ) -> Result<axum::Json<AuditVerification>, ApiError> {
     // The anchor given, or the one the server keeps (read fresh: another node may have written it).
-    let anchor = match q.anchor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+    // Exactly `SEQ HASH` as the verification printed it (the document's pattern), or nothing.
+    let anchor = match q.anchor.as_deref().filter(|a| !a.is_empty()) {
         Some(text) => {
-            Some(crate::audit::parse_anchor(text).ok_or_else(|| ApiError::field("anchor", "not_seq_and_hash"))?)
+            let exact = text.split_once(' ').is_some_and(|(seq, hash)| {
+                (1..=18).contains(&seq.len()) && seq.bytes().all(|b| b.is_ascii_digit()) && hash.len() == 64
+            });
+            let parsed = crate::audit::parse_anchor(text).filter(|_| exact);
+            Some(parsed.ok_or_else(|| ApiError::field("anchor", "not_seq_and_hash"))?)
         }
         None => crate::audit::configured_anchor(&state.config).map_err(ApiError::internal)?,
     };

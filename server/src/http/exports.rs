@@ -36,7 +36,8 @@ struct ExportQuery {
 /// document for the medical record.
 #[utoipa::path(get, path = "/api/v1/groups/{id}/export", tag = "groups", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path), ExportQuery),
-    responses((status = 200, body = TimelineExport), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "JSON (the default) or Markdown",
+        content((TimelineExport = "application/json"), (String = "text/markdown"))), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn export_timeline(
     State(state): State<AppState>,
     caller: Caller,

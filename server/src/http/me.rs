@@ -95,7 +95,8 @@ async fn totp_enroll(
 /// the recovery codes, shown this once.
 #[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "me", security(("bearer" = [])),
     request_body = TotpCode,
-    responses((status = 200, body = TotpConfirmed), (status = 401, description = "totp_invalid", body = ErrorBody)))]
+    responses((status = 200, body = TotpConfirmed), (status = 401, description = "totp_invalid", body = ErrorBody),
+        (status = 404, description = "not_found: no enrolment was started (POST /api/v1/me/totp/enroll)", body = ErrorBody)))]
 async fn totp_confirm(
     State(state): State<AppState>,
     caller: AnySession,

@@ -4,8 +4,10 @@
 mod admin;
 mod admin_audit;
 mod admin_groups;
+mod asyncapi;
 mod attachments;
 mod auth;
+mod contract;
 mod directory;
 mod exports;
 mod groups;
@@ -54,11 +56,59 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::Malformed(rejection.body_text())
+            }
+        })?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Self(value)),
+            // JSON Schema counts `3.0` as an integer; serde does not. Only a body that failed is looked at
+            // again, with every integral number written as an integer.
+            Err(rejection @ JsonRejection::JsonDataError(_)) => {
+                integral(&bytes).map(Self).ok_or_else(|| json_rejection(rejection))
+            }
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// `application/json`, or any `application/*+json`, parameters aside.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The body read again with each integral number (`3.0`, `-2e3`) as an integer, when that makes it a `T`.
+fn integral<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    fn fold(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+                if let Some(f) = n.as_f64()
+                    && f.fract() == 0.0
+                    && f.abs() < 9.0e15
+                {
+                    #[allow(clippy::cast_possible_truncation)]
+                    let whole = f as i64;
+                    *value = serde_json::Value::from(whole);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(fold),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(fold),
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    fold(&mut value);
+    serde_json::from_value(value).ok()
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -140,8 +190,21 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document served at `/api/v1/openapi.json` (`renkei-server openapi` prints it; the web
 /// client's types are generated from it).
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    complete(api_router().split_for_parts().1)
+pub fn openapi_document() -> serde_json::Value {
+    document(crate::config::Config::default().max_post_chars)
+}
+
+/// The AsyncAPI document of the live protocol (`renkei-server asyncapi` prints it), served at
+/// `/api/v1/asyncapi.json`.
+pub fn asyncapi_document() -> serde_json::Value {
+    asyncapi::document(&openapi_document())
+}
+
+/// The document with the input rules of a server whose posts hold at most `max_post_chars` characters.
+fn document(max_post_chars: usize) -> serde_json::Value {
+    let mut doc = serde_json::to_value(complete(api_router().split_for_parts().1)).expect("the document serialises");
+    contract::constrain(&mut doc, max_post_chars);
+    doc
 }
 
 /// What a status means, for responses whose handler did not say more.
@@ -159,7 +222,7 @@ fn status_description(status: &str) -> &'static str {
         "404" => "not_found: nothing here, or nothing the caller may know about",
         "409" => {
             "A conflict with the current state; the code says which (e.g. conflict, already_member, \
-                  group_not_active, consent_required)"
+                  group_not_active when the group is archived, consent_required)"
         }
         "410" => "invitation_expired",
         "413" => "payload_too_large: the body exceeds max_body_bytes",
@@ -184,7 +247,7 @@ fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             .schema(Some(RefOr::<utoipa::openapi::schema::Schema>::Ref(Ref::from_schema_name("ErrorBody"))))
             .build()
     };
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in &mut doc.paths.paths {
         let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for op in operations.into_iter().flatten() {
             let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
@@ -214,6 +277,10 @@ fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             if has_query {
                 needed.extend(["400", "422"]);
             }
+            // Whatever acts in a group may meet it archived (`group_not_active`).
+            if path.starts_with("/api/v1/groups/{id}") {
+                needed.push("409");
+            }
             for status in needed {
                 op.responses.responses.entry(status.to_owned()).or_insert_with(|| {
                     RefOr::T(
@@ -238,8 +305,9 @@ fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 
 /// The whole application router, with its OpenAPI document served at `/api/v1/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api_router().split_for_parts();
-    let openapi = std::sync::Arc::new(complete(openapi));
+    let api = api_router().split_for_parts().0;
+    let openapi = std::sync::Arc::new(document(state.config.max_post_chars));
+    let asyncapi = std::sync::Arc::new(asyncapi::document(&openapi));
     Router::new()
         .merge(api)
         .route(
@@ -247,6 +315,13 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(move || {
                 let openapi = openapi.clone();
                 async move { axum::Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .route(
+            &format!("{API_PREFIX}/asyncapi.json"),
+            axum::routing::get(move || {
+                let asyncapi = asyncapi.clone();
+                async move { axum::Json(asyncapi.as_ref().clone()) }
             }),
         )
         .merge(ops::router())

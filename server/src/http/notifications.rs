@@ -110,8 +110,9 @@ async fn add_device(
 async fn remove_device(
     State(state): State<AppState>,
     caller: Member,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     if state.store.remove_push_subscription(caller.0.account.id(), id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -38,7 +38,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Largest page of history one request returns.
-const MAX_PAGE: i64 = 500;
+pub(super) const MAX_PAGE: i64 = 500;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

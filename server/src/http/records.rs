@@ -73,7 +73,8 @@ fn parse_month(state: &AppState, raw: &str) -> Result<Month, ApiError> {
 /// linked, and whether the month is complete and why not. For the attending physician; audited.
 #[utoipa::path(get, path = "/api/v1/groups/{id}/records/{month}", tag = "groups", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path), ("month" = String, Path, description = "YYYY-MM"), RecordQuery),
-    responses((status = 200, body = CareRecord), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, description = "JSON (the default), CSV or a printable HTML page",
+        content((CareRecord = "application/json"), (String = "text/csv"), (String = "text/html"))), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn care_record(
     State(state): State<AppState>,

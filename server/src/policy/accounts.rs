@@ -49,10 +49,10 @@ pub fn origin_allowed(origin: Option<&str>, allowed: &[String]) -> bool {
 }
 
 /// Minimum password length (MHLW guideline 6.0, 14.1): 13 characters, or 8 when a second factor is on.
-const MIN_PASSWORD_CHARS: usize = 13;
+pub const MIN_PASSWORD_CHARS: usize = 13;
 const MIN_PASSWORD_CHARS_WITH_TOTP: usize = 8;
 /// Upper bound, so a megabyte "password" cannot tie up the hasher.
-const MAX_PASSWORD_CHARS: usize = 256;
+pub const MAX_PASSWORD_CHARS: usize = 256;
 
 /// Checks a new password against the policy; the error is a stable problem code for `fields.new_password`.
 pub fn check_new_password(password: &str, totp_enabled: bool) -> Result<(), &'static str> {

@@ -16,6 +16,6 @@ pub mod records;
 pub mod retention;
 
 pub use accounts::{
-    Denied, LoginThrottle, check_new_password, login_throttle, may_disable, origin_allowed, pending_step,
-    require_admin, sign_in_recent, totp_required,
+    Denied, LoginThrottle, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, check_new_password, login_throttle, may_disable,
+    origin_allowed, pending_step, require_admin, sign_in_recent, totp_required,
 };
