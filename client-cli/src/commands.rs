@@ -39,7 +39,7 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         }
         Command::Passwd => {
             let client = ctx.client()?;
-            let current = read_secret(out.msg(Msg::CurrentPassword))?;
+            let current = read_secret(&out.msg(Msg::CurrentPassword))?;
             let new = read_new_password(out)?;
             client.change_password(&current, &new).await?;
             out.say(Msg::PasswordChanged);
@@ -236,9 +236,9 @@ fn read_secret(prompt: &str) -> Result<Sensitive> {
 
 /// A new password; on a terminal it is asked twice.
 fn read_new_password(out: &Output) -> Result<Sensitive> {
-    let first = read_secret(out.msg(Msg::NewPassword))?;
+    let first = read_secret(&out.msg(Msg::NewPassword))?;
     if std::io::stdin().is_terminal() {
-        let again = read_secret(out.msg(Msg::RepeatPassword))?;
+        let again = read_secret(&out.msg(Msg::RepeatPassword))?;
         if again != first {
             return Err(CliError::Message(Msg::PasswordsDiffer));
         }
@@ -252,10 +252,10 @@ async fn login_cmd(ctx: &Context, out: &Output, login: Option<String>, totp: Opt
         Some(l) => l,
         None => read_line_or_prompt("Login: ", false)?,
     };
-    let password = read_secret(out.msg(Msg::Password))?;
+    let password = read_secret(&out.msg(Msg::Password))?;
     let response = match client.login(&login, &password, totp.as_deref()).await {
         Err(e) if e.code() == Some(ErrorCode::TotpRequired) => {
-            let code = read_line_or_prompt(out.msg(Msg::TotpCode), false)?;
+            let code = read_line_or_prompt(&out.msg(Msg::TotpCode), false)?;
             client.login(&login, &password, Some(code.trim())).await?
         }
         other => other?,
@@ -303,7 +303,7 @@ async fn totp_cmd(ctx: &Context, out: &Output, cmd: TotpCommand) -> Result<()> {
             if no_confirm {
                 return Ok(());
             }
-            let code = read_line_or_prompt(out.msg(Msg::TotpCode), false)?;
+            let code = read_line_or_prompt(&out.msg(Msg::TotpCode), false)?;
             let confirmed = client.totp_confirm(code.trim()).await?;
             show_totp_confirmed(out, &confirmed);
             Ok(())

@@ -17,7 +17,6 @@ mod commands;
 mod messages;
 mod output;
 
-use clap::Parser;
 use renkei_cli::i18n::Lang;
 
 /// Like every Unix tool, output into a closed pipe (`renkei admin audit | head`) ends the process by
@@ -47,8 +46,12 @@ fn end_quietly_on_a_closed_stdout() {
 
 fn main() -> std::process::ExitCode {
     end_quietly_on_a_closed_stdout();
-    let cli = args::Cli::parse();
     let lang = Lang::detect();
+    let matches = args::localized(<args::Cli as clap::CommandFactory>::command(), lang).get_matches();
+    let cli = match <args::Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let Some(zone) = renkei_protocol::zone::Zone::parse(&cli.time_zone) else {
         eprintln!(
             "renkei: --time-zone {}: expected an IANA name like Asia/Tokyo, or an offset like +09:00",

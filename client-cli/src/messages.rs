@@ -15,12 +15,11 @@ use crate::output::{CliError, Output};
 
 type Result<T> = std::result::Result<T, CliError>;
 
-fn kind_mark(kind: PostKind) -> &'static str {
+/// How a post's kind is marked in its heading (an update is not marked).
+fn kind_mark(kind: PostKind, lang: renkei_cli::i18n::Lang) -> String {
     match kind {
-        PostKind::Update => "",
-        PostKind::TreatmentQuestion => "［治療の質問］",
-        PostKind::CarePlanQuestion => "［ケアプランの質問］",
-        PostKind::CarePolicy => "［診療方針］",
+        PostKind::Update => String::new(),
+        other => renkei_cli::i18n::text(lang, &format!("cli-kind-{}", other.as_str())),
     }
 }
 
@@ -33,7 +32,7 @@ pub fn render_post(out: &Output, group_label: Option<&str>, post: &Post) -> Stri
         post.author.display_name,
         profession_text(post.author.profession, out.lang),
         post.author.organisation,
-        kind_mark(post.kind)
+        kind_mark(post.kind, out.lang)
     );
     if let Some(label) = group_label {
         head = format!("[{label}] {head}");

@@ -100,7 +100,7 @@ impl Output {
         self.zone.offset_at(OffsetDateTime::now_utc())
     }
 
-    pub fn msg(&self, msg: Msg) -> &'static str {
+    pub fn msg(&self, msg: Msg) -> String {
         msg.text(self.lang)
     }
 
@@ -128,14 +128,25 @@ impl Output {
         println!("{}", table.trim_fmt());
     }
 
+    /// A table whose headings (`"my role"`) are named in the user's language (`cli-col-my-role`).
     pub fn table(&self, header: &[&str], rows: Vec<Vec<String>>) {
         let mut table = Table::new();
         table.load_style(presets::NOTHING);
-        table.set_header(header.to_vec());
+        table.set_header(header.iter().map(|h| self.heading(h)).collect::<Vec<_>>());
         for row in rows {
             table.add_row(row);
         }
         println!("{}", table.trim_fmt());
+    }
+
+    fn heading(&self, raw: &str) -> String {
+        let indent = &raw[..raw.len() - raw.trim_start().len()];
+        let key = format!("cli-col-{}", raw.trim().replace(' ', "-"));
+        if renkei_cli::i18n::has(self.lang, &key) {
+            format!("{indent}{}", renkei_cli::i18n::text(self.lang, &key))
+        } else {
+            raw.to_owned()
+        }
     }
 
     /// A time in the user's zone, to the minute, with the zone marked (`2026-12-07 09:30 JST`).
@@ -272,4 +283,31 @@ fn transfer_progress(lang: Lang, message: Msg) -> renkei_cli::client::Progress {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every table heading the commands print is in the catalogue, so a Japanese table is Japanese.
+    #[test]
+    fn every_table_heading_is_in_the_catalogue() {
+        use renkei_cli::i18n::{Lang, has};
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut headings = Vec::new();
+        // Spelled in two halves, so this test's own source is not a call.
+        let marker = [".table(", "&["].concat();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let source = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+            for call in source.split(marker.as_str()).skip(1) {
+                let list: Vec<&str> = call[..call.find(']').unwrap_or(0)].split(',').map(str::trim).collect();
+                if list.iter().all(|h| h.starts_with('"')) {
+                    headings.extend(list.iter().map(|h| h.trim_matches('"').trim().replace(' ', "-")));
+                }
+            }
+        }
+        assert!(headings.len() > 40, "{headings:?}");
+        for lang in [Lang::Ja, Lang::En] {
+            let missing: Vec<&String> = headings.iter().filter(|h| !has(lang, &format!("cli-col-{h}"))).collect();
+            assert!(missing.is_empty(), "{lang:?} lacks headings {missing:?}");
+        }
+    }
 }

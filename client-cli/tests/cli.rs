@@ -1419,3 +1419,27 @@ async fn create_admin_on_a_terminal_says_what_is_wrong_before_asking_again() {
         created.stdout
     );
 }
+
+/// `LANG=ja_JP.UTF-8 renkei --help` is Japanese throughout: the descriptions, the headings, the options;
+/// in English otherwise. Both come from the message catalogue (locales/cli.*.ftl).
+#[test]
+fn the_help_speaks_the_users_language() {
+    let help = |lang: &str, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_renkei"))
+            .args(args)
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env("LANG", lang)
+            .output()
+            .expect("renkei runs");
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let ja = help("ja_JP.UTF-8", &["--help"]);
+    assert!(ja.contains("使い方:") && ja.contains("コマンド:") && ja.contains("患者グループ: 作成"), "{ja}");
+    assert!(!ja.contains("Usage") && !ja.contains("Print help") && !ja.contains("Commands:"), "{ja}");
+    let post = help("ja_JP.UTF-8", &["post", "--help"]);
+    assert!(post.contains("緊急のように読めても") && post.contains("ヘルプを表示する"), "{post}");
+    let en = help("en_US.UTF-8", &["post", "--help"]);
+    assert!(en.contains("Usage:") && en.contains("Post to a group"), "{en}");
+}

@@ -1,8 +1,8 @@
-// Every user-facing string comes from the message catalogue (src/locales/*.ftl, Fluent): Japanese
+// Every user-facing string comes from the message catalogue (locales/*.ftl at the repository root, Fluent; the CLI reads the same catalogue): Japanese
 // first, English when the browser prefers it. Error codes map to `error-<code>`.
 import { FluentBundle, FluentResource, type FluentVariable } from '@fluent/bundle';
-import ja from '../locales/ja.ftl?raw';
-import en from '../locales/en.ftl?raw';
+import ja from '../../../locales/ja.ftl?raw';
+import en from '../../../locales/en.ftl?raw';
 
 export type Locale = 'ja' | 'en';
 

@@ -4,10 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { FluentBundle, FluentResource } from '@fluent/bundle';
 import { pickLocale } from '../../src/lib/i18n';
 
-const dir = join(__dirname, '../../src/locales');
-// The catalogue comes in two parts: the members' words, and the physician's and ICT desk's (desk.*.ftl),
-// loaded with their screens. Together they are one catalogue: no key twice, every key in both languages.
-const parts = (lang: string) => [`${lang}.ftl`, `desk.${lang}.ftl`];
+const dir = join(__dirname, '../../../locales');
+// One catalogue (locales/ at the repository root) in three parts: the members' words, the physician's and
+// ICT desk's (desk.*.ftl, loaded with their screens), and the terminal's (cli.*.ftl, read by `renkei`).
+// Together: no key twice, every key in both languages.
+const parts = (lang: string) => [`${lang}.ftl`, `desk.${lang}.ftl`, `cli.${lang}.ftl`];
 const keys = (lang: string) =>
   parts(lang)
     .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n'))
