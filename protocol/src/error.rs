@@ -410,6 +410,8 @@ impl std::fmt::Display for ErrorCode {
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     pub code: ErrorCode,
+    /// For people, in the request's `Accept-Language` (English when it comes before Japanese, Japanese
+    /// otherwise); a program decides by `code` and `fields`, which never change.
     pub message: String,
     #[serde(default)]
     pub fields: BTreeMap<String, String>,

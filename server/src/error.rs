@@ -98,96 +98,75 @@ impl ApiError {
 
     fn status_and_body(&self) -> (StatusCode, ErrorBody) {
         use ErrorCode as C;
+        // The message in the request's language, from the catalogue (locales/server.*.ftl).
+        let lang = crate::catalogue::current();
+        let text = |key: &str| crate::catalogue::text_in(lang, key, None);
+        let text_with = |key: &str, name: &str, value: &str| crate::catalogue::text_in(lang, key, Some((name, value)));
         let (code, message) = match self {
-            Self::Malformed(why) => (C::MalformedRequest, format!("malformed request: {why}")),
-            Self::Validation(_) => (C::ValidationFailed, "some fields are invalid".into()),
-            Self::UnsupportedMediaType => (C::UnsupportedMediaType, "expected Content-Type: application/json".into()),
-            Self::PayloadTooLarge => (C::PayloadTooLarge, "request body too large".into()),
-            Self::Unauthenticated => (C::Unauthenticated, "missing, invalid or expired session token".into()),
-            Self::InvalidCredentials => (C::InvalidCredentials, "wrong login or password".into()),
-            Self::TotpRequired => (C::TotpRequired, "a TOTP code is required".into()),
-            Self::TotpInvalid => (C::TotpInvalid, "the TOTP code is wrong or was already used".into()),
+            Self::Malformed(why) => (C::MalformedRequest, text_with("server-malformed-request", "detail", why)),
+            Self::Validation(_) => (C::ValidationFailed, text("server-validation-failed")),
+            Self::UnsupportedMediaType => (C::UnsupportedMediaType, text("server-unsupported-media-type")),
+            Self::PayloadTooLarge => (C::PayloadTooLarge, text("server-payload-too-large")),
+            Self::Unauthenticated => (C::Unauthenticated, text("server-unauthenticated")),
+            Self::InvalidCredentials => (C::InvalidCredentials, text("server-invalid-credentials")),
+            Self::TotpRequired => (C::TotpRequired, text("server-totp-required")),
+            Self::TotpInvalid => (C::TotpInvalid, text("server-totp-invalid")),
             Self::Pending(PendingStep::ChangePassword) => {
-                (C::PasswordChangeRequired, "change the initial password first".into())
+                (C::PasswordChangeRequired, text("server-password-change-required"))
             }
             Self::Pending(PendingStep::EnrollTotp) => {
-                (C::TotpEnrollmentRequired, "enrol a second factor (TOTP) first".into())
+                (C::TotpEnrollmentRequired, text("server-totp-enrollment-required"))
             }
-            Self::PasswordTooWeak(_) => (C::PasswordTooWeak, "the new password does not meet the policy".into()),
-            Self::SetupTokenInvalid => (C::SetupTokenInvalid, "the setup token is unknown, expired or used".into()),
-            Self::AccountDisabled => (C::AccountDisabled, "this account is disabled".into()),
-            Self::TooManyAttempts(_) => (C::TooManyAttempts, "too many failed attempts".into()),
-            Self::Forbidden(Denied::NotAnAdministrator) => (C::Forbidden, "only administrators may do this".into()),
-            Self::Forbidden(Denied::NotAPhysician) => (C::Forbidden, "only a physician opens a patient group".into()),
-            Self::Forbidden(Denied::OriginNotAllowed) => (C::Forbidden, "this origin may not open a WebSocket".into()),
-            Self::Forbidden(Denied::OutsideOfficeNetwork) => {
-                (C::Forbidden, "your office allows downloading files only from its own network".into())
+            Self::PasswordTooWeak(_) => (C::PasswordTooWeak, text("server-password-too-weak")),
+            Self::SetupTokenInvalid => (C::SetupTokenInvalid, text("server-setup-token-invalid")),
+            Self::AccountDisabled => (C::AccountDisabled, text("server-account-disabled")),
+            Self::TooManyAttempts(_) => (C::TooManyAttempts, text("server-too-many-attempts")),
+            Self::Forbidden(Denied::NotAnAdministrator) => {
+                (C::Forbidden, text("server-forbidden-not-an-administrator"))
             }
-            Self::Forbidden(Denied::NotTheAuthor) => (C::Forbidden, "only the author edits or deletes a post".into()),
+            Self::Forbidden(Denied::NotAPhysician) => (C::Forbidden, text("server-forbidden-not-a-physician")),
+            Self::Forbidden(Denied::OriginNotAllowed) => (C::Forbidden, text("server-forbidden-origin")),
+            Self::Forbidden(Denied::OutsideOfficeNetwork) => (C::Forbidden, text("server-forbidden-office-network")),
+            Self::Forbidden(Denied::NotTheAuthor) => (C::Forbidden, text("server-forbidden-not-the-author")),
             Self::Forbidden(Denied::NotAttendingPhysician) => {
-                (C::Forbidden, "only the attending physician may do this".into())
+                (C::Forbidden, text("server-forbidden-not-attending-physician"))
             }
-            Self::ReauthenticationRequired => (
-                C::ReauthenticationRequired,
-                "enter your password again (POST /api/v1/auth/reauthenticate), then repeat the request".into(),
-            ),
-            Self::NotFound => (C::NotFound, "not found".into()),
-            Self::Emergency { .. } => (
-                C::EmergencyUseProhibited,
-                "緊急・急ぎの連絡は renkei ではなく電話でお願いします。Emergencies go by telephone, never through \
-                 renkei. If this is not an emergency, send it again confirming so."
-                    .into(),
-            ),
-            Self::PatientInfoInCommunityGroup => (
-                C::PatientInfoInCommunityGroup,
-                "全体グループでは個別の患者情報を共有できません。患者グループに投稿してください。Individual patient \
-                 information is not shared in community groups; post it in the patient's own group."
-                    .into(),
-            ),
-            Self::NoCareManager => (
-                C::NoCareManagerInGroup,
-                "このグループにはケアマネジャーがいません。There is no care manager in this group.".into(),
-            ),
-            Self::MethodNotAllowed => (C::MethodNotAllowed, "method not allowed".into()),
-            Self::AttachmentTooLarge(_) => (C::PayloadTooLarge, "the file is larger than this server accepts".into()),
+            Self::ReauthenticationRequired => (C::ReauthenticationRequired, text("server-reauthentication-required")),
+            Self::NotFound => (C::NotFound, text("server-not-found")),
+            Self::Emergency { .. } => (C::EmergencyUseProhibited, text("server-emergency-use-prohibited")),
+            Self::PatientInfoInCommunityGroup => {
+                (C::PatientInfoInCommunityGroup, text("server-patient-info-in-community-group"))
+            }
+            Self::NoCareManager => (C::NoCareManagerInGroup, text("server-no-care-manager-in-group")),
+            Self::MethodNotAllowed => (C::MethodNotAllowed, text("server-method-not-allowed")),
+            Self::AttachmentTooLarge(_) => (C::PayloadTooLarge, text("server-attachment-too-large")),
             Self::UnsupportedAttachmentType => {
-                (C::UnsupportedAttachmentType, "only JPEG, PNG and WebP images and PDF documents are accepted".into())
+                (C::UnsupportedAttachmentType, text("server-unsupported-attachment-type"))
             }
-            Self::AttachmentUnreadable(_) => (C::AttachmentUnreadable, "the image cannot be read".into()),
-            Self::AttachmentsNotAllowedInCommunityGroup => (
-                C::AttachmentsNotAllowedInCommunityGroup,
-                "全体グループには添付できません。Community groups take no attachments.".into(),
-            ),
-            Self::TooManyUploads(_) => (C::TooManyUploads, "too many uploads at once; retry shortly".into()),
-            Self::Conflict(Conflict::LoginTaken) => (C::Conflict, "this login is already taken".into()),
-            Self::Conflict(Conflict::TotpAlreadyEnabled) => {
-                (C::Conflict, "TOTP is already enabled for this account".into())
+            Self::AttachmentUnreadable(_) => (C::AttachmentUnreadable, text("server-attachment-unreadable")),
+            Self::AttachmentsNotAllowedInCommunityGroup => {
+                (C::AttachmentsNotAllowedInCommunityGroup, text("server-attachments-not-allowed-in-community-group"))
             }
-            Self::Conflict(Conflict::AlreadyMember) => {
-                (C::AlreadyMember, "already a member of, or invited to, this group".into())
-            }
-            Self::Conflict(Conflict::GroupNotActive) => {
-                (C::GroupNotActive, "the group is archived or read-only".into())
-            }
-            Self::Conflict(Conflict::InvitationExpired) => (C::InvitationExpired, "the invitation has expired".into()),
-            Self::Conflict(Conflict::StateChanged) => {
-                (C::Conflict, "the group changed meanwhile; reload and retry".into())
-            }
-            Self::Target(TargetRefused::ConsentRequired) => {
-                (C::ConsentRequired, "record the patient's or family's consent first".into())
-            }
+            Self::TooManyUploads(_) => (C::TooManyUploads, text("server-too-many-uploads")),
+            Self::Conflict(Conflict::LoginTaken) => (C::Conflict, text("server-login-taken")),
+            Self::Conflict(Conflict::TotpAlreadyEnabled) => (C::Conflict, text("server-totp-already-enabled")),
+            Self::Conflict(Conflict::AlreadyMember) => (C::AlreadyMember, text("server-already-member")),
+            Self::Conflict(Conflict::GroupNotActive) => (C::GroupNotActive, text("server-group-not-active")),
+            Self::Conflict(Conflict::InvitationExpired) => (C::InvitationExpired, text("server-invitation-expired")),
+            Self::Conflict(Conflict::StateChanged) => (C::Conflict, text("server-state-changed")),
+            Self::Target(TargetRefused::ConsentRequired) => (C::ConsentRequired, text("server-consent-required")),
             Self::Target(TargetRefused::OutsideConsentScope) => {
-                (C::OutsideConsentScope, "outside the scope of the consent in force".into())
+                (C::OutsideConsentScope, text("server-outside-consent-scope"))
             }
             Self::Target(TargetRefused::NotAPhysician) => {
-                (C::ValidationFailed, "a group is handed over to a physician only".into())
+                (C::ValidationFailed, text("server-handover-not-a-physician"))
             }
-            Self::Target(TargetRefused::AccountDisabled) => (C::ValidationFailed, "that account is disabled".into()),
+            Self::Target(TargetRefused::AccountDisabled) => (C::ValidationFailed, text("server-target-disabled")),
             Self::Target(TargetRefused::NotAnActiveMember) => {
-                (C::ValidationFailed, "a group is handed over to another physician who is an active member".into())
+                (C::ValidationFailed, text("server-handover-not-an-active-member"))
             }
-            Self::Unavailable(_) => (C::Unavailable, "database unavailable, retry".into()),
-            Self::Internal(_) => (C::Internal, "internal error".into()),
+            Self::Unavailable(_) => (C::Unavailable, text("server-unavailable")),
+            Self::Internal(_) => (C::Internal, text("server-internal")),
         };
         // The status follows from the code alone (protocol::ErrorCode::guide, docs/errors.md).
         let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -8,6 +8,7 @@ pub mod app;
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod catalogue;
 pub mod config;
 pub mod connections;
 pub mod domain;

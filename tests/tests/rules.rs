@@ -25,7 +25,19 @@ both_backends!(
         let refused =
             refusal(team.nurse.post(team.group, &post(PostKind::Update, "急変です、至急来てください", "n-1")).await);
         assert_eq!(refused.code, ErrorCode::EmergencyUseProhibited);
-        assert!(refused.message.contains("電話") && refused.message.contains("telephone"), "{}", refused.message);
+        // The message is in the request's language: Japanese unless English comes first.
+        assert!(refused.message.contains("電話"), "{}", refused.message);
+        let english = reqwest::Client::new()
+            .post(format!("{}/api/v1/groups/{}/posts", app.base_url, team.group))
+            .bearer_auth(team.nurse.token().unwrap().expose())
+            .header("accept-language", "en-GB,en;q=0.9,ja;q=0.5")
+            .json(&post(PostKind::Update, "急変です、至急来てください", "n-1"))
+            .send()
+            .await
+            .unwrap();
+        let body: renkei_protocol::ErrorBody = english.json().await.unwrap();
+        assert_eq!(body.code, ErrorCode::EmergencyUseProhibited);
+        assert!(body.message.contains("telephone") && !body.message.contains("電話"), "{}", body.message);
         assert_eq!(refused.fields.get("matched").map(String::as_str), Some("急変,至急"));
         assert_eq!(refused.fields.get("attending_physician_phone").map(String::as_str), Some("0422-51-0000"));
         assert_eq!(team.nurse.posts(team.group, Some(0), None, 10).await.unwrap().last_seq, 0, "nothing stored");

@@ -296,6 +296,7 @@ export type EditPost = {
 export type ErrorBody = {
   code: ErrorCode;
   fields?: Record<string, string>;
+  /** For people, in the request's `Accept-Language` (English when it comes before Japanese, Japanese otherwise); a program decides by `code` and `fields`, which never change. */
   message: string;
 };
 

@@ -5,10 +5,11 @@ import { FluentBundle, FluentResource } from '@fluent/bundle';
 import { pickLocale } from '../../src/lib/i18n';
 
 const dir = join(__dirname, '../../../locales');
-// One catalogue (locales/ at the repository root) in three parts: the members' words, the physician's and
-// ICT desk's (desk.*.ftl, loaded with their screens), and the terminal's (cli.*.ftl, read by `renkei`).
+// One catalogue (locales/ at the repository root) in four parts: the members' words, the physician's and
+// ICT desk's (desk.*.ftl, loaded with their screens), the terminal's (cli.*.ftl, read by `renkei`) and the
+// server's error messages (server.*.ftl).
 // Together: no key twice, every key in both languages.
-const parts = (lang: string) => [`${lang}.ftl`, `desk.${lang}.ftl`, `cli.${lang}.ftl`];
+const parts = (lang: string) => [`${lang}.ftl`, `desk.${lang}.ftl`, `cli.${lang}.ftl`, `server.${lang}.ftl`];
 const keys = (lang: string) =>
   parts(lang)
     .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n'))
