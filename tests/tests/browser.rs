@@ -214,3 +214,17 @@ fn the_web_clients_copy_of_the_openapi_document_is_current() {
         "web/openapi.json differs from the server's document: run `cargo run -p renkei-server -- openapi > web/openapi.json` and `npm run gen` in web/"
     );
 }
+
+/// `web/asyncapi.json` is what the web client's unit tests check against the AsyncAPI specification; it
+/// must be the document the server serves. Regenerate with
+/// `cargo run -p renkei-server -- asyncapi > web/asyncapi.json`.
+#[test]
+fn the_committed_asyncapi_document_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/asyncapi.json");
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("web/asyncapi.json")).expect("JSON");
+    assert!(
+        committed == renkei_tests::renkei_server::http::asyncapi_document(),
+        "web/asyncapi.json differs from the server's document: run `cargo run -p renkei-server -- asyncapi > web/asyncapi.json`"
+    );
+}
