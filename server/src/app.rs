@@ -16,25 +16,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::config::Config;
 use crate::connections::{LimitedAcceptor, Limits};
 use crate::metrics::Metrics;
+use crate::state::AppState;
 use crate::store::Store;
-
-/// Shared by every request handler. Cheap to clone: everything inside is reference-counted.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub store: Store,
-    /// The group commit, the fan-out hub and the cluster link.
-    pub messaging: Arc<crate::messaging::Messaging>,
-    /// The audit recorder.
-    pub audit: Arc<crate::audit::Audit>,
-    /// The emergency lexicon (rule 6), parsed once at start.
-    pub lexicon: Arc<crate::policy::content::Lexicon>,
-    pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
-    /// Web Push and e-mail: the VAPID key, the SMTP transport, the planner and sender.
-    pub notifier: Arc<crate::notifications::Notifier>,
-    /// Uploads being read and cleaned on this node (`max_concurrent_uploads` permits).
-    pub uploads: Arc<tokio::sync::Semaphore>,
-}
 
 /// A bound, migrated, not yet serving server.
 #[derive(Debug)]

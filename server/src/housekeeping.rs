@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::app::AppState;
 use crate::domain;
 use crate::messaging::hub::SessionsEnded;
+use crate::state::AppState;
 
 /// Runs the sweep every `housekeeping_seconds` until aborted.
 pub fn start(state: AppState) -> tokio::task::JoinHandle<()> {

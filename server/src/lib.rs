@@ -20,13 +20,16 @@ pub mod messaging;
 pub mod metrics;
 pub mod notifications;
 pub mod policy;
+pub mod posting;
 pub mod private_files;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod ws;
 
-pub use app::{AppState, Application};
+pub use app::Application;
 pub use config::Config;
+pub use state::AppState;
 
 /// Makes ring the process's rustls provider (once; later calls do nothing). reqwest is built without one, so
 /// the server's outgoing clients (Web Push, the health check) need it installed first.

@@ -14,10 +14,10 @@ use axum::http::request::Parts;
 use time::Duration;
 
 use super::cookie;
-use crate::app::AppState;
 use crate::domain::{self, Account, SessionInfo};
 use crate::error::ApiError;
 use crate::policy;
+use crate::state::AppState;
 
 /// How long a session's idle clock may lag before a request moves it forward. Saves a write per request.
 const TOUCH_INTERVAL: Duration = Duration::seconds(60);

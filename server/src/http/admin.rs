@@ -9,13 +9,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiJson, resolve_user};
-use crate::app::AppState;
 use crate::audit::{Actor, Audit, action};
 use crate::auth::{Admin, AnySession, RecentAdmin, password, token};
 use crate::domain::{self, DisplayName, FieldError, Login, Organisation, Phone};
 use crate::error::ApiError;
 use crate::messaging::hub::SessionsEnded;
 use crate::policy;
+use crate::state::AppState;
 use crate::store::NewUser;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {

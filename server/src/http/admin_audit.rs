@@ -12,11 +12,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{ApiQuery, csv_field};
-use crate::app::AppState;
 use crate::audit::{Actor, action};
 use crate::auth::{Admin, RecentAdmin};
 use crate::domain;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::AuditFilter;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {

@@ -14,11 +14,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{ApiJson, resolve_user};
-use crate::app::AppState;
 use crate::audit::{Actor, Audit, action};
 use crate::auth::{Admin, RecentAdmin};
 use crate::domain::{self, GroupRecord, parse_label};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use renkei_protocol::{Attachment, AttachmentLimits, AttachmentType, ErrorBody, Post};
+use renkei_protocol::{Attachment, AttachmentLimits, AttachmentType, ErrorBody};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use super::ApiQuery;
 use super::groups::authorized;
-use crate::app::AppState;
 use crate::attachments::{Refused, clean, sanitize_name};
 use crate::audit::{Actor, Audit, action};
 use crate::auth::Member as Caller;
@@ -24,6 +23,7 @@ use crate::domain;
 use crate::error::ApiError;
 use crate::policy::attachments::{self as policy, SharedBy};
 use crate::policy::groups::GroupAction;
+use crate::state::AppState;
 use crate::store::{AttachmentRecord, NewAttachment};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -168,20 +168,12 @@ async fn visible(state: &AppState, caller: &Caller, id: &str, file: &str) -> Res
     let (group, _) = authorized(state, caller, id, GroupAction::View).await?;
     let file = Uuid::parse_str(file).map_err(|_| ApiError::NotFound)?;
     let record = state.store.attachment(group.id, file).await?.ok_or(ApiError::NotFound)?;
-    let post = shared_by(state, &record).await?;
+    let post = crate::posting::shared_by(state, &record).await?;
     let shared = post.as_ref().map(SharedBy::from);
     if !policy::may_see(record.uploader_id, shared, caller.0.account.id()) {
         return Err(ApiError::NotFound);
     }
     Ok(record)
-}
-
-/// The post that first shared a file, if one has.
-async fn shared_by(state: &AppState, record: &AttachmentRecord) -> Result<Option<Post>, ApiError> {
-    match record.post_seq {
-        Some(seq) => Ok(state.store.post(record.group_id, seq).await?),
-        None => Ok(None),
-    }
 }
 
 async fn serve(
@@ -257,42 +249,4 @@ async fn thumbnail(
 ) -> Result<Response, ApiError> {
     let record = visible(&state, &caller, &id, &file).await?;
     serve(&state, &caller, &record, true).await
-}
-
-/// The files a new post names, checked: each uploaded to this group by the author, not yet shared by
-/// another post (but by this very post, when its sending is retried: the commit then answers with the
-/// original), and recent enough that the sweep will not remove it meanwhile.
-pub(crate) async fn for_post(
-    state: &AppState,
-    group: &crate::domain::GroupRecord,
-    author: Uuid,
-    client_msg_id: &str,
-    ids: &[Uuid],
-) -> Result<Vec<Attachment>, ApiError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    if !policy::may_attach_in(group.kind) {
-        return Err(ApiError::AttachmentsNotAllowedInCommunityGroup);
-    }
-    if ids.len() > renkei_protocol::MAX_ATTACHMENTS_PER_POST {
-        return Err(ApiError::field("attachments", "too_many"));
-    }
-    let unique: std::collections::HashSet<_> = ids.iter().collect();
-    if unique.len() != ids.len() {
-        return Err(ApiError::field("attachments", "duplicate"));
-    }
-    let found = state.store.attachments(group.id, ids).await?;
-    if found.len() != ids.len() {
-        return Err(ApiError::field("attachments", "unknown_attachment"));
-    }
-    let now = domain::now();
-    for record in &found {
-        let post = shared_by(state, record).await?;
-        let shared = post.as_ref().map(SharedBy::from);
-        if !policy::may_share(record.uploader_id, record.created_at, shared, author, client_msg_id, now) {
-            return Err(ApiError::field("attachments", "unknown_attachment"));
-        }
-    }
-    Ok(found.into_iter().map(|r| r.attachment).collect())
 }

@@ -13,7 +13,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ApiJson;
-use crate::app::AppState;
 use crate::audit::{Actor, Audit, action};
 use crate::auth::{AnySession, ClientInfo, Member, cookie, password, token, totp};
 use crate::domain::{self, Login};
@@ -21,6 +20,7 @@ use crate::error::ApiError;
 use crate::messaging::hub::SessionsEnded;
 use crate::metrics::LoginOutcome;
 use crate::policy;
+use crate::state::AppState;
 use crate::store::NewSession;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {

@@ -12,12 +12,12 @@ use utoipa_axum::routes;
 
 use super::ApiQuery;
 use super::groups::authorized;
-use crate::app::AppState;
 use crate::audit::{Actor, action};
 use crate::auth::Member as Caller;
 use crate::domain;
 use crate::error::ApiError;
 use crate::policy::groups::GroupAction;
+use crate::state::AppState;
 use crate::store::AuditFilter;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {

@@ -14,13 +14,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{ApiJson, resolve_user};
-use crate::app::AppState;
 use crate::audit::{Actor, Audit, action};
 use crate::auth::Member as Caller;
 use crate::domain::{self, FieldError, GroupRecord, Membership, parse_label, parse_notes, parse_optional_label};
 use crate::error::ApiError;
 use crate::policy::Denied;
 use crate::policy::groups::{self as rules, GroupAction};
+use crate::state::AppState;
 use crate::store::{NewConsent, NewInvitation};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {

@@ -8,11 +8,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::groups::group_view;
-use crate::app::AppState;
 use crate::audit::{Actor, Audit, action};
 use crate::auth::Member as Caller;
 use crate::domain::{self, Membership};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(accept)).routes(routes!(decline))

@@ -3,20 +3,23 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use renkei_protocol::{
-    ChangePasswordRequest, ErrorBody, PendingStep, Session, SessionList, TotpCode, TotpConfirmed, TotpEnrollment, User,
+    Availability, ChangePasswordRequest, ErrorBody, PendingStep, Session, SessionList, TotpCode, TotpConfirmed,
+    TotpEnrollment, User,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::ApiJson;
-use crate::app::AppState;
 use crate::audit::{Actor, Audit, action};
 use crate::auth::{AnySession, Member, password, totp};
 use crate::domain::{self, SessionInfo};
+use crate::domain::{FieldError, parse_notes};
 use crate::error::ApiError;
 use crate::messaging::hub::SessionsEnded;
 use crate::policy;
+use crate::policy::availability;
+use crate::state::AppState;
 use crate::store::Conflict;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -27,6 +30,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(totp_confirm))
         .routes(routes!(list_sessions))
         .routes(routes!(revoke_session))
+        .routes(routes!(get_availability, put_availability))
 }
 
 /// The caller's own account. Works even while a pending step (password change, TOTP enrolment) is due.
@@ -161,4 +165,44 @@ async fn revoke_session(
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+/// My availability hours and contact preference (rule 5).
+#[utoipa::path(get, path = "/api/v1/me/availability", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = Availability)))]
+async fn get_availability(State(state): State<AppState>, caller: Member) -> Result<axum::Json<Availability>, ApiError> {
+    Ok(axum::Json(state.store.availability(caller.0.account.id()).await?))
+}
+
+/// Sets my availability hours (weekly windows in the server's time zone) and contact preference.
+#[utoipa::path(put, path = "/api/v1/me/availability", tag = "me", security(("bearer" = [])),
+    request_body = Availability, responses((status = 200, body = Availability), (status = 422, body = ErrorBody)))]
+async fn put_availability(
+    State(state): State<AppState>,
+    caller: Member,
+    ApiJson(mut availability): ApiJson<Availability>,
+) -> Result<axum::Json<Availability>, ApiError> {
+    let mut problems = Vec::new();
+    if availability.windows.len() > 50 {
+        problems.push(FieldError::new("windows", "too_many"));
+    }
+    for w in &availability.windows {
+        if let Err(problem) = availability::check_window(w) {
+            problems.push(FieldError::new("windows", problem));
+        }
+    }
+    match parse_notes("contact_preference", availability.contact_preference.as_deref(), 500) {
+        Ok(p) => availability.contact_preference = p,
+        Err(e) => problems.push(e),
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let user = caller.0.account.id();
+    state.store.set_availability(user, &availability).await?;
+    // Whoever posts next in one of my groups is told whether I am off hours by these hours, not by the
+    // ones cached for a second.
+    let groups: Vec<Uuid> = state.store.groups_of(user).await?.into_iter().map(|(g, _)| g.id).collect();
+    state.messaging.contexts_changed(&groups).await;
+    Ok(axum::Json(availability))
 }

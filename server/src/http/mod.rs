@@ -31,9 +31,9 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
 use crate::domain::{Account, Login};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Finds an account by id or login; `not_found` when there is none.
 pub(crate) async fn resolve_user(state: &AppState, key: &str) -> Result<Account, ApiError> {

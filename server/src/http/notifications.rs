@@ -8,11 +8,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::ApiJson;
-use crate::app::AppState;
 use crate::auth::Member;
 use crate::domain::{self, FieldError};
 use crate::error::ApiError;
 use crate::policy::notifications::{check_settings, endpoint_allowed};
+use crate::state::AppState;
 
 /// Devices one member may subscribe.
 const MAX_DEVICES: usize = 10;

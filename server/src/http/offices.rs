@@ -8,12 +8,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ApiJson;
-use crate::app::AppState;
 use crate::audit::{Actor, Audit, action};
 use crate::auth::{Admin, RecentAdmin};
 use crate::domain::{self, FieldError, Organisation};
 use crate::error::ApiError;
 use crate::policy::offices::parse_network;
+use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_offices)).routes(routes!(set_office_rules))

@@ -16,13 +16,13 @@ use super::groups::authorized;
 use renkei_protocol::zone::Zone;
 
 use super::{ApiQuery, csv_field};
-use crate::app::AppState;
 use crate::audit::{Actor, action};
 use crate::auth::Member as Caller;
 use crate::domain::{self, GroupRecord};
 use crate::error::ApiError;
 use crate::policy::groups::GroupAction;
 use crate::policy::records::{self, Month};
+use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(care_record)).routes(routes!(record_summary))

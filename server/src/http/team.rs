@@ -16,11 +16,11 @@ use uuid::Uuid;
 use super::groups::{authorized, validate_consent};
 use super::invitations::view;
 use super::{ApiJson, ApiQuery};
-use crate::app::AppState;
 use crate::auth::Member as Caller;
 use crate::domain;
 use crate::error::ApiError;
 use crate::policy::groups::{self as rules, GroupAction};
+use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(candidates)).routes(routes!(group_invitations)).routes(routes!(preview_consent))

@@ -21,12 +21,12 @@ use renkei_protocol::{ClientFrame, ErrorCode, MembershipChange, PostReceipt, Ser
 use uuid::Uuid;
 
 use super::MAX_FRAME_BYTES;
-use crate::app::AppState;
 use crate::auth::AnySession;
 use crate::error::ApiError;
-use crate::http::posts as ops;
 use crate::messaging::hub::{Inbox, Outbound, Registration};
 use crate::policy::groups::{self as rules, GroupAction};
+use crate::posting as ops;
+use crate::state::AppState;
 
 /// A ping goes out this often; a connection silent for three intervals is closed.
 const PING_INTERVAL: Duration = Duration::from_secs(30);

@@ -10,9 +10,9 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
 use crate::auth::{AnySession, cookie};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The subprotocol a browser offers, with its token in a second one: `renkei.token.<token>`.
 pub const SUBPROTOCOL: &str = "renkei.v1";
