@@ -11,6 +11,10 @@
 //! | 5 | refused by a rule or permission (not an administrator, password policy, pending step) |
 //! | 6 | the server cannot be reached |
 
+// No `unwrap` outside tests (clippy.toml allows it there), and a cast that may cut a number says so
+// (`try_from`); the test crates are exempt.
+#![warn(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 mod args;
 mod care;
 mod commands;

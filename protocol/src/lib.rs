@@ -3,6 +3,10 @@
 //! This crate is the API boundary. The server and every client serialise only these types, so a change to
 //! the wire shows up here, in one place, and in the snapshot tests at the bottom of each module.
 
+// No `unwrap` outside tests (clippy.toml allows it there), and a cast that may cut a number says so
+// (`try_from`); the test crates are exempt.
+#![warn(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 #[macro_use]
 mod macros;
 

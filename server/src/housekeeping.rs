@@ -37,7 +37,7 @@ pub async fn sweep(state: &AppState, anchored: &mut Option<i64>) -> anyhow::Resu
     let invitations = state.store.expire_invitations(now).await?;
     // A file no post shared within a day is removed (a post may name one for 12 hours after its upload).
     let attachments = state.store.remove_unreferenced_attachments(now - time::Duration::days(1)).await?;
-    if sessions + invitations + attachments as usize > 0 {
+    if sessions + invitations + usize::try_from(attachments).unwrap_or(usize::MAX) > 0 {
         tracing::info!(sessions, invitations, attachments, "expired");
     }
     purge_due(&state.store, now, state.config.purge_archived_after_days, false).await?;

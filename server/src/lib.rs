@@ -3,6 +3,10 @@
 //! The binary in `main.rs` is a thin shell over this library, so tests start the very same server on
 //! port 0 with a throwaway database (`renkei-tests`).
 
+// No `unwrap` outside tests (clippy.toml allows it there), and a cast that may cut a number says so
+// (`try_from`); the test crates are exempt.
+#![warn(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 pub mod admin_cli;
 pub mod app;
 pub mod attachments;

@@ -1,6 +1,10 @@
 //! `renkei-server`: serve (the default), migrate, print-config, openapi, create-admin, backup, restore,
 //! audit, dev-cert.
 
+// No `unwrap` outside tests (clippy.toml allows it there), and a cast that may cut a number says so
+// (`try_from`); the test crates are exempt.
+#![warn(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 

@@ -8,6 +8,10 @@
 //!     renkei-bench resume
 //!     renkei-bench --database-url postgres://... multinode
 
+// No `unwrap` outside tests (clippy.toml allows it there), and a cast that may cut a number says so
+// (`try_from`); the test crates are exempt.
+#![warn(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 mod population;
 mod report;
 mod scenarios;

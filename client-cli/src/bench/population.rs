@@ -46,7 +46,7 @@ impl Draw {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         let total: u32 = MIX.iter().map(|(_, w)| w).sum();
-        let mut pick = (self.0 % u64::from(total)) as u32;
+        let mut pick = u32::try_from(self.0 % u64::from(total)).unwrap_or(0);
         for (profession, weight) in MIX {
             if pick < weight {
                 return profession;

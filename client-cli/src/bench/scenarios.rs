@@ -52,7 +52,7 @@ fn percentile_ms(h: &Histogram<u64>, q: f64) -> f64 {
 }
 
 fn micros_since(base: Instant) -> u64 {
-    base.elapsed().as_micros() as u64
+    micros(base.elapsed())
 }
 
 async fn provision_timed(
@@ -219,7 +219,7 @@ pub async fn rate(servers: &Servers, run: &str, args: &RateArgs, nodes: usize, r
 
     // Open loop: post i is due at start + i/rate, whenever it is actually sent.
     let start = Instant::now() + Duration::from_millis(500);
-    let start_offset = start.duration_since(base).as_micros() as u64;
+    let start_offset = micros(start.duration_since(base));
     let measure_from = start_offset + args.warmup * 1_000_000;
     let measure_to = measure_from + args.duration * 1_000_000;
     {
@@ -234,12 +234,13 @@ pub async fn rate(servers: &Servers, run: &str, args: &RateArgs, nodes: usize, r
     for i in 0..total {
         let due = start + Duration::from_nanos(i * interval_ns);
         tokio::time::sleep_until(due.into()).await;
-        let due_us = due.duration_since(base).as_micros() as u64;
+        let due_us = micros(due.duration_since(base));
         if watch.is_none() && due_us >= measure_from {
             watch = Some(ProcWatch::start(servers));
         }
-        let g = (i as usize) % groups_n;
-        let m = (i as usize / groups_n) % size;
+        let i = usize::try_from(i).unwrap_or(usize::MAX);
+        let g = i % groups_n;
+        let m = (i / groups_n) % size;
         let socket = g * size + m;
         let node = m % nodes;
         if due_us >= measure_from {
@@ -377,7 +378,7 @@ pub async fn throughput(servers: &Servers, run: &str, args: &ThroughputArgs, rep
                             && sent < measure_to
                         {
                             acked += 1;
-                            let _ = h.record((now - sent).as_micros().max(1) as u64);
+                            let _ = h.record(micros(now - sent).max(1));
                         }
                     }
                     ServerFrame::Error { id, .. } => {
@@ -597,8 +598,8 @@ pub async fn resume(servers: &Servers, run: &str, args: &ResumeArgs, report: &mu
             }
         }
         let done = Instant::now();
-        let _ = resume_h.record((done - started).as_micros().max(1) as u64);
-        let _ = replay_h.record((done - connected).as_micros().max(1) as u64);
+        let _ = resume_h.record(micros(done - started).max(1));
+        let _ = replay_h.record(micros(done - connected).max(1));
         live.close().await;
     }
     report.processes = watch.finish();
@@ -641,7 +642,7 @@ fn camera_photo() -> Result<Vec<u8>> {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let grain = (seed % 20) as u32;
-        image::Rgb([((x / 16 + grain) % 256) as u8, ((y / 12 + grain) % 256) as u8, ((x + y) / 28 % 256) as u8])
+        image::Rgb([byte(x / 16 + grain), byte(y / 12 + grain), byte((x + y) / 28)])
     });
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).encode_image(&picture)?;
@@ -684,7 +685,7 @@ pub async fn attachments(servers: &Servers, run: &str, args: &AttachmentsArgs, r
     for _ in 0..args.uploads {
         let started = Instant::now();
         upload_until_taken(&group.members[1].client, group.id, &photo).await?;
-        let _ = one.record(started.elapsed().as_micros().max(1) as u64);
+        let _ = one.record(micros(started.elapsed()).max(1));
     }
     report.latency("one photo: upload → stored, cleaned, thumbnail made", &one);
 
@@ -712,7 +713,7 @@ pub async fn attachments(servers: &Servers, run: &str, args: &AttachmentsArgs, r
 
     // Posting with a small photo in one post of ten: the photos are uploaded first, as a phone does.
     let small = {
-        let picture = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+        let picture = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([byte(x), byte(y), 90]));
         let mut out = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&picture)?;
         out
@@ -775,4 +776,14 @@ pub async fn attachments(servers: &Servers, run: &str, args: &AttachmentsArgs, r
     report.figure("posts per second, 64 in flight per connection (see --photo-every)", rate, "posts/s", None);
     report.count("posts acknowledged", acked as u64);
     Ok(())
+}
+
+/// A duration in whole microseconds (saturating: no run lasts 584,000 years).
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The low byte of a pixel coordinate: a picture's pattern.
+fn byte(v: u32) -> u8 {
+    u8::try_from(v % 256).unwrap_or(0)
 }

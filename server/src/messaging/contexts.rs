@@ -47,7 +47,7 @@ fn lock(entries: &Entries) -> MutexGuard<'_, HashMap<Uuid, Arc<Entry>>> {
 
 /// When `group`'s entry is due to be read again.
 fn refresh_after(group: Uuid) -> Duration {
-    REFRESH_FROM + Duration::from_millis(group.as_u128() as u64 % REFRESH_SPREAD_MS)
+    REFRESH_FROM + Duration::from_millis(u64::try_from(group.as_u128() % u128::from(REFRESH_SPREAD_MS)).unwrap_or(0))
 }
 
 /// One read of a group's context: loaded once however many posts ask for it at the same moment. (Each

@@ -536,7 +536,9 @@ mod tests {
         for f in &carried {
             assert_eq!(
                 serde_json::from_str::<ServerFrame>(&f.1).unwrap(),
-                ServerFrame::Post { post: posts[(f.0 - 1) as usize].clone() }
+                ServerFrame::Post {
+                    post: posts[usize::try_from(f.0 - 1).expect("a sequence number counts from 1")].clone()
+                }
             );
         }
     }

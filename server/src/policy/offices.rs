@@ -50,7 +50,7 @@ fn in_network(addr: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
     };
     match (addr, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let m = mask(32) as u32;
+            let m = u32::try_from(mask(32) & u128::from(u32::MAX)).unwrap_or(u32::MAX);
             u32::from(a) & m == u32::from(n) & m
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => u128::from(a) & mask(128) == u128::from(n) & mask(128),
