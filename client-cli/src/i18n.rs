@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
-use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource};
+use fluent_bundle::FluentArgs;
+use renkei_protocol::catalogue::Catalogue;
 use renkei_protocol::{ErrorCode, Profession};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,33 +41,24 @@ impl Lang {
 pub const CATALOGUE_JA: &str = include_str!("../../locales/cli.ja.ftl");
 pub const CATALOGUE_EN: &str = include_str!("../../locales/cli.en.ftl");
 
-fn bundle(lang: Lang) -> &'static FluentBundle<FluentResource> {
-    static JA: OnceLock<FluentBundle<FluentResource>> = OnceLock::new();
-    static EN: OnceLock<FluentBundle<FluentResource>> = OnceLock::new();
-    let (cell, source, id) = match lang {
-        Lang::Ja => (&JA, CATALOGUE_JA, "ja"),
-        Lang::En => (&EN, CATALOGUE_EN, "en"),
-    };
-    cell.get_or_init(|| {
-        let mut bundle = FluentBundle::new_concurrent(vec![id.parse().expect("a language tag")]);
-        bundle.set_use_isolating(false);
-        let resource = FluentResource::try_new(source.to_owned()).expect("the catalogue parses (a unit test checks)");
-        bundle.add_resource(resource).expect("no key twice (a unit test checks)");
-        bundle
-    })
+fn catalogue() -> &'static Catalogue {
+    static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
+    CATALOGUE.get_or_init(|| Catalogue::new(CATALOGUE_JA, CATALOGUE_EN))
+}
+
+impl Lang {
+    fn words(self) -> renkei_protocol::words::Lang {
+        match self {
+            Self::Ja => renkei_protocol::words::Lang::Ja,
+            Self::En => renkei_protocol::words::Lang::En,
+        }
+    }
 }
 
 /// The message `key`, with `args`; the key itself when the catalogue lacks it (a unit test keeps every key
 /// the program uses in both languages).
 pub fn text_with(lang: Lang, key: &str, args: Option<&FluentArgs>) -> String {
-    let bundle = bundle(lang);
-    match bundle.get_message(key).and_then(|m| m.value()) {
-        Some(pattern) => {
-            let mut errors = Vec::new();
-            bundle.format_pattern(pattern, args, &mut errors).into_owned()
-        }
-        None => key.to_owned(),
-    }
+    catalogue().text(lang.words(), key, args)
 }
 
 /// The message `key`.
@@ -77,7 +68,7 @@ pub fn text(lang: Lang, key: &str) -> String {
 
 /// Whether the catalogue has `key` in `lang`.
 pub fn has(lang: Lang, key: &str) -> bool {
-    bundle(lang).has_message(key)
+    catalogue().has(lang.words(), key)
 }
 
 /// Messages the CLI prints.
@@ -189,10 +180,7 @@ pub fn status_text(s: renkei_protocol::GroupStatus, lang: Lang) -> String {
 
 /// A profession's name for people.
 pub fn profession_text(p: Profession, lang: Lang) -> &'static str {
-    p.name(match lang {
-        Lang::Ja => renkei_protocol::words::Lang::Ja,
-        Lang::En => renkei_protocol::words::Lang::En,
-    })
+    p.name(lang.words())
 }
 
 #[cfg(test)]

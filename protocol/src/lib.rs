@@ -12,6 +12,7 @@ mod macros;
 
 pub mod account;
 pub mod attachments;
+pub mod catalogue;
 pub mod error;
 pub mod groups;
 pub mod notifications;

@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
-use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource};
+use fluent_bundle::FluentArgs;
+use renkei_protocol::catalogue::Catalogue;
 use renkei_protocol::words::Lang;
 
 pub const CATALOGUE_JA: &str = include_str!("../../locales/server.ja.ftl");
@@ -15,20 +15,9 @@ tokio::task_local! {
     static LANGUAGE: Lang;
 }
 
-fn bundle(lang: Lang) -> &'static FluentBundle<FluentResource> {
-    static JA: OnceLock<FluentBundle<FluentResource>> = OnceLock::new();
-    static EN: OnceLock<FluentBundle<FluentResource>> = OnceLock::new();
-    let (cell, source, id) = match lang {
-        Lang::Ja => (&JA, CATALOGUE_JA, "ja"),
-        Lang::En => (&EN, CATALOGUE_EN, "en"),
-    };
-    cell.get_or_init(|| {
-        let mut bundle = FluentBundle::new_concurrent(vec![id.parse().expect("a language tag")]);
-        bundle.set_use_isolating(false);
-        let resource = FluentResource::try_new(source.to_owned()).expect("the catalogue parses (a unit test checks)");
-        bundle.add_resource(resource).expect("no key twice (a unit test checks)");
-        bundle
-    })
+fn catalogue() -> &'static Catalogue {
+    static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
+    CATALOGUE.get_or_init(|| Catalogue::new(CATALOGUE_JA, CATALOGUE_EN))
 }
 
 /// The language of the request being answered (Japanese outside of one, e.g. on a live connection).
@@ -38,14 +27,11 @@ pub fn current() -> Lang {
 
 /// The message `key` in the request's language, with one argument if any.
 pub fn text_in(lang: Lang, key: &str, arg: Option<(&str, &str)>) -> String {
-    let bundle = bundle(lang);
-    let Some(pattern) = bundle.get_message(key).and_then(|m| m.value()) else { return key.to_owned() };
     let mut args = FluentArgs::new();
     if let Some((name, value)) = arg {
         args.set(name, value.to_owned());
     }
-    let mut errors = Vec::new();
-    bundle.format_pattern(pattern, Some(&args), &mut errors).into_owned()
+    catalogue().text(lang, key, Some(&args))
 }
 
 /// Answers the request in its `Accept-Language`.
@@ -79,7 +65,7 @@ mod tests {
         for key in used {
             let key = format!("server-{key}");
             for lang in [Lang::Ja, Lang::En] {
-                assert!(bundle(lang).has_message(&key), "{lang:?} lacks {key}");
+                assert!(catalogue().has(lang, &key), "{lang:?} lacks {key}");
             }
         }
         assert_eq!(text_in(Lang::En, "server-malformed-request", Some(("detail", "x"))), "malformed request: x");
