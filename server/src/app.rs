@@ -164,8 +164,8 @@ impl Application {
             stopper.graceful_shutdown(Some(DRAIN_TIMEOUT));
         });
         // TCP_NODELAY: frames are small and written at once. With Nagle's algorithm a frame written while
-        // the previous one is unacknowledged waits for the client's delayed ACK (40 ms on Linux):
-        // renkei-bench saw acknowledgements at p50 48 ms while the same posts reached the other node in 12.
+        // the previous one is unacknowledged waits for the client's delayed ACK (40 ms on Linux; see
+        // docs/decisions/0004-the-post-path.md, "Small frames and Nagle").
         let mut server = axum_server::from_tcp(listener)?.handle(handle);
         // A connection must send a request's headers within the timeout, and is closed when idle that long
         // between requests: without a timer hyper waits forever, and half-open connections (5,000 of them,

@@ -9,9 +9,8 @@ use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 /// mimalloc, not glibc's allocator: a post's frames, rows and bindings are allocated on one thread and
-/// freed on another, and glibc's malloc and free took ~20 % of the server's CPU at maximum throughput
-/// (`perf record`, renkei-bench throughput on SQLite). renkei-bench throughput on SQLite, alternating: 29,389, 28,952, 30,271 -> 32,149, 34,648,
-/// 33,929 posts/s; idle sockets cost 6.3 KiB each instead of 7.8 (the idle server starts ~35 MiB larger).
+/// freed on another, and glibc's malloc and free took a fifth of the server's CPU at maximum throughput
+/// (figures: docs/decisions/0004-the-post-path.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -19,14 +19,21 @@ async fn next(live: &mut Live) -> ServerFrame {
     }
 }
 
-/// Frames until one matches `pred`, which is returned.
+/// How long a test waits for a frame it expects among others: a socket that keeps sending something else
+/// fails the test instead of holding it.
+const WAIT_AMONG_OTHERS: Duration = Duration::from_secs(30);
+
+/// Frames until one matches `pred`, which is returned (within [`WAIT_AMONG_OTHERS`]).
 async fn until(live: &mut Live, pred: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
-    loop {
-        let frame = next(live).await;
-        if pred(&frame) {
-            return frame;
+    let wanted = async {
+        loop {
+            let frame = next(live).await;
+            if pred(&frame) {
+                return frame;
+            }
         }
-    }
+    };
+    tokio::time::timeout(WAIT_AMONG_OTHERS, wanted).await.expect("the awaited frame among the others within 30 s")
 }
 
 async fn subscribe(client: &Client, group: Uuid, after_seq: i64) -> Live {
@@ -38,17 +45,45 @@ async fn subscribe(client: &Client, group: Uuid, after_seq: i64) -> Live {
 }
 
 async fn next_post(tail: &mut Tail) -> renkei_protocol::Post {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(15), tail.next()).await.expect("tail event within 15 s").unwrap()
-        {
-            TailEvent::Post(post) => return post,
-            _ => continue,
+    let post = async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), tail.next())
+                .await
+                .expect("tail event within 15 s")
+                .unwrap()
+            {
+                TailEvent::Post(post) => return post,
+                _ => continue,
+            }
+        }
+    };
+    tokio::time::timeout(WAIT_AMONG_OTHERS, post).await.expect("a post among the tail's events within 30 s")
+}
+
+/// Sends `posts` pipelined on one socket; their acknowledged sequence numbers, by frame id.
+async fn pipelined(
+    client: &Client,
+    group: Uuid,
+    posts: Vec<(&str, renkei_protocol::NewPost)>,
+) -> std::collections::BTreeMap<String, i64> {
+    let mut live = client.connect_live().await.unwrap();
+    let count = posts.len();
+    for (id, post) in posts {
+        live.send(&ClientFrame::Post { id: id.into(), group_id: group, post }).await.unwrap();
+    }
+    let mut acked = std::collections::BTreeMap::new();
+    while acked.len() < count {
+        // `next` fails after 10 s, or at once if the socket closes.
+        if let ServerFrame::Ack { id, seq: Some(seq), .. } = next(&mut live).await {
+            acked.insert(id, seq);
         }
     }
+    live.close().await;
+    acked
 }
 
 both_backends!(
-    async fn posts_are_sequenced_acknowledged_once_durable_and_idempotent(app: TestApp) {
+    async fn posts_are_numbered_in_order_and_stored_as_acknowledged(app: TestApp) {
         let team = app.team().await;
         let first = team.nurse.post(team.group, &update("血圧 128/76、体温 36.5℃", "n-1")).await.unwrap();
         let second =
@@ -57,39 +92,73 @@ both_backends!(
         assert_eq!(first.author.profession, renkei_protocol::Profession::Nurse);
         assert_eq!(first.author.organisation, "むさしの訪問看護");
         assert_eq!(first.consent_version, Some(1));
-        // A retry with the same client message id returns the original, never a second post.
+        // What the group commit acknowledged (built from what it inserted) is exactly what was stored.
+        let stored = team.doctor.posts(team.group, Some(0), None, 10).await.unwrap().posts;
+        assert_eq!(stored, [first, second]);
+    }
+);
+
+both_backends!(
+    async fn a_retried_client_message_id_returns_the_original_and_takes_no_number(app: TestApp) {
+        let team = app.team().await;
+        let first = team.nurse.post(team.group, &update("血圧 128/76、体温 36.5℃", "n-1")).await.unwrap();
         let retry = team.nurse.post(team.group, &update("血圧 128/76、体温 36.5℃", "n-1")).await.unwrap();
         assert_eq!(retry, first);
         // Also when the retry lands in the same group commit as the original (pipelined on one socket).
-        let mut live = team.nurse.connect_live().await.unwrap();
-        for id in ["a", "b", "c"] {
-            let post = update("夕方に再訪問します", "n-twice");
-            live.send(&renkei_protocol::ClientFrame::Post { id: id.into(), group_id: team.group, post }).await.unwrap();
-        }
-        let mut acked = Vec::new();
-        while acked.len() < 3 {
-            // `next` fails after 10 s, or at once if the socket closes.
-            if let renkei_protocol::ServerFrame::Ack { seq: Some(seq), .. } = next(&mut live).await {
-                acked.push(seq);
-            }
-        }
-        assert_eq!(acked, [3, 3, 3], "one post, acknowledged three times");
-        live.close().await;
+        let twice = (0..3).map(|_| update("夕方に再訪問します", "n-twice"));
+        let acked = pipelined(&team.nurse, team.group, ["a", "b", "c"].into_iter().zip(twice).collect()).await;
+        assert_eq!(acked.into_values().collect::<Vec<_>>(), [2, 2, 2], "one post, acknowledged three times");
+        // A retry pipelined with new posts: the retry gets its original, the new posts the next numbers.
+        let frames = vec![
+            ("r", update("血圧 128/76、体温 36.5℃", "n-1")),
+            ("s", update("追加 1", "n-3")),
+            ("t", update("追加 2", "n-4")),
+        ];
+        let acked = pipelined(&team.nurse, team.group, frames).await;
+        assert_eq!(acked.into_values().collect::<Vec<_>>(), [1, 3, 4]);
+        let all = team.doctor.posts(team.group, Some(0), None, 500).await.unwrap().posts;
+        assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    }
+);
+
+both_backends!(
+    async fn a_reply_names_an_earlier_post_of_the_group(app: TestApp) {
+        let team = app.team().await;
+        team.nurse.post(team.group, &update("血圧 128/76", "n-1")).await.unwrap();
         let mut reply = update("了解しました", "d-1");
         reply.reply_to = Some(1);
         reply.kind = PostKind::TreatmentQuestion;
-        let replied = team.doctor.post(team.group, &reply).await.unwrap();
-        assert_eq!(replied.seq, 4);
-        let mut dangling = update("?", "d-2");
-        dangling.reply_to = Some(99);
-        assert_eq!(code_of(team.doctor.post(team.group, &dangling).await), ErrorCode::ValidationFailed);
-        // History pages forward and backward by sequence number.
+        assert_eq!(team.doctor.post(team.group, &reply).await.unwrap().seq, 2);
+        for (id, reply_to) in [("d-2", 99), ("d-3", 3), ("d-4", 0)] {
+            let mut dangling = update("?", id);
+            dangling.reply_to = Some(reply_to);
+            assert_eq!(code_of(team.doctor.post(team.group, &dangling).await), ErrorCode::ValidationFailed);
+        }
+        assert_eq!(team.nurse.posts(team.group, Some(0), None, 10).await.unwrap().last_seq, 2);
+    }
+);
+
+both_backends!(
+    async fn history_pages_go_forward_and_backward_by_sequence_number(app: TestApp) {
+        let team = app.team().await;
+        for i in 1..=4 {
+            team.nurse.post(team.group, &update(&format!("記録 {i}"), &format!("n-{i}"))).await.unwrap();
+        }
         let page = team.nurse.posts(team.group, Some(0), None, 2).await.unwrap();
         assert_eq!(page.posts.iter().map(|p| p.seq).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(page.last_seq, 4);
+        let next_page = team.nurse.posts(team.group, Some(2), None, 10).await.unwrap();
+        assert_eq!(next_page.posts.iter().map(|p| p.seq).collect::<Vec<_>>(), [3, 4]);
         let back = team.nurse.posts(team.group, None, Some(3), 10).await.unwrap();
         assert_eq!(back.posts.iter().map(|p| p.seq).collect::<Vec<_>>(), [1, 2]);
-        // A burst of concurrent posts from three members: one gap-free order.
+        let last_two = team.nurse.posts(team.group, None, Some(5), 2).await.unwrap();
+        assert_eq!(last_two.posts.iter().map(|p| p.seq).collect::<Vec<_>>(), [3, 4]);
+    }
+);
+
+both_backends!(
+    async fn concurrent_posts_of_three_members_get_one_gap_free_order(app: TestApp) {
+        let team = app.team().await;
         let mut handles = Vec::new();
         for (who, client) in [("n", team.nurse.clone()), ("c", team.care_manager.clone()), ("d", team.doctor.clone())] {
             let group = team.group;
@@ -103,37 +172,25 @@ both_backends!(
             h.await.unwrap();
         }
         let all = team.doctor.posts(team.group, Some(0), None, 500).await.unwrap().posts;
-        assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=64).collect::<Vec<_>>());
-        // What the group commit acknowledged (built from what it inserted) is exactly what was stored.
-        assert_eq!((&all[0], &all[3]), (&first, &replied));
-        // Non-members, empty and oversized bodies get typed errors.
+        assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=60).collect::<Vec<_>>());
+        // Each member's own posts keep the order they were sent in.
+        for who in ["n", "c", "d"] {
+            let own: Vec<&str> =
+                all.iter().filter_map(|p| p.client_msg_id.strip_prefix(&format!("{who}-burst-"))).collect();
+            assert_eq!(own, (0..20).map(|i| i.to_string()).collect::<Vec<_>>());
+        }
+    }
+);
+
+both_backends!(
+    async fn an_outsider_an_empty_and_an_oversized_post_get_typed_errors_and_change_nothing(app: TestApp) {
+        let team = app.team().await;
         let (_, outsider) = app.member(&team.admin, "ns-outside", renkei_protocol::Profession::Nurse).await;
         assert_eq!(code_of(outsider.post(team.group, &update("hello", "o-1")).await), ErrorCode::NotFound);
         assert_eq!(code_of(team.nurse.post(team.group, &update("   ", "n-2")).await), ErrorCode::ValidationFailed);
         let huge = "あ".repeat(8001);
         assert_eq!(code_of(team.nurse.post(team.group, &update(&huge, "n-3")).await), ErrorCode::ValidationFailed);
-        assert_eq!(team.nurse.posts(team.group, Some(0), None, 500).await.unwrap().last_seq, 64);
-        // A retry pipelined with new posts, likely in one group commit: the retry gets its original, the new
-        // posts the next numbers, with no number lost to the retry.
-        let mut live = team.nurse.connect_live().await.unwrap();
-        let frames = [
-            ("r", update("血圧 128/76、体温 36.5℃", "n-1")),
-            ("s", update("追加 1", "n-65")),
-            ("t", update("追加 2", "n-66")),
-        ];
-        for (id, post) in frames {
-            live.send(&renkei_protocol::ClientFrame::Post { id: id.into(), group_id: team.group, post }).await.unwrap();
-        }
-        let mut acked = std::collections::BTreeMap::new();
-        while acked.len() < 3 {
-            if let renkei_protocol::ServerFrame::Ack { id, seq: Some(seq), .. } = next(&mut live).await {
-                acked.insert(id, seq);
-            }
-        }
-        live.close().await;
-        assert_eq!(acked.into_values().collect::<Vec<_>>(), [1, 65, 66]);
-        let all = team.doctor.posts(team.group, Some(0), None, 500).await.unwrap().posts;
-        assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=66).collect::<Vec<_>>());
+        assert_eq!(team.nurse.posts(team.group, Some(0), None, 500).await.unwrap().last_seq, 0);
     }
 );
 
@@ -625,15 +682,14 @@ async fn a_removal_between_a_posts_read_and_its_write_refuses_the_post() {
     );
     team.doctor.remove_member(team.group, "ns-sato").await.unwrap();
     lock.commit().await.unwrap();
-    loop {
-        match next(&mut live).await {
-            ServerFrame::Error { id: Some(id), code, .. } if id == "p" => {
-                assert_eq!(code, ErrorCode::NotFound);
-                break;
-            }
-            ServerFrame::Ack { id, .. } if id == "p" => panic!("a removed member's post was committed"),
-            _ => {}
-        }
+    let answer = until(
+        &mut live,
+        |f| matches!(f, ServerFrame::Error { id: Some(id), .. } | ServerFrame::Ack { id, .. } if id == "p"),
+    )
+    .await;
+    match answer {
+        ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::NotFound),
+        other => panic!("a removed member's post was committed: {other:?}"),
     }
     assert_eq!(team.doctor.posts(team.group, Some(0), None, 10).await.unwrap().last_seq, 0);
     live.close().await;
@@ -675,16 +731,20 @@ both_backends!(
         team.doctor.invite(second, "ns-sato").await.unwrap();
         let invitation = team.nurse.invitations().await.unwrap().invitations.remove(0);
         team.nurse.accept_invitation(invitation.id).await.unwrap();
-        let joined = loop {
-            match tokio::time::timeout(Duration::from_secs(15), tail.next())
-                .await
-                .expect("an event within 15 s")
-                .unwrap()
-            {
-                TailEvent::Joined { group_id, label } => break (group_id, label),
-                _ => continue,
+        let joined = tokio::time::timeout(WAIT_AMONG_OTHERS, async {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(15), tail.next())
+                    .await
+                    .expect("an event within 15 s")
+                    .unwrap()
+                {
+                    TailEvent::Joined { group_id, label } => break (group_id, label),
+                    _ => continue,
+                }
             }
-        };
+        })
+        .await
+        .expect("the joined group among the tail's events within 30 s");
         assert_eq!(joined, (second, "田中 一郎 様".to_owned()));
         team.doctor.post(second, &update("初回訪問の予定です", "d-2")).await.unwrap();
         let post = next_post(&mut tail).await;

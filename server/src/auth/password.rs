@@ -5,9 +5,8 @@
 //!
 //! Hashing runs on one thread per core, each with its own 19 MiB working memory allocated once and
 //! reused. The argon2 crate's own API allocates and frees 19 MiB per hash, and glibc answers a freed block
-//! that size by raising its mmap threshold and keeping later ones in the heap: renkei-bench measured the
-//! server at 1.5 GiB after 80 members logged in at once (300 MiB after 12, 28 MiB with the threshold
-//! pinned). Here the memory is bounded by the core count, and a login storm waits its turn instead of
+//! that size by raising its mmap threshold and keeping later ones in the heap, so a login storm grew the
+//! server by gigabytes (docs/decisions/0004-the-post-path.md). Here the memory is bounded by the core count, and a login storm waits its turn instead of
 //! taking every core from the members who are posting.
 
 use std::cell::RefCell;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Broadcaster, ClusterEvent, ClusterMessage, post_frame};
+use super::publisher::{Broadcaster, post_frame};
+use super::wire::{ClusterEvent, ClusterMessage};
 use crate::store::StoreError;
 
 pub(super) const CHANNEL: &str = "renkei_events";

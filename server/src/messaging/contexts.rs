@@ -10,8 +10,7 @@
 //! Under load an entry is read again in the background before it expires, while it goes on serving, so
 //! that no post waits for the read; each group's refresh comes at its own moment. When every entry expired
 //! together, once a second every busy group's next post waited for its read, all of them at once
-//! (renkei-bench multinode at 5,000 posts/s: cross-node p99 62.0 and 66.8 ms, each second's p99 up to
-//! 105 ms; with entries kept ten seconds instead, 20.3 and 29.6 ms).
+//! (docs/decisions/0004-the-post-path.md).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -148,8 +147,8 @@ fn install(entries: &Entries, group: Uuid, current: &Arc<Entry>, fresh: Entry) -
 /// Reads a group's context in a task of its own. A WebSocket connection polls its posts' futures only
 /// between its other work; a read in such a future kept its pool connection while the connection waited
 /// for the pool elsewhere (a catch-up page), and with every pooled connection held so, each waited for the
-/// others until the pool's 10-s acquire timeout (renkei-bench multinode: 10-s stalls and `unavailable`
-/// errors in about one run of three). A task runs to its end whoever awaits it.
+/// others until the pool's 10-s acquire timeout (docs/decisions/0004-the-post-path.md, "Database calls
+/// from a post's future"). A task runs to its end whoever awaits it.
 async fn read(store: &Store, group: Uuid) -> Result<Option<Arc<PostContext>>, StoreError> {
     let store = store.clone();
     Ok(crate::store::in_own_task(async move { store.post_context(group).await }).await?.map(Arc::new))

@@ -5,7 +5,7 @@ use renkei_protocol::{AccountStatus, Profession, Role};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::audit::audited;
+use super::dialect::{Dialect, Steps};
 use super::rows::{AuthRow, SessionRow, UserRow, auth_session_columns, session_columns, user_columns};
 use super::{Conflict, NewAuditEntry, Store, StoreError, is_unique_violation, with_pool};
 use crate::domain::{Account, DisplayName, Login, Organisation, Phone, SessionInfo, to_micros};
@@ -67,34 +67,36 @@ impl Store {
         let id = Uuid::now_v7();
         let now = to_micros(now);
         audit.target_user_id = Some(id);
-        let row: UserRow = audited!(self, &audit, now, |tx| {
-            let inserted = sqlx::query_as::<_, UserRow>(concat!(
-                "INSERT INTO users (id, login, display_name, profession, organisation, phone, role, status, \
+        let row: UserRow = with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let out = {
+                let inserted = sqlx::query_as::<_, UserRow>(concat!(
+                    "INSERT INTO users (id, login, display_name, profession, organisation, phone, role, status, \
                  password_hash, must_change_password, created_at, updated_at, kana) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $10, $11) RETURNING ",
-                user_columns!()
-            ))
-            .bind(id)
-            .bind(new.login.as_str())
-            .bind(new.display_name.as_str())
-            .bind(new.profession.as_str())
-            .bind(new.organisation.as_str())
-            .bind(new.phone.as_ref().map(Phone::as_str))
-            .bind(new.role.as_str())
-            .bind(new.password_hash.as_deref())
-            .bind(new.must_change_password)
-            .bind(now)
-            .bind(new.kana.as_deref())
-            .fetch_one(&mut *tx)
-            .await;
-            let row = match inserted {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::Conflict(Conflict::LoginTaken));
-                }
-                other => other?,
-            };
-            if let Some((hash, expires_at)) = &new.setup_token {
-                sqlx::query(
+                    user_columns!()
+                ))
+                .bind(id)
+                .bind(new.login.as_str())
+                .bind(new.display_name.as_str())
+                .bind(new.profession.as_str())
+                .bind(new.organisation.as_str())
+                .bind(new.phone.as_ref().map(Phone::as_str))
+                .bind(new.role.as_str())
+                .bind(new.password_hash.as_deref())
+                .bind(new.must_change_password)
+                .bind(now)
+                .bind(new.kana.as_deref())
+                .fetch_one(&mut *tx)
+                .await;
+                let row = match inserted {
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::Conflict(Conflict::LoginTaken));
+                    }
+                    other => other?,
+                };
+                if let Some((hash, expires_at)) = &new.setup_token {
+                    sqlx::query(
                     "INSERT INTO setup_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
                 )
                 .bind(hash)
@@ -103,8 +105,12 @@ impl Store {
                 .bind(to_micros(*expires_at))
                 .execute(&mut *tx)
                 .await?;
-            }
-            row
+                }
+                row
+            };
+            tx.append_audit(&self.audit_appender(), &audit, now).await?;
+            tx.commit().await?;
+            out
         });
         row.try_into()
     }
@@ -119,27 +125,32 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let now = to_micros(now);
-        audited!(self, &audit, now, |tx| {
-            sqlx::query("UPDATE setup_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            {
+                sqlx::query("UPDATE setup_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+                    .bind(user_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                // A reset is for a forgotten password or a lost phone: whoever holds a session now is cut off.
+                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO setup_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
                 .bind(user_id)
                 .bind(now)
+                .bind(to_micros(expires_at))
                 .execute(&mut *tx)
                 .await?;
-            // A reset is for a forgotten password or a lost phone: whoever holds a session now is cut off.
-            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                .bind(user_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO setup_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(token_hash)
-            .bind(user_id)
-            .bind(now)
-            .bind(to_micros(expires_at))
-            .execute(&mut *tx)
-            .await?;
+            };
+            tx.append_audit(&self.audit_appender(), &audit, now).await?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -180,7 +191,7 @@ impl Store {
             .await?;
             audit.actor_id = Some(user_id);
             audit.target_user_id = Some(user_id);
-            super::audit::append_audit_in!(tx, appender, &audit, now);
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
             Some(row)
         });
@@ -226,27 +237,33 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Option<Account>, StoreError> {
         let now = to_micros(now);
-        let row: Option<UserRow> = audited!(self, &audit, now, |tx| {
-            let row = sqlx::query_as::<_, UserRow>(concat!(
-                "UPDATE users SET status = $2, updated_at = $3 WHERE id = $1 RETURNING ",
-                user_columns!()
-            ))
-            .bind(id)
-            .bind(status.as_str())
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if row.is_none() {
-                return Ok(None);
-            }
-            if status == AccountStatus::Disabled {
-                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            row
+        let row: Option<UserRow> = with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let out = {
+                let row = sqlx::query_as::<_, UserRow>(concat!(
+                    "UPDATE users SET status = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+                    user_columns!()
+                ))
+                .bind(id)
+                .bind(status.as_str())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if row.is_none() {
+                    return Ok(None);
+                }
+                if status == AccountStatus::Disabled {
+                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                row
+            };
+            tx.append_audit(&self.audit_appender(), &audit, now).await?;
+            tx.commit().await?;
+            out
         });
         row.map(Account::try_from).transpose()
     }
@@ -262,24 +279,29 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let now = to_micros(now);
-        audited!(self, &audit, now, |tx| {
-            sqlx::query(
-                "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(password_hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND revoked_at IS NULL \
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            {
+                sqlx::query(
+                    "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND revoked_at IS NULL \
                  AND ($2 IS NULL OR id <> $2)",
-            )
-            .bind(id)
-            .bind(keep_session)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+                )
+                .bind(id)
+                .bind(keep_session)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            };
+            tx.append_audit(&self.audit_appender(), &audit, now).await?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -311,31 +333,36 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let now = to_micros(now);
-        audited!(self, &audit, now, |tx| {
-            let done = sqlx::query(
-                "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            {
+                let done = sqlx::query(
+                    "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
                  totp_last_step = $3, updated_at = $4 WHERE id = $1 AND totp_pending_secret = $2 \
                  AND (totp_last_step IS NULL OR totp_last_step < $3)",
-            )
-            .bind(id)
-            .bind(secret)
-            .bind(step)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done != 1 {
-                return Ok(false);
-            }
-            sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
-            for hash in recovery_code_hashes {
-                sqlx::query("INSERT INTO totp_recovery_codes (code_hash, user_id, created_at) VALUES ($1, $2, $3)")
-                    .bind(hash)
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+                )
+                .bind(id)
+                .bind(secret)
+                .bind(step)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if done != 1 {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+                for hash in recovery_code_hashes {
+                    sqlx::query("INSERT INTO totp_recovery_codes (code_hash, user_id, created_at) VALUES ($1, $2, $3)")
+                        .bind(hash)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            };
+            tx.append_audit(&self.audit_appender(), &audit, now).await?;
+            tx.commit().await?;
         });
         Ok(true)
     }
@@ -349,8 +376,10 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let now = to_micros(now);
-        audited!(self, &audit, now, |tx| {
-            let done = sqlx::query(
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            {
+                let done = sqlx::query(
                 "UPDATE totp_recovery_codes SET used_at = $3 WHERE code_hash = $1 AND user_id = $2 AND used_at IS NULL",
             )
             .bind(hash)
@@ -359,9 +388,12 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if done != 1 {
-                return Ok(false);
-            }
+                if done != 1 {
+                    return Ok(false);
+                }
+            };
+            tx.append_audit(&self.audit_appender(), &audit, now).await?;
+            tx.commit().await?;
         });
         Ok(true)
     }
@@ -370,25 +402,30 @@ impl Store {
     /// ended, in one transaction; the user enrols again after logging in. False for an unknown user.
     pub async fn reset_totp(&self, user: Uuid, audit: NewAuditEntry, now: OffsetDateTime) -> Result<bool, StoreError> {
         let now = to_micros(now);
-        audited!(self, &audit, now, |tx| {
-            let done = sqlx::query(
-                "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL, \
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            {
+                let done = sqlx::query(
+                    "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL, \
                  updated_at = $2 WHERE id = $1",
-            )
-            .bind(user)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done != 1 {
-                return Ok(false);
-            }
-            sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
-            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                )
                 .bind(user)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if done != 1 {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
+                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            };
+            tx.append_audit(&self.audit_appender(), &audit, now).await?;
+            tx.commit().await?;
         });
         Ok(true)
     }
@@ -425,17 +462,23 @@ impl Store {
         let id = Uuid::now_v7();
         let now = to_micros(now);
         audit.session_id = Some(id);
-        let row: SessionRow = audited!(self, &audit, now, |tx| {
-            sqlx::query_as(sql)
-                .bind(id)
-                .bind(new.user_id)
-                .bind(&new.token_hash)
-                .bind(now)
-                .bind(to_micros(new.expires_at))
-                .bind(new.client_addr.as_deref())
-                .bind(new.user_agent.as_deref())
-                .fetch_one(&mut *tx)
-                .await?
+        let row: SessionRow = with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let out = {
+                sqlx::query_as(sql)
+                    .bind(id)
+                    .bind(new.user_id)
+                    .bind(&new.token_hash)
+                    .bind(now)
+                    .bind(to_micros(new.expires_at))
+                    .bind(new.client_addr.as_deref())
+                    .bind(new.user_agent.as_deref())
+                    .fetch_one(&mut *tx)
+                    .await?
+            };
+            tx.append_audit(&self.audit_appender(), &audit, now).await?;
+            tx.commit().await?;
+            out
         });
         Ok(row.into())
     }
@@ -470,12 +513,17 @@ impl Store {
     /// Records that the session's owner proved who they are again (password, and TOTP when enrolled).
     pub async fn reauthenticated(&self, id: Uuid, audit: NewAuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
         let now = to_micros(now);
-        audited!(self, &audit, now, |tx| {
-            sqlx::query("UPDATE sessions SET authenticated_at = $2, last_seen_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            {
+                sqlx::query("UPDATE sessions SET authenticated_at = $2, last_seen_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            };
+            tx.append_audit(&self.audit_appender(), &audit, now).await?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -513,19 +561,24 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let now = to_micros(now);
-        audited!(self, &audit, now, |tx| {
-            let done = sqlx::query(
-                "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(session_id)
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done != 1 {
-                return Ok(false);
-            }
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            {
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(session_id)
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if done != 1 {
+                    return Ok(false);
+                }
+            };
+            tx.append_audit(&self.audit_appender(), &audit, now).await?;
+            tx.commit().await?;
         });
         Ok(true)
     }
@@ -590,16 +643,10 @@ impl Store {
         decide: impl FnOnce(&LoginFailureStats) -> Result<(), E>,
     ) -> Result<Result<i64, E>, StoreError> {
         let (now, since) = (to_micros(now), to_micros(since));
-        let postgres = self.backend() == super::Backend::Postgres;
         let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
         let outcome = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('renkei.login.' || $1))")
-                    .bind(login)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            tx.lock_login(login).await?;
             sqlx::query("DELETE FROM login_failures WHERE at < $1 AND (login = $2 OR client_addr = $3)")
                 .bind(since)
                 .bind(login)

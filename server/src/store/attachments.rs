@@ -6,7 +6,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::audit::audited;
+use super::BeginWrite;
+use super::dialect::Steps;
 use super::{NewAuditEntry, Store, StoreError, with_pool};
 use crate::domain::{from_micros, to_micros};
 
@@ -89,33 +90,38 @@ impl Store {
         let at = to_micros(now);
         let sha = Sha256::digest(&new.content).to_vec();
         let thumb_sha = new.thumbnail.as_ref().map(|t| Sha256::digest(t).to_vec());
-        audited!(self, audit, at, |tx| {
-            sqlx::query(
-                "INSERT INTO attachments (id, group_id, uploader_id, kind, name, size, width, height, created_at) \
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            {
+                sqlx::query(
+                    "INSERT INTO attachments (id, group_id, uploader_id, kind, name, size, width, height, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(new.id)
-            .bind(new.group_id)
-            .bind(new.uploader_id)
-            .bind(new.kind.as_str())
-            .bind(&new.name)
-            .bind(new.content.len() as i64)
-            .bind(new.width)
-            .bind(new.height)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO attachment_files (attachment_id, sha256, content, thumbnail, thumbnail_sha256) \
+                )
+                .bind(new.id)
+                .bind(new.group_id)
+                .bind(new.uploader_id)
+                .bind(new.kind.as_str())
+                .bind(&new.name)
+                .bind(new.content.len() as i64)
+                .bind(new.width)
+                .bind(new.height)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO attachment_files (attachment_id, sha256, content, thumbnail, thumbnail_sha256) \
                  VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(new.id)
-            .bind(&sha)
-            .bind(&new.content)
-            .bind(new.thumbnail.as_deref())
-            .bind(thumb_sha.as_deref())
-            .execute(&mut *tx)
-            .await?;
+                )
+                .bind(new.id)
+                .bind(&sha)
+                .bind(&new.content)
+                .bind(new.thumbnail.as_deref())
+                .bind(thumb_sha.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            };
+            tx.append_audit(&self.audit_appender(), audit, at).await?;
+            tx.commit().await?;
         });
         Ok(Attachment {
             id: new.id,
@@ -183,17 +189,23 @@ impl Store {
             details: serde_json::json!({}),
         };
         let audit = &mut entry;
-        let removed = audited!(self, &*audit, now, |tx| {
-            let removed = sqlx::query("DELETE FROM attachments WHERE post_seq IS NULL AND created_at < $1")
-                .bind(to_micros(cutoff))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if removed == 0 {
-                return Ok(0);
-            }
-            audit.detail("count", removed);
-            removed
+        let removed = with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let out = {
+                let removed = sqlx::query("DELETE FROM attachments WHERE post_seq IS NULL AND created_at < $1")
+                    .bind(to_micros(cutoff))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if removed == 0 {
+                    return Ok(0);
+                }
+                audit.detail("count", removed);
+                removed
+            };
+            tx.append_audit(&self.audit_appender(), &*audit, now).await?;
+            tx.commit().await?;
+            out
         });
         Ok(removed)
     }

@@ -8,9 +8,10 @@ use uuid::Uuid;
 use super::{Store, StoreError, with_pool};
 use crate::domain::audit::AuditFields;
 use crate::domain::{from_micros, to_micros};
+use crate::store::dialect::Steps;
 
 /// An act to record. `details` holds ids and parameters — never content. A store method that performs
-/// an act takes its entry and appends it in the act's own transaction (see [`append_audit_in`]), filling
+/// an act takes its entry and appends it in the act's own transaction (see `dialect::Steps::append_audit`), filling
 /// in what only the act knows (a new group's id, the invitation created).
 #[derive(Debug, Clone, Default)]
 pub struct NewAuditEntry {
@@ -110,85 +111,11 @@ impl AuditRow {
 /// Serialises appenders across nodes (PostgreSQL); within a node the caller holds a lock.
 pub(crate) const AUDIT_LOCK: i64 = 0x7265_6e6b_6569;
 
-/// How this store appends an entry: the dialect, and the key of the keyed chain when it has one.
+/// How this store appends an entry: with the key of the keyed chain when it has one.
 #[derive(Debug, Clone)]
 pub struct AuditAppender {
-    pub postgres: bool,
     pub key: Option<std::sync::Arc<crate::domain::audit::AuditKey>>,
 }
-
-/// Appends one audit entry inside the open transaction `$tx` (of either backend): the act and its entry
-/// commit together or not at all. On PostgreSQL an advisory lock held to the end of the transaction
-/// serialises appenders across nodes; on SQLite the write transaction itself does.
-macro_rules! append_audit_in {
-    ($tx:ident, $appender:expr, $new:expr, $at:expr) => {{
-        let tx = &mut $tx;
-        let new: &$crate::store::NewAuditEntry = $new;
-        let appender: &$crate::store::audit::AuditAppender = &$appender;
-        if appender.postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind($crate::store::audit::AUDIT_LOCK)
-                .execute(&mut **tx)
-                .await?;
-        }
-        let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-        let (last_seq, prev_hash) = last.unwrap_or((0, $crate::domain::audit::GENESIS.to_owned()));
-        let fields = $crate::domain::audit::AuditFields {
-            seq: last_seq + 1,
-            at: $at,
-            actor_id: new.actor_id,
-            action: new.action.to_owned(),
-            group_id: new.group_id,
-            target_user_id: new.target_user_id,
-            client_addr: new.client_addr.clone(),
-            session_id: new.session_id,
-            details: if new.details.is_null() { "{}".to_owned() } else { new.details.to_string() },
-        };
-        let hash = fields.hash(&prev_hash);
-        let mac = appender.key.as_ref().map(|key| key.mac(&hash));
-        $crate::failpoint::before_audit_append(new.action);
-        sqlx::query(concat!(
-            "INSERT INTO audit_log (",
-            $crate::store::audit::audit_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(fields.seq)
-        .bind(fields.at)
-        .bind(fields.actor_id)
-        .bind(&fields.action)
-        .bind(fields.group_id)
-        .bind(fields.target_user_id)
-        .bind(&fields.client_addr)
-        .bind(fields.session_id)
-        .bind(&fields.details)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .bind(&mac)
-        .execute(&mut **tx)
-        .await?;
-        fields.seq
-    }};
-}
-pub(crate) use append_audit_in;
-
-/// Runs `$body` in a write transaction of `$store` and appends `$audit` (at `$at`, microseconds) as its
-/// last statement: the act and its entry commit together or not at all. `$body` may `return` early (from
-/// the enclosing method) when there turns out to be no act to record; nothing is committed then.
-macro_rules! audited {
-    ($store:expr, $audit:expr, $at:expr, |$tx:ident| $body:block) => {{
-        let appender = $store.audit_appender();
-        $crate::store::with_pool!($store, |pool| {
-            let mut $tx = $crate::store::BeginWrite::begin_write(pool).await?;
-            let out = $body;
-            $crate::store::audit::append_audit_in!($tx, appender, $audit, $at);
-            $tx.commit().await?;
-            out
-        })
-    }};
-}
-pub(crate) use audited;
 
 impl Store {
     /// Appends one entry, chained to the last, in a transaction of its own.
@@ -197,7 +124,7 @@ impl Store {
         let appender = self.audit_appender();
         let seq = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let seq = append_audit_in!(tx, appender, new, at);
+            let seq = tx.append_audit(&appender, new, at).await?;
             tx.commit().await?;
             seq
         });

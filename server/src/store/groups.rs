@@ -11,7 +11,7 @@ use renkei_protocol::{
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::audit::append_audit_in;
+use super::dialect::Steps;
 use super::group_rows::{
     ConsentRow, GroupRow, MemberRow, MembershipRow, consent_columns, date_text, group_columns, membership_columns,
     membership_returning, person_columns,
@@ -42,37 +42,6 @@ pub struct NewConsent {
     /// Empty exactly when `kind` is `Withdrawn`.
     pub scope: Vec<ScopeEntry>,
     pub recorded_by: Uuid,
-}
-
-/// Locks the group row for the rest of the transaction and returns its status; `None` if no such group.
-macro_rules! lock_group {
-    ($tx:expr, $group:expr, $now:expr) => {
-        sqlx::query_scalar::<_, String>("UPDATE groups SET updated_at = $2 WHERE id = $1 RETURNING status")
-            .bind($group)
-            .bind($now)
-            .fetch_optional(&mut *$tx)
-            .await?
-            .and_then(|s| GroupStatus::parse(&s))
-    };
-}
-
-/// Inserts an active membership inside a transaction (a group's founder, a community member).
-macro_rules! insert_active_member {
-    ($tx:expr, $group:expr, $user:expr, $role:expr, $invited_by:expr, $now:expr) => {
-        sqlx::query(
-            "INSERT INTO memberships (id, group_id, user_id, role, state, invited_by, invited_at, joined_at) \
-             VALUES ($1, $2, $3, $4, 'active', $5, $6, $6)",
-        )
-        .bind(Uuid::now_v7())
-        .bind($group)
-        .bind($user)
-        .bind($role.as_str())
-        .bind($invited_by)
-        .bind($now)
-        .execute(&mut *$tx)
-        .await
-        .map(drop)
-    };
 }
 
 impl Store {
@@ -108,8 +77,8 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            insert_active_member!(tx, id, physician, MemberRole::AttendingPhysician, Some(physician), now)?;
-            append_audit_in!(tx, appender, &audit, now);
+            tx.insert_active_member(id, physician, MemberRole::AttendingPhysician, Some(physician), now).await?;
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
             row
         });
@@ -141,7 +110,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            append_audit_in!(tx, appender, &audit, now);
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
             row
         });
@@ -276,7 +245,7 @@ impl Store {
         let status = if new.kind == ConsentKind::Withdrawn { GroupStatus::ReadOnly } else { GroupStatus::Active };
         let (row, removed): (ConsentRow, Vec<MemberRow>) = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            match lock_group!(tx, group, now) {
+            match tx.lock_group(group, now).await? {
                 Some(GroupStatus::Archived) => {
                     return Err(StoreError::Conflict(Conflict::GroupNotActive));
                 }
@@ -364,7 +333,7 @@ impl Store {
             audit.detail("version", row.version);
             audit.detail("kind", new.kind.as_str());
             audit.detail("removed", removed.iter().map(|m| m.person.person_id).collect::<Vec<_>>());
-            append_audit_in!(tx, appender, &audit, now);
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
             (row, removed)
         });
@@ -387,7 +356,7 @@ impl Store {
         let appender = self.audit_appender();
         let row: MembershipRow = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if lock_group!(tx, group, now) != Some(GroupStatus::Active) {
+            if tx.lock_group(group, now).await? != Some(GroupStatus::Active) {
                 return Err(StoreError::Conflict(Conflict::GroupNotActive));
             }
             let version: Option<i32> = sqlx::query_scalar("SELECT MAX(version) FROM consents WHERE group_id = $1")
@@ -397,7 +366,7 @@ impl Store {
             if version != Some(consent_version) {
                 return Err(StoreError::Conflict(Conflict::StateChanged));
             }
-            super::housekeeping::expire_invitations_in!(tx, appender, Some(invitee), Some(group), now);
+            tx.expire_invitations(&appender, Some(invitee), Some(group), now).await?;
             let inserted = sqlx::query_as::<_, MembershipRow>(concat!(
                 "INSERT INTO memberships (id, group_id, user_id, role, state, invited_by, invited_at, expires_at) \
                  VALUES ($1, $2, $3, 'member', 'invited', $4, $5, $6) RETURNING ",
@@ -418,7 +387,7 @@ impl Store {
                 other => other?,
             };
             audit.detail("invitation", row.id);
-            append_audit_in!(tx, appender, &audit, now);
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
             row
         });
@@ -436,7 +405,7 @@ impl Store {
         let appender = self.audit_appender();
         let rows: Vec<MembershipRow> = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            super::housekeeping::expire_invitations_in!(tx, appender, Some(user), None::<Uuid>, now);
+            tx.expire_invitations(&appender, Some(user), None::<Uuid>, now).await?;
             tx.commit().await?;
             sqlx::query_as(sql).bind(user).fetch_all(pool).await
         })?;
@@ -454,7 +423,7 @@ impl Store {
         let appender = self.audit_appender();
         let rows: Vec<MembershipRow> = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            super::housekeeping::expire_invitations_in!(tx, appender, None::<Uuid>, Some(group), now);
+            tx.expire_invitations(&appender, None::<Uuid>, Some(group), now).await?;
             tx.commit().await?;
             sqlx::query_as(sql).bind(group).fetch_all(pool).await
         })?;
@@ -484,11 +453,10 @@ impl Store {
         let appender = self.audit_appender();
         let row: MembershipRow = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if lock_group!(tx, membership.group_id, now) != Some(GroupStatus::Active) {
+            if tx.lock_group(membership.group_id, now).await? != Some(GroupStatus::Active) {
                 return Err(StoreError::Conflict(Conflict::GroupNotActive));
             }
-            let expired =
-                super::housekeeping::expire_invitations_in!(tx, appender, Some(user), Some(membership.group_id), now);
+            let expired = tx.expire_invitations(&appender, Some(user), Some(membership.group_id), now).await?;
             if expired > 0 {
                 tx.commit().await?;
                 return Err(StoreError::Conflict(Conflict::InvitationExpired));
@@ -515,7 +483,7 @@ impl Store {
                 .ok_or(StoreError::Conflict(Conflict::StateChanged))?;
             audit.group_id = Some(membership.group_id);
             audit.detail("invitation", id);
-            append_audit_in!(tx, appender, &audit, now);
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
             row
         });
@@ -536,7 +504,7 @@ impl Store {
         let appender = self.audit_appender();
         let done = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if lock_group!(tx, group, now).is_none() {
+            if tx.lock_group(group, now).await?.is_none() {
                 return Ok(false);
             }
             let done = sqlx::query(
@@ -558,7 +526,7 @@ impl Store {
                 .bind(user)
                 .execute(&mut *tx)
                 .await?;
-            append_audit_in!(tx, appender, &audit, now);
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
             done
         });
@@ -578,16 +546,16 @@ impl Store {
         let appender = self.audit_appender();
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if lock_group!(tx, group, now) != Some(GroupStatus::Active) {
+            if tx.lock_group(group, now).await? != Some(GroupStatus::Active) {
                 return Err(StoreError::Conflict(Conflict::GroupNotActive));
             }
-            match insert_active_member!(tx, group, user, MemberRole::Member, Some(added_by), now) {
+            match tx.insert_active_member(group, user, MemberRole::Member, Some(added_by), now).await {
                 Err(e) if is_unique_violation(&e) => {
                     return Err(StoreError::Conflict(Conflict::AlreadyMember));
                 }
                 other => other?,
             }
-            append_audit_in!(tx, appender, &audit, now);
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -619,7 +587,7 @@ impl Store {
             if done != 1 {
                 return Err(StoreError::Conflict(Conflict::StateChanged));
             }
-            append_audit_in!(tx, appender, &audit, now);
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -674,7 +642,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            append_audit_in!(tx, appender, &audit, now);
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -699,7 +667,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            append_audit_in!(tx, appender, &audit, now);
+            tx.append_audit(&appender, &audit, now).await?;
             tx.commit().await?;
         });
         Ok(())

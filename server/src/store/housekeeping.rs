@@ -5,43 +5,10 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::audit::append_audit_in;
+use super::dialect::Steps;
 use super::{BeginWrite, NewAuditEntry, Store, StoreError, with_pool};
 use crate::audit::action;
 use crate::domain::to_micros;
-
-/// Marks pending invitations past their expiry as expired — all of them, or one user's (in one group) —
-/// inside the open transaction `$tx`, with an `invitation_expired` entry each; evaluates to how many.
-macro_rules! expire_invitations_in {
-    ($tx:ident, $appender:expr, $user:expr, $group:expr, $now:expr) => {{
-        let user: Option<uuid::Uuid> = $user;
-        let group: Option<uuid::Uuid> = $group;
-        let expired: Vec<(uuid::Uuid, uuid::Uuid, Option<uuid::Uuid>)> = sqlx::query_as(
-            "UPDATE memberships SET state = 'expired', ended_at = expires_at \
-             WHERE state = 'invited' AND expires_at <= $3 AND ($1 IS NULL OR user_id = $1) \
-             AND ($2 IS NULL OR group_id = $2) RETURNING group_id, user_id, invited_by",
-        )
-        .bind(user)
-        .bind(group)
-        .bind($now)
-        .fetch_all(&mut *$tx)
-        .await?;
-        for (group_id, user_id, invited_by) in &expired {
-            let entry = $crate::store::NewAuditEntry {
-                action: $crate::audit::action::INVITATION_EXPIRED,
-                actor_id: None,
-                group_id: Some(*group_id),
-                target_user_id: Some(*user_id),
-                client_addr: None,
-                session_id: None,
-                details: serde_json::json!({ "invited_by": invited_by }),
-            };
-            $crate::store::audit::append_audit_in!($tx, $appender, &entry, $now);
-        }
-        expired.len()
-    }};
-}
-pub(super) use expire_invitations_in;
 
 impl Store {
     /// Closes the sessions past their absolute expiry (`expires_at`) or idle since `idle_cutoff`, each
@@ -78,7 +45,7 @@ impl Store {
                         "duration_seconds": (last_seen - created) / 1_000_000,
                     }),
                 };
-                append_audit_in!(tx, appender, &entry, now);
+                tx.append_audit(&appender, &entry, now).await?;
             }
             tx.commit().await?;
             expired.iter().map(|(id, user, ..)| (*user, *id)).collect()
@@ -92,7 +59,7 @@ impl Store {
         let appender = self.audit_appender();
         let count = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let count = expire_invitations_in!(tx, appender, None, None, now);
+            let count = tx.expire_invitations(&appender, None, None, now).await?;
             tx.commit().await?;
             count
         });

@@ -1,14 +1,16 @@
 //! Storage: the only place SQL runs. One [`Store`] with two real backends, SQLite and PostgreSQL.
 //!
-//! Every operation is written once, as SQL both dialects accept (`$1` placeholders, `RETURNING`,
-//! `ON CONFLICT`), and compiled against both drivers by [`with_pool!`]: the two backends cannot drift
-//! apart, and the contract tests run the same operations on both. Dialect-specific code (connecting,
-//! pragmas, migrations) lives in `sqlite.rs` and `postgres.rs`. A store method is one atomic domain
-//! operation; a transaction never crosses this module's boundary.
+//! Most operations are written once, as SQL both dialects accept (`$1` placeholders, `RETURNING`,
+//! `ON CONFLICT`), and compiled against both drivers by [`with_pool!`]; steps shared inside transactions
+//! are `dialect::Steps`, also one text for both. What really differs (the group commit, locks, the
+//! catch-up page, the range replay, NOTIFY, backup) is `dialect::Dialect`, implemented in `sqlite.rs`
+//! and `postgres.rs` beside connecting and migrations. The contract tests run every operation on both.
+//! A store method is one atomic domain operation; a transaction never crosses this module's boundary.
 
 mod accounts;
 mod attachments;
 mod audit;
+mod dialect;
 mod group_rows;
 mod groups;
 mod housekeeping;
@@ -22,6 +24,8 @@ mod rules;
 mod sqlite;
 
 use std::path::Path;
+
+use dialect::Dialect;
 
 use sqlx::{PgPool, SqlitePool};
 
@@ -241,7 +245,13 @@ impl Store {
 
     /// How this store appends an audit entry.
     pub(crate) fn audit_appender(&self) -> audit::AuditAppender {
-        audit::AuditAppender { postgres: self.backend() == Backend::Postgres, key: self.audit_key.clone() }
+        audit::AuditAppender { key: self.audit_key.clone() }
+    }
+
+    /// Whether other nodes may share this database and must be told of each event (PostgreSQL's
+    /// LISTEN/NOTIFY, [`Store::notify_cluster`], [`Store::cluster_listener`]); a node on SQLite is alone.
+    pub fn clustered(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
     }
 
     pub fn backend(&self) -> Backend {
@@ -283,14 +293,7 @@ impl Store {
     /// Tells every node listening on the cluster channel (PostgreSQL only; a single SQLite node has no one
     /// to tell).
     pub async fn notify_cluster(&self, payloads: &[String]) -> Result<(), StoreError> {
-        if let Db::Postgres(pool) = &self.db {
-            // One transaction: the notifications are delivered together, in this order.
-            sqlx::query("SELECT pg_notify('renkei_events', p) FROM UNNEST($1::text[]) AS p")
-                .bind(payloads)
-                .execute(pool)
-                .await?;
-        }
-        Ok(())
+        Ok(with_pool!(self, |pool| pool.acquire().await?.notify(payloads).await)?)
     }
 
     /// A listener on the cluster channel (PostgreSQL only).
@@ -318,16 +321,9 @@ impl Store {
         }
     }
 
-    /// A consistent copy of a live SQLite database (`VACUUM INTO`: one read transaction, so writers may
-    /// carry on). PostgreSQL is backed up with its own tools (pg_dump, base backups + WAL archiving).
+    /// A consistent copy of a live SQLite database ([`dialect::Dialect::backup_into`]).
     pub async fn backup_into(&self, path: &Path) -> Result<(), StoreError> {
-        match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query("VACUUM INTO $1").bind(path.display().to_string()).execute(pool).await?;
-                Ok(())
-            }
-            Db::Postgres(_) => Err(StoreError::UnsupportedUrl),
-        }
+        with_pool!(self, |pool| pool.acquire().await?.backup_into(path).await)
     }
 
     /// SQLite's own consistency check: true when the file is sound.

@@ -4,7 +4,7 @@ use renkei_protocol::{OfficeRules, OfficeRulesUpdate};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::audit::append_audit_in;
+use super::dialect::Steps;
 use super::{NewAuditEntry, Store, StoreError, with_pool};
 use crate::domain::{from_micros, to_micros};
 use crate::store::BeginWrite;
@@ -87,7 +87,7 @@ impl Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            append_audit_in!(tx, appender, &audit, at);
+            tx.append_audit(&appender, &audit, at).await?;
             tx.commit().await?;
         });
         Ok(OfficeRules {

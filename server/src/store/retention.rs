@@ -3,12 +3,12 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::dialect::Steps;
 use super::group_rows::GroupRow;
 use super::{NewAuditEntry, Store, StoreError, with_pool};
 use crate::domain::{GroupRecord, to_micros};
 use crate::policy::retention::{PurgeRefused, may_purge};
 use crate::store::BeginWrite;
-use crate::store::audit::append_audit_in;
 
 /// What a purge deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,7 @@ impl Store {
                     session_id: None,
                     details: serde_json::json!({ "posts": posts, "attachments": attachments }),
                 };
-                append_audit_in!(tx, appender, &entry, at);
+                tx.append_audit(&appender, &entry, at).await?;
                 tx.commit().await?;
                 Ok(Purged { posts, attachments })
             }
