@@ -8,7 +8,6 @@ use anyhow::Context;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::auth::{AnySession, ClientInfo};
 use crate::config::Config;
 use crate::domain::{self, audit};
 use crate::store::{NewAuditEntry, Store, StoreError};
@@ -24,24 +23,13 @@ pub struct Audit {
 /// The acts recorded, as stable action names (shared with clients through the protocol crate).
 pub use renkei_protocol::audit_action as action;
 
-/// Who did it and from where, taken from the caller's session.
+/// Who did it and from where, taken from the caller's session (`From<&AnySession>`), or only where from
+/// for someone not signed in (`From<&ClientInfo>`; both in `auth::extract`).
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
     pub id: Option<Uuid>,
     pub client_addr: Option<String>,
     pub session_id: Option<Uuid>,
-}
-
-impl From<&AnySession> for Actor {
-    fn from(s: &AnySession) -> Self {
-        Self { id: Some(s.account.id()), client_addr: s.session.client_addr.clone(), session_id: Some(s.session.id) }
-    }
-}
-
-impl Actor {
-    pub fn anonymous(client: &ClientInfo) -> Self {
-        Self { id: None, client_addr: Some(client.addr.clone()), session_id: None }
-    }
 }
 
 impl Audit {

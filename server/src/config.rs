@@ -19,7 +19,7 @@ const FOREIGN_ENV_VARS: &[&str] = &[
     FAILPOINT_ENV,
 ];
 
-/// Names a failpoint for crash tests ([`crate::failpoint`]); not a setting.
+/// Names a failpoint for crash tests (read by `failpoint.rs`); not a setting.
 pub const FAILPOINT_ENV: &str = "RENKEI_FAILPOINT";
 
 /// The effective configuration. Every field has a default, so an empty file is a valid configuration.

@@ -14,8 +14,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::state::AppState;
-
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     class: &'static str,
@@ -279,12 +277,12 @@ fn process_metrics() -> String {
 
 /// Middleware counting every answer by status class, and timing it by method and route template (never the
 /// path itself, which may hold ids).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<std::sync::Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let method = req.method().as_str().to_ascii_lowercase();
     let started = std::time::Instant::now();
     let response = next.run(req).await;
-    state.metrics.http_seconds.get_or_create(&RouteLabels { method, route }).observe(started.elapsed().as_secs_f64());
+    metrics.http_seconds.get_or_create(&RouteLabels { method, route }).observe(started.elapsed().as_secs_f64());
     let class = match response.status().as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -292,6 +290,6 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         400..=499 => "4xx",
         _ => "5xx",
     };
-    state.metrics.http_responses.get_or_create(&StatusLabels { class }).inc();
+    metrics.http_responses.get_or_create(&StatusLabels { class }).inc();
     response
 }

@@ -164,3 +164,16 @@ impl FromRequestParts<AppState> for RecentAdmin {
         Ok(Self(session))
     }
 }
+
+impl From<&AnySession> for crate::audit::Actor {
+    fn from(s: &AnySession) -> Self {
+        Self { id: Some(s.account.id()), client_addr: s.session.client_addr.clone(), session_id: Some(s.session.id) }
+    }
+}
+
+/// Someone not signed in: only where from.
+impl From<&ClientInfo> for crate::audit::Actor {
+    fn from(client: &ClientInfo) -> Self {
+        Self { id: None, client_addr: Some(client.addr.clone()), session_id: None }
+    }
+}

@@ -65,7 +65,7 @@ async fn login(
         // An operator watching the log sees an attack; what was typed stays in the audit log only.
         tracing::warn!(reason = %reason, client = %client.addr, "login refused");
         // A refusal that cannot be recorded is not answered as one: nothing happens without its entry.
-        state.audit.record(act, &Actor::anonymous(&client), None, None, details).await?;
+        state.audit.record(act, &Actor::from(&client), None, None, details).await?;
     }
     state.metrics.login(match &outcome {
         Ok(_) => LoginOutcome::Success,

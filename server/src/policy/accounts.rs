@@ -7,7 +7,19 @@ use time::OffsetDateTime;
 
 use crate::config::{Config, TotpPolicy};
 use crate::domain::Account;
-use crate::store::LoginFailureStats;
+
+/// Failed logins within the throttling window, for one account name and one client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginFailureStats {
+    /// Failures of this login name from this address: what the back-off is counted on, so an attacker
+    /// elsewhere cannot make the real user wait.
+    pub pair_failures: u32,
+    pub pair_last: Option<OffsetDateTime>,
+    /// Failures of this login name from anywhere: the hard hourly ceiling.
+    pub account_failures: u32,
+    pub address_failures: u32,
+    pub address_last: Option<OffsetDateTime>,
+}
 
 /// Why a caller may not do something. Mapped to `forbidden` on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

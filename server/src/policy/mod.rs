@@ -4,7 +4,7 @@
 //! `accounts`: the account rules of the MHLW guideline 6.0 and OWASP ASVS. `groups`: the care-team rules
 //! (PRODUCT.md rules 2 and 3) — who opens a patient group, who sees it, who consent covers.
 
-mod accounts;
+pub mod accounts;
 pub mod attachments;
 pub mod availability;
 pub mod content;

@@ -7,7 +7,16 @@ use renkei_protocol::{DIGEST_MINUTES, NotificationSettings};
 use time::OffsetDateTime;
 
 use crate::domain::FieldError;
-use crate::store::PendingPosts;
+
+/// What is new for a member since their watermark: others' unread posts in their groups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingPosts {
+    pub posts: u32,
+    /// Of them, questions addressed to the member (rule 3).
+    pub questions: u32,
+    /// The newest one's creation, in microseconds: the watermark moves here once they are notified.
+    pub newest: i64,
+}
 
 /// What the planner does for one member at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,8 @@ use renkei_protocol::{AccountStatus, Profession, Role};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::policy::accounts::LoginFailureStats;
+
 use super::dialect::{Dialect, Steps};
 use super::rows::{AuthRow, SessionRow, UserRow, auth_session_columns, session_columns, user_columns};
 use super::{Conflict, NewAuditEntry, Store, StoreError, is_unique_violation, with_pool};
@@ -35,19 +37,6 @@ pub struct NewSession {
     pub expires_at: OffsetDateTime,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
-}
-
-/// Failed logins within the throttling window, for one account name and one client address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LoginFailureStats {
-    /// Failures of this login name from this address: what the back-off is counted on, so an attacker
-    /// elsewhere cannot make the real user wait.
-    pub pair_failures: u32,
-    pub pair_last: Option<OffsetDateTime>,
-    /// Failures of this login name from anywhere: the hard hourly ceiling.
-    pub account_failures: u32,
-    pub address_failures: u32,
-    pub address_last: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, sqlx::FromRow)]

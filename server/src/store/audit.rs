@@ -5,6 +5,7 @@ use renkei_protocol::AuditEntry;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::rows::audit_columns;
 use super::{Store, StoreError, with_pool};
 use crate::domain::audit::AuditFields;
 use crate::domain::{from_micros, to_micros};
@@ -50,13 +51,6 @@ pub struct AuditFilter {
     pub newest_first: bool,
     pub limit: i64,
 }
-
-macro_rules! audit_columns {
-    () => {
-        "seq, at, actor_id, action, group_id, target_user_id, client_addr, session_id, details, prev_hash, hash, mac"
-    };
-}
-pub(super) use audit_columns;
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct AuditRow {
@@ -106,15 +100,6 @@ impl AuditRow {
             hash: self.hash.clone(),
         }
     }
-}
-
-/// Serialises appenders across nodes (PostgreSQL); within a node the caller holds a lock.
-pub(crate) const AUDIT_LOCK: i64 = 0x7265_6e6b_6569;
-
-/// How this store appends an entry: with the key of the keyed chain when it has one.
-#[derive(Debug, Clone)]
-pub struct AuditAppender {
-    pub key: Option<std::sync::Arc<crate::domain::audit::AuditKey>>,
 }
 
 impl Store {

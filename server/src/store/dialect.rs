@@ -14,11 +14,16 @@ use std::path::Path;
 use renkei_protocol::{GroupStatus, MemberRole};
 use uuid::Uuid;
 
-use super::audit::AuditAppender;
 use super::group_rows::MembershipRow;
-use super::posts::{BatchKeys, GroupStateRow, NewRow, PostRequest, PostRow};
+use super::posts::rows::{BatchKeys, GroupStateRow, NewRow, PostRequest, PostRow};
 use super::{NewAuditEntry, StoreError};
 use crate::policy::posts::Advance;
+
+/// How a store appends an audit entry: with the key of the keyed chain when it has one.
+#[derive(Debug, Clone)]
+pub struct AuditAppender {
+    pub key: Option<std::sync::Arc<crate::domain::audit::AuditKey>>,
+}
 
 /// The statements that differ between the two databases, on one connection (inside a transaction where
 /// the caller opened one).
@@ -126,7 +131,7 @@ for_both_connections! {
             crate::failpoint::before_audit_append(new.action);
             sqlx::query(concat!(
                 "INSERT INTO audit_log (",
-                crate::store::audit::audit_columns!(),
+                super::rows::audit_columns!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ))
             .bind(fields.seq)
@@ -198,7 +203,7 @@ for_both_connections! {
             .await?;
             for (group_id, user_id, invited_by) in &expired {
                 let entry = NewAuditEntry {
-                    action: crate::audit::action::INVITATION_EXPIRED,
+                    action: renkei_protocol::audit_action::INVITATION_EXPIRED,
                     actor_id: None,
                     group_id: Some(*group_id),
                     target_user_id: Some(*user_id),

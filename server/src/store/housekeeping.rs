@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::dialect::Steps;
 use super::{BeginWrite, NewAuditEntry, Store, StoreError, with_pool};
-use crate::audit::action;
 use crate::domain::to_micros;
+use renkei_protocol::audit_action as action;
 
 impl Store {
     /// Closes the sessions past their absolute expiry (`expires_at`) or idle since `idle_cutoff`, each

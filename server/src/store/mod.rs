@@ -29,11 +29,13 @@ use dialect::Dialect;
 
 use sqlx::{PgPool, SqlitePool};
 
-pub use accounts::{LoginFailureStats, NewSession, NewUser};
+pub use crate::policy::accounts::LoginFailureStats;
+pub use crate::policy::notifications::PendingPosts;
+pub use accounts::{NewSession, NewUser};
 pub use attachments::{AttachmentRecord, NewAttachment};
 pub use audit::{AuditFilter, AuditRow, NewAuditEntry};
 pub use groups::{NewConsent, NewInvitation};
-pub use notifications::{NotificationCandidate, OutboxItem, OutboxTarget, PendingPosts};
+pub use notifications::{NotificationCandidate, OutboxItem, OutboxTarget};
 pub use posts::{Committer, PostOutcome, PostRefused, PostRequest, Revision};
 pub use retention::Purged;
 pub use rules::{MemberAvailability, PostContext};
@@ -244,8 +246,8 @@ impl Store {
     }
 
     /// How this store appends an audit entry.
-    pub(crate) fn audit_appender(&self) -> audit::AuditAppender {
-        audit::AuditAppender { key: self.audit_key.clone() }
+    pub(crate) fn audit_appender(&self) -> dialect::AuditAppender {
+        dialect::AuditAppender { key: self.audit_key.clone() }
     }
 
     /// Whether other nodes may share this database and must be told of each event (PostgreSQL's

@@ -6,6 +6,8 @@ use renkei_protocol::{NotificationSettings, PushDevice};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::policy::notifications::PendingPosts;
+
 use super::rules::parse_availability;
 use super::{Store, StoreError, with_pool};
 use crate::domain::{from_micros, to_micros};
@@ -20,16 +22,6 @@ pub struct NotificationCandidate {
     pub care_manager: bool,
     pub noticed_through: i64,
     pub last_sent_at: Option<OffsetDateTime>,
-}
-
-/// What is new for a member since their watermark: others' unread posts in their groups.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PendingPosts {
-    pub posts: u32,
-    /// Of them, questions addressed to the member (rule 3).
-    pub questions: u32,
-    /// The newest one's creation, in microseconds: the watermark moves here once they are notified.
-    pub newest: i64,
 }
 
 /// One row of the outbox, claimed for sending.

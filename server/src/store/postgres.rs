@@ -12,13 +12,16 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::audit::AUDIT_LOCK;
 use super::dialect::Dialect;
 use super::group_rows::{MembershipRow, group_columns};
-use super::posts::{
+use super::posts::rows::{
     BatchKeys, GroupStateRow, GroupStateWithMembers, NewRow, PostRequest, PostRow, care_managers_of_group, post_columns,
 };
 use crate::policy::posts::Advance;
+
+/// Serialises audit appenders across nodes (an advisory lock held to the end of the transaction); within
+/// a node the caller holds a lock.
+const AUDIT_LOCK: i64 = 0x7265_6e6b_6569;
 
 pub(super) static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 

@@ -138,3 +138,10 @@ impl AuthRow {
         }
     }
 }
+
+macro_rules! audit_columns {
+    () => {
+        "seq, at, actor_id, action, group_id, target_user_id, client_addr, session_id, details, prev_hash, hash, mac"
+    };
+}
+pub(super) use audit_columns;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::dialect::Dialect;
 use super::group_rows::{MembershipRow, group_columns, membership_columns};
-use super::posts::{
+use super::posts::rows::{
     BatchKeys, GroupStateRow, NewRow, POST_ROWS_PER_STATEMENT, PostRequest, PostRow, care_managers_of_group,
     post_columns, post_columns_json_array,
 };

@@ -3,82 +3,17 @@
 
 use std::collections::HashMap;
 
-use renkei_protocol::{Post, PostKind};
+use renkei_protocol::Post;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{PostOutcome, PostRequest};
+use super::PostOutcome;
+use super::rows::{BatchKeys, GroupStateRow, NewRow, PostRequest};
 use crate::domain::{Membership, from_micros, to_micros};
 use crate::policy::posts::{self as policy, Asked, Decision, GroupState, Verdict};
 use crate::store::dialect::{Dialect, Steps};
-use crate::store::group_rows::{GroupRow, MembershipRow};
+use crate::store::group_rows::MembershipRow;
 use crate::store::{Store, StoreError};
-
-/// A group row read (and locked, but where PostgreSQL's committer reads the groups it keeps) in one statement.
-#[derive(sqlx::FromRow)]
-pub(in crate::store) struct GroupStateRow {
-    #[sqlx(flatten)]
-    pub(in crate::store) group: GroupRow,
-    pub(in crate::store) last_seq: i64,
-    pub(in crate::store) consent_version: Option<i32>,
-    pub(in crate::store) care_managers: Option<i64>,
-    pub(in crate::store) state_version: Option<i64>,
-}
-
-/// A group row with active memberships in it, as a JSON array (PostgreSQL).
-#[derive(sqlx::FromRow)]
-pub(in crate::store) struct GroupStateWithMembers {
-    #[sqlx(flatten)]
-    pub(in crate::store) state: GroupStateRow,
-    pub(in crate::store) members: Option<String>,
-}
-
-/// A new post of a batch, as written: its id, its request, and its place in its group (its sequence
-/// number is its group's last one as written on, plus `offset`).
-#[derive(Clone, Copy)]
-pub(in crate::store) struct NewRow<'a> {
-    pub(in crate::store) id: Uuid,
-    pub(in crate::store) req: &'a PostRequest,
-    pub(in crate::store) offset: i64,
-    pub(in crate::store) consent_version: Option<i32>,
-}
-
-/// A batch's groups and authors, each once and in order, and the groups it asks a care-plan question in.
-pub(in crate::store) struct BatchKeys {
-    pub(in crate::store) groups: Vec<Uuid>,
-    pub(in crate::store) authors: Vec<Uuid>,
-    pub(in crate::store) care_plan: Vec<Uuid>,
-}
-
-impl BatchKeys {
-    pub(in crate::store) fn of(batch: &[PostRequest]) -> Self {
-        let sorted = |mut ids: Vec<Uuid>| {
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
-        BatchKeys {
-            groups: sorted(batch.iter().map(|r| r.group_id).collect()),
-            authors: sorted(batch.iter().map(|r| r.author.id).collect()),
-            care_plan: sorted(
-                batch.iter().filter(|r| r.post.kind == PostKind::CarePlanQuestion).map(|r| r.group_id).collect(),
-            ),
-        }
-    }
-}
-
-/// Counts a group's active care managers (rule 3: a care-plan question needs one), inside a group row's
-/// statement on both databases.
-macro_rules! care_managers_of_group {
-    () => {
-        "(SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.group_id = groups.id \
-         AND m.state = 'active' AND u.profession = 'care_manager')"
-    };
-}
-pub(in crate::store) use care_managers_of_group;
-
-/// Posts per multi-row statement (15 parameters each: 1,920, far below SQLite's 32,766 and PostgreSQL's 65,535).
-pub(in crate::store) const POST_ROWS_PER_STATEMENT: usize = 128;
 
 impl Store {
     /// Commits a batch of posts in one transaction (one fsync for all of them): the group commit. Each post
@@ -186,7 +121,7 @@ async fn commit_in<DB: sqlx::Database>(
     mut tx: sqlx::Transaction<'_, DB>,
     batch: &[PostRequest],
     now: i64,
-    appender: &crate::store::audit::AuditAppender,
+    appender: &crate::store::dialect::AuditAppender,
 ) -> Result<Vec<PostOutcome>, StoreError>
 where
     DB::Connection: Steps,

@@ -6,61 +6,23 @@
 //! numbers too, and the group row's lock orders concurrent writers.
 
 mod commit;
-mod rows;
+pub(in crate::store) mod rows;
 
 use std::collections::HashMap;
 
-use renkei_protocol::{
-    Attachment, Author, CarePolicy, NewPost, Person, Post, PostVersion, Profession, SeenMark, Unread,
-};
+use renkei_protocol::{Attachment, CarePolicy, Person, Post, PostVersion, Profession, SeenMark, Unread};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use commit::Committer;
-pub(in crate::store) use commit::{
-    BatchKeys, GroupStateRow, GroupStateWithMembers, NewRow, POST_ROWS_PER_STATEMENT, care_managers_of_group,
-};
-pub(in crate::store) use rows::{PostRow, post_columns, post_columns_json_array};
+pub use rows::PostRequest;
+use rows::{PostRow, attachments_json, care_policy_json, post_columns};
 
 use super::dialect::Dialect;
 use super::{BeginWrite, NewAuditEntry, Store, StoreError, with_pool};
 use crate::domain::{from_micros, to_micros};
 pub use crate::policy::posts::PostRefused;
 use crate::store::dialect::Steps;
-
-/// A post waiting for the next group commit.
-#[derive(Debug, Clone)]
-pub struct PostRequest {
-    pub group_id: Uuid,
-    pub author: Author,
-    pub post: NewPost,
-    /// An act that comes with this post (an override of the emergency rule): appended to the audit log in
-    /// the batch's transaction when the post is created, so the post and its entry commit together.
-    pub audit: Option<NewAuditEntry>,
-    /// The files `post.attachments` names, as checked before the commit (uploaded to this group by the
-    /// author); the commit marks each as referenced and stores their descriptions with the post.
-    pub attachments: Vec<Attachment>,
-}
-
-impl PostRequest {
-    /// The post's attachments as stored in `posts.attachments` (NULL for none).
-    pub(in crate::store) fn attachments_json(&self) -> Option<String> {
-        (!self.attachments.is_empty()).then(|| attachments_json(&self.attachments))
-    }
-
-    /// A care policy's record as stored in `posts.care_policy` (NULL for other kinds).
-    pub(in crate::store) fn care_policy_json(&self) -> Option<String> {
-        self.post.care_policy.as_ref().map(care_policy_json)
-    }
-}
-
-fn care_policy_json(policy: &CarePolicy) -> String {
-    serde_json::to_string(policy).expect("a care policy serialises: plain fields, string keys")
-}
-
-fn attachments_json(attachments: &[Attachment]) -> String {
-    serde_json::to_string(attachments).expect("attachments serialise: plain fields, string keys")
-}
 
 /// A change to a post: its new text and what comes with it (`None`: deleted, leaving a tombstone).
 #[derive(Debug, Clone, Copy)]
