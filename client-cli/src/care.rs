@@ -10,8 +10,9 @@ use renkei_protocol::{
 };
 use uuid::Uuid;
 
-use crate::args::{CommunityCommand, ConsentArgs, ConsentCommand, ConsenterArgs, GroupCommand, WireEnum};
+use crate::args::{ConsentArgs, ConsentCommand, ConsenterArgs, GroupCommand, WireEnum};
 use crate::output::{CliError, Output};
+use crate::records::export_folder;
 
 type Result<T> = std::result::Result<T, CliError>;
 
@@ -65,7 +66,7 @@ pub async fn resolve_admin_group(client: &Client, key: &str) -> Result<Uuid> {
     Err(CliError::Message(Msg::NoSuchGroup))
 }
 
-fn person_text(out: &Output, p: &Person) -> String {
+pub(crate) fn person_text(out: &Output, p: &Person) -> String {
     format!("{}（{}・{}）", p.display_name, profession_text(p.profession, out.lang), p.organisation)
 }
 
@@ -149,7 +150,7 @@ fn show_consents(out: &Output, consents: &[Consent]) {
 }
 
 /// One table for consent versions, whether members see them (with names) or administrators (without).
-fn consent_table<'a>(
+pub(crate) fn consent_table<'a>(
     out: &Output,
     versions: impl Iterator<
         Item = (
@@ -457,244 +458,5 @@ pub async fn leave(client: &Client, out: &Output, group: &str) -> Result<()> {
     let id = resolve_group(client, group).await?;
     client.leave(id).await?;
     out.say(Msg::LeftGroup);
-    Ok(())
-}
-
-pub async fn admin_groups(client: &Client, out: &Output, group: Option<Uuid>) -> Result<()> {
-    let groups = match group {
-        Some(id) => vec![client.admin_group(id).await?],
-        None => client.admin_groups().await?.groups,
-    };
-    if out.json {
-        match group {
-            Some(_) => out.json(&groups[0]),
-            None => out.json(&renkei_protocol::AdminGroupList { groups }),
-        }
-        return Ok(());
-    }
-    if group.is_none() {
-        let rows = groups
-            .iter()
-            .map(|g| {
-                let active =
-                    g.memberships.iter().filter(|m| m.state == renkei_protocol::MembershipState::Active).count();
-                vec![
-                    g.label.clone().unwrap_or_else(|| g.reference.clone()),
-                    g.kind.as_str().to_owned(),
-                    status_text(g.status, out.lang).to_owned(),
-                    g.attending_physician.as_ref().map(|p| p.display_name.clone()).unwrap_or_default(),
-                    active.to_string(),
-                    g.consents.last().map(|c| format!("v{}", c.version)).unwrap_or_else(|| "—".into()),
-                    g.id.to_string(),
-                ]
-            })
-            .collect();
-        out.table(&["group", "kind", "status", "attending", "members", "consent", "id"], rows);
-        return Ok(());
-    }
-    let g = &groups[0];
-    out.record(&[
-        ("group", g.label.clone().unwrap_or_else(|| g.reference.clone())),
-        ("kind", g.kind.as_str().to_owned()),
-        ("status", status_text(g.status, out.lang).to_owned()),
-        ("id", g.id.to_string()),
-    ]);
-    println!();
-    let rows = g
-        .memberships
-        .iter()
-        .map(|m| {
-            vec![
-                person_text(out, &m.person),
-                role_text(m.role, out.lang).to_owned(),
-                m.state.as_str().to_owned(),
-                out.time(m.invited_at),
-                m.joined_at.map(|t| out.time(t)).unwrap_or_default(),
-                m.ended_at.map(|t| out.time(t)).unwrap_or_default(),
-            ]
-        })
-        .collect();
-    out.table(&["member", "role", "state", "invited", "joined", "ended"], rows);
-    println!();
-    consent_table(
-        out,
-        g.consents.iter().map(|c| {
-            (c.version, c.kind, c.consenter_kind.as_str().to_owned(), c.method, c.obtained_on, c.scope.as_slice())
-        }),
-    );
-    Ok(())
-}
-
-pub async fn community_cmd(client: &Client, out: &Output, cmd: CommunityCommand) -> Result<()> {
-    match cmd {
-        CommunityCommand::Create { label } => {
-            let group = client.admin_create_community_group(&label).await?;
-            if out.json {
-                out.json(&group);
-            } else {
-                out.record(&[("label", group.label.clone().unwrap_or_default()), ("id", group.id.to_string())]);
-            }
-        }
-        CommunityCommand::Add { group, user } => {
-            let group = resolve_admin_group(client, &group).await?;
-            client.admin_add_community_member(group, &user).await?;
-            out.say(Msg::CommunityMemberAdded);
-        }
-        CommunityCommand::Remove { group, user } => {
-            let group = resolve_admin_group(client, &group).await?;
-            client.admin_remove_community_member(group, &user).await?;
-            out.say(Msg::MemberRemoved);
-        }
-    }
-    Ok(())
-}
-
-/// The timeline and every file its posts (and their earlier versions) shared, in a new folder: what a
-/// clinic files in the medical record. A file of a deleted post is no longer served and is left out.
-async fn export_folder(
-    client: &Client,
-    out: &Output,
-    group: Uuid,
-    dir: &std::path::Path,
-    markdown: bool,
-    text: &str,
-) -> Result<()> {
-    let files = dir.join("files");
-    std::fs::create_dir_all(&files)?;
-    std::fs::write(dir.join(if markdown { "timeline.md" } else { "timeline.json" }), text)?;
-    let export = client.export_timeline(group).await?;
-    let mut seen = std::collections::HashSet::new();
-    let (mut saved, mut gone) = (0usize, 0usize);
-    for e in &export.posts {
-        for a in e.post.attachments.iter().chain(e.versions.iter().flat_map(|v| v.attachments.iter())) {
-            if !seen.insert(a.id) {
-                continue;
-            }
-            match client.attachment(group, a.id, false).await {
-                Ok((bytes, _)) => {
-                    let name = std::path::Path::new(&a.name).file_name().map(|n| n.to_string_lossy().into_owned());
-                    let path = files.join(format!("{}-{}", a.id, name.unwrap_or_default()));
-                    std::fs::write(path, bytes)?;
-                    saved += 1;
-                }
-                Err(renkei_cli::ClientError::Api { status: 404, .. }) => gone += 1,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    if out.json {
-        out.json(&serde_json::json!({ "folder": dir, "files": saved, "files_of_deleted_posts": gone }));
-    } else {
-        println!("{} ({saved} files)", dir.display());
-    }
-    Ok(())
-}
-
-/// `renkei record`: a group's care record of a month (a readable summary, JSON, CSV or HTML), or without a
-/// group the month's summary of every group I attend.
-pub async fn care_record(
-    client: &Client,
-    out: &Output,
-    group: Option<&str>,
-    month: &str,
-    csv: bool,
-    html: bool,
-    output: Option<std::path::PathBuf>,
-) -> Result<()> {
-    let emit = |text: String| -> Result<()> {
-        match &output {
-            Some(path) => std::fs::write(path, text)?,
-            None => print!("{text}"),
-        }
-        Ok(())
-    };
-    let Some(group) = group else {
-        let summary = client.record_summary(month).await?;
-        if out.json {
-            return emit(serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n");
-        }
-        let rows = summary
-            .groups
-            .iter()
-            .map(|g| {
-                let state = if g.complete { Msg::RecordComplete } else { Msg::RecordIncomplete };
-                let gaps: Vec<&str> = g.gaps.iter().map(|g| g.as_str()).collect();
-                vec![g.label.clone(), out.msg(state).to_owned(), gaps.join(" "), g.organisations.to_string()]
-            })
-            .collect();
-        out.table(&["group", "record", "gaps", "organisations"], rows);
-        println!("{}: {}", out.msg(Msg::LinkedOrganisations), summary.organisations.len());
-        for o in &summary.organisations {
-            println!("  {o}");
-        }
-        return Ok(());
-    };
-    let id = resolve_group(client, group).await?;
-    if csv || html {
-        return emit(client.care_record_as(id, month, if csv { "csv" } else { "html" }).await?);
-    }
-    let record = client.care_record(id, month).await?;
-    if out.json || output.is_some() {
-        return emit(serde_json::to_string_pretty(&record).unwrap_or_default() + "\n");
-    }
-    let state = if record.complete { Msg::RecordComplete } else { Msg::RecordIncomplete };
-    println!("{} {} — {}", record.label, record.month, out.msg(state));
-    for gap in &record.gaps {
-        println!("  - {}", gap.as_str());
-    }
-    for post in &record.care_policies {
-        println!("{}", crate::messages::render_post(out, None, post));
-    }
-    for seen in &record.seen_posts {
-        println!("{}", crate::messages::render_post(out, None, &seen.post));
-    }
-    if let Some(c) = &record.consent {
-        println!("consent v{} {} {}", c.version, c.kind.as_str(), c.obtained_on);
-    }
-    println!("{}: {}", out.msg(Msg::LinkedOrganisations), record.organisations.join("、"));
-    Ok(())
-}
-
-/// `renkei admin office`: each office's own rules.
-pub async fn office_cmd(client: &Client, out: &Output, cmd: crate::args::OfficeCommand) -> Result<()> {
-    use crate::args::OfficeCommand;
-    let show = |rules: &[renkei_protocol::OfficeRules]| {
-        let rows = rules
-            .iter()
-            .map(|o| {
-                let export: Vec<&str> = o.timeline_export.iter().map(|p| p.as_str()).collect();
-                vec![
-                    o.organisation.clone(),
-                    export.join(","),
-                    o.attachment_networks.join(","),
-                    o.purge_archived_after_days.map(|d| d.to_string()).unwrap_or_default(),
-                ]
-            })
-            .collect();
-        out.table(&["organisation", "timeline export", "download networks", "retention days"], rows);
-    };
-    match cmd {
-        OfficeCommand::List => {
-            let list = client.admin_offices().await?;
-            if out.json {
-                out.json(&list);
-            } else {
-                show(&list.offices);
-            }
-        }
-        OfficeCommand::Set { organisation, export, networks, retention_days } => {
-            let update = renkei_protocol::OfficeRulesUpdate {
-                timeline_export: export,
-                attachment_networks: networks,
-                purge_archived_after_days: retention_days,
-            };
-            let rules = client.admin_set_office_rules(&organisation, &update).await?;
-            if out.json {
-                out.json(&rules);
-            } else {
-                show(std::slice::from_ref(&rules));
-            }
-        }
-    }
     Ok(())
 }

@@ -5,13 +5,13 @@ use std::io::IsTerminal;
 
 use clap::CommandFactory;
 use renkei_cli::Client;
-use renkei_cli::i18n::{Msg, profession_text};
+use renkei_cli::i18n::Msg;
 use renkei_cli::profile::{ConfigDir, Profile};
-use renkei_protocol::{CreateUserRequest, ErrorCode, PendingStep, Sensitive, User};
+use renkei_protocol::{ErrorCode, PendingStep, Sensitive};
 
-use crate::args::{AdminCommand, AdminUserCommand, Cli, Command, ConfigCommand, SessionsCommand, TotpCommand};
-use crate::output::{CliError, Output};
-use crate::{care, messages};
+use crate::args::{AdminCommand, Cli, Command, ConfigCommand, SessionsCommand, TotpCommand};
+use crate::output::{CliError, Output, rfc3339};
+use crate::{admin, care, messages, records, settings};
 
 type Result<T> = std::result::Result<T, CliError>;
 
@@ -34,7 +34,7 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         }
         Command::Whoami => {
             let user = ctx.client()?.me().await?;
-            show_user(out, &user);
+            admin::show_user(out, &user);
             Ok(())
         }
         Command::Passwd => {
@@ -60,17 +60,17 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
         }
         Command::Totp(cmd) => totp_cmd(&ctx, out, cmd).await,
         Command::Sessions(cmd) => sessions_cmd(&ctx, out, cmd).await,
-        Command::Admin(AdminCommand::User(cmd)) => admin_user_cmd(&ctx, out, cmd).await,
+        Command::Admin(AdminCommand::User(cmd)) => admin::admin_user_cmd(&ctx, out, cmd).await,
         Command::Admin(AdminCommand::Groups { group }) => {
             let client = ctx.client()?;
             let group = match group {
                 Some(key) => Some(care::resolve_admin_group(&client, &key).await?),
                 None => None,
             };
-            care::admin_groups(&client, out, group).await
+            admin::admin_groups(&client, out, group).await
         }
-        Command::Admin(AdminCommand::Community(cmd)) => care::community_cmd(&ctx.client()?, out, cmd).await,
-        Command::Admin(AdminCommand::Office(cmd)) => care::office_cmd(&ctx.client()?, out, cmd).await,
+        Command::Admin(AdminCommand::Community(cmd)) => admin::community_cmd(&ctx.client()?, out, cmd).await,
+        Command::Admin(AdminCommand::Office(cmd)) => admin::office_cmd(&ctx.client()?, out, cmd).await,
         Command::Admin(AdminCommand::Audit { user, group, action, since, until, limit, csv }) => {
             if let Some(action) = &action
                 && !renkei_protocol::audit_action::ALL.contains(&action.as_str())
@@ -84,16 +84,18 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
                 None => None,
             };
             let user = match user {
-                Some(u) => Some(client.admin_show_user(&u).await.map_err(|e| user_not_found(out, e, &u))?.id),
+                Some(u) => Some(client.admin_show_user(&u).await.map_err(|e| admin::user_not_found(out, e, &u))?.id),
                 None => None,
             };
-            let (from, to) =
-                (audit_time(out, "--since", since.as_deref())?, audit_time(out, "--until", until.as_deref())?);
+            let (from, to) = (
+                admin::audit_time(out, "--since", since.as_deref())?,
+                admin::audit_time(out, "--until", until.as_deref())?,
+            );
             let table = !out.json && !csv;
             let limit = limit.or(table.then_some(50));
             let search =
                 renkei_cli::client::AuditSearch { user, group, action, from, to, newest_first: limit.is_some(), limit };
-            admin_audit(&client, out, &search, csv).await
+            admin::admin_audit(&client, out, &search, csv).await
         }
         Command::Group(cmd) => care::group_cmd(&ctx.client()?, out, cmd).await,
         Command::Consent(cmd) => care::consent_cmd(&ctx.client()?, out, cmd).await,
@@ -125,14 +127,14 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
             messages::post(&ctx.client()?, out, &group, cautions, options).await
         }
         Command::Record { group, month, csv, html, output } => {
-            care::care_record(&ctx.client()?, out, group.as_deref(), &month, csv, html, output).await
+            records::care_record(&ctx.client()?, out, group.as_deref(), &month, csv, html, output).await
         }
         Command::Attachment(crate::args::AttachmentCommand::Get { group, id, output, thumbnail }) => {
             messages::attachment_get(&ctx.client()?, out, &group, id, output, thumbnail).await
         }
         Command::Addressed => messages::addressed(&ctx.client()?, out).await,
-        Command::Availability(cmd) => messages::availability(&ctx.client()?, out, cmd).await,
-        Command::Notifications(cmd) => messages::notifications(&ctx.client()?, out, cmd).await,
+        Command::Availability(cmd) => settings::availability(&ctx.client()?, out, cmd).await,
+        Command::Notifications(cmd) => settings::notifications(&ctx.client()?, out, cmd).await,
         Command::History { group, after, before, limit, versions } => {
             messages::history(&ctx.client()?, out, &group, after, before, limit, versions).await
         }
@@ -173,7 +175,7 @@ pub async fn run(cli: Cli, out: &Output) -> Result<()> {
 }
 
 /// The profile in effect: the saved one, overridden by `--server` and `--ca-cert`.
-struct Context {
+pub(crate) struct Context {
     dir: ConfigDir,
     profile_name: String,
     profile: Profile,
@@ -199,7 +201,7 @@ impl Context {
         Ok(Client::new(server, self.profile.ca_cert.as_deref())?)
     }
 
-    fn client(&self) -> Result<Client> {
+    pub(crate) fn client(&self) -> Result<Client> {
         let token = self.dir.load_token(&self.profile_name)?.ok_or(CliError::Message(Msg::NotLoggedIn))?;
         let progress = crate::output::download_progress(self.lang);
         Ok(self.anonymous_client()?.with_token(token).with_progress(progress))
@@ -235,7 +237,7 @@ fn read_secret(prompt: &str) -> Result<Sensitive> {
 }
 
 /// A new password; on a terminal it is asked twice.
-fn read_new_password(out: &Output) -> Result<Sensitive> {
+pub(crate) fn read_new_password(out: &Output) -> Result<Sensitive> {
     let first = read_secret(&out.msg(Msg::NewPassword))?;
     if std::io::stdin().is_terminal() {
         let again = read_secret(&out.msg(Msg::RepeatPassword))?;
@@ -318,7 +320,7 @@ async fn totp_cmd(ctx: &Context, out: &Output, cmd: TotpCommand) -> Result<()> {
 
 /// The web client's setup page with the token filled in: what the user opens on her phone. The token sits
 /// in the URL's fragment, which a browser never sends to the server (nor to its logs).
-fn setup_link(base_url: &str, token: &str) -> String {
+pub(crate) fn setup_link(base_url: &str, token: &str) -> String {
     format!("{}/#/setup/{token}", base_url.trim_end_matches('/'))
 }
 
@@ -374,251 +376,4 @@ async fn sessions_cmd(ctx: &Context, out: &Output, cmd: SessionsCommand) -> Resu
             Ok(())
         }
     }
-}
-
-async fn admin_user_cmd(ctx: &Context, out: &Output, cmd: AdminUserCommand) -> Result<()> {
-    let client = ctx.client()?;
-    match cmd {
-        AdminUserCommand::Add {
-            login,
-            display_name,
-            kana,
-            profession,
-            organisation,
-            phone,
-            admin,
-            initial_password,
-        } => {
-            let initial_password = if initial_password { Some(read_new_password(out)?) } else { None };
-            let req = CreateUserRequest {
-                login,
-                display_name,
-                kana,
-                profession,
-                organisation,
-                phone,
-                role: if admin { renkei_protocol::Role::Admin } else { renkei_protocol::Role::Member },
-                initial_password,
-            };
-            let created = client.admin_create_user(&req).await?;
-            if out.json {
-                out.json(&serde_json::json!({
-                    "user": created.user,
-                    "setup_token": created.setup.as_ref().map(|s| s.token.expose()),
-                    "setup_link": created.setup.as_ref().map(|s| setup_link(client.base_url(), s.token.expose())),
-                    "setup_token_expires_at": created.setup.as_ref().map(|s| rfc3339(s.expires_at)),
-                }));
-                return Ok(());
-            }
-            out.say(Msg::UserCreated);
-            show_user(out, &created.user);
-            if let Some(setup) = created.setup {
-                println!("\n{}", out.msg(Msg::SetupTokenHandOver));
-                out.record(&[
-                    ("setup_token", setup.token.expose().to_owned()),
-                    ("expires", out.time(setup.expires_at)),
-                    ("link", setup_link(client.base_url(), setup.token.expose())),
-                    ("command", format!("renkei --server {} setup", client.base_url())),
-                ]);
-            }
-            Ok(())
-        }
-        AdminUserCommand::List => {
-            let list = client.admin_list_users().await?;
-            if out.json {
-                out.json(&list);
-                return Ok(());
-            }
-            let rows = list
-                .users
-                .iter()
-                .map(|u| {
-                    vec![
-                        u.login.clone(),
-                        u.display_name.clone(),
-                        profession_text(u.profession, out.lang).to_owned(),
-                        u.organisation.clone(),
-                        u.role.as_str().to_owned(),
-                        u.status.as_str().to_owned(),
-                        if u.totp_enabled { "totp" } else { "" }.to_owned(),
-                    ]
-                })
-                .collect();
-            out.table(&["login", "name", "profession", "organisation", "role", "status", "2fa"], rows);
-            Ok(())
-        }
-        AdminUserCommand::Show { user } => {
-            let user = client.admin_show_user(&user).await.map_err(|e| user_not_found(out, e, &user))?;
-            show_user(out, &user);
-            Ok(())
-        }
-        AdminUserCommand::Disable { user } => {
-            let user = client.admin_disable_user(&user).await.map_err(|e| user_not_found(out, e, &user))?;
-            out.say(Msg::Disabled);
-            show_user(out, &user);
-            Ok(())
-        }
-        AdminUserCommand::TotpReset { user } => {
-            let user = client.admin_reset_totp(&user).await.map_err(|e| user_not_found(out, e, &user))?;
-            out.say(Msg::TotpResetDone);
-            show_user(out, &user);
-            Ok(())
-        }
-        AdminUserCommand::Enable { user } => {
-            let user = client.admin_enable_user(&user).await.map_err(|e| user_not_found(out, e, &user))?;
-            out.say(Msg::Enabled);
-            show_user(out, &user);
-            Ok(())
-        }
-        AdminUserCommand::Sessions { user } => {
-            let history = client.admin_user_sessions(&user).await.map_err(|e| user_not_found(out, e, &user))?;
-            if out.json {
-                out.json(&history);
-                return Ok(());
-            }
-            let rows = history
-                .sessions
-                .iter()
-                .map(|s| {
-                    vec![
-                        out.time(s.started_at),
-                        s.ended_at.map(|t| out.time(t)).unwrap_or_else(|| "live".into()),
-                        format!("{}m", s.duration_seconds / 60),
-                        s.client_addr.clone().unwrap_or_default(),
-                        s.user_agent.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            out.table(&["started", "ended", "duration", "address", "client"], rows);
-            Ok(())
-        }
-        AdminUserCommand::SetupToken { user } => {
-            let setup = client.admin_new_setup_token(&user).await.map_err(|e| user_not_found(out, e, &user))?;
-            if out.json {
-                out.json(&serde_json::json!({ "setup_token": setup.token.expose(), "expires_at": rfc3339(setup.expires_at) }));
-                return Ok(());
-            }
-            println!("{}", out.msg(Msg::SetupTokenHandOver));
-            out.record(&[
-                ("setup_token", setup.token.expose().to_owned()),
-                ("expires", out.time(setup.expires_at)),
-                ("link", setup_link(client.base_url(), setup.token.expose())),
-            ]);
-            Ok(())
-        }
-    }
-}
-
-fn show_user(out: &Output, user: &User) {
-    if out.json {
-        out.json(user);
-        return;
-    }
-    out.record(&[
-        ("login", user.login.clone()),
-        ("name", user.display_name.clone()),
-        ("profession", profession_text(user.profession, out.lang).to_owned()),
-        ("organisation", user.organisation.clone()),
-        ("phone", user.phone.clone().unwrap_or_default()),
-        ("role", user.role.as_str().to_owned()),
-        ("status", user.status.as_str().to_owned()),
-        ("totp", user.totp_enabled.to_string()),
-        ("id", user.id.to_string()),
-        ("created", out.time(user.created_at)),
-    ]);
-}
-
-/// A user named on the command line who does not exist: the answer names them.
-fn user_not_found(out: &Output, e: renkei_cli::ClientError, who: &str) -> CliError {
-    match e.code() {
-        Some(renkei_protocol::ErrorCode::NotFound) => {
-            CliError::NotFound(format!("{}: {who}", out.msg(Msg::NoSuchUser)))
-        }
-        _ => e.into(),
-    }
-}
-
-/// `--since` / `--until`: RFC 3339, or a date taken as its start in the user's time zone.
-fn audit_time(out: &Output, option: &str, raw: Option<&str>) -> Result<Option<time::OffsetDateTime>> {
-    let Some(raw) = raw else { return Ok(None) };
-    if let Ok(t) = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
-        return Ok(Some(t));
-    }
-    let date_format = time::macros::format_description!("[year]-[month]-[day]");
-    match time::Date::parse(raw, &date_format) {
-        Ok(date) => Ok(Some(date.midnight().assume_offset(out.offset()))),
-        Err(_) => Err(CliError::Usage(format!("{option} {raw}: {}", out.msg(Msg::NotATime)))),
-    }
-}
-
-async fn admin_audit(client: &Client, out: &Output, search: &renkei_cli::client::AuditSearch, csv: bool) -> Result<()> {
-    let list = client.admin_audit_search(search).await?;
-    if out.json {
-        out.json(&list);
-        return Ok(());
-    }
-    // People by login and name, not by id; the directory is one request.
-    let people: std::collections::HashMap<uuid::Uuid, String> = client
-        .admin_list_users()
-        .await?
-        .users
-        .into_iter()
-        .map(|u| (u.id, format!("{}（{}）", u.login, u.display_name)))
-        .collect();
-    let who =
-        |u: Option<uuid::Uuid>| u.map(|u| people.get(&u).cloned().unwrap_or_else(|| u.to_string())).unwrap_or_default();
-    let opt = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
-    if csv {
-        // RFC 4180: quote every field, double the quotes inside.
-        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        println!("seq,at,action,actor,group,target,client_addr,session,details,hash");
-        for e in &list.entries {
-            let at = e.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-            let fields = [
-                e.seq.to_string(),
-                at,
-                e.action.clone(),
-                who(e.actor_id),
-                opt(e.group_id),
-                who(e.target_user_id),
-                e.client_addr.clone().unwrap_or_default(),
-                opt(e.session_id),
-                e.details.to_string(),
-                e.hash.clone(),
-            ];
-            println!("{}", fields.iter().map(|f| quote(f)).collect::<Vec<_>>().join(","));
-        }
-        return Ok(());
-    }
-    let details = |d: &serde_json::Value| match d.as_object() {
-        Some(map) => map
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        None => d.to_string(),
-    };
-    let rows = list
-        .entries
-        .iter()
-        .map(|e| {
-            vec![
-                e.seq.to_string(),
-                out.time(e.at),
-                e.action.clone(),
-                who(e.actor_id),
-                who(e.target_user_id),
-                opt(e.group_id).chars().take(8).collect(),
-                details(&e.details),
-            ]
-        })
-        .collect();
-    out.table(&["seq", "at", "action", "actor", "target", "group", "details"], rows);
-    Ok(())
-}
-
-/// A time as JSON output carries it: RFC 3339 text, as the API sends it (serde's default for `time` would
-/// write a tuple of numbers).
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

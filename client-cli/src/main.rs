@@ -15,11 +15,14 @@
 // (`try_from`); the test crates are exempt.
 #![warn(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
+mod admin;
 mod args;
 mod care;
 mod commands;
 mod messages;
 mod output;
+mod records;
+mod settings;
 
 use renkei_cli::i18n::Lang;
 

@@ -285,6 +285,12 @@ fn transfer_progress(lang: Lang, message: Msg) -> renkei_cli::client::Progress {
     })
 }
 
+/// A time as JSON output carries it: RFC 3339 text, as the API sends it (serde's default for `time` would
+/// write a tuple of numbers).
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     /// Every table heading the commands print is in the catalogue, so a Japanese table is Japanese.

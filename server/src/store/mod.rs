@@ -14,6 +14,7 @@ mod dialect;
 mod group_rows;
 mod groups;
 mod housekeeping;
+mod memberships;
 mod notifications;
 mod offices;
 mod postgres;
@@ -21,6 +22,7 @@ mod posts;
 mod retention;
 mod rows;
 mod rules;
+mod sessions;
 mod sqlite;
 
 use std::path::Path;
@@ -31,14 +33,16 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use crate::policy::accounts::LoginFailureStats;
 pub use crate::policy::notifications::PendingPosts;
-pub use accounts::{NewSession, NewUser};
+pub use accounts::NewUser;
 pub use attachments::{AttachmentRecord, NewAttachment};
 pub use audit::{AuditFilter, AuditRow, NewAuditEntry};
-pub use groups::{NewConsent, NewInvitation};
+pub use groups::NewConsent;
+pub use memberships::NewInvitation;
 pub use notifications::{NotificationCandidate, OutboxItem, OutboxTarget};
 pub use posts::{Committer, PostOutcome, PostRefused, PostRequest, Revision};
 pub use retention::Purged;
 pub use rules::{MemberAvailability, PostContext};
+pub use sessions::NewSession;
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use. The body is
 /// type-checked once per backend, so one SQL text serves both.
