@@ -274,7 +274,8 @@ pub async fn group_cmd(client: &Client, out: &Output, cmd: GroupCommand) -> Resu
                 };
                 client.export_timeline_markdown_in(id, language).await?
             } else {
-                serde_json::to_string_pretty(&client.export_timeline(id).await?).unwrap_or_default()
+                serde_json::to_string_pretty(&client.export_timeline(id).await?)
+                    .expect("a timeline serialises: plain fields, string keys")
             };
             match (output, files) {
                 (_, Some(dir)) => export_folder(client, out, id, &dir, markdown, &text).await?,

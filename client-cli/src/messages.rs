@@ -345,7 +345,7 @@ pub async fn tail(
             TailEvent::Post(post) => {
                 shown += 1;
                 if out.json {
-                    println!("{}", serde_json::to_string(&post).unwrap_or_default());
+                    println!("{}", serde_json::to_string(&post).expect("a post serialises: plain fields, string keys"));
                 } else {
                     let label = if labels.len() > 1 { labels.get(&post.group_id).map(String::as_str) } else { None };
                     println!("{}\n", render_post(out, label, &post));

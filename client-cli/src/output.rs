@@ -159,7 +159,9 @@ impl Output {
             // Scripts read errors as they read answers: `{"code", "message", "fields"}` on stderr, the
             // server's own body when it answered, a stable code of the CLI's otherwise.
             let body = match e {
-                CliError::Client(ClientError::Api { body, .. }) => serde_json::to_value(body).unwrap_or_default(),
+                CliError::Client(ClientError::Api { body, .. }) => {
+                    serde_json::to_value(body).expect("an error body serialises: plain fields, string keys")
+                }
                 CliError::Message(m) => {
                     serde_json::json!({ "code": snake_case(&format!("{m:?}")), "message": self.msg(*m) })
                 }

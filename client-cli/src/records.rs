@@ -71,7 +71,9 @@ pub async fn care_record(
     let Some(group) = group else {
         let summary = client.record_summary(month).await?;
         if out.json {
-            return emit(serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n");
+            return emit(
+                serde_json::to_string_pretty(&summary).expect("a summary serialises: plain fields, string keys") + "\n",
+            );
         }
         let rows = summary
             .groups
@@ -95,7 +97,9 @@ pub async fn care_record(
     }
     let record = client.care_record(id, month).await?;
     if out.json || output.is_some() {
-        return emit(serde_json::to_string_pretty(&record).unwrap_or_default() + "\n");
+        return emit(
+            serde_json::to_string_pretty(&record).expect("a care record serialises: plain fields, string keys") + "\n",
+        );
     }
     let state = if record.complete { Msg::RecordComplete } else { Msg::RecordIncomplete };
     println!("{} {} — {}", record.label, record.month, out.msg(state));

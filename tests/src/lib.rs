@@ -333,10 +333,19 @@ pub fn code_of<T: std::fmt::Debug>(r: Result<T, renkei_cli::ClientError>) -> ren
 
 /// The code an authenticator app shows for a base32 TOTP secret, `ahead` time steps (30 s) from now.
 pub fn totp_code(secret: &str, ahead: u64) -> String {
+    totp_code_at(secret, totp_step() + ahead)
+}
+
+/// The current 30-second TOTP step (RFC 6238), to compute several codes for steps fixed once.
+pub fn totp_step() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() / 30
+}
+
+/// The code of TOTP step `step` for `secret` (base32).
+pub fn totp_code_at(secret: &str, step: u64) -> String {
     let secret = totp_rs::Secret::try_from_base32(secret).expect("base32 secret");
     let totp = totp_rs::Builder::new().with_secret(secret).build().expect("totp");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    totp.generate(now + 30 * ahead).to_string()
+    totp.generate(step * 30).to_string()
 }
 
 /// rustls needs one process-wide crypto provider; install ring once.

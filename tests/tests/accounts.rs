@@ -2,7 +2,7 @@
 
 use renkei_cli::ClientError;
 use renkei_protocol::{AccountStatus, CreateUserRequest, ErrorCode, PendingStep, Profession, Role, Sensitive};
-use renkei_tests::{PASSWORD, both_backends, code_of, totp_code};
+use renkei_tests::{PASSWORD, both_backends, code_of, totp_code, totp_code_at, totp_step};
 
 fn nurse(login: &str) -> CreateUserRequest {
     CreateUserRequest {
@@ -125,8 +125,10 @@ both_backends!(
         let enrollment = admin.totp_enroll().await.unwrap();
         assert!(enrollment.otpauth_uri.expose().starts_with("otpauth://totp/renkei:admin?"));
         assert_eq!(code_of(admin.totp_confirm("000000").await), ErrorCode::TotpInvalid);
-        // One code, kept: computing it again later could land in the next 30-second step.
-        let first = totp_code(enrollment.secret.expose(), 0);
+        // Every code for a step fixed here, not for whatever step the clock is in when it is computed: the
+        // server accepts one step of skew either way, so the test holds whenever a step ends during it.
+        let step = totp_step();
+        let first = totp_code_at(enrollment.secret.expose(), step);
         let user = admin.totp_confirm(&first).await.unwrap().user;
         assert!(user.totp_enabled);
         assert_eq!(code_of(admin.totp_enroll().await), ErrorCode::Conflict);
@@ -140,7 +142,7 @@ both_backends!(
         let spent = client.login("admin", &Sensitive::new(PASSWORD), Some(&first)).await;
         assert_eq!(code_of(spent), ErrorCode::TotpInvalid);
         // The next time step's code is within the one-step clock skew the server allows.
-        let code = totp_code(enrollment.secret.expose(), 1);
+        let code = totp_code_at(enrollment.secret.expose(), step + 1);
         client.login("admin", &Sensitive::new(PASSWORD), Some(&code)).await.unwrap();
         client.me().await.unwrap();
         // Replaying the same code is refused (RFC 6238 §5.2).

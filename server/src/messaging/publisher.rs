@@ -27,7 +27,7 @@ pub(super) struct Broadcaster {
 
 pub(super) fn frame_json(frame: &ServerFrame) -> Arc<str> {
     // Serialising our own frame types cannot fail (no maps with non-string keys, no custom serialisers).
-    Arc::from(serde_json::to_string(frame).unwrap_or_default())
+    Arc::from(serde_json::to_string(frame).expect("a server frame serialises: plain fields, string keys"))
 }
 
 /// A post's frame as its subscribers receive it.

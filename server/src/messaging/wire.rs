@@ -89,7 +89,9 @@ impl ClusterEvent {
 /// membership of many users is split.
 pub(super) fn payloads(node: Uuid, events: Vec<ClusterEvent>) -> Vec<String> {
     // Serialising our own event types cannot fail (see `publisher::frame_json`).
-    let json = |event: &ClusterEvent| serde_json::to_string(event).unwrap_or_default();
+    let json = |event: &ClusterEvent| {
+        serde_json::to_string(event).expect("a cluster event serialises: plain fields, string keys")
+    };
     let head = format!(r#"{{"n":"{node}","e":["#);
     let (mut payloads, mut current) = (Vec::new(), head.clone());
     for event in events {

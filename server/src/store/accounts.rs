@@ -99,28 +99,26 @@ impl Store {
         let now = to_micros(now);
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            {
-                sqlx::query("UPDATE setup_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
-                    .bind(user_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                // A reset is for a forgotten password or a lost phone: whoever holds a session now is cut off.
-                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                    .bind(user_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO setup_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(token_hash)
+            sqlx::query("UPDATE setup_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
                 .bind(user_id)
                 .bind(now)
-                .bind(to_micros(expires_at))
                 .execute(&mut *tx)
                 .await?;
-            };
+            // A reset is for a forgotten password or a lost phone: whoever holds a session now is cut off.
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO setup_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(to_micros(expires_at))
+            .execute(&mut *tx)
+            .await?;
             tx.append_audit(&self.audit_appender(), &audit, now).await?;
             tx.commit().await?;
         });
@@ -253,25 +251,23 @@ impl Store {
         let now = to_micros(now);
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            {
-                sqlx::query(
-                    "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(password_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND revoked_at IS NULL \
-                 AND ($2 IS NULL OR id <> $2)",
-                )
-                .bind(id)
-                .bind(keep_session)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            };
+            sqlx::query(
+                "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND revoked_at IS NULL \
+             AND ($2 IS NULL OR id <> $2)",
+            )
+            .bind(id)
+            .bind(keep_session)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             tx.append_audit(&self.audit_appender(), &audit, now).await?;
             tx.commit().await?;
         });
@@ -307,32 +303,30 @@ impl Store {
         let now = to_micros(now);
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            {
-                let done = sqlx::query(
-                    "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
-                 totp_last_step = $3, updated_at = $4 WHERE id = $1 AND totp_pending_secret = $2 \
-                 AND (totp_last_step IS NULL OR totp_last_step < $3)",
-                )
-                .bind(id)
-                .bind(secret)
-                .bind(step)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if done != 1 {
-                    return Ok(false);
-                }
-                sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
-                for hash in recovery_code_hashes {
-                    sqlx::query("INSERT INTO totp_recovery_codes (code_hash, user_id, created_at) VALUES ($1, $2, $3)")
-                        .bind(hash)
-                        .bind(id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            };
+            let done = sqlx::query(
+                "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
+             totp_last_step = $3, updated_at = $4 WHERE id = $1 AND totp_pending_secret = $2 \
+             AND (totp_last_step IS NULL OR totp_last_step < $3)",
+            )
+            .bind(id)
+            .bind(secret)
+            .bind(step)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            for hash in recovery_code_hashes {
+                sqlx::query("INSERT INTO totp_recovery_codes (code_hash, user_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(hash)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.append_audit(&self.audit_appender(), &audit, now).await?;
             tx.commit().await?;
         });
@@ -350,8 +344,7 @@ impl Store {
         let now = to_micros(now);
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            {
-                let done = sqlx::query(
+            let done = sqlx::query(
                 "UPDATE totp_recovery_codes SET used_at = $3 WHERE code_hash = $1 AND user_id = $2 AND used_at IS NULL",
             )
             .bind(hash)
@@ -360,10 +353,9 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-                if done != 1 {
-                    return Ok(false);
-                }
-            };
+            if done != 1 {
+                return Ok(false);
+            }
             tx.append_audit(&self.audit_appender(), &audit, now).await?;
             tx.commit().await?;
         });
@@ -376,26 +368,24 @@ impl Store {
         let now = to_micros(now);
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            {
-                let done = sqlx::query(
-                    "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL, \
-                 updated_at = $2 WHERE id = $1",
-                )
+            let done = sqlx::query(
+                "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL, \
+             updated_at = $2 WHERE id = $1",
+            )
+            .bind(user)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                 .bind(user)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if done != 1 {
-                    return Ok(false);
-                }
-                sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
-                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                    .bind(user)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            };
+                .await?;
             tx.append_audit(&self.audit_appender(), &audit, now).await?;
             tx.commit().await?;
         });

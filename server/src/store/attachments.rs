@@ -92,34 +92,32 @@ impl Store {
         let thumb_sha = new.thumbnail.as_ref().map(|t| Sha256::digest(t).to_vec());
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            {
-                sqlx::query(
-                    "INSERT INTO attachments (id, group_id, uploader_id, kind, name, size, width, height, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(new.id)
-                .bind(new.group_id)
-                .bind(new.uploader_id)
-                .bind(new.kind.as_str())
-                .bind(&new.name)
-                .bind(new.content.len() as i64)
-                .bind(new.width)
-                .bind(new.height)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO attachment_files (attachment_id, sha256, content, thumbnail, thumbnail_sha256) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(new.id)
-                .bind(&sha)
-                .bind(&new.content)
-                .bind(new.thumbnail.as_deref())
-                .bind(thumb_sha.as_deref())
-                .execute(&mut *tx)
-                .await?;
-            };
+            sqlx::query(
+                "INSERT INTO attachments (id, group_id, uploader_id, kind, name, size, width, height, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(new.id)
+            .bind(new.group_id)
+            .bind(new.uploader_id)
+            .bind(new.kind.as_str())
+            .bind(&new.name)
+            .bind(new.content.len() as i64)
+            .bind(new.width)
+            .bind(new.height)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO attachment_files (attachment_id, sha256, content, thumbnail, thumbnail_sha256) \
+             VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(new.id)
+            .bind(&sha)
+            .bind(&new.content)
+            .bind(new.thumbnail.as_deref())
+            .bind(thumb_sha.as_deref())
+            .execute(&mut *tx)
+            .await?;
             tx.append_audit(&self.audit_appender(), audit, at).await?;
             tx.commit().await?;
         });

@@ -66,8 +66,8 @@ impl Store {
     ) -> Result<OfficeRules, StoreError> {
         let at = to_micros(now);
         let appender = self.audit_appender();
-        let export = serde_json::to_string(&rules.timeline_export).unwrap_or_default();
-        let networks = serde_json::to_string(&rules.attachment_networks).unwrap_or_default();
+        let export = serde_json::to_string(&rules.timeline_export).expect("a list of roles serialises");
+        let networks = serde_json::to_string(&rules.attachment_networks).expect("a list of networks serialises");
         let days = rules.purge_archived_after_days.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;

@@ -94,13 +94,11 @@ impl Store {
         let now = to_micros(now);
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            {
-                sqlx::query("UPDATE sessions SET authenticated_at = $2, last_seen_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            };
+            sqlx::query("UPDATE sessions SET authenticated_at = $2, last_seen_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             tx.append_audit(&self.audit_appender(), &audit, now).await?;
             tx.commit().await?;
         });
@@ -142,20 +140,18 @@ impl Store {
         let now = to_micros(now);
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            {
-                let done = sqlx::query(
-                    "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
-                )
-                .bind(session_id)
-                .bind(user_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if done != 1 {
-                    return Ok(false);
-                }
-            };
+            let done = sqlx::query(
+                "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(session_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
             tx.append_audit(&self.audit_appender(), &audit, now).await?;
             tx.commit().await?;
         });

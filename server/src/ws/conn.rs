@@ -59,7 +59,9 @@ impl<E> From<Result<(), E>> for Flow {
 }
 
 fn text(frame: &ServerFrame) -> Message {
-    Message::Text(Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default()))
+    Message::Text(Utf8Bytes::from(
+        serde_json::to_string(frame).expect("a server frame serialises: plain fields, string keys"),
+    ))
 }
 
 /// The `id` of a client frame that was not (or will not be) parsed in full, for the error that answers it.
