@@ -8,6 +8,7 @@
 //! cluster and deletes its directory when the test process exits. Without binaries the PostgreSQL
 //! variants print a loud notice and return early — unless `RENKEI_REQUIRE_POSTGRES=1`, where they fail.
 
+pub mod live;
 mod postgres;
 
 use std::future::Future;
