@@ -12,10 +12,12 @@ use crate::store::{Committer, PostOutcome, PostRequest, StoreError};
 /// The most posts one transaction commits together: a batch costs a few round trips whatever its size
 /// (why 1,024: docs/decisions/0004-the-post-path.md).
 pub(super) const MAX_BATCH: usize = 1024;
-/// Under load the committer lets a batch gather this long before committing it, so that more posts share
-/// each transaction: a transaction costs PostgreSQL about the same CPU whatever its size, and on shared
-/// cores CPU is latency (docs/decisions/0004-the-post-path.md, "The committer").
-const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
+/// Under load PostgreSQL's committer lets a batch gather this long before committing it, so that more posts
+/// share each transaction: a transaction costs PostgreSQL about the same CPU whatever its size, and on
+/// shared cores CPU is latency (docs/decisions/0004-the-post-path.md, "The committer"). SQLite's does not
+/// wait: its commit costs the pages it writes, not CPU, and sixteen members posting one at a time waited
+/// the gathering on every round (docs/decisions/0010-scale-that-matches-a-city.md).
+pub(super) const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 /// Load, for [`GATHER`]: the last batch held at least this many posts. Below it a post is committed as
 /// soon as the committer is free.
 const GATHER_AFTER: usize = 4;
@@ -39,19 +41,23 @@ pub(super) struct CommitMetrics {
 
 /// The group commit: take every post waiting, commit them in one transaction, answer each, and hand the new
 /// posts to the publisher, which runs beside the next commit. While one batch is being synced to disk the
-/// next one gathers, so the batch size follows the load; under load a small batch also waits [`GATHER`]
-/// for company.
+/// next one gathers, so the batch size follows the load; under load a small batch also waits `gather`
+/// ([`GATHER`] on PostgreSQL) for company.
 pub(super) async fn run_committer(
     mut committer: Committer,
     mut rx: mpsc::Receiver<Job>,
     published: mpsc::Sender<Vec<Post>>,
     metrics: CommitMetrics,
+    gather: Option<std::time::Duration>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     let mut loaded = false;
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        if loaded && jobs.len() < GATHERED_ENOUGH {
-            tokio::time::sleep(GATHER).await;
+        if let Some(gather) = gather
+            && loaded
+            && jobs.len() < GATHERED_ENOUGH
+        {
+            tokio::time::sleep(gather).await;
             while jobs.len() < MAX_BATCH
                 && let Ok(job) = rx.try_recv()
             {

@@ -21,7 +21,7 @@ pub use contexts::PostContexts;
 pub use hub::Hub;
 
 use crate::store::{PostOutcome, PostRequest, Store, StoreError};
-use committer::{CommitMetrics, Job, MAX_BATCH, run_committer};
+use committer::{CommitMetrics, GATHER, Job, MAX_BATCH, run_committer};
 use publisher::{Broadcaster, PUBLISH_QUEUE, run_publisher};
 use wire::{ClusterEvent, ENDED_PER_EVENT};
 
@@ -63,7 +63,8 @@ impl Messaging {
             batch: metrics.commit_batch_posts.clone(),
             seconds: metrics.commit_seconds.clone(),
         };
-        tokio::spawn(run_committer(store.dedicated(1).await?.committer(), rx, published, counted));
+        let gather = clustered.then_some(GATHER);
+        tokio::spawn(run_committer(store.dedicated(1).await?.committer(), rx, published, counted, gather));
         if clustered {
             let link = Broadcaster {
                 store: store.dedicated_planning_each_call(2).await?,
