@@ -7,11 +7,14 @@
 //!     renkei-bench connections
 //!     renkei-bench resume
 //!     renkei-bench --database-url postgres://... multinode
+//!     renkei-bench fanout
+//!     renkei-bench history
 
 // No `unwrap` outside tests (clippy.toml allows it there), and a cast that may cut a number says so
 // (`try_from`); the test crates are exempt.
 #![warn(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
+mod plot;
 mod population;
 mod report;
 mod scenarios;
@@ -50,6 +53,15 @@ enum Scenario {
     Resume(scenarios::ResumeArgs),
     /// Two nodes on one PostgreSQL: posts through one node delivered on the other (default 5,000 posts/s).
     Multinode(scenarios::RateArgs),
+    /// A city-wide community group of 450 members, all connected, at 100 posts/s (45,000 deliveries a
+    /// second), beside the patient groups they belong to.
+    Fanout(scenarios::FanoutArgs),
+    /// Throughput, latency, resume and history pages again as a bulk loader fills the database (default
+    /// 0, 1 million and 10 million posts over 5,000 groups).
+    History(scenarios::HistoryArgs),
+    /// The cost curve from saved `history` and `fanout` reports: an SVG and Markdown tables (starts no
+    /// server).
+    Plot(plot::PlotArgs),
     /// 5 MiB photos: one upload's time, many at once (throughput, peak memory), and posting with photos.
     Attachments(scenarios::AttachmentsArgs),
 }
@@ -63,19 +75,29 @@ impl Scenario {
             Self::Resume(_) => "resume",
             Self::Multinode(_) => "multinode",
             Self::Attachments(_) => "attachments",
+            Self::Fanout(_) => "fanout",
+            Self::History(_) => "history",
+            Self::Plot(_) => "plot",
         }
     }
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Scenario::Plot(a) = &args.scenario {
+        return plot::plot(a);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(args))
 }
 
 async fn run(args: Args) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let nodes = if matches!(args.scenario, Scenario::Multinode(_)) { 2 } else { 1 };
+    let nodes = match &args.scenario {
+        Scenario::Multinode(_) => 2,
+        Scenario::Fanout(a) => a.nodes.max(1),
+        _ => 1,
+    };
     // Each run provisions its own users and groups, so runs can share a database.
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let servers = Servers::start(&args.servers, nodes, &run_id).await?;
@@ -85,6 +107,9 @@ async fn run(args: Args) -> Result<()> {
         Scenario::Latency(a) | Scenario::Multinode(a) => {
             scenarios::rate(&servers, &run_id, a, nodes, &mut report).await
         }
+        Scenario::Fanout(a) => scenarios::fanout(&servers, &run_id, a, nodes, &mut report).await,
+        Scenario::History(a) => scenarios::history(&servers, &run_id, a, &mut report).await,
+        Scenario::Plot(a) => plot::plot(a),
         Scenario::Connections(a) => scenarios::connections(&servers, &run_id, a, &mut report).await,
         Scenario::Resume(a) => scenarios::resume(&servers, &run_id, a, &mut report).await,
         Scenario::Attachments(a) => scenarios::attachments(&servers, &run_id, a, &mut report).await,

@@ -59,10 +59,15 @@ impl Goal {
 
     fn describe(self) -> String {
         match self {
-            Self::AtLeast(goal) => format!("≥ {goal}"),
-            Self::AtMost(goal) => format!("≤ {goal}"),
+            Self::AtLeast(goal) => format!("≥ {}", short(goal)),
+            Self::AtMost(goal) => format!("≤ {}", short(goal)),
         }
     }
+}
+
+/// A goal as written: whole numbers whole, others to one decimal.
+fn short(v: f64) -> String {
+    if v.fract() == 0.0 { format!("{v}") } else { format!("{v:.1}") }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,6 +146,9 @@ pub struct Report {
     pub counters: Vec<(String, u64)>,
     pub processes: Vec<ProcFigure>,
     pub notes: Vec<String>,
+    /// A scenario's figures at each point of a curve (`history`: one per database size).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub curve: Option<serde_json::Value>,
 }
 
 impl Report {
@@ -159,12 +167,18 @@ impl Report {
             counters: Vec::new(),
             processes: Vec::new(),
             notes: Vec::new(),
+            curve: None,
         }
     }
 
     pub fn figure(&mut self, name: &str, value: f64, unit: &str, goal: Option<Goal>) {
         let meets_goal = goal.map(|g| value.is_finite() && g.met_by(value));
         self.figures.push(Figure { name: name.into(), value, unit: unit.into(), goal, meets_goal });
+    }
+
+    /// The value of the figure named `name`, if this report has it.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.figures.iter().find(|f| f.name == name).map(|f| f.value)
     }
 
     pub fn latency(&mut self, name: &str, h: &Histogram<u64>) {

@@ -63,6 +63,9 @@ pub struct Servers {
     pub nodes: Vec<Node>,
     pub admin: Client,
     pub backend: String,
+    /// The database the started servers use (`sqlite://…` or the PostgreSQL URL); `None` for `--url`
+    /// servers.
+    pub database_url: Option<String>,
     dir: Option<PathBuf>,
     keep: bool,
 }
@@ -152,6 +155,10 @@ impl Servers {
             nodes: started,
             admin: Client::new(&first, None)?,
             backend: if is_postgres { "postgres".into() } else { "sqlite".into() },
+            database_url: Some(match &args.database_url {
+                Some(url) => url.clone(),
+                None => format!("sqlite://{}", dir.join("node1").join("renkei.sqlite3").display()),
+            }),
             dir: Some(dir),
             keep: args.keep,
         };
@@ -176,12 +183,29 @@ impl Servers {
             .enumerate()
             .map(|(i, url)| Node { url: url.clone(), pid: args.server_pids.get(i).copied(), child: None })
             .collect();
-        Ok(Self { nodes, admin, backend: "unknown (--url)".into(), dir: None, keep: false })
+        Ok(Self { nodes, admin, backend: "unknown (--url)".into(), database_url: None, dir: None, keep: false })
     }
 
     /// Where started servers keep their data and logs.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
+    }
+
+    /// Connections every node dropped behind its hub (`renkei_lagged_connections_total`, summed); `None`
+    /// when a node's /metrics cannot be read.
+    pub async fn lagged_connections(&self) -> Option<u64> {
+        let mut total = 0;
+        for node in &self.nodes {
+            total += self.metric(&node.url, "renkei_lagged_connections_total").await?;
+        }
+        Some(total)
+    }
+
+    /// One integer counter from a node's /metrics.
+    pub async fn metric(&self, url: &str, name: &str) -> Option<u64> {
+        let text = reqwest::get(format!("{url}/metrics")).await.ok()?.text().await.ok()?;
+        let value = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?;
+        value.trim().parse::<u64>().ok()
     }
 }
 

@@ -1,16 +1,18 @@
-//! The five scenarios. Each provisions what it needs through the API, measures, and fills a
+//! The scenarios. Each provisions what it needs through the API, measures, and fills a
 //! [`Report`]. Latencies are measured from the moment a post was *due* (open loop), so a stalled
 //! server cannot hide its stall by slowing the generator down (coordinated omission).
 
 mod attachments;
 mod connections;
+mod history;
 mod rate;
 mod resume;
 mod throughput;
 
 pub use attachments::{AttachmentsArgs, attachments};
 pub use connections::{ConnectionsArgs, connections};
-pub use rate::{RateArgs, rate};
+pub use history::{HistoryArgs, history};
+pub use rate::{FanoutArgs, RateArgs, fanout, rate};
 pub use resume::{ResumeArgs, resume};
 pub use throughput::{ThroughputArgs, throughput};
 
@@ -23,7 +25,7 @@ use renkei_cli::live::Live;
 use renkei_protocol::{ClientFrame, NewPost, PostKind, Subscription};
 use uuid::Uuid;
 
-use crate::population::{Group, provision};
+use crate::population::{Group, Member, provision};
 use crate::report::Report;
 use crate::servers::Servers;
 
@@ -107,6 +109,8 @@ struct Recorder {
     /// The first error frame, to say what went wrong.
     first_error: Option<String>,
     resyncs: u64,
+    /// Deliveries of community-group posts (`fanout`).
+    community: Histogram<u64>,
 }
 
 /// A duration in whole microseconds (saturating: no run lasts 584,000 years).
