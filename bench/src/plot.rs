@@ -112,6 +112,15 @@ fn history(report: &Value, line: &str, curves: &mut Curves) {
     }
 }
 
+/// Line colours that stay apart on white.
+const COLORS: [RGBColor; 5] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
 /// The upper end of an axis: the largest value and a tenth more, at least `floor`.
 fn top(lines: &[Line], axis: impl Fn(&(f64, f64)) -> f64, floor: f64) -> f64 {
     lines.iter().flat_map(|(_, p)| p.iter().map(&axis)).fold(floor, f64::max) * 1.1
@@ -121,13 +130,38 @@ fn draw(out: &Path, curves: &Curves) -> Result<()> {
     let root = SVGBackend::new(out, (1200, 800)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let panels = root.split_evenly((2, 2));
-    let specs: [(&str, &str, &str, &Vec<Line>); 4] = [
-        ("Throughput against stored posts", "stored posts (millions)", "posts/s", &curves.throughput),
-        ("Post→delivery p99 against stored posts", "stored posts (millions)", "ms", &curves.p99_by_posts),
-        ("Community post→delivery p99 against group size", "members", "ms", &curves.p99_by_size),
-        ("Server CPU per delivery against group size", "members", "µs", &curves.cpu_by_size),
+    // Each panel's legend where its lines leave room.
+    let specs: [(&str, &str, &str, &Vec<Line>, SeriesLabelPosition); 4] = [
+        (
+            "Throughput against stored posts",
+            "stored posts (millions)",
+            "posts/s",
+            &curves.throughput,
+            SeriesLabelPosition::LowerRight,
+        ),
+        (
+            "Post→delivery p99 against stored posts",
+            "stored posts (millions)",
+            "ms",
+            &curves.p99_by_posts,
+            SeriesLabelPosition::LowerLeft,
+        ),
+        (
+            "Community post→delivery p99 against group size",
+            "members",
+            "ms",
+            &curves.p99_by_size,
+            SeriesLabelPosition::UpperLeft,
+        ),
+        (
+            "Server CPU per delivery against group size",
+            "members",
+            "µs",
+            &curves.cpu_by_size,
+            SeriesLabelPosition::UpperRight,
+        ),
     ];
-    for (area, (title, x_label, y_label, lines)) in panels.iter().zip(specs) {
+    for (area, (title, x_label, y_label, lines, legend)) in panels.iter().zip(specs) {
         let x_max = top(lines, |p| p.0, 1.0);
         let y_max = top(lines, |p| p.1, 1.0);
         let mut chart = ChartBuilder::on(area)
@@ -139,7 +173,7 @@ fn draw(out: &Path, curves: &Curves) -> Result<()> {
             .map_err(plot_error)?;
         chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(plot_error)?;
         for (i, (label, points)) in lines.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = COLORS[i % COLORS.len()].to_rgba();
             let mut points = points.clone();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             chart
@@ -152,6 +186,7 @@ fn draw(out: &Path, curves: &Curves) -> Result<()> {
         if !lines.is_empty() {
             chart
                 .configure_series_labels()
+                .position(legend)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
