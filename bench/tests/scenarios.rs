@@ -81,3 +81,14 @@ fn fanout_delivers_every_community_post_to_every_other_member() {
     let p99 = report["figures"].as_array().unwrap().iter().find(|f| f["name"] == "community post→delivery p99");
     assert!(p99.and_then(|f| f["value"].as_f64()).is_some_and(f64::is_finite), "{report}");
 }
+
+#[test]
+fn light_concurrency_runs_sixteen_posters_one_post_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["throughput", "--concurrency", "16", "--in-flight", "1", "--duration", "2", "--warmup", "1"];
+    let report = bench(dir.path(), &args);
+    assert_eq!(report["parameters"]["groups"], 16);
+    assert_eq!(report["parameters"]["window"], 1);
+    assert!(counter(&report, "posts acknowledged (measured)") > 0, "{report}");
+    assert_eq!(counter(&report, "error frames"), 0);
+}

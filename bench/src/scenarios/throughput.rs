@@ -13,11 +13,12 @@ use super::*;
 
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct ThroughputArgs {
-    /// Groups, each with one poster connection.
-    #[arg(long, default_value_t = 256)]
+    /// Groups, each with one poster connection (`--concurrency` says the same).
+    #[arg(long, alias = "concurrency", default_value_t = 256)]
     pub groups: usize,
-    /// Posts each connection keeps in flight (pipelined, acknowledged after commit).
-    #[arg(long, default_value_t = 64)]
+    /// Posts each connection keeps in flight, pipelined, each acknowledged after its commit (`--in-flight`
+    /// says the same; `--concurrency 16 --in-flight 1` is sixteen members posting one at a time).
+    #[arg(long, alias = "in-flight", default_value_t = 64)]
     pub window: usize,
     #[arg(long, default_value_t = 20)]
     pub duration: u64,
