@@ -254,10 +254,8 @@ async fn clone_groups(db: &mut AnyConnection, postgres: bool, template: Uuid, la
              INSERT INTO groups ({list}) SELECT {values} FROM n, groups t WHERE t.id = ?3"
         )
     };
-    let count = i64::try_from(count)?;
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(label.to_owned()).bind(count);
-    query = if postgres { query.bind(template.to_string()) } else { query.bind(template.as_bytes().to_vec()) };
-    query.execute(&mut *db).await.context("cloning the template group")?;
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(label.to_owned()).bind(i64::try_from(count)?);
+    TemplateId::of(template, postgres).bind(query).execute(&mut *db).await.context("cloning the template group")?;
     Ok(())
 }
 
@@ -307,8 +305,7 @@ async fn load(db: &mut AnyConnection, postgres: bool, template: Uuid, label: &st
         )
     };
     let pattern = format!("{label} %");
-    let template =
-        if postgres { TemplateId::Text(template.to_string()) } else { TemplateId::Bytes(template.as_bytes().to_vec()) };
+    let template = TemplateId::of(template, postgres);
     let now = time::OffsetDateTime::now_utc();
     let (now_ms, now_us) =
         (i64::try_from(now.unix_timestamp_nanos() / 1_000_000)?, i64::try_from(now.unix_timestamp_nanos() / 1000)?);
@@ -338,6 +335,10 @@ enum TemplateId {
 }
 
 impl TemplateId {
+    fn of(id: Uuid, postgres: bool) -> Self {
+        if postgres { Self::Text(id.to_string()) } else { Self::Bytes(id.as_bytes().to_vec()) }
+    }
+
     fn bind<'q>(
         &self,
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,

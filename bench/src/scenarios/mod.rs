@@ -82,13 +82,15 @@ async fn provision_timed(
 
 /// Opens a live connection for `member` on `node` and subscribes it to `group` from the start.
 async fn subscribe(servers: &Servers, group: &Group, member: usize, node: usize) -> Result<Live> {
-    let client = group.members[member].client.on_node(&servers.nodes[node].url);
+    subscribe_all(servers, &group.members[member], &[group.id], node).await
+}
+
+/// Opens a live connection for `member` on `node`, subscribed to `groups` from the start.
+async fn subscribe_all(servers: &Servers, member: &Member, groups: &[Uuid], node: usize) -> Result<Live> {
+    let client = member.client.on_node(&servers.nodes[node].url);
     let mut live = client.connect_live().await.context("connect")?;
-    live.send(&ClientFrame::Subscribe {
-        id: "s".into(),
-        groups: vec![Subscription { group_id: group.id, after_seq: 0 }],
-    })
-    .await?;
+    let groups = groups.iter().map(|&group_id| Subscription { group_id, after_seq: 0 }).collect();
+    live.send(&ClientFrame::Subscribe { id: "s".into(), groups }).await?;
     Ok(live)
 }
 

@@ -379,15 +379,6 @@ async fn community_group(
     Ok(Group { id: created.id, members: chosen })
 }
 
-/// Opens a live connection for `member` on `node`, subscribed to `groups` from the start.
-async fn subscribe_all(servers: &Servers, member: &Member, groups: &[Uuid], node: usize) -> Result<Live> {
-    let client = member.client.on_node(&servers.nodes[node].url);
-    let mut live = client.connect_live().await.context("connect")?;
-    let groups = groups.iter().map(|&group_id| Subscription { group_id, after_seq: 0 }).collect();
-    live.send(&ClientFrame::Subscribe { id: "s".into(), groups }).await?;
-    Ok(live)
-}
-
 #[cfg(test)]
 mod tests {
     use super::Stream;
